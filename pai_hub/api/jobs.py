@@ -1,0 +1,349 @@
+"""Jobs: submit, list, detail, config, stop, attempts, logs and events (OpenPAI REST v2 §2.2–2.3).
+
+Stricter than OpenPAI: a user sees, stops and reads the logs of only their own jobs; admins of
+all. Someone else's job answers 404, as if it did not exist, so job names do not leak.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any
+
+from tornado import iostream, web
+
+from .. import protocol
+from ..orchestrator.loop import ConflictError
+from ..orchestrator.records import TERMINAL, JobRecord, TaskRecord
+from ..scheduler.feasibility import infeasible_reason
+from ..store import jobs as job_store
+from . import views
+from .base import BaseHandler
+from .errors import ApiError, bad_params, forbidden, no_job
+
+LIST_ORDER_FIELDS = {
+    "jobName": lambda j: j.name,
+    "submissionTime": lambda j: j.submitted_at,
+    "username": lambda j: j.username,
+    "vc": lambda j: j.virtual_cluster,
+    "retries": lambda j: j.retries,
+    "totalTaskNumber": lambda j: j.total_tasks,
+    "totalGpuNumber": lambda j: j.total_gpu,
+    "state": lambda j: j.state,
+    "completionTime": lambda j: j.completed_at or 0,
+    "jobPriority": lambda j: j.job_priority or "",
+}
+MAX_LIST_LIMIT = 50000
+
+
+class JobAccess(BaseHandler):
+    """Shared look-up of ``{user}~{job}`` with the ownership rule."""
+
+    def find_job(self, framework_name: str) -> JobRecord:
+        machine = self.pai.controller.machine
+        job_id = machine.names.get(framework_name)
+        if job_id is None:
+            raise no_job(framework_name)
+        job = machine.jobs[job_id]
+        if job.username != self.me.username and not self.me.admin:
+            raise no_job(framework_name)
+        return job
+
+    def current_tasks(self, job: JobRecord) -> list[TaskRecord]:
+        return list(self.pai.controller.machine.tasks.get(job.id, []))
+
+    async def history(self, job: JobRecord, attempt: int | None = None) -> list[TaskRecord]:
+        return await asyncio.get_running_loop().run_in_executor(
+            None, job_store.task_history, self.pai.store, job.id, attempt
+        )
+
+
+@web.stream_request_body
+class JobsHandler(JobAccess):
+    """``GET /jobs`` (list with filters) and ``POST /jobs`` (submit protocol YAML → 202)."""
+
+    def prepare(self) -> None:
+        super().prepare()
+        self._chunks: list[bytes] = []
+        self._size = 0
+        if self.request.method == "POST":
+            limit = self.pai.max_job_bytes
+            length = int(self.request.headers.get("Content-Length") or 0)
+            if length > limit:
+                raise self._too_large()
+            self.request.connection.set_max_body_size(max(limit, 1) + 1)
+
+    def _too_large(self) -> ApiError:
+        return ApiError(413, "PayloadTooLargeError",
+                        f"the job protocol is larger than {self.pai.max_job_bytes} bytes; "
+                        "move large data into prerequisites or files")
+
+    def data_received(self, chunk: bytes) -> None:
+        self._size += len(chunk)
+        if self._size > self.pai.max_job_bytes:
+            raise self._too_large()
+        self._chunks.append(chunk)
+
+    async def post(self) -> None:
+        try:
+            text = b"".join(self._chunks).decode("utf-8")
+        except UnicodeDecodeError:
+            raise ApiError(400, "InvalidProtocolError", "the job protocol must be UTF-8 text") from None
+        job, plan = self._validate(text)
+        try:
+            await self.pai.controller.submit(job, plan)
+        except ConflictError as exc:
+            raise ApiError(409, "ConflictJobError", str(exc)) from None
+        self.send({"status": 202, "message": f"Update job {job.name} for user {job.username} successfully."}, 202)
+
+    def _validate(self, text: str) -> tuple[JobRecord, Any]:
+        try:
+            parsed = protocol.load(text)
+            plan = protocol.render(parsed, username=self.me.username)
+        except protocol.InvalidProtocol as exc:
+            raise ApiError(400, "InvalidProtocolError", str(exc)) from None
+        vc = plan.virtual_cluster
+        if vc not in self.pai.virtual_clusters:
+            raise ApiError(400, "NoVirtualClusterError",
+                           f"defaults.virtualCluster: virtual cluster {vc!r} does not exist; "
+                           f"available: {', '.join(sorted(self.pai.virtual_clusters))}")
+        if not self.me.admin and vc not in self.pai.user_virtual_clusters(self.me.username):
+            raise forbidden(f"User {self.me.username} is not allowed to do operation in {vc}")
+        problem = infeasible_reason(
+            [(r.name, r.instances, r.cpu, r.memory_mb, r.gpu) for r in plan.task_roles.values()],
+            self.pai.controller.machine.nodes.values(),
+        )
+        if problem:
+            raise ApiError(400, "InvalidProtocolError", problem)
+        roles = plan.task_roles.values()
+        job = JobRecord(
+            id=0,
+            framework_name=plan.framework_name,
+            username=self.me.username,
+            name=plan.name,
+            virtual_cluster=vc,
+            state="WAITING",
+            config_yaml=protocol.mask_secrets(text),
+            protocol=protocol.masked_config(parsed),
+            secrets=dict(plan.secrets or {}),
+            submitted_at=time.time(),
+            priority=plan_priority(plan),
+            job_priority=plan.priority_class,
+            total_gpu=sum(r.gpu * r.instances for r in roles),
+            total_tasks=sum(r.instances for r in roles),
+            total_task_roles=len(plan.task_roles),
+        )
+        return job, plan
+
+    def get(self) -> None:
+        args = {k: self.get_argument(k, "") for k in
+                ("username", "vc", "state", "keyword", "tagsContain", "tagsNotContain", "jobPriority")}
+        try:
+            offset = int(self.get_argument("offset", "0"))
+            limit = int(self.get_argument("limit", "5000"))
+        except ValueError:
+            raise bad_params("offset and limit must be integers") from None
+        if limit > MAX_LIST_LIMIT:
+            raise bad_params(f"Limit exceeds max number {MAX_LIST_LIMIT}.")
+        if offset < 0 or limit < 0:
+            raise bad_params("offset and limit must not be negative")
+        jobs = [j for j in self.pai.controller.machine.jobs.values() if self._visible(j, args)]
+        field, _, direction = self.get_argument("order", "submissionTime,DESC").partition(",")
+        key = LIST_ORDER_FIELDS.get(field, LIST_ORDER_FIELDS["submissionTime"])
+        jobs.sort(key=key, reverse=(direction or "DESC").upper() != "ASC")
+        page = [views.job_summary(j) for j in jobs[offset: offset + limit]]
+        if self.get_argument("withTotalCount", "false").lower() == "true":
+            self.send({"totalCount": len(jobs), "data": page})
+        else:
+            self.send(page)
+
+    def _visible(self, job: JobRecord, args: dict[str, str]) -> bool:
+        if not self.me.admin and job.username != self.me.username:
+            return False
+
+        def listed(name: str) -> set[str]:
+            return {v for v in args[name].split(",") if v}
+
+        if args["username"] and job.username not in listed("username"):
+            return False
+        if args["vc"] and job.virtual_cluster not in listed("vc"):
+            return False
+        if args["state"] and job.state not in listed("state"):
+            return False
+        if args["keyword"]:
+            kw = args["keyword"].lower()
+            if not any(kw in s.lower() for s in (job.username, job.name, job.virtual_cluster)):
+                return False
+        if args["tagsContain"] and not listed("tagsContain") & set(job.tags):
+            return False
+        if args["tagsNotContain"] and listed("tagsNotContain") & set(job.tags):
+            return False
+        return not args["jobPriority"] or (job.job_priority or "default") in listed("jobPriority")
+
+
+def plan_priority(plan: Any) -> int:
+    from ..orchestrator.machine import PRIORITY_CLASSES
+
+    return PRIORITY_CLASSES.get(plan.priority_class or "test", 10)
+
+
+class JobHandler(JobAccess):
+    def get(self, framework_name: str) -> None:
+        job = self.find_job(framework_name)
+        attempt = self.pai.controller.machine.attempts.get(job.id)
+        self.send(views.job_detail(job, attempt, self.current_tasks(job)))
+
+
+class JobAttemptHandler(JobAccess):
+    async def get(self, framework_name: str, attempt_id: str) -> None:
+        job = self.find_job(framework_name)
+        attempt = int(attempt_id)
+        if attempt > job.attempt_id or attempt < 0:
+            raise ApiError(404, "NoJobError", f"JobAttemptId {attempt} is not found in {framework_name}.")
+        if attempt == job.attempt_id:
+            self.send(views.job_detail(job, self.pai.controller.machine.attempts.get(job.id),
+                                       self.current_tasks(job)))
+            return
+        tasks = _latest_per_task(await self.history(job, attempt))
+        attempts = await asyncio.get_running_loop().run_in_executor(
+            None, job_store.job_attempts, self.pai.store, job.id)
+        record = next((a for a in attempts if a.attempt_id == attempt), None)
+        self.send(views.job_detail(job, record, tasks))
+
+
+def _latest_per_task(tasks: list[TaskRecord]) -> list[TaskRecord]:
+    best: dict[tuple[str, int], TaskRecord] = {}
+    for t in tasks:
+        if (t.role, t.task_index) not in best or t.attempt_id > best[(t.role, t.task_index)].attempt_id:
+            best[(t.role, t.task_index)] = t
+    return list(best.values())
+
+
+class JobConfigHandler(JobAccess):
+    def get(self, framework_name: str) -> None:
+        job = self.find_job(framework_name)
+        # OpenPAI sends the masked config object; we send the masked YAML text the user submitted.
+        self.set_header("Content-Type", "text/yaml; charset=UTF-8")
+        self.finish(job.config_yaml)
+
+
+class ExecutionTypeHandler(JobAccess):
+    async def put(self, framework_name: str) -> None:
+        job = self.find_job(framework_name)
+        value = self.json_body().get("value")
+        if value not in ("STOP", "START"):
+            raise bad_params('value: must be "STOP" or "START"')
+        if job.username != self.me.username and not self.me.admin:
+            raise forbidden(f"User {self.me.username} is not allowed to execute job {framework_name}.")
+        if value == "STOP":
+            await self.pai.controller.stop(job.id)
+        self.send({"status": 202, "message": f"Execute job {framework_name} successfully."}, 202)
+
+
+class TaskAttemptsHandler(JobAccess):
+    async def get(self, framework_name: str, attempt_id: str, role: str, index: str) -> None:
+        job = self.find_job(framework_name)
+        tasks = [t for t in await self.history(job, int(attempt_id))
+                 if (t.role == role or views.fc_role_name(t.role) == role) and t.task_index == int(index)]
+        if not tasks:
+            raise no_job(framework_name)
+        tasks.sort(key=lambda t: -t.attempt_id)
+        current = tasks[0]
+        self.send({
+            "username": job.username, "jobName": job.name, "jobAttemptId": int(attempt_id),
+            "taskRoleName": current.role, "taskIndex": current.task_index, "taskUid": current.task_uid,
+            "taskState": current.state, "retries": current.retries,
+            "accountableRetries": current.accountable_retries,
+            "createdTime": views.ms(tasks[-1].created_at), "launchedTime": views.ms(current.launched_at),
+            "completedTime": views.ms(current.completed_at),
+            "attempts": [views.task_attempt_view(job, t) for t in tasks],
+        })
+
+
+class TaskLogsHandler(JobAccess):
+    """``.../attempts/{ta}/logs`` lists log locations; ``.../logs/{name}`` returns the bytes.
+
+    The content route is our extension (OpenPAI served logs from a separate log manager):
+    ``?offset=N`` reads from byte N, ``?tail-mode=true`` the last 16 KiB.
+    """
+
+    async def get(self, framework_name: str, attempt_id: str, role: str, index: str, task_attempt: str,
+                  name: str | None = None) -> None:
+        job = self.find_job(framework_name)
+        task_id = f"{job.id}.{int(attempt_id)}.{role}.{int(index)}.{int(task_attempt)}"
+        backend = self.pai.controller.backend
+        names = backend.log_names(task_id)
+        if not names:
+            raise ApiError(404, "NoTaskLogError", "Log of task is not found.")
+        base = self.request.path.rstrip("/")
+        if name is None:
+            tail = self.get_argument("tail-mode", "false") == "true"
+            self.send({"locations": [{"name": n, "uri": f"{base}/{n}" + ("?tail-mode=true" if tail else "")}
+                                     for n in names]})
+            return
+        if name not in names:
+            raise ApiError(404, "NoTaskLogError", f"Log {name} of task is not found; available: {', '.join(names)}")
+        try:
+            offset = int(self.get_argument("offset", "0"))
+        except ValueError:
+            raise bad_params("offset must be an integer") from None
+        data = backend.read_log(task_id, name, offset, None)
+        if self.get_argument("tail-mode", "false") == "true":
+            data = data[-16384:]
+        self.set_header("Content-Type", "text/plain; charset=UTF-8")
+        self.set_header("X-Log-Offset", str(offset + len(data)))
+        self.finish(data)
+
+
+class EventsHandler(JobAccess):
+    """OpenPAI's ``{totalCount, data}``; with ``Accept: text/event-stream``, a live stream."""
+
+    async def get(self, framework_name: str) -> None:
+        job = self.find_job(framework_name)
+        etype = self.get_argument("type", None)
+        rows = await asyncio.get_running_loop().run_in_executor(
+            None, job_store.events, self.pai.store, job.id, 0, etype)
+        roles = {t.task_id: f"{t.role}/{t.task_index}" for t in await self.history(job)}
+        if "text/event-stream" not in self.request.headers.get("Accept", ""):
+            data = [views.event_view(job, r, roles) for r in reversed(rows)]
+            self.send({"totalCount": len(data), "data": data})
+            return
+        await self._stream(job, rows, roles)
+
+    async def _stream(self, job: JobRecord, rows: list[dict[str, Any]], roles: dict[str, str]) -> None:
+        controller = self.pai.controller
+        queue = controller.subscribe(job.id)
+        self.set_header("Content-Type", "text/event-stream")
+        self.set_header("X-Accel-Buffering", "no")
+        last = 0
+        try:
+            for r in rows:
+                last = r["id"]
+                await self._emit(views.event_view(job, r, roles))
+            # events committed between the query and the subscription
+            for r in await asyncio.get_running_loop().run_in_executor(
+                    None, job_store.events, self.pai.store, job.id, last, None):
+                await self._emit(views.event_view(job, r, roles))
+            while job.state not in TERMINAL:
+                try:
+                    ev = await asyncio.wait_for(queue.get(), timeout=15)
+                except asyncio.TimeoutError:
+                    self.write(": keep-alive\n\n")
+                    await self.flush()
+                    continue
+                row = {"id": 0, **ev.__dict__}
+                for t in controller.machine.tasks.get(job.id, []):
+                    roles[t.task_id] = f"{t.role}/{t.task_index}"
+                await self._emit(views.event_view(job, row, roles))
+            self.write(f"event: end\ndata: {json.dumps({'state': job.state})}\n\n")
+            await self.flush()
+        except iostream.StreamClosedError:
+            pass
+        finally:
+            controller.unsubscribe(job.id, queue)
+        self.finish()
+
+    async def _emit(self, payload: dict[str, Any]) -> None:
+        self.write(f"data: {json.dumps(payload)}\n\n")
+        await self.flush()

@@ -1,0 +1,150 @@
+"""Users, tokens and basic login (standalone mode), and the ``info`` routes (notes §2.1–2.2).
+
+Stricter than OpenPAI: only admins list users or read another user's record, and tokens are
+never shown again after they are created (only their ids): the store keeps only their hashes.
+"""
+
+from __future__ import annotations
+
+import re
+
+from .. import __version__
+from .base import BaseHandler
+from .errors import ApiError, bad_params, forbidden
+
+USERNAME = re.compile(r"^[\w.-]+$")
+DEFAULT_TOKEN_SECONDS = 7 * 24 * 3600
+
+
+class InfoHandler(BaseHandler):
+    public = True
+
+    def get(self) -> None:
+        self.send({"name": "PAI RESTful API", "version": __version__, "launcherType": "local",
+                   "authnMethod": "basic", "server": "pai-hub"})
+
+
+class V2RootHandler(BaseHandler):
+    public = True
+
+    def get(self) -> None:
+        self.set_header("Content-Type", "text/plain; charset=UTF-8")
+        self.finish("PAI RESTful API v2")
+
+
+class AuthnInfoHandler(BaseHandler):
+    public = True
+
+    def get(self) -> None:
+        self.send({"authn_type": "basic", "loginURI": "/api/v2/authn/basic/login", "loginURIMethod": "post"})
+
+
+class LoginHandler(BaseHandler):
+    """``POST /authn/basic/login`` and ``POST /tokens``: username + password → a browser token."""
+
+    public = True
+
+    def post(self) -> None:
+        if self.request.headers.get("Content-Type", "").startswith("application/x-www-form-urlencoded"):
+            body = {k: self.get_body_argument(k) for k in ("username", "password", "expiration")
+                    if self.get_body_argument(k, None) is not None}
+        else:
+            body = self.json_body()
+        username, password = body.get("username"), body.get("password")
+        if not isinstance(username, str) or not USERNAME.match(username):
+            raise bad_params("username: required, letters, digits, '_', '.' or '-'")
+        if not isinstance(password, str) or not password:
+            raise bad_params("password: required")
+        try:
+            expiration = int(body.get("expiration", DEFAULT_TOKEN_SECONDS))
+        except (TypeError, ValueError):
+            raise bad_params("expiration: must be a number of seconds between 60 and 604800") from None
+        if not 60 <= expiration <= 604800:
+            raise bad_params("expiration: must be a number of seconds between 60 and 604800")
+        users = self.pai.users
+        user = users.get(username)
+        if user is None:
+            raise ApiError(400, "NoUserError", f"User {username} is not found.")
+        if not users.verify(username, password):
+            raise ApiError(400, "IncorrectPasswordError", "Password is incorrect.")
+        token = users.create_token(username, name="login", application=False, lifetime=expiration)
+        self.send({"user": username, "token": token, "admin": user["admin"], "hasGitHubPAT": False})
+
+
+class LogoutHandler(BaseHandler):
+    def delete(self) -> None:
+        token = self.request.headers.get("Authorization", "").partition(" ")[2].strip()
+        self.pai.users.revoke(self.me.username, token)
+        self.send({"message": "Logout successfully"})
+
+
+class TokensHandler(BaseHandler):
+    def get(self) -> None:
+        self.send({"tokens": self.pai.users.list_tokens(self.me.username)})
+
+
+class ApplicationTokenHandler(BaseHandler):
+    def post(self) -> None:
+        if self.me.application:
+            raise forbidden("Applications are not allowed to do this operation.")
+        name = self.json_body().get("name", "application")
+        token = self.pai.users.create_token(self.me.username, name=str(name), application=True)
+        self.send({"token": token, "application": True})
+
+
+class TokenHandler(BaseHandler):
+    def delete(self, token: str) -> None:
+        if not self.pai.users.revoke(self.me.username, token):
+            raise ApiError(404, "NoTokenError", "Token is not found among your tokens.")
+        self.send({"message": "revoke successfully"})
+
+
+class TokenCheckHandler(BaseHandler):
+    def get(self) -> None:
+        self.send({"username": self.me.username, "application": self.me.application, "admin": self.me.admin})
+
+
+class UsersHandler(BaseHandler):
+    def get(self) -> None:
+        self.require_admin()
+        self.send(self.pai.users.list())
+
+    def post(self) -> None:
+        self.require_admin()
+        body = self.json_body()
+        username = body.get("username")
+        if not isinstance(username, str) or not USERNAME.match(username):
+            raise bad_params("username: required, letters, digits, '_', '.' or '-'")
+        password = body.get("password")
+        if password is not None and (not isinstance(password, str) or len(password) < 6):
+            raise bad_params("password: at least 6 characters")
+        admin = body.get("admin", False)
+        if not isinstance(admin, bool):
+            raise bad_params("admin: must be true or false")
+        try:
+            self.pai.users.create(username, password, admin=admin, email=str(body.get("email", "")))
+        except KeyError:
+            raise ApiError(409, "ConflictUserError", f"User name {username} already exists.") from None
+        self.send({"message": "User is created successfully"}, 201)
+
+
+class UserHandler(BaseHandler):
+    def get(self, username: str) -> None:
+        if username == "me":
+            username = self.me.username
+        if username != self.me.username:
+            self.require_admin()
+        user = self.pai.users.get(username)
+        if user is None:
+            raise ApiError(404, "NoUserError", f"User {username} is not found.")
+        self.send(user)
+
+    def delete(self, username: str) -> None:
+        self.require_admin()
+        user = self.pai.users.get(username)
+        if user is None:
+            raise ApiError(404, "NoUserError", f"User {username} is not found.")
+        if user["admin"]:
+            raise ApiError(403, "RemoveAdminError", f"Admin {username} is not allowed to remove.")
+        self.pai.users.delete(username)
+        self.send({"message": "user is removed successfully"})

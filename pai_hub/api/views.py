@@ -1,0 +1,168 @@
+"""OpenPAI's JSON shapes for jobs, tasks and events (notes/openpai.md §2.3), from our records."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from datetime import datetime, timezone
+from typing import Any
+
+from ..orchestrator.records import (
+    EXIT_STOP_REQUESTED,
+    FAILED,
+    JobAttemptRecord,
+    JobRecord,
+    TaskRecord,
+)
+
+
+def ms(t: float | None) -> int | None:
+    return int(t * 1000) if t is not None else None
+
+
+def iso(t: float) -> str:
+    return datetime.fromtimestamp(t, tz=timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def fc_role_name(role: str) -> str:
+    """FrameworkController's task-role name: lowercase alphanumerics (``ps_server`` → ``psserver``)."""
+    return re.sub(r"[^a-z0-9]", "", role.lower())
+
+
+def debug_id(framework_name: str) -> str:
+    return hashlib.md5(framework_name.encode()).hexdigest()
+
+
+def job_summary(job: JobRecord) -> dict[str, Any]:
+    return {
+        "debugId": debug_id(job.framework_name),
+        "name": job.name,
+        "username": job.username,
+        "state": job.state,
+        "subState": job.sub_state,
+        "executionType": job.execution_type,
+        "tags": list(job.tags),
+        "retries": job.retries,
+        "retryDetails": {"user": job.retries_user, "platform": job.retries_platform, "resource": 0},
+        "retryDelayTime": 0,
+        "submissionTime": ms(job.submitted_at),
+        "createdTime": ms(job.submitted_at),
+        "launchedTime": ms(job.launched_at or job.completed_at),
+        "completedTime": ms(job.completed_at),
+        "appExitCode": job.exit_code,
+        "virtualCluster": job.virtual_cluster,
+        "totalGpuNumber": job.total_gpu,
+        "totalTaskNumber": job.total_tasks,
+        "totalTaskRoleNumber": job.total_task_roles,
+        "jobPriority": job.job_priority,
+        "waitingReason": job.waiting_reason,
+    }
+
+
+def log_uri(job: JobRecord, task: TaskRecord, prefix: str = "/api/v2") -> str:
+    return (f"{prefix}/jobs/{job.framework_name}/attempts/{task.job_attempt_id}/taskRoles/{task.role}"
+            f"/taskIndex/{task.task_index}/attempts/{task.attempt_id}/logs")
+
+
+def task_attempt_view(job: JobRecord, task: TaskRecord) -> dict[str, Any]:
+    return {
+        "attemptId": task.attempt_id,
+        "attemptState": task.state,
+        "currentAttemptCreatedTime": ms(task.created_at),
+        "currentAttemptLaunchedTime": ms(task.launched_at),
+        "currentAttemptCompletedTime": ms(task.completed_at),
+        "containerId": task.task_uid,
+        "containerIp": task.ip,
+        "containerNodeName": task.node,
+        "containerPorts": {k: ",".join(map(str, v)) for k, v in task.ports.items()},
+        "containerGpus": ",".join(map(str, task.gpus)) if task.gpus else None,
+        "containerLog": log_uri(job, task),
+        "containerExitCode": task.exit_code,
+        "containerExitSpec": None,
+        "containerExitDiagnostics": task.exit_diagnostics,
+    }
+
+
+def task_status(job: JobRecord, task: TaskRecord) -> dict[str, Any]:
+    return {
+        "taskIndex": task.task_index,
+        "taskUid": task.task_uid,
+        "taskState": task.state,
+        "retries": task.retries,
+        "accountableRetries": task.accountable_retries,
+        "createdTime": ms(task.created_at),
+        "launchedTime": ms(task.launched_at or task.completed_at),
+        "completedTime": ms(task.completed_at),
+        **task_attempt_view(job, task),
+    }
+
+
+def job_detail(job: JobRecord, attempt: JobAttemptRecord | None, tasks: list[TaskRecord]) -> dict[str, Any]:
+    roles: dict[str, Any] = {}
+    order = list(job.protocol.get("taskRoles", {}))
+    for task in sorted(tasks, key=lambda t: (order.index(t.role) if t.role in order else 0, t.task_index)):
+        entry = roles.setdefault(fc_role_name(task.role), {"taskRoleStatus": {"name": task.role},
+                                                           "taskStatuses": []})
+        entry["taskStatuses"].append(task_status(job, task))
+    trigger = job.exit_trigger or {}
+    exit_type = None
+    if job.state == "SUCCEEDED":
+        exit_type = "Succeeded"
+    elif job.state in (FAILED, "STOPPED"):
+        exit_type = "Failed"
+    status = {
+        "username": job.username,
+        "state": job.state,
+        "subState": job.sub_state,
+        "executionType": job.execution_type,
+        "retries": job.retries,
+        "retryDetails": {"user": job.retries_user, "platform": job.retries_platform, "resource": 0},
+        "retryDelayTime": 0,
+        "createdTime": ms(job.submitted_at),
+        "launchedTime": ms(job.launched_at or job.completed_at),
+        "completedTime": ms(job.completed_at),
+        "submissionTime": ms(job.submitted_at),
+        "attemptId": job.attempt_id,
+        "attemptState": attempt.state if attempt else job.state,
+        "appId": f"{debug_id(job.framework_name)}-{job.attempt_id}",
+        "appProgress": 1 if job.completed_at else 0,
+        "appTrackingUrl": "",
+        "appCreatedTime": ms(attempt.created_at) if attempt else None,
+        "appLaunchedTime": ms(attempt.launched_at) if attempt else None,
+        "appCompletedTime": ms(attempt.completed_at) if attempt else None,
+        "appExitCode": job.exit_code,
+        "appExitSpec": None,
+        "appExitDiagnostics": job.exit_diagnostics,
+        "appExitMessages": None,
+        "appExitTriggerMessage": "stop requested" if job.exit_code == EXIT_STOP_REQUESTED else None,
+        "appExitTriggerTaskRoleName": trigger.get("taskRole"),
+        "appExitTriggerTaskIndex": trigger.get("taskIndex"),
+        "appExitType": exit_type,
+        "virtualCluster": job.virtual_cluster,
+        "waitingReason": job.waiting_reason,
+    }
+    detail = {"debugId": debug_id(job.framework_name), "name": job.name, "tags": list(job.tags),
+              "jobStatus": status, "taskRoles": roles}
+    if job.job_priority is not None:
+        detail["jobPriority"] = job.job_priority
+    return detail
+
+
+def event_view(job: JobRecord, ev: dict[str, Any], roles: dict[str, str]) -> dict[str, Any]:
+    """One event in OpenPAI's shape; ``roles`` maps task ids to their ``role/index``."""
+    task = roles.get(ev.get("task_id") or "", "")
+    role, _, index = task.partition("/")
+    return {
+        "uid": str(ev["id"]),
+        "frameworkName": job.framework_name,
+        "taskroleName": role or None,
+        "taskName": ev.get("task_id"),
+        "taskIndex": int(index) if index else None,
+        "type": ev["type"],
+        "reason": ev["reason"],
+        "message": ev["message"],
+        "firstTimestamp": iso(ev["timestamp"]),
+        "lastTimestamp": iso(ev["timestamp"]),
+        "count": 1,
+        "sourceComponent": "pai-hub",
+    }

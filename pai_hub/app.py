@@ -1,0 +1,177 @@
+"""The PAI Hub control plane as a traitlets Application: store, backend, scheduler, loop, REST API.
+
+Configuration is layered (ARCHITECTURE.md §7): trait defaults < ``pai_config.py`` in the data
+directory < ``PAI_*`` environment variables < command-line flags.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import signal
+from pathlib import Path
+from typing import Any
+
+from tornado import httpserver, web
+from traitlets import Float, Integer, List, Unicode, default
+from traitlets.config import Application
+
+from . import __version__, protocol
+from .api import jobs as job_api
+from .api import users as user_api
+from .api.base import NotFoundHandler
+from .backends.local import LocalBackend
+from .orchestrator.loop import Controller
+from .orchestrator.machine import Machine
+from .orchestrator.records import JobRecord
+from .orchestrator.specs import build_task_spec
+from .scheduler.gang import GangScheduler
+from .store import open_store
+from .store.db import sqlite_url
+from .store.users import UserRepository
+
+log = logging.getLogger("pai_hub")
+
+ROUTE_PREFIXES = ("/api/v2", "/rest-server/api/v2")
+FW = r"([^/]+~[^/]+)"
+TASK = FW + r"/attempts/(\d+)/taskRoles/([A-Za-z0-9_]+)/taskIndex/(\d+)/attempts/(\d+)/logs"
+
+
+def routes() -> list[tuple[str, type]]:
+    table = [
+        (r"/jobs", job_api.JobsHandler),
+        (rf"/jobs/{FW}", job_api.JobHandler),
+        (rf"/jobs/{FW}/config", job_api.JobConfigHandler),
+        (rf"/jobs/{FW}/executionType", job_api.ExecutionTypeHandler),
+        (rf"/jobs/{FW}/events", job_api.EventsHandler),
+        (rf"/jobs/{FW}/attempts/(\d+)", job_api.JobAttemptHandler),
+        (rf"/jobs/{FW}/attempts/(\d+)/taskRoles/([A-Za-z0-9_]+)/taskIndex/(\d+)/attempts",
+         job_api.TaskAttemptsHandler),
+        (rf"/jobs/{TASK}", job_api.TaskLogsHandler),
+        (rf"/jobs/{TASK}/([A-Za-z0-9_.-]+)", job_api.TaskLogsHandler),
+        (r"/info", user_api.InfoHandler),
+        (r"/?", user_api.V2RootHandler),
+        (r"/authn/info", user_api.AuthnInfoHandler),
+        (r"/authn/basic/login", user_api.LoginHandler),
+        (r"/authn/basic/logout", user_api.LogoutHandler),
+        (r"/tokens", user_api.TokensHandler),
+        (r"/tokens/application", user_api.ApplicationTokenHandler),
+        (r"/tokens/check", user_api.TokenCheckHandler),
+        (r"/tokens/([^/]+)", user_api.TokenHandler),
+        (r"/users?", user_api.UsersHandler),
+        (r"/users?/([^/]+)", user_api.UserHandler),
+    ]
+    out: list[tuple[str, type]] = []
+    for prefix in ROUTE_PREFIXES:
+        out += [(prefix + path, handler) for path, handler in table]
+    out += [(r"/api/v1/?", user_api.InfoHandler), (r"/api/v1/info", user_api.InfoHandler)]
+    return out
+
+
+class PaiHub(Application):
+    """``pai server``: the standalone control plane with the local backend."""
+
+    name = "pai-hub"
+    version = __version__
+    description = "PAI Hub control plane"
+
+    ip = Unicode("127.0.0.1", help="Address to listen on.").tag(config=True)
+    port = Integer(9186, help="Port to listen on (OpenPAI's REST server port).").tag(config=True)
+    data_dir = Unicode(help="Where the database, task directories and logs live.").tag(config=True)
+    db_url = Unicode("", help="SQLAlchemy URL of the store; empty = SQLite in the data directory.").tag(config=True)
+    simulated_gpus = Integer(0, help="GPUs to declare on a machine without any (labelled simulated).").tag(
+        config=True)
+    node_cpu = Integer(0, help="CPUs the local node offers to jobs; 0 = the machine's count.").tag(config=True)
+    node_memory_mb = Integer(0, help="Memory (MB) the local node offers; 0 = the machine's.").tag(config=True)
+    stop_grace = Float(10.0, help="Seconds between SIGTERM and SIGKILL when stopping a task.").tag(config=True)
+    max_job_bytes = Integer(1 << 20, help="Largest job protocol accepted, in bytes.").tag(config=True)
+    virtual_clusters = List(Unicode(), ["default"], help="Virtual clusters jobs may name.").tag(config=True)
+    admin_user = Unicode("admin", help="The first administrator, created on first start.").tag(config=True)
+
+    @default("data_dir")
+    def _default_data_dir(self) -> str:
+        return os.environ.get("PAI_DATA_DIR", str(Path.home() / ".pai-hub"))
+
+    _ENV = {"PAI_PORT": ("port", int), "PAI_IP": ("ip", str), "PAI_DB_URL": ("db_url", str),
+            "PAI_SIMULATED_GPUS": ("simulated_gpus", int), "PAI_NODE_CPU": ("node_cpu", int),
+            "PAI_STOP_GRACE": ("stop_grace", float)}
+
+    def load_layers(self, overrides: dict[str, Any]) -> None:
+        """pai_config.py in the data directory, then PAI_* variables, then explicit overrides."""
+        data_dir = overrides.get("data_dir") or self.data_dir
+        config_file = Path(data_dir) / "pai_config.py"
+        if config_file.exists():
+            self.load_config_file(config_file.name, path=str(config_file.parent))
+        for var, (trait, cast) in self._ENV.items():
+            if var in os.environ:
+                try:
+                    setattr(self, trait, cast(os.environ[var]))
+                except ValueError:
+                    raise SystemExit(f"environment variable {var}={os.environ[var]!r}: expected {cast.__name__}") from None
+        for trait, value in overrides.items():
+            if value is not None:
+                setattr(self, trait, value)
+
+    # -- wiring ---------------------------------------------------------------------------------
+    async def start_services(self) -> web.Application:
+        data = Path(self.data_dir)
+        data.mkdir(parents=True, exist_ok=True)
+        self.store = open_store(self.db_url or sqlite_url(data))
+        self.users = UserRepository(self.store)
+        self.users.ensure_groups(list(self.virtual_clusters))
+        self.admin_token = self._bootstrap_admin(data)
+        self.backend = LocalBackend(
+            data / "run",
+            simulated_gpus=self.simulated_gpus or None,
+            cpu=self.node_cpu or None,
+            memory_mb=self.node_memory_mb or None,
+        )
+        nodes = self.backend.nodes()
+        scheduler = GangScheduler({n.name: (n.cpu, n.memory_mb, tuple(g.index for g in n.gpus)) for n in nodes})
+        from pai_runtime.ports import hashed_ports
+
+        machine = Machine(scheduler, nodes, build_task_spec, hashed_ports, stop_grace=self.stop_grace)
+        self.controller = Controller(self.store, self.backend, machine, self._plan_of)
+        await self.controller.start()
+        return web.Application(routes(), pai=self, default_handler_class=NotFoundHandler)
+
+    def _plan_of(self, job: JobRecord) -> Any:
+        doc = dict(job.protocol)
+        if job.secrets:
+            doc["secrets"] = job.secrets
+        return protocol.render(protocol.load_dict(doc), username=job.username)
+
+    def _bootstrap_admin(self, data: Path) -> str | None:
+        """On first start: an admin user and an application token, kept in ``admin-token`` (0600)."""
+        token_file = data / "admin-token"
+        if self.users.get(self.admin_user) is None:
+            self.users.create(self.admin_user, secrets.token_urlsafe(12), admin=True)
+            token = self.users.create_token(self.admin_user, name="bootstrap")
+            fd = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(token + "\n")
+        return token_file.read_text().strip() if token_file.exists() else None
+
+    def user_virtual_clusters(self, username: str) -> list[str]:
+        user = self.users.get(username)
+        return user["virtualCluster"] if user else []
+
+    async def serve(self) -> None:
+        app = await self.start_services()
+        server = httpserver.HTTPServer(app, max_body_size=max(self.max_job_bytes * 4, 4 << 20), xheaders=False)
+        server.listen(self.port, address=self.ip)
+        url = f"http://{self.ip}:{self.port}"
+        print(f"PAI Hub {__version__} listening on {url}/api/v2", flush=True)
+        if self.admin_token:
+            print(f"admin token ({self.admin_user}): {self.admin_token}", flush=True)
+            print(f"  export PAI_URL={url} PAI_TOKEN={self.admin_token}", flush=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        server.stop()
+        await self.controller.close()
+        self.store.close()

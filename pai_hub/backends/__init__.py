@@ -1,0 +1,1 @@
+"""Where tasks run. Each backend implements :class:`pai_hub.backends.base.Backend`."""

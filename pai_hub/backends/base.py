@@ -1,0 +1,122 @@
+"""The backend contract: how the orchestrator starts, stops, observes and re-adopts tasks.
+
+The orchestrator never touches processes, pods or batch jobs itself. It hands a backend a
+:class:`TaskLaunch` (what to run, where, with which GPUs) and reads :class:`TaskExit` records
+back from :meth:`Backend.events`. Backends must keep tasks running when the control plane dies
+and report, through :meth:`Backend.adopt`, what happened while it was away.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class GpuInfo:
+    """One GPU of a node. ``simulated`` GPUs are declared in config on machines without any."""
+
+    index: int
+    uuid: str
+    model: str
+    memory_mb: int
+    simulated: bool = False
+
+
+@dataclass(frozen=True)
+class NodeInfo:
+    """What a backend offers the scheduler: one node's name, address and capacity."""
+
+    name: str
+    ip: str
+    cpu: int
+    memory_mb: int
+    gpus: tuple[GpuInfo, ...] = ()
+
+
+@dataclass(frozen=True)
+class TaskLaunch:
+    """Everything a backend needs to start one attempt of one task.
+
+    ``task_id`` is unique per task attempt and is the key of every later call. ``spec`` is the
+    runtime's task spec (see :mod:`pai_runtime.spec`), JSON-serialisable; the backend passes it to
+    the runtime untouched, adding only what it alone knows (host IP, ports).
+    """
+
+    task_id: str
+    node: str
+    gpus: tuple[int, ...]
+    spec: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class TaskExit:
+    """A task attempt that has ended: its exit code and when it started and ended (epoch seconds)."""
+
+    task_id: str
+    exit_code: int
+    started_at: float | None
+    finished_at: float
+    record: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TaskRunning:
+    """A task attempt the backend found alive (on adoption) or saw start."""
+
+    task_id: str
+    started_at: float | None
+
+
+TaskEvent = TaskRunning | TaskExit
+
+
+class Backend(abc.ABC):
+    """A place where tasks run. Lifecycle: ``await open()``, then calls, then ``await close()``.
+
+    ``close`` must leave running tasks running: a restarted control plane adopts them.
+    """
+
+    name: str = "abstract"
+
+    @abc.abstractmethod
+    async def open(self) -> None:
+        """Prepare to launch and to receive task events."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Stop listening. Running tasks keep running."""
+
+    @abc.abstractmethod
+    def nodes(self) -> list[NodeInfo]:
+        """The nodes and GPUs this backend can place tasks on."""
+
+    @abc.abstractmethod
+    async def start(self, launch: TaskLaunch) -> None:
+        """Start one task attempt. Returns once it is launched; the exit comes through events()."""
+
+    @abc.abstractmethod
+    async def stop(self, task_id: str, grace: float = 10.0) -> None:
+        """Ask a task to end (SIGTERM-like), forcing it after ``grace`` seconds. Idempotent."""
+
+    @abc.abstractmethod
+    def events(self) -> AsyncIterator[TaskEvent]:
+        """Task transitions, as they happen. One consumer."""
+
+    @abc.abstractmethod
+    async def adopt(self, known_task_ids: list[str]) -> list[TaskEvent]:
+        """After a restart: the state of each known task (running, or exited meanwhile).
+
+        Tasks the backend has no trace of are reported as ``TaskExit`` with exit code -1101
+        (lost) so the orchestrator can retry them.
+        """
+
+    @abc.abstractmethod
+    def log_names(self, task_id: str) -> list[str]:
+        """Names of the log files of a task attempt (``stdout``, ``stderr``, ``all``, ``runtime.log``)."""
+
+    @abc.abstractmethod
+    def read_log(self, task_id: str, name: str, offset: int = 0, limit: int | None = None) -> bytes:
+        """Bytes of one log of a task attempt, from ``offset``. Raises KeyError if unknown."""

@@ -1,0 +1,176 @@
+"""The one loop that drives the state machine: inputs in, effects committed, then acted on.
+
+Each turn drains every pending input (submissions, stop requests, backend task events), applies
+them to the :class:`~.machine.Machine`, asks the scheduler for placements, commits the resulting
+effects in one transaction on a dedicated writer thread, and only then starts and stops tasks and
+answers the callers. Bursts therefore cost one commit, and nothing is acted on before it is stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from ..backends.base import Backend, TaskExit, TaskRunning
+from ..store import jobs as job_store
+from ..store.db import Store
+from .machine import Effects, Machine
+from .records import EXIT_START_FAILED, JobRecord
+
+log = logging.getLogger("pai_hub.orchestrator")
+
+
+class ConflictError(Exception):
+    """A job of this name already exists for this user (names are unique per user, forever)."""
+
+
+class Controller:
+    """Owns the machine; everything that changes a job goes through :meth:`submit`/:meth:`stop`."""
+
+    def __init__(self, store: Store, backend: Backend, machine: Machine,
+                 plan_of: Callable[[JobRecord], Any], clock: Callable[[], float] = time.time) -> None:
+        self.store = store
+        self.backend = backend
+        self.machine = machine
+        self.plan_of = plan_of
+        self.clock = clock
+        self._inputs: list[tuple[Any, ...]] = []
+        self._wake = asyncio.Event()
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pai-store-writer")
+        self._tasks: list[asyncio.Task] = []
+        self._subscribers: dict[int, set[asyncio.Queue]] = {}
+        self._closing = False
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Reload the store, re-adopt live tasks from the backend, then start turning."""
+        await self.backend.open()
+        jobs, attempts, tasks = await asyncio.get_running_loop().run_in_executor(
+            self._writer, job_store.load, self.store
+        )
+        now = self.clock()
+        to_adopt = self.machine.restore(jobs, attempts, tasks, self.plan_of, now)
+        if to_adopt:
+            for ev in await self.backend.adopt(to_adopt):
+                self._apply_backend_event(ev, now)
+        log.info("loaded %d jobs, adopted %d live tasks", len(jobs), len(to_adopt))
+        await self._turn()
+        self._tasks = [
+            asyncio.create_task(self._run(), name="pai-orchestrator"),
+            asyncio.create_task(self._pump_backend(), name="pai-backend-events"),
+        ]
+
+    async def close(self) -> None:
+        self._closing = True
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+        await self.backend.close()
+        self._writer.shutdown(wait=True)
+
+    # -- inputs ---------------------------------------------------------------------------------
+    async def submit(self, job: JobRecord, plan: Any) -> JobRecord:
+        """Queue a job; returns once it is committed. Raises ConflictError on a duplicate name."""
+        fut = asyncio.get_running_loop().create_future()
+        self._inputs.append(("submit", job, plan, fut))
+        self._wake.set()
+        return await fut
+
+    async def stop(self, job_id: int) -> None:
+        fut = asyncio.get_running_loop().create_future()
+        self._inputs.append(("stop", job_id, fut))
+        self._wake.set()
+        await fut
+
+    def subscribe(self, job_id: int) -> asyncio.Queue:
+        """A queue that receives each committed event of a job (for server-sent events)."""
+        q: asyncio.Queue = asyncio.Queue()
+        self._subscribers.setdefault(job_id, set()).add(q)
+        return q
+
+    def unsubscribe(self, job_id: int, q: asyncio.Queue) -> None:
+        subs = self._subscribers.get(job_id)
+        if subs is not None:
+            subs.discard(q)
+            if not subs:
+                del self._subscribers[job_id]
+
+    # -- the loop -------------------------------------------------------------------------------
+    async def _pump_backend(self) -> None:
+        async for ev in self.backend.events():
+            self._inputs.append(("backend", ev))
+            self._wake.set()
+
+    async def _run(self) -> None:
+        while not self._closing:
+            await self._wake.wait()
+            self._wake.clear()
+            try:
+                await self._turn()
+            except Exception:  # a bug must not kill the control plane; the store is still the truth
+                log.exception("orchestrator turn failed")
+
+    def _apply_backend_event(self, ev: Any, now: float) -> None:
+        if isinstance(ev, TaskRunning):
+            self.machine.task_running(ev.task_id, ev.started_at, now)
+        elif isinstance(ev, TaskExit):
+            self.machine.task_exited(ev.task_id, ev.exit_code, ev.started_at, ev.finished_at, now,
+                                     ev.record.get("diagnostics") if ev.record else None)
+
+    async def _turn(self) -> None:
+        inputs, self._inputs = self._inputs, []
+        now = self.clock()
+        waiters: list[tuple[asyncio.Future, Any]] = []
+        for item in inputs:
+            kind = item[0]
+            if kind == "submit":
+                _, job, plan, fut = item
+                if job.framework_name in self.machine.names:
+                    fut.set_exception(ConflictError(f"Job {job.framework_name} already exists."))
+                    continue
+                self.machine.submit(job, plan, now)
+                waiters.append((fut, job))
+            elif kind == "stop":
+                _, job_id, fut = item
+                self.machine.stop(job_id, now)
+                waiters.append((fut, None))
+            else:
+                self._apply_backend_event(item[1], now)
+        self.machine.schedule(now)
+        fx = self.machine.take_effects()
+        if fx:
+            try:
+                await asyncio.get_running_loop().run_in_executor(self._writer, job_store.persist, self.store, fx)
+            except Exception as exc:
+                log.exception("commit failed")
+                for fut, _ in waiters:
+                    if not fut.done():
+                        fut.set_exception(exc)
+                raise
+        for fut, value in waiters:
+            if not fut.done():
+                fut.set_result(value)
+        await self._act(fx)
+
+    async def _act(self, fx: Effects) -> None:
+        for launch in fx.starts:
+            try:
+                await self.backend.start(launch)
+            except Exception as exc:
+                log.exception("start of %s failed", launch.task_id)
+                self._inputs.append(("backend", TaskExit(launch.task_id, EXIT_START_FAILED, None, self.clock(),
+                                                         {"diagnostics": f"backend could not start it: {exc}"})))
+                self._wake.set()
+        for task_id, grace in fx.stops:
+            await self.backend.stop(task_id, grace)
+        if self._subscribers:
+            for ev in fx.events:
+                for q in self._subscribers.get(ev.job_id, ()):
+                    q.put_nowait(ev)

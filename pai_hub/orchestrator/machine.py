@@ -1,0 +1,481 @@
+"""The job state machine: OpenPAI's states, attempts, completion and retry policies, as pure code.
+
+No I/O and no clock: every method takes ``now`` and records what must happen in :class:`Effects`
+(rows to write, events to append, tasks to start or stop). The loop (:mod:`.loop`) commits the
+effects to the store first and only then starts and stops tasks — so a crash at any point leaves
+the store describing a state the loop can resume from (ARCHITECTURE.md §2.2).
+
+Semantics follow FrameworkController as OpenPAI used it (notes/openpai.md §3.1–3.2):
+- an attempt fails as soon as a role's failed tasks reach ``minFailedInstances`` (unless -1) and
+  succeeds as soon as a role's succeeded tasks reach ``minSucceededInstances`` (unless -1); if
+  neither triggers before every task ends, it succeeds. Tasks still running are then stopped.
+- a failed attempt is retried: always when the failure is transient (not counted against the
+  user), never when permanent, otherwise while ``retries_user < jobRetryCount``.
+- with ``extras.gangAllocation: false`` tasks are placed one by one and a failed task is retried
+  in place up to ``taskRetryCount`` times before it counts towards the completion policy.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..backends.base import NodeInfo, TaskLaunch
+from ..scheduler.base import GangRequest, Placement, PodPlacement, PodRequest, Scheduler
+from .records import (
+    EXIT_ATTEMPT_COMPLETED,
+    EXIT_START_FAILED,
+    EXIT_STOP_REQUESTED,
+    EXIT_TASK_LOST,
+    FAILED,
+    RUNNING,
+    STOPPED,
+    STOPPING,
+    SUCCEEDED,
+    TERMINAL,
+    WAITING,
+    EventRecord,
+    JobAttemptRecord,
+    JobRecord,
+    TaskRecord,
+)
+
+# job priority classes as OpenPAI's REST server maps extras.hivedScheduler.jobPriorityClass
+PRIORITY_CLASSES = {"crit": 120, "prod": 100, "test": 10, "oppo": -1}
+
+
+def classify_exit(code: int) -> str:
+    """transient | permanent | unknown. The exit-spec analysis (runtime issue) refines this."""
+    if code == EXIT_TASK_LOST:
+        return "transient"
+    if code in (EXIT_STOP_REQUESTED, EXIT_ATTEMPT_COMPLETED, EXIT_START_FAILED):
+        return "permanent"
+    return "unknown"
+
+
+@dataclass
+class Effects:
+    """What one turn of the loop must persist, then do."""
+
+    new_jobs: list[JobRecord] = field(default_factory=list)
+    jobs: dict[int, JobRecord] = field(default_factory=dict)
+    attempts: dict[tuple[int, int], JobAttemptRecord] = field(default_factory=dict)
+    new_tasks: dict[str, TaskRecord] = field(default_factory=dict)
+    tasks: dict[str, TaskRecord] = field(default_factory=dict)
+    events: list[EventRecord] = field(default_factory=list)
+    starts: list[TaskLaunch] = field(default_factory=list)
+    stops: list[tuple[str, float]] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(
+            self.new_jobs or self.jobs or self.attempts or self.new_tasks or self.tasks or self.events
+            or self.starts or self.stops
+        )
+
+
+@dataclass
+class Completion:
+    """An attempt whose outcome is decided, waiting for its remaining tasks to end."""
+
+    state: str
+    exit_code: int
+    trigger: TaskRecord | None = None
+
+
+SpecBuilder = Callable[[JobRecord, Any, TaskRecord, list[TaskRecord]], dict[str, Any]]
+
+
+class Machine:
+    """All jobs and the tasks of their current attempt, and the rules that move them."""
+
+    def __init__(
+        self,
+        scheduler: Scheduler,
+        nodes: list[NodeInfo],
+        build_spec: SpecBuilder,
+        port_allocator: Callable[[str, str, int], list[int]],
+        stop_grace: float = 10.0,
+    ) -> None:
+        self.scheduler = scheduler
+        self.nodes = {n.name: n for n in nodes}
+        self.build_spec = build_spec
+        self.port_allocator = port_allocator
+        self.stop_grace = stop_grace
+        self.jobs: dict[int, JobRecord] = {}
+        self.names: dict[str, int] = {}
+        self.plans: dict[int, Any] = {}  # job id -> protocol.RenderedJob, for active jobs
+        self.tasks: dict[int, list[TaskRecord]] = {}  # job id -> tasks of the current attempt
+        self.live: dict[str, TaskRecord] = {}  # task id -> task not yet ended
+        self.attempts: dict[int, JobAttemptRecord] = {}
+        self.completing: dict[int, Completion] = {}
+        self.next_job_id = 1
+        self.fx = Effects()
+
+    # -- turn handling --------------------------------------------------------------------------
+    def take_effects(self) -> Effects:
+        fx, self.fx = self.fx, Effects()
+        return fx
+
+    def _job(self, job: JobRecord) -> None:
+        if job not in self.fx.new_jobs:
+            self.fx.jobs[job.id] = job
+
+    def _task(self, task: TaskRecord) -> None:
+        if task.task_id not in self.fx.new_tasks:
+            self.fx.tasks[task.task_id] = task
+
+    def _attempt(self, att: JobAttemptRecord) -> None:
+        self.fx.attempts[(att.job_id, att.attempt_id)] = att
+
+    def _event(self, job: JobRecord, reason: str, message: str, now: float, task: TaskRecord | None = None,
+               type: str = "Normal") -> None:
+        self.fx.events.append(EventRecord(job.id, reason, message, now, task.task_id if task else None, type))
+
+    # -- inputs ---------------------------------------------------------------------------------
+    def submit(self, job: JobRecord, plan: Any, now: float) -> None:
+        """Accept a validated, rendered job: it waits for placement."""
+        job.id = self.next_job_id
+        self.next_job_id += 1
+        self.jobs[job.id] = job
+        self.names[job.framework_name] = job.id
+        self.plans[job.id] = plan
+        self.fx.new_jobs.append(job)
+        self._event(job, "JobSubmitted", f"job {job.framework_name} submitted", now)
+        self._start_attempt(job, plan, now)
+
+    def stop(self, job_id: int, now: float) -> None:
+        """The user asked to stop the job (executionType STOP)."""
+        job = self.jobs[job_id]
+        if job.state in TERMINAL or job.execution_type == "STOP":
+            return
+        job.execution_type = "STOP"
+        self._job(job)
+        self._event(job, "StopRequested", "stop requested", now)
+        self.completing[job.id] = Completion(STOPPED, EXIT_STOP_REQUESTED)
+        self._wind_down(job, now)
+        if job.state not in TERMINAL:
+            job.state = STOPPING
+            job.sub_state = "AttemptDeletionRequested"
+
+    def task_running(self, task_id: str, started_at: float | None, now: float) -> None:
+        task = self.live.get(task_id)
+        if task is None or task.launch_state in ("running", "ended"):
+            return
+        task.launch_state = "running"
+        task.state = RUNNING
+        task.launched_at = started_at or now
+        self._task(task)
+        job = self.jobs[task.job_id]
+        self._event(job, "TaskStarted", f"task {task.role}[{task.task_index}] started on {task.node}", now, task)
+        if job.state == WAITING:
+            job.state = RUNNING
+            job.sub_state = "AttemptRunning"
+            job.launched_at = job.launched_at or task.launched_at
+            self._job(job)
+            att = self.attempts[job.id]
+            att.state = RUNNING
+            att.launched_at = task.launched_at
+            self._attempt(att)
+
+    def task_exited(self, task_id: str, exit_code: int, started_at: float | None, finished_at: float,
+                    now: float, diagnostics: str | None = None) -> None:
+        task = self.live.get(task_id)
+        if task is None or task.launch_state == "ended":
+            return
+        job = self.jobs[task.job_id]
+        if exit_code == EXIT_TASK_LOST and task.launch_state == "launching":
+            # Decided and committed, but the backend never started it: start it now, exactly once.
+            self.fx.starts.append(self._launch(job, task))
+            return
+        del self.live[task_id]
+        task.launch_state = "ended"
+        task.exit_code = exit_code
+        task.exit_diagnostics = diagnostics
+        task.launched_at = task.launched_at or started_at
+        task.completed_at = finished_at
+        completion = self.completing.get(job.id)
+        if exit_code == 0:
+            task.state = SUCCEEDED
+        elif completion is not None:
+            task.state = STOPPED
+        else:
+            task.state = FAILED
+        self._task(task)
+        self._event(job, f"Task{task.state.capitalize()}",
+                    f"task {task.role}[{task.task_index}] exited with code {exit_code}", now, task,
+                    "Normal" if task.state != FAILED else "Warning")
+        if completion is None:
+            if task.state == FAILED and self._retry_task(job, task, now):
+                return
+            self._apply_completion_policy(job, task, now)
+        self._maybe_finish_attempt(job, now)
+
+    def schedule(self, now: float) -> None:
+        decisions = self.scheduler.schedule(now)
+        for placement in decisions.placements:
+            self._placed(placement, now)
+        for gang_id, reason in decisions.waiting_reasons.items():
+            job = self.jobs.get(int(gang_id.split(".", 1)[0]))
+            if job is not None and job.state == WAITING and job.waiting_reason != reason:
+                job.waiting_reason = reason
+                self._job(job)
+                self._event(job, "Waiting", reason, now)
+
+    # -- attempts -------------------------------------------------------------------------------
+    def _start_attempt(self, job: JobRecord, plan: Any, now: float) -> None:
+        job.state = WAITING
+        job.sub_state = "AttemptCreationPending"
+        job.waiting_reason = None
+        self._job(job)
+        att = JobAttemptRecord(job.id, job.attempt_id, WAITING, now)
+        self.attempts[job.id] = att
+        self._attempt(att)
+        tasks = []
+        for role in plan.task_roles.values():
+            for index in range(role.instances):
+                task = self._new_task(job, role.name, index, 0, now)
+                tasks.append(task)
+        self.tasks[job.id] = tasks
+        for gang in self._gangs(job, plan, tasks):
+            self.scheduler.submit(gang)
+
+    def _new_task(self, job: JobRecord, role: str, index: int, attempt: int, now: float) -> TaskRecord:
+        task = TaskRecord(
+            task_id=f"{job.id}.{job.attempt_id}.{role}.{index}.{attempt}",
+            job_id=job.id, job_attempt_id=job.attempt_id, role=role, task_index=index,
+            attempt_id=attempt, task_uid=uuid.uuid4().hex, state=WAITING, created_at=now,
+        )
+        self.live[task.task_id] = task
+        self.fx.new_tasks[task.task_id] = task
+        return task
+
+    def _gangs(self, job: JobRecord, plan: Any, tasks: list[TaskRecord]) -> list[GangRequest]:
+        def pod(t: TaskRecord) -> PodRequest:
+            r = plan.task_roles[t.role]
+            return PodRequest(t.role, t.task_index, r.cpu, r.memory_mb, r.gpu)
+
+        prefix = f"{job.id}.{job.attempt_id}"
+        if plan.gang_allocation:
+            pods = tuple(pod(t) for t in tasks if t.launch_state == "pending")
+            return [GangRequest(prefix, job.virtual_cluster, job.priority, pods, job.submitted_at)] if pods else []
+        return [
+            GangRequest(f"{prefix}.{t.role}.{t.task_index}", job.virtual_cluster, job.priority, (pod(t),),
+                        job.submitted_at)
+            for t in tasks
+            if t.launch_state == "pending"
+        ]
+
+    def _gang_ids(self, job: JobRecord) -> list[str]:
+        prefix = f"{job.id}.{job.attempt_id}"
+        if self.plans[job.id].gang_allocation:
+            return [prefix]
+        return [f"{prefix}.{t.role}.{t.task_index}" for t in self.tasks[job.id]]
+
+    def _placed(self, placement: Placement, now: float) -> None:
+        job = self.jobs[int(placement.gang_id.split(".", 1)[0])]
+        by_key = {(t.role, t.task_index): t for t in self.tasks[job.id]}
+        placed = []
+        for pod in placement.pods:
+            task = by_key[(pod.role, pod.index)]
+            self._assign(job, task, pod)
+            placed.append(task)
+        job.sub_state = "AttemptPreparing"
+        job.waiting_reason = None
+        self._job(job)
+        nodes = ", ".join(sorted({t.node or "" for t in placed}))
+        self._event(job, "Placed", f"{len(placed)} task(s) placed on {nodes}", now)
+        for task in placed:
+            self.fx.starts.append(self._launch(job, task))
+
+    def _assign(self, job: JobRecord, task: TaskRecord, pod: PodPlacement) -> None:
+        role = self.plans[job.id].task_roles[task.role]
+        node = self.nodes[pod.node]
+        task.node, task.ip, task.gpus = node.name, node.ip, list(pod.gpus)
+        task.ports = {label: self.port_allocator(task.task_uid, label, n) for label, n in role.ports.items()}
+        task.launch_state = "launching"
+        self._task(task)
+
+    def _launch(self, job: JobRecord, task: TaskRecord) -> TaskLaunch:
+        spec = self.build_spec(job, self.plans[job.id], task, self.tasks[job.id])
+        return TaskLaunch(task.task_id, task.node or "", tuple(task.gpus), spec)
+
+    def _retry_task(self, job: JobRecord, task: TaskRecord, now: float) -> bool:
+        """Non-gang jobs retry a failed task in place, as FrameworkController's task retry policy."""
+        plan = self.plans[job.id]
+        if plan.gang_allocation or job.execution_type == "STOP":
+            return False
+        kind = classify_exit(task.exit_code or 0)
+        limit = plan.task_roles[task.role].task_retry_count
+        if kind == "permanent" or (kind == "unknown" and task.accountable_retries >= limit):
+            return False
+        retry = self._new_task(job, task.role, task.task_index, task.attempt_id + 1, now)
+        retry.retries = task.retries + 1
+        retry.accountable_retries = task.accountable_retries + (kind == "unknown")
+        retry.node, retry.ip, retry.gpus = task.node, task.ip, list(task.gpus)
+        role = plan.task_roles[task.role]
+        retry.ports = {label: self.port_allocator(retry.task_uid, label, n) for label, n in role.ports.items()}
+        retry.launch_state = "launching"
+        tasks = self.tasks[job.id]
+        tasks[tasks.index(task)] = retry
+        self._event(job, "TaskRetried", f"task {task.role}[{task.task_index}] retry {retry.retries}", now, retry)
+        self.fx.starts.append(self._launch(job, retry))
+        return True
+
+    def _apply_completion_policy(self, job: JobRecord, task: TaskRecord, now: float) -> None:
+        completion = self._decide_completion(job, task)
+        if completion is not None:
+            self.completing[job.id] = completion
+            self._wind_down(job, now)
+
+    def _decide_completion(self, job: JobRecord, task: TaskRecord) -> Completion | None:
+        role = self.plans[job.id].task_roles[task.role]
+        same_role = [t for t in self.tasks[job.id] if t.role == task.role]
+        failed = sum(t.state == FAILED for t in same_role)
+        succeeded = sum(t.state == SUCCEEDED for t in same_role)
+        if role.min_failed != -1 and failed >= role.min_failed:
+            return Completion(FAILED, task.exit_code or 1, task)
+        if role.min_succeeded != -1 and succeeded >= role.min_succeeded:
+            return Completion(SUCCEEDED, 0, task)
+        if all(t.launch_state == "ended" for t in self.tasks[job.id]):
+            return Completion(SUCCEEDED, 0, task)
+        return None
+
+    def _wind_down(self, job: JobRecord, now: float) -> None:
+        """Stop what still runs of an attempt whose outcome is decided; finish it if nothing does."""
+        grace = self.stop_grace
+        for task in self.tasks.get(job.id, []):
+            if task.launch_state in ("launching", "running"):
+                self.fx.stops.append((task.task_id, grace))
+            elif task.launch_state == "pending":
+                task.launch_state = "ended"
+                task.state = STOPPED
+                task.completed_at = now
+                self.live.pop(task.task_id, None)
+                self._task(task)
+        if job.id in self.plans:
+            if self.plans[job.id].gang_allocation:
+                self.scheduler.cancel(f"{job.id}.{job.attempt_id}")
+            else:
+                for task in self.tasks[job.id]:
+                    if task.node is None:
+                        self.scheduler.cancel(f"{job.id}.{job.attempt_id}.{task.role}.{task.task_index}")
+        self._maybe_finish_attempt(job, now)
+
+    def _maybe_finish_attempt(self, job: JobRecord, now: float) -> None:
+        completion = self.completing.get(job.id)
+        if completion is None or any(t.launch_state != "ended" for t in self.tasks[job.id]):
+            return
+        del self.completing[job.id]
+        for gang_id in self._gang_ids(job):
+            self.scheduler.release(gang_id)
+        att = self.attempts[job.id]
+        att.state, att.completed_at, att.exit_code = completion.state, now, completion.exit_code
+        self._attempt(att)
+        trigger = completion.trigger
+        if trigger is not None:
+            job.exit_trigger = {"taskRole": trigger.role, "taskIndex": trigger.task_index,
+                                "exitCode": trigger.exit_code}
+        if completion.state == FAILED and job.execution_type != "STOP" and self._retry_job(job, completion, now):
+            return
+        job.state = completion.state
+        job.sub_state = "Completed"
+        job.exit_code = completion.exit_code
+        job.completed_at = now
+        if completion.state == FAILED and trigger is not None:
+            job.exit_diagnostics = (
+                f"task {trigger.role}[{trigger.task_index}] failed with exit code {trigger.exit_code}"
+            )
+        self._job(job)
+        self._event(job, f"Job{job.state.capitalize()}", f"job {job.state.lower()} (exit code {job.exit_code})",
+                    now, type="Normal" if job.state != FAILED else "Warning")
+        self.plans.pop(job.id, None)
+
+    def _retry_job(self, job: JobRecord, completion: Completion, now: float) -> bool:
+        kind = classify_exit(completion.exit_code)
+        plan = self.plans[job.id]
+        if kind == "permanent" or (kind == "unknown" and job.retries_user >= plan.job_retry_count):
+            return False
+        if kind == "transient":
+            job.retries_platform += 1
+        else:
+            job.retries_user += 1
+        job.attempt_id += 1
+        self._event(job, "JobRetried", f"attempt {job.attempt_id - 1} failed (exit code "
+                    f"{completion.exit_code}, {kind}); starting attempt {job.attempt_id}", now, type="Warning")
+        self._start_attempt(job, plan, now)
+        return True
+
+    # -- restart --------------------------------------------------------------------------------
+    def restore(self, jobs: list[JobRecord], attempts: list[JobAttemptRecord], tasks: list[TaskRecord],
+                plan_of: Callable[[JobRecord], Any], now: float) -> list[str]:
+        """Rebuild from the store after a restart. Returns the task ids to ask the backend about."""
+        latest = {(a.job_id, a.attempt_id): a for a in attempts}
+        by_job: dict[int, list[TaskRecord]] = {}
+        for t in tasks:
+            by_job.setdefault(t.job_id, []).append(t)
+        to_adopt: list[str] = []
+        for job in jobs:
+            self.jobs[job.id] = job
+            self.names[job.framework_name] = job.id
+            self.next_job_id = max(self.next_job_id, job.id + 1)
+            current = [t for t in by_job.get(job.id, []) if t.job_attempt_id == job.attempt_id]
+            current = self._latest_task_attempts(current)
+            self.tasks[job.id] = current
+            if (job.id, job.attempt_id) in latest:
+                self.attempts[job.id] = latest[(job.id, job.attempt_id)]
+            if job.state in TERMINAL:
+                continue
+            plan = plan_of(job)
+            self.plans[job.id] = plan
+            for t in current:
+                if t.launch_state != "ended":
+                    self.live[t.task_id] = t
+                if t.launch_state in ("launching", "running"):
+                    to_adopt.append(t.task_id)
+            self._rebind(job, plan, current)
+            if job.execution_type == "STOP":
+                self.completing[job.id] = Completion(STOPPED, EXIT_STOP_REQUESTED)
+            else:
+                for t in current:
+                    if t.launch_state == "ended" and job.id not in self.completing:
+                        completion = self._decide_completion(job, t)
+                        if completion is not None:
+                            self.completing[job.id] = completion
+            if job.id in self.completing:
+                self._wind_down(job, now)
+        return to_adopt
+
+    @staticmethod
+    def _latest_task_attempts(tasks: list[TaskRecord]) -> list[TaskRecord]:
+        best: dict[tuple[str, int], TaskRecord] = {}
+        for t in tasks:
+            key = (t.role, t.task_index)
+            if key not in best or t.attempt_id > best[key].attempt_id:
+                best[key] = t
+        return sorted(best.values(), key=lambda t: (t.role, t.task_index))
+
+    def _rebind(self, job: JobRecord, plan: Any, tasks: list[TaskRecord]) -> None:
+        """Give the scheduler back what the store says this attempt holds or waits for."""
+        for gang in self._gangs(job, plan, tasks):
+            self.scheduler.submit(gang)
+        placed_pods = [t for t in tasks if t.node is not None]
+        if not placed_pods:
+            return
+
+        def pod(t: TaskRecord) -> PodRequest:
+            r = plan.task_roles[t.role]
+            return PodRequest(t.role, t.task_index, r.cpu, r.memory_mb, r.gpu)
+
+        prefix = f"{job.id}.{job.attempt_id}"
+        if plan.gang_allocation:
+            gang = GangRequest(prefix, job.virtual_cluster, job.priority, tuple(pod(t) for t in placed_pods))
+            self.scheduler.bind(Placement(prefix, tuple(
+                PodPlacement(t.role, t.task_index, t.node or "", tuple(t.gpus)) for t in placed_pods)), gang)
+        else:
+            for t in placed_pods:
+                gid = f"{prefix}.{t.role}.{t.task_index}"
+                gang = GangRequest(gid, job.virtual_cluster, job.priority, (pod(t),))
+                self.scheduler.bind(Placement(gid, (PodPlacement(t.role, t.task_index, t.node or "",
+                                                                 tuple(t.gpus)),)), gang)

@@ -1,0 +1,109 @@
+"""In-memory mirrors of the store's rows, mutated only by the state machine.
+
+Field names are the store's column names, so persisting a record is ``asdict`` and nothing more.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+# OpenPAI's job and task states (notes/openpai.md §3.1).
+WAITING, RUNNING, STOPPING, STOPPED, SUCCEEDED, FAILED, UNKNOWN = (
+    "WAITING",
+    "RUNNING",
+    "STOPPING",
+    "STOPPED",
+    "SUCCEEDED",
+    "FAILED",
+    "UNKNOWN",
+)
+TERMINAL = frozenset({STOPPED, SUCCEEDED, FAILED})
+
+# Exit codes the platform itself assigns (OpenPAI's exit spec numbering).
+EXIT_STOP_REQUESTED = -210  # StopFrameworkRequested
+EXIT_ATTEMPT_COMPLETED = -220  # FrameworkAttemptCompletion: killed because the attempt completed
+EXIT_TASK_LOST = -1101  # the backend has no trace of a task it was running
+EXIT_START_FAILED = -200  # PodCreationPermanentError: the backend could not start the task
+
+
+@dataclass
+class JobRecord:
+    id: int
+    framework_name: str
+    username: str
+    name: str
+    virtual_cluster: str
+    state: str
+    config_yaml: str
+    protocol: dict[str, Any]
+    secrets: dict[str, Any]
+    submitted_at: float
+    sub_state: str = "AttemptCreationPending"
+    execution_type: str = "START"
+    priority: int = 0
+    job_priority: str | None = None
+    tags: list[str] = field(default_factory=list)
+    attempt_id: int = 0
+    retries_user: int = 0
+    retries_platform: int = 0
+    total_gpu: int = 0
+    total_tasks: int = 0
+    total_task_roles: int = 0
+    launched_at: float | None = None
+    completed_at: float | None = None
+    exit_code: int | None = None
+    exit_diagnostics: str | None = None
+    exit_trigger: dict[str, Any] | None = None
+    waiting_reason: str | None = None
+
+    @property
+    def retries(self) -> int:
+        return self.retries_user + self.retries_platform
+
+
+@dataclass
+class JobAttemptRecord:
+    job_id: int
+    attempt_id: int
+    state: str
+    created_at: float
+    launched_at: float | None = None
+    completed_at: float | None = None
+    exit_code: int | None = None
+
+
+@dataclass
+class TaskRecord:
+    """One attempt of one task. ``launch_state``: pending → launching → running → ended."""
+
+    task_id: str
+    job_id: int
+    job_attempt_id: int
+    role: str
+    task_index: int
+    attempt_id: int
+    task_uid: str
+    state: str
+    created_at: float
+    launch_state: str = "pending"
+    retries: int = 0
+    accountable_retries: int = 0
+    node: str | None = None
+    ip: str | None = None
+    gpus: list[int] = field(default_factory=list)
+    ports: dict[str, list[int]] = field(default_factory=dict)
+    launched_at: float | None = None
+    completed_at: float | None = None
+    exit_code: int | None = None
+    exit_diagnostics: str | None = None
+
+
+@dataclass
+class EventRecord:
+    job_id: int
+    reason: str
+    message: str
+    timestamp: float
+    task_id: str | None = None
+    type: str = "Normal"

@@ -1,0 +1,181 @@
+"""All-or-nothing placement over the nodes' CPUs, memory and GPUs, in priority then FIFO order.
+
+This is the single-machine placement the HiveD scheduler will replace (issue: "The HiveD
+scheduler"). A gang that does not fit does not block smaller gangs behind it (backfill), and every
+waiting gang has a reason a researcher can read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .base import Decisions, GangRequest, Placement, PodPlacement, Scheduler
+
+
+@dataclass
+class NodeCapacity:
+    name: str
+    cpu: int
+    memory_mb: int
+    gpus: tuple[int, ...]
+    healthy: bool = True
+    used_cpu: int = 0
+    used_memory_mb: int = 0
+    used_gpus: set[int] = field(default_factory=set)
+
+    def free_gpus(self) -> list[int]:
+        return [g for g in self.gpus if g not in self.used_gpus]
+
+
+class GangScheduler(Scheduler):
+    """Gang placement over a fixed set of nodes.
+
+    ``nodes`` maps a node name to ``(cpu, memory_mb, gpu_indices)``.
+    """
+
+    def __init__(self, nodes: dict[str, tuple[int, int, tuple[int, ...]]]) -> None:
+        self.nodes = {n: NodeCapacity(n, c, m, tuple(g)) for n, (c, m, g) in nodes.items()}
+        self._waiting: dict[str, GangRequest] = {}
+        self._order: list[str] = []
+        self._placed: dict[str, tuple[GangRequest, Placement]] = {}
+        self._reasons: dict[str, str] = {}
+        self._dirty = True
+
+    # -- contract -------------------------------------------------------------------------------
+    def submit(self, gang: GangRequest) -> None:
+        self._waiting[gang.gang_id] = gang
+        self._order.append(gang.gang_id)
+        self._dirty = True
+
+    def cancel(self, gang_id: str) -> None:
+        if self._waiting.pop(gang_id, None) is not None:
+            self._reasons.pop(gang_id, None)  # its entry in _order is dropped by the next schedule()
+
+    def release(self, gang_id: str) -> None:
+        entry = self._placed.pop(gang_id, None)
+        if entry is None:
+            self.cancel(gang_id)
+            return
+        gang, placement = entry
+        by_key = {(p.role, p.index): p for p in gang.pods}
+        for pod in placement.pods:
+            req = by_key[(pod.role, pod.index)]
+            node = self.nodes.get(pod.node)
+            if node is None:
+                continue
+            node.used_cpu -= req.cpu
+            node.used_memory_mb -= req.memory_mb
+            node.used_gpus.difference_update(pod.gpus)
+        self._dirty = True
+
+    def bind(self, placement: Placement, gang: GangRequest | None = None) -> None:
+        gang = gang or self._waiting.get(placement.gang_id)
+        if gang is None:
+            raise KeyError(placement.gang_id)
+        self._waiting.pop(gang.gang_id, None)
+        self._reasons.pop(gang.gang_id, None)
+        by_key = {(p.role, p.index): p for p in gang.pods}
+        for pod in placement.pods:
+            req = by_key[(pod.role, pod.index)]
+            node = self.nodes[pod.node]
+            node.used_cpu += req.cpu
+            node.used_memory_mb += req.memory_mb
+            node.used_gpus.update(pod.gpus)
+        self._placed[gang.gang_id] = (gang, placement)
+
+    def set_health(self, node: str, healthy: bool) -> None:
+        self.nodes[node].healthy = healthy
+        self._dirty = True
+
+    def waiting_reason(self, gang_id: str) -> str | None:
+        return self._reasons.get(gang_id)
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "placed": [
+                {"gang_id": g, "pods": [[p.role, p.index, p.node, list(p.gpus)] for p in pl.pods]}
+                for g, (_req, pl) in self._placed.items()
+            ],
+            "unhealthy": [n.name for n in self.nodes.values() if not n.healthy],
+        }
+
+    def restore(self, snapshot: dict[str, Any]) -> None:
+        for name in snapshot.get("unhealthy", []):
+            if name in self.nodes:
+                self.nodes[name].healthy = False
+
+    def schedule(self, now: float) -> Decisions:
+        decisions = Decisions()
+        if not self._waiting:
+            self._order.clear()
+            return decisions
+        if not self._dirty:
+            decisions.waiting_reasons = {g: self._reasons[g] for g in self._waiting if g in self._reasons}
+            return decisions
+        order = [g for g in self._order if g in self._waiting]
+        order.sort(key=lambda g: -self._waiting[g].priority)  # stable: FIFO within a priority
+        self._order = order
+        free = {
+            n.name: (n.cpu - n.used_cpu, n.memory_mb - n.used_memory_mb, n.free_gpus())
+            for n in self.nodes.values()
+            if n.healthy
+        }
+        for gang_id in order:
+            gang = self._waiting[gang_id]
+            trial = {k: [c, m, list(g)] for k, (c, m, g) in free.items()}
+            placement = self._fit(gang, trial)
+            if placement is None:
+                self._reasons[gang_id] = self._explain(gang)
+                continue
+            free = {k: (c, m, g) for k, (c, m, g) in trial.items()}
+            self.bind(placement, gang)
+            decisions.placements.append(placement)
+        self._order = [g for g in self._order if g in self._waiting]
+        decisions.waiting_reasons = {g: self._reasons[g] for g in self._order}
+        self._dirty = False
+        return decisions
+
+    # -- placement ------------------------------------------------------------------------------
+    @staticmethod
+    def _fit(gang: GangRequest, free: dict[str, list]) -> Placement | None:
+        """First fit of every pod into ``free`` (a scratch copy it consumes); all or nothing."""
+        pods: list[PodPlacement] = []
+        for req in sorted(gang.pods, key=lambda p: (-p.gpu, -p.cpu)):
+            for name, cap in free.items():
+                if cap[0] >= req.cpu and cap[1] >= req.memory_mb and len(cap[2]) >= req.gpu:
+                    gpus = tuple(cap[2][: req.gpu])
+                    cap[0] -= req.cpu
+                    cap[1] -= req.memory_mb
+                    cap[2] = cap[2][req.gpu :]
+                    pods.append(PodPlacement(req.role, req.index, name, gpus))
+                    break
+            else:
+                return None
+        pods.sort(key=lambda p: (p.role, p.index))
+        return Placement(gang.gang_id, tuple(pods))
+
+    def _explain(self, gang: GangRequest) -> str:
+        need_gpu = sum(p.gpu for p in gang.pods)
+        need_cpu = sum(p.cpu for p in gang.pods)
+        need_mem = sum(p.memory_mb for p in gang.pods)
+        healthy = [n for n in self.nodes.values() if n.healthy]
+        total_gpu = sum(len(n.gpus) for n in healthy)
+        total_cpu = sum(n.cpu for n in healthy)
+        total_mem = sum(n.memory_mb for n in healthy)
+        free_gpu = sum(len(n.free_gpus()) for n in healthy)
+        free_cpu = sum(n.cpu - n.used_cpu for n in healthy)
+        free_mem = sum(n.memory_mb - n.used_memory_mb for n in healthy)
+        pods = len(gang.pods)
+        if need_gpu > total_gpu or need_cpu > total_cpu or need_mem > total_mem:
+            return (
+                f"the job needs {need_gpu} GPUs, {need_cpu} CPUs and {need_mem} MB for {pods} tasks; "
+                f"the cluster has only {total_gpu} GPUs, {total_cpu} CPUs and {total_mem} MB in all"
+            )
+        if need_gpu > free_gpu:
+            return f"waiting for GPUs: {free_gpu} of {total_gpu} free, the job needs {need_gpu} together"
+        if need_cpu > free_cpu:
+            return f"waiting for CPUs: {free_cpu} of {total_cpu} free, the job needs {need_cpu} together"
+        if need_mem > free_mem:
+            return f"waiting for memory: {free_mem} of {total_mem} MB free, the job needs {need_mem} MB"
+        return f"no node has room for the largest of the job's {pods} tasks right now"

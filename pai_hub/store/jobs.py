@@ -1,0 +1,112 @@
+"""Jobs, attempts, task attempts and events: load everything at start, write each turn's changes.
+
+Writes are batched: one transaction per orchestrator turn, with executemany inserts and
+updates by primary key, so a burst of submissions costs one commit (group commit).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, fields
+from typing import Any
+
+from sqlalchemy import bindparam, insert, select, update
+
+from ..orchestrator.machine import Effects
+from ..orchestrator.records import EventRecord, JobAttemptRecord, JobRecord, TaskRecord
+from .db import Store
+from .models import Event, Job, JobAttempt, TaskAttempt
+
+_JOB_FIELDS = [f.name for f in fields(JobRecord)]
+_TASK_FIELDS = [f.name for f in fields(TaskRecord)]
+_ATTEMPT_FIELDS = [f.name for f in fields(JobAttemptRecord)]
+
+
+def _row(obj: Any, names: list[str]) -> dict[str, Any]:
+    d = obj.__dict__
+    return {n: d[n] for n in names}
+
+
+def _update_many(conn, model, keys: tuple[str, ...], rows: list[dict[str, Any]]) -> None:
+    """UPDATE ... WHERE <keys> as one executemany; bind names are prefixed (Core reserves column names)."""
+    table = model.__table__
+    stmt = (
+        update(table)
+        .where(*[table.c[k] == bindparam("k_" + k) for k in keys])
+        .values({c: bindparam("v_" + c) for c in rows[0] if c not in keys})
+    )
+    conn.execute(stmt, [{("k_" if c in keys else "v_") + c: v for c, v in r.items()} for r in rows])
+
+
+def persist(store: Store, fx: Effects) -> None:
+    """Commit one turn's effects in one transaction."""
+    with store.engine.begin() as conn:
+        if fx.new_jobs:
+            conn.execute(insert(Job), [_row(j, _JOB_FIELDS) for j in fx.new_jobs])
+        if fx.attempts:
+            new_job_ids = {j.id for j in fx.new_jobs}
+            old_job_ids = {k[0] for k in fx.attempts} - new_job_ids
+            existing: set[tuple[int, int]] = set()
+            if old_job_ids:
+                rows = conn.execute(
+                    select(JobAttempt.job_id, JobAttempt.attempt_id).where(JobAttempt.job_id.in_(old_job_ids))
+                )
+                existing = {(r[0], r[1]) for r in rows}
+            new = [_row(a, _ATTEMPT_FIELDS) for k, a in fx.attempts.items() if k not in existing]
+            old = [_row(a, _ATTEMPT_FIELDS) for k, a in fx.attempts.items() if k in existing]
+            if new:
+                conn.execute(insert(JobAttempt), new)
+            if old:
+                _update_many(conn, JobAttempt, ("job_id", "attempt_id"), old)
+        if fx.jobs:
+            _update_many(conn, Job, ("id",), [_row(j, _JOB_FIELDS) for j in fx.jobs.values()])
+        if fx.new_tasks:
+            conn.execute(insert(TaskAttempt), [_row(t, _TASK_FIELDS) for t in fx.new_tasks.values()])
+        if fx.tasks:
+            _update_many(conn, TaskAttempt, ("task_id",), [_row(t, _TASK_FIELDS) for t in fx.tasks.values()])
+        if fx.events:
+            conn.execute(insert(Event), [asdict(e) for e in fx.events])
+
+
+def load(store: Store) -> tuple[list[JobRecord], list[JobAttemptRecord], list[TaskRecord]]:
+    """Every job, the latest attempt of each, and the task attempts of active jobs' latest attempt."""
+    with store.engine.connect() as conn:
+        job_rows = conn.execute(select(*[Job.__table__.c[n] for n in _JOB_FIELDS]))
+        jobs = [JobRecord(**dict(r._mapping)) for r in job_rows]
+        attempts = [
+            JobAttemptRecord(**dict(r._mapping))
+            for r in conn.execute(select(*[JobAttempt.__table__.c[n] for n in _ATTEMPT_FIELDS]))
+        ]
+        latest = {j.id: j.attempt_id for j in jobs}
+        attempts = [a for a in attempts if latest.get(a.job_id) == a.attempt_id]
+        tasks = [
+            TaskRecord(**dict(r._mapping))
+            for r in conn.execute(select(*[TaskAttempt.__table__.c[n] for n in _TASK_FIELDS]))
+            if latest.get(r.job_id) == r.job_attempt_id
+        ]
+    return jobs, attempts, tasks
+
+
+def task_history(store: Store, job_id: int, job_attempt_id: int | None = None) -> list[TaskRecord]:
+    """All task attempts of a job (or of one of its attempts), oldest first."""
+    q = select(*[TaskAttempt.__table__.c[n] for n in _TASK_FIELDS]).where(TaskAttempt.job_id == job_id)
+    if job_attempt_id is not None:
+        q = q.where(TaskAttempt.job_attempt_id == job_attempt_id)
+    with store.engine.connect() as conn:
+        return [TaskRecord(**dict(r._mapping)) for r in conn.execute(q.order_by(TaskAttempt.created_at))]
+
+
+def job_attempts(store: Store, job_id: int) -> list[JobAttemptRecord]:
+    q = select(*[JobAttempt.__table__.c[n] for n in _ATTEMPT_FIELDS]).where(JobAttempt.job_id == job_id)
+    with store.engine.connect() as conn:
+        return [JobAttemptRecord(**dict(r._mapping)) for r in conn.execute(q.order_by(JobAttempt.attempt_id))]
+
+
+def events(store: Store, job_id: int, after_id: int = 0, type: str | None = None) -> list[dict[str, Any]]:
+    q = select(Event.__table__).where(Event.job_id == job_id, Event.id > after_id)
+    if type:
+        q = q.where(Event.type == type)
+    with store.engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(q.order_by(Event.id))]
+
+
+__all__ = ["EventRecord", "events", "job_attempts", "load", "persist", "task_history"]

@@ -1,0 +1,162 @@
+"""Users, groups and API tokens (standalone mode; under JupyterHub the hub is the user source).
+
+Passwords are PBKDF2-SHA512 with a random salt; tokens are random and only their SHA-256 is
+stored. Token look-ups are cached in memory: every API call authenticates, so this is hot.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+from dataclasses import dataclass
+
+from sqlalchemy import delete, select
+
+from .db import Store
+from .models import Group, Membership, Token, User
+
+DEFAULT_GROUP = "default"
+ADMIN_GROUP = "admingroup"
+_PBKDF2_ROUNDS = 100_000
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: resolved from a token."""
+
+    username: str
+    admin: bool
+    application: bool
+
+
+def hash_password(password: str) -> str:
+    salt = secrets.token_hex(16)
+    digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt.encode(), _PBKDF2_ROUNDS).hex()
+    return f"pbkdf2_sha512${_PBKDF2_ROUNDS}${salt}${digest}"
+
+
+def check_password(stored: str | None, password: str) -> bool:
+    if not stored:
+        return False
+    _, rounds, salt, digest = stored.split("$")
+    candidate = hashlib.pbkdf2_hmac("sha512", password.encode(), salt.encode(), int(rounds)).hex()
+    return hmac.compare_digest(candidate, digest)
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class UserRepository:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._cache: dict[str, tuple[Principal, float | None]] = {}
+
+    def ensure_groups(self, virtual_clusters: list[str]) -> None:
+        """OpenPAI's basic-mode groups: an admin group and a default group granting the default VC."""
+        with self.store.sessions.begin() as s:
+            if s.get(Group, ADMIN_GROUP) is None:
+                s.add(Group(groupname=ADMIN_GROUP, description="administrators", admin=True,
+                            virtual_clusters=list(virtual_clusters)))
+            if s.get(Group, DEFAULT_GROUP) is None:
+                s.add(Group(groupname=DEFAULT_GROUP, description="every user", admin=False,
+                            virtual_clusters=["default"]))
+
+    def create(self, username: str, password: str | None = None, admin: bool = False, email: str = "") -> None:
+        with self.store.sessions.begin() as s:
+            if s.get(User, username) is not None:
+                raise KeyError(username)
+            s.add(User(username=username, password_hash=hash_password(password) if password else None,
+                       email=email, admin=admin, extension={}, created_at=time.time()))
+            s.flush()
+            s.add(Membership(username=username, groupname=DEFAULT_GROUP))
+            if admin:
+                s.add(Membership(username=username, groupname=ADMIN_GROUP))
+
+    def get(self, username: str) -> dict | None:
+        with self.store.sessions() as s:
+            user = s.get(User, username)
+            if user is None:
+                return None
+            groups = [m.groupname for m in s.scalars(select(Membership).where(Membership.username == username))]
+            vcs: set[str] = set()
+            for g in s.scalars(select(Group).where(Group.groupname.in_(groups))):
+                vcs.update(g.virtual_clusters)
+            return {"username": user.username, "email": user.email, "admin": user.admin,
+                    "grouplist": groups, "virtualCluster": sorted(vcs), "extension": user.extension or {}}
+
+    def list(self) -> list[dict]:
+        with self.store.sessions() as s:
+            names = list(s.scalars(select(User.username).order_by(User.username)))
+        return [u for u in (self.get(n) for n in names) if u is not None]
+
+    def delete(self, username: str) -> None:
+        with self.store.sessions.begin() as s:
+            s.execute(delete(Token).where(Token.username == username))
+            s.execute(delete(Membership).where(Membership.username == username))
+            s.execute(delete(User).where(User.username == username))
+        self._cache.clear()
+
+    def verify(self, username: str, password: str) -> bool:
+        with self.store.sessions() as s:
+            user = s.get(User, username)
+            return user is not None and check_password(user.password_hash, password)
+
+    def set_password(self, username: str, password: str) -> None:
+        with self.store.sessions.begin() as s:
+            user = s.get(User, username)
+            if user is None:
+                raise KeyError(username)
+            user.password_hash = hash_password(password)
+
+    # -- tokens ---------------------------------------------------------------------------------
+    def create_token(self, username: str, name: str = "", application: bool = True,
+                     lifetime: float | None = None) -> str:
+        token = secrets.token_urlsafe(32)
+        with self.store.sessions.begin() as s:
+            if s.get(User, username) is None:
+                raise KeyError(username)
+            now = time.time()
+            s.add(Token(token_hash=_token_hash(token), username=username, name=name, application=application,
+                        created_at=now, expires_at=now + lifetime if lifetime else None))
+        return token
+
+    def resolve(self, token: str) -> Principal | None:
+        """The caller a token stands for, or None if it is unknown, revoked or expired."""
+        key = _token_hash(token)
+        hit = self._cache.get(key)
+        if hit is None:
+            with self.store.sessions() as s:
+                row = s.get(Token, key)
+                if row is None:
+                    return None
+                user = s.get(User, row.username)
+                if user is None:
+                    return None
+                hit = (Principal(user.username, bool(user.admin), bool(row.application)), row.expires_at)
+            self._cache[key] = hit
+        principal, expires_at = hit
+        if expires_at is not None and expires_at < time.time():
+            self._cache.pop(key, None)
+            return None
+        return principal
+
+    def list_tokens(self, username: str) -> list[dict]:
+        with self.store.sessions() as s:
+            rows = s.scalars(select(Token).where(Token.username == username).order_by(Token.created_at))
+            return [{"id": r.token_hash[:12], "name": r.name, "application": r.application,
+                     "createdAt": int(r.created_at * 1000),
+                     "expiresAt": int(r.expires_at * 1000) if r.expires_at else None} for r in rows]
+
+    def revoke(self, username: str, token_or_id: str) -> bool:
+        """Revoke by the token itself or by the id shown in ``list_tokens``."""
+        with self.store.sessions.begin() as s:
+            rows = list(s.scalars(select(Token).where(Token.username == username)))
+            target = _token_hash(token_or_id)
+            victims = [r for r in rows if r.token_hash == target or r.token_hash[:12] == token_or_id]
+            for r in victims:
+                s.delete(r)
+        self._cache.clear()
+        return bool(victims)

@@ -1,0 +1,216 @@
+"""The one Python client of the PAI REST API, under the CLI, the magics and the server extension.
+
+``PaiClient`` is synchronous, ``AsyncPaiClient`` asynchronous; both take the server URL and token
+from arguments or from ``PAI_URL`` / ``PAI_TOKEN``. A job may be named ``name`` (the caller's own)
+or ``user~name``. Every failure is a :class:`PaiError` with OpenPAI's code and a readable message.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+API = "/api/v2"
+
+
+class PaiError(Exception):
+    """An error answered by the server (or the connection): ``code`` and a one-line ``message``."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.status, self.code, self.message = status, code, message
+
+
+def _settings(url: str | None, token: str | None) -> tuple[str, str | None]:
+    url = (url or os.environ.get("PAI_URL") or "http://127.0.0.1:9186").rstrip("/")
+    return url, token or os.environ.get("PAI_TOKEN")
+
+
+def _raise_for(r: httpx.Response) -> None:
+    if r.status_code < 400:
+        return
+    try:
+        body = r.json()
+        raise PaiError(r.status_code, body.get("code", "Error"), body.get("message", r.text))
+    except ValueError:
+        raise PaiError(r.status_code, "Error", r.text.strip() or r.reason_phrase) from None
+
+
+def _decode(r: httpx.Response) -> Any:
+    _raise_for(r)
+    if r.headers.get("content-type", "").startswith("application/json"):
+        return r.json()
+    return r.text
+
+
+class _Paths:
+    """Routes, shared by both clients."""
+
+    username: str | None = None
+
+    def framework(self, name: str) -> str:
+        if "~" in name:
+            return name
+        if self.username is None:
+            raise PaiError(0, "ClientError", "cannot resolve a job name without knowing who I am")
+        return f"{self.username}~{name}"
+
+    def job_path(self, name: str) -> str:
+        return f"{API}/jobs/{quote(self.framework(name), safe='~')}"
+
+
+class PaiClient(_Paths):
+    def __init__(self, url: str | None = None, token: str | None = None, timeout: float = 30.0) -> None:
+        self.url, self.token = _settings(url, token)
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> PaiClient:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            r = self._http.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise PaiError(0, "ConnectionError", f"cannot reach {self.url}: {exc}") from None
+        return _decode(r)
+
+    def whoami(self) -> dict[str, Any]:
+        me = self.request("GET", f"{API}/tokens/check")
+        self.username = me["username"]
+        return me
+
+    def framework(self, name: str) -> str:
+        if "~" not in name and self.username is None:
+            self.whoami()
+        return super().framework(name)
+
+    # -- jobs -----------------------------------------------------------------------------------
+    def submit(self, protocol_yaml: str) -> dict[str, Any]:
+        return self.request("POST", f"{API}/jobs", content=protocol_yaml.encode(),
+                            headers={"Content-Type": "text/yaml"})
+
+    def jobs(self, **filters: Any) -> list[dict[str, Any]]:
+        params = {k: v for k, v in filters.items() if v not in (None, "")}
+        return self.request("GET", f"{API}/jobs", params=params)
+
+    def job(self, name: str) -> dict[str, Any]:
+        return self.request("GET", self.job_path(name))
+
+    def config(self, name: str) -> str:
+        return self.request("GET", self.job_path(name) + "/config")
+
+    def stop(self, name: str) -> dict[str, Any]:
+        return self.request("PUT", self.job_path(name) + "/executionType", json={"value": "STOP"})
+
+    def events(self, name: str) -> list[dict[str, Any]]:
+        return self.request("GET", self.job_path(name) + "/events")["data"]
+
+    def wait(self, name: str, timeout: float = 600, interval: float = 0.2) -> dict[str, Any]:
+        """Poll until the job ends; returns its detail."""
+        deadline = time.monotonic() + timeout
+        while True:
+            detail = self.job(name)
+            if detail["jobStatus"]["state"] in ("SUCCEEDED", "FAILED", "STOPPED"):
+                return detail
+            if time.monotonic() > deadline:
+                raise PaiError(0, "Timeout", f"job {name} still {detail['jobStatus']['state']} after {timeout}s")
+            time.sleep(interval)
+
+    def log_path(self, name: str, role: str | None = None, index: int = 0) -> str:
+        detail = self.job(name)
+        roles = detail["taskRoles"]
+        if not roles:
+            raise PaiError(404, "NoTaskLogError", f"job {name} has no tasks yet")
+        if role is None:
+            entry = next(iter(roles.values()))
+        else:
+            entry = next((e for k, e in roles.items() if role in (k, e["taskRoleStatus"]["name"])), None)
+            if entry is None:
+                raise PaiError(404, "NoTaskLogError", f"job {name} has no task role {role!r}; "
+                               f"roles: {', '.join(e['taskRoleStatus']['name'] for e in roles.values())}")
+        task = next((t for t in entry["taskStatuses"] if t["taskIndex"] == index), None)
+        if task is None:
+            raise PaiError(404, "NoTaskLogError", f"task role has no index {index}")
+        return task["containerLog"]
+
+    def log(self, name: str, role: str | None = None, index: int = 0, log: str = "all",
+            offset: int = 0) -> tuple[str, int]:
+        """One log of a task, from ``offset``; returns the text and the next offset."""
+        path = self.log_path(name, role, index)
+        try:
+            r = self._http.get(f"{path}/{log}", params={"offset": offset})
+        except httpx.HTTPError as exc:
+            raise PaiError(0, "ConnectionError", f"cannot reach {self.url}: {exc}") from None
+        _raise_for(r)
+        return r.text, int(r.headers.get("X-Log-Offset", offset + len(r.content)))
+
+    def follow(self, name: str, role: str | None = None, index: int = 0, log: str = "all",
+               interval: float = 0.5) -> Iterator[str]:
+        """Yield log text as it is written, until the job ends."""
+        offset = 0
+        while True:
+            state = self.job(name)["jobStatus"]["state"]
+            try:
+                text, offset = self.log(name, role, index, log, offset)
+            except PaiError as exc:
+                if exc.code != "NoTaskLogError":
+                    raise
+                text = ""
+            if text:
+                yield text
+            if state in ("SUCCEEDED", "FAILED", "STOPPED"):
+                return
+            time.sleep(interval)
+
+
+class AsyncPaiClient(_Paths):
+    """The asynchronous client (used inside servers and kernels' event loops)."""
+
+    def __init__(self, url: str | None = None, token: str | None = None, timeout: float = 30.0) -> None:
+        self.url, self.token = _settings(url, token)
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        self._http = httpx.AsyncClient(base_url=self.url, headers=headers, timeout=timeout)
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            r = await self._http.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise PaiError(0, "ConnectionError", f"cannot reach {self.url}: {exc}") from None
+        return _decode(r)
+
+    async def whoami(self) -> dict[str, Any]:
+        me = await self.request("GET", f"{API}/tokens/check")
+        self.username = me["username"]
+        return me
+
+    async def submit(self, protocol_yaml: str) -> dict[str, Any]:
+        return await self.request("POST", f"{API}/jobs", content=protocol_yaml.encode(),
+                                  headers={"Content-Type": "text/yaml"})
+
+    async def jobs(self, **filters: Any) -> list[dict[str, Any]]:
+        return await self.request("GET", f"{API}/jobs", params={k: v for k, v in filters.items() if v})
+
+    async def job(self, name: str) -> dict[str, Any]:
+        if "~" not in name and self.username is None:
+            await self.whoami()
+        return await self.request("GET", self.job_path(name))
+
+    async def stop(self, name: str) -> dict[str, Any]:
+        if "~" not in name and self.username is None:
+            await self.whoami()
+        return await self.request("PUT", self.job_path(name) + "/executionType", json={"value": "STOP"})
