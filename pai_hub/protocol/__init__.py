@@ -1,0 +1,76 @@
+"""OpenPAI job protocol v2: parse, validate, template, render and mask job YAML.
+
+Pure functions only (no I/O, no network, no clock), so the REST API, the CLI, the scheduler and
+the tests all share one definition of what a job means::
+
+    from pai_hub.protocol import load, render
+    job = load(yaml_text)                 # raises InvalidProtocol listing every problem
+    rendered = render(job, username="alice")
+    rendered.task_roles["worker"].entrypoint
+"""
+
+from __future__ import annotations
+
+from .errors import InvalidProtocol, ProtocolError, ProtocolParseError
+from .models import (
+    Callback,
+    Completion,
+    DataPrerequisite,
+    Defaults,
+    Deployment,
+    DeploymentTaskRole,
+    DockerAuth,
+    DockerImagePrerequisite,
+    ExtraContainerOptions,
+    JobProtocol,
+    Prerequisite,
+    ResourcePerInstance,
+    ScriptPrerequisite,
+    TaskRole,
+)
+from .parse import parse, split_documents
+from .render import RenderedJob, RenderedTaskRole, render
+from .secrets import MASK, mask_secrets, masked_config
+from .template import render_secrets, render_template
+from .validate import load_dict, validate, validate_semantics, validate_structure
+
+__all__ = [
+    "MASK",
+    "Callback",
+    "Completion",
+    "DataPrerequisite",
+    "Defaults",
+    "Deployment",
+    "DeploymentTaskRole",
+    "DockerAuth",
+    "DockerImagePrerequisite",
+    "ExtraContainerOptions",
+    "InvalidProtocol",
+    "JobProtocol",
+    "Prerequisite",
+    "ProtocolError",
+    "ProtocolParseError",
+    "RenderedJob",
+    "RenderedTaskRole",
+    "ResourcePerInstance",
+    "ScriptPrerequisite",
+    "TaskRole",
+    "load",
+    "load_dict",
+    "mask_secrets",
+    "masked_config",
+    "parse",
+    "render",
+    "render_secrets",
+    "render_template",
+    "split_documents",
+    "validate",
+    "validate_semantics",
+    "validate_structure",
+]
+
+
+def load(text: str) -> JobProtocol:
+    """Parse and validate job YAML; raises :class:`InvalidProtocol` (or its subclass
+    :class:`ProtocolParseError` for unreadable YAML) listing every problem."""
+    return load_dict(parse(text))
