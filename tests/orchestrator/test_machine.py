@@ -1,0 +1,138 @@
+"""The state machine alone: virtual time, real scheduler and protocol, no processes."""
+
+from __future__ import annotations
+
+import pytest
+
+from pai_hub import protocol
+from pai_hub.backends.base import GpuInfo, NodeInfo
+from pai_hub.orchestrator.machine import Machine
+from pai_hub.orchestrator.records import JobRecord
+from pai_hub.orchestrator.specs import build_task_spec
+from pai_hub.scheduler.gang import GangScheduler
+from pai_runtime.ports import hashed_ports
+from tests.server import job_yaml
+
+NODE = NodeInfo("n1", "10.0.0.1", 8, 16384, tuple(GpuInfo(i, f"g{i}", "sim", 1, True) for i in range(4)))
+
+
+def make_machine() -> Machine:
+    sched = GangScheduler({NODE.name: (NODE.cpu, NODE.memory_mb, tuple(g.index for g in NODE.gpus))})
+    return Machine(sched, [NODE], build_task_spec, hashed_ports)
+
+
+def submit(m: Machine, text: str, now: float = 0.0) -> JobRecord:
+    job = protocol.load(text)
+    plan = protocol.render(job, username="u")
+    record = JobRecord(id=0, framework_name=plan.framework_name, username="u", name=plan.name,
+                       virtual_cluster="default", state="WAITING", config_yaml=text,
+                       protocol=protocol.masked_config(job), secrets={}, submitted_at=now)
+    m.submit(record, plan, now)
+    m.schedule(now)
+    return record
+
+
+def run_all(m: Machine, now: float = 1.0) -> list[str]:
+    fx = m.take_effects()
+    for launch in fx.starts:
+        m.task_running(launch.task_id, now, now)
+    return [s.task_id for s in fx.starts]
+
+
+def test_gang_is_placed_whole_and_tasks_get_distinct_gpus():
+    m = make_machine()
+    submit(m, job_yaml("g", ["true"], instances=2, gpu=2))
+    fx = m.take_effects()
+    assert len(fx.starts) == 2
+    gpus = sorted(g for s in fx.starts for g in s.gpus)
+    assert gpus == [0, 1, 2, 3]
+    spec = fx.starts[0].spec
+    assert {p["index"] for p in spec["peers"]} == {0, 1} and all(p["ip"] == "10.0.0.1" for p in spec["peers"])
+
+
+def test_gang_waits_whole_with_a_reason_then_runs_when_gpus_free():
+    m = make_machine()
+    first = submit(m, job_yaml("a", ["true"], gpu=3))
+    [a_task] = run_all(m)
+    second = submit(m, job_yaml("b", ["true"], instances=2, gpu=1))
+    assert not m.take_effects().starts
+    assert second.state == "WAITING" and "1 of 4 free" in (second.waiting_reason or "")
+    m.task_exited(a_task, 0, 1.0, 2.0, 2.0)
+    m.schedule(2.0)
+    assert first.state == "SUCCEEDED"
+    assert len(m.take_effects().starts) == 2
+
+
+def test_min_failed_two_tolerates_one_failure():
+    m = make_machine()
+    job = submit(m, job_yaml("t", ["x"], instances=3, completion="    completion:\n      minFailedInstances: 2"))
+    t0, t1, t2 = run_all(m)
+    m.task_exited(t0, 1, 1, 2, 2)
+    assert job.state == "RUNNING"
+    m.task_exited(t1, 0, 1, 2, 2)
+    m.task_exited(t2, 0, 1, 2, 2)
+    assert job.state == "SUCCEEDED"
+
+
+def test_failure_stops_the_rest_and_fails_with_trigger_code():
+    m = make_machine()
+    job = submit(m, job_yaml("t", ["x"], instances=2))
+    t0, t1 = run_all(m)
+    m.task_exited(t0, 9, 1, 2, 2)
+    fx = m.take_effects()
+    assert [s[0] for s in fx.stops] == [t1]
+    assert job.state == "RUNNING"  # completed, waiting for the other task to be stopped
+    m.task_exited(t1, 143, 1, 3, 3)
+    assert (job.state, job.exit_code) == ("FAILED", 9)
+    assert job.exit_trigger == {"taskRole": "worker", "taskIndex": 0, "exitCode": 9}
+
+
+def test_lost_task_is_a_transient_platform_retry():
+    m = make_machine()
+    job = submit(m, job_yaml("t", ["x"]))
+    [t] = run_all(m)
+    m.task_exited(t, -1101, 1, 2, 2)
+    assert job.state == "WAITING" and job.retries_platform == 1 and job.retries_user == 0
+
+
+def test_lost_before_start_is_launched_again_not_retried():
+    m = make_machine()
+    job = submit(m, job_yaml("t", ["x"]))
+    fx = m.take_effects()
+    [launch] = fx.starts
+    m.task_exited(launch.task_id, -1101, None, 1, 1)  # backend never saw it
+    again = m.take_effects().starts
+    assert [s.task_id for s in again] == [launch.task_id]
+    assert job.attempt_id == 0 and job.retries == 0
+
+
+@pytest.mark.parametrize(("retry_count", "attempts"), [(0, 1), (2, 3)])
+def test_job_retry_count(retry_count, attempts):
+    m = make_machine()
+    job = submit(m, job_yaml("t", ["x"], extra=f"jobRetryCount: {retry_count}"))
+    for _ in range(attempts):
+        [t] = run_all(m)
+        m.task_exited(t, 1, 1, 2, 2)
+        m.schedule(2)
+    assert (job.state, job.retries_user, job.attempt_id) == ("FAILED", retry_count, retry_count)
+
+
+def test_restore_rebinds_gpus_and_resumes_completion():
+    m = make_machine()
+    job = submit(m, job_yaml("t", ["x"], instances=2, gpu=2))
+    t0, t1 = run_all(m)
+    m.task_exited(t0, 0, 1, 2, 2)
+    fx = m.take_effects()
+    assert not fx.stops
+    # a new machine from what the store would hold
+    m2 = make_machine()
+    tasks = [m.live.get(t1), next(t for t in m.tasks[job.id] if t.task_id == t0)]
+    to_adopt = m2.restore([job], [m.attempts[job.id]], tasks,
+                          lambda j: protocol.render(protocol.load_dict(j.protocol), username="u"), 3)
+    assert to_adopt == [t1]
+    other = submit(m2, job_yaml("other", ["x"], gpu=1), now=3)
+    assert other.state == "WAITING"  # the 4 GPUs are still held by the restored job
+    m2.task_exited(t1, 0, 1, 4, 4)
+    m2.schedule(4)
+    assert job.state == "SUCCEEDED" and other.state == "WAITING"
+    assert m2.take_effects().starts  # other now placed
