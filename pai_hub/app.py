@@ -52,6 +52,7 @@ def routes() -> list[tuple[str, type]]:
         (rf"/jobs/{TASK}", job_api.TaskLogsHandler),
         (rf"/jobs/{TASK}/([A-Za-z0-9_.-]+)", job_api.TaskLogsHandler),
         (r"/info", user_api.InfoHandler),
+        (r"/openapi.json", user_api.OpenApiHandler),
         (r"/?", user_api.V2RootHandler),
         (r"/authn/info", user_api.AuthnInfoHandler),
         (r"/authn/basic/login", user_api.LoginHandler),

@@ -120,7 +120,8 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
 def cmd_list(args: argparse.Namespace) -> int:
     with _client(args) as c:
-        jobs = c.jobs(state=args.state, vc=args.vc, username=None if args.all else None, limit=args.limit)
+        mine = None if args.all else c.whoami()["username"]
+        jobs = c.jobs(state=args.state, vc=args.vc, username=mine, limit=args.limit)
     if args.json:
         print(json.dumps(jobs, indent=2))
         return 0

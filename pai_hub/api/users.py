@@ -148,3 +148,21 @@ class UserHandler(BaseHandler):
             raise ApiError(403, "RemoveAdminError", f"Admin {username} is not allowed to remove.")
         self.pai.users.delete(username)
         self.send({"message": "user is removed successfully"})
+
+
+class OpenApiHandler(BaseHandler):
+    """The REST reference: ``openapi.yaml`` shipped in the package, served as JSON."""
+
+    public = True
+    _spec: bytes | None = None
+
+    def get(self) -> None:
+        if OpenApiHandler._spec is None:
+            import json
+            from importlib.resources import files
+
+            import yaml
+
+            doc = yaml.safe_load(files("pai_hub.api").joinpath("openapi.yaml").read_text())
+            OpenApiHandler._spec = json.dumps(doc).encode()
+        self.finish(OpenApiHandler._spec)

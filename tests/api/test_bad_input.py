@@ -67,7 +67,7 @@ def test_missing_and_invalid_tokens_are_401(server, jobs_before):
     r = httpx.post(server.url + "/api/v2/jobs", content=GOOD)
     assert r.status_code == 401
     assert r.json() == {"code": "UnauthorizedUserError", "message": "Guest is not allowed to do this operation."}
-    for header in ("Bearer nonsense", "Bearer ", "Basic !!!", "Token abc"):
+    for header in ("Bearer nonsense", "Bearer", "Basic !!!", "Token abc"):
         r = httpx.get(server.url + "/api/v2/jobs", headers={"Authorization": header})
         assert r.status_code == 401, header
         assert r.json()["code"] == "UnauthorizedUserError"
