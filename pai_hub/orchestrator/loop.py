@@ -20,7 +20,7 @@ from ..backends.base import Backend, TaskExit, TaskRunning
 from ..store import jobs as job_store
 from ..store.db import Store
 from .machine import Effects, Machine
-from .records import EXIT_START_FAILED, JobRecord
+from .records import EXIT_START_FAILED, EXIT_TASK_LOST, JobRecord
 
 log = logging.getLogger("pai_hub.orchestrator")
 
@@ -163,6 +163,11 @@ class Controller:
         for launch in fx.starts:
             try:
                 await self.backend.start(launch)
+            except ValueError as exc:  # it was started before: whatever ran is gone without a record
+                log.warning("start of %s refused: %s", launch.task_id, exc)
+                self._inputs.append(("backend", TaskExit(launch.task_id, EXIT_TASK_LOST, None, self.clock(),
+                                                         {"diagnostics": str(exc)})))
+                self._wake.set()
             except Exception as exc:
                 log.exception("start of %s failed", launch.task_id)
                 self._inputs.append(("backend", TaskExit(launch.task_id, EXIT_START_FAILED, None, self.clock(),

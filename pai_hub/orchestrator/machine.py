@@ -186,7 +186,10 @@ class Machine:
             return
         job = self.jobs[task.job_id]
         if exit_code == EXIT_TASK_LOST and task.launch_state == "launching":
-            # Decided and committed, but the backend never started it: start it now, exactly once.
+            # Decided and committed, but the backend never started it: start it now. Only once:
+            # if it is lost again, that is a real loss (the backend refuses to start a task twice).
+            task.launch_state = "running"
+            self._task(task)
             self.fx.starts.append(self._launch(job, task))
             return
         del self.live[task_id]

@@ -1,0 +1,397 @@
+"""The local backend: tasks are process groups (sessions) on this machine, run by a launcher process.
+
+Launch path (see docs/backends.md)::
+
+    control plane ──spec.json + one line on a pipe──▶ launcher ──posix_spawn──▶ bash -c CMD  (own session)
+          ▲                                                │ copies output into logs, reaps through a pidfd
+          └──── datagram "<task_id>" on <run_root>/events.sock ◀── exit.json written
+
+The control plane writes one file and one line per task; everything else happens in the launcher
+(:mod:`pai_runtime.launcher`), which runs in its own session and outlives the control plane until its
+last task has ended. A new backend on the same ``run_root`` re-adopts running tasks from the files in
+their task directories, and hears their exits on the same socket path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+import pai_runtime
+from pai_hub.backends.base import Backend, NodeInfo, TaskEvent, TaskExit, TaskLaunch, TaskRunning
+from pai_hub.backends.local.gpus import SIMULATED_GPU_MEMORY_MB, discover_gpus
+from pai_hub.backends.local.gpus import simulated_gpus as declare_simulated_gpus
+from pai_runtime.env import task_environ
+from pai_runtime.procinfo import is_alive, kill_group
+from pai_runtime.supervisor import EXIT_FILE, LOG_NAMES, PID_FILE, SPEC_FILE, STOP_FILE, read_json
+
+log = logging.getLogger(__name__)
+
+#: Exit code reported for a task the backend has no trace of (it is retried by the orchestrator).
+LOST_EXIT_CODE = -1101
+_TASK_ID = re.compile(r"[A-Za-z0-9._~-]+")
+_SUN_PATH_MAX = 107
+#: How long adopt() waits for a supervisor that was forked but has not yet written pid.json.
+_LAUNCH_SETTLE_SECONDS = 0.5
+
+
+def _check_task_id(task_id: str) -> str:
+    if not isinstance(task_id, str) or not _TASK_ID.fullmatch(task_id) or task_id in (".", ".."):
+        raise ValueError(f"invalid task id {task_id!r}: must match [A-Za-z0-9._~-]+")
+    return task_id
+
+
+class LocalBackend(Backend):
+    """Runs tasks as local processes (see module docstring).
+
+    ``simulated_gpus``, when given, replaces GPU discovery: the node declares that many GPUs
+    (``simulated=True``, uuid ``SIM-GPU-<n>``) whether or not real ones exist, so that a
+    configuration behaves the same on every machine. Without it, GPUs come from NVML (none if NVML
+    is unavailable).
+    """
+
+    name = "local"
+
+    def __init__(
+        self,
+        run_root: Path | str,
+        *,
+        node_name: str | None = None,
+        ip: str = "127.0.0.1",
+        simulated_gpus: int | None = None,
+        gpu_model: str = "simulated",
+        cpu: int | None = None,
+        memory_mb: int | None = None,
+        simulated_gpu_memory_mb: int = SIMULATED_GPU_MEMORY_MB,
+    ) -> None:
+        self.run_root = Path(os.path.abspath(run_root))
+        self.tasks_dir = self.run_root / "tasks"
+        self.socket_path = self.run_root / "events.sock"
+        self.node_name = node_name or socket.gethostname()
+        self.ip = ip
+        if simulated_gpus is not None:
+            gpus = declare_simulated_gpus(simulated_gpus, gpu_model, simulated_gpu_memory_mb)
+        else:
+            gpus = discover_gpus()
+        self.gpus = tuple(gpus)
+        self.cpu = cpu if cpu is not None else (os.cpu_count() or 1)
+        self.memory_mb = memory_mb if memory_mb is not None else psutil.virtual_memory().total // (1 << 20)
+        self._tasks = str(self.tasks_dir)
+        self._queue: asyncio.Queue[TaskEvent | None] = asyncio.Queue()
+        self._live: set[str] = set()
+        self._kill_timers: dict[str, asyncio.TimerHandle] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._sock: socket.socket | None = None
+        self._sock_ino: int | None = None
+        self._launcher: subprocess.Popen[bytes] | None = None
+        self._launcher_in: asyncio.WriteTransport | None = None
+        self._watched: dict[int, int] = {}  # supervisor pid -> pidfd registered with the loop
+        self._closing = False
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        os.makedirs(self.tasks_dir, mode=0o700, exist_ok=True)
+        # Bind before anything else: an exit that happens from now on is heard, one that happened
+        # before is found by adopt() in exit.json.
+        self._sock = self._bind()
+        self._loop.add_reader(self._sock.fileno(), self._on_datagrams)
+        await self._start_launcher()
+
+    def _bind(self) -> socket.socket:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC)
+        path = str(self.socket_path)
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+        if len(path.encode()) <= _SUN_PATH_MAX:
+            sock.bind(path)
+        else:  # too long for sun_path: bind through a directory fd
+            dfd = os.open(self.run_root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            try:
+                sock.bind(f"/proc/self/fd/{dfd}/{self.socket_path.name}")
+            finally:
+                os.close(dfd)
+        os.chmod(path, 0o600)
+        self._sock_ino = os.stat(path).st_ino
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+        except OSError:
+            pass
+        return sock
+
+    async def _start_launcher(self) -> None:
+        assert self._loop is not None
+        package_root = os.path.dirname(os.path.dirname(os.path.abspath(pai_runtime.__file__)))
+        with open(self.run_root / "launcher.log", "ab") as errors:
+            self._launcher = subprocess.Popen(
+                [sys.executable, "-m", "pai_runtime.launcher", "--notify", str(self.socket_path)],
+                stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=errors, cwd=package_root,
+                env=task_environ(os.environ), start_new_session=True, close_fds=True,
+            )
+        assert self._launcher.stdin is not None
+        transport, _ = await self._loop.connect_write_pipe(asyncio.Protocol, self._launcher.stdin)
+        self._launcher_in = transport
+        self._watch_supervisor(self._launcher.pid, None)
+
+    def _watch_supervisor(self, pid: int, start_time: int | None) -> None:
+        """Re-examine live tasks when supervisor ``pid`` exits (a crash would otherwise go unheard)."""
+        if pid in self._watched or self._loop is None:
+            return
+        try:
+            pidfd = os.pidfd_open(pid)
+        except (AttributeError, OSError):
+            return  # gone already (adopt() has looked at its tasks) or no pidfds on this system
+        if start_time is not None and not is_alive(pid, start_time):
+            os.close(pidfd)  # the pid was reused: not our supervisor
+            return
+        self._watched[pid] = pidfd
+        self._loop.add_reader(pidfd, self._on_supervisor_exit, pid)
+
+    def _on_supervisor_exit(self, pid: int) -> None:
+        pidfd = self._watched.pop(pid, None)
+        if pidfd is not None and self._loop is not None:
+            self._loop.remove_reader(pidfd)
+            os.close(pidfd)
+        if self._launcher is not None and self._launcher.pid == pid:
+            self._launcher.poll()  # reap it
+        self._on_datagrams()  # exits it reported before dying come first
+        for task_id in list(self._live):
+            event = self._inspect(task_id, final=True)
+            if isinstance(event, TaskExit):
+                self._emit(event)
+
+    async def close(self) -> None:
+        if self._sock is not None:
+            if self._loop is not None:
+                self._loop.remove_reader(self._sock.fileno())
+            self._sock.close()
+            self._sock = None
+            try:  # unlink only our own socket: a newer backend may have bound the path since
+                if os.stat(self.socket_path).st_ino == self._sock_ino:
+                    os.unlink(self.socket_path)
+            except OSError:
+                pass
+        for handle in self._kill_timers.values():
+            handle.cancel()
+        self._kill_timers.clear()
+        for pidfd in self._watched.values():
+            if self._loop is not None:
+                self._loop.remove_reader(pidfd)
+            os.close(pidfd)
+        self._watched.clear()
+        if self._launcher_in is not None:
+            # Flushed, then closed: the launcher takes no more work and exits after its last task.
+            self._launcher_in.close()
+            self._launcher_in = None
+            await asyncio.sleep(0)
+        self._launcher = None
+        self._queue.put_nowait(None)
+
+    # -- description ---------------------------------------------------------------------------
+
+    def nodes(self) -> list[NodeInfo]:
+        return [NodeInfo(name=self.node_name, ip=self.ip, cpu=self.cpu, memory_mb=self.memory_mb,
+                         gpus=self.gpus)]
+
+    # -- tasks ---------------------------------------------------------------------------------
+
+    def task_dir(self, task_id: str) -> Path:
+        """The attempt directory of ``task_id`` (spec.json, pid.json, exit.json, logs/, work/)."""
+        return self.tasks_dir / _check_task_id(task_id)
+
+    async def start(self, launch: TaskLaunch) -> None:
+        if self._launcher_in is None:
+            raise RuntimeError("LocalBackend.start() before open()")
+        task_id = _check_task_id(launch.task_id)
+        task_dir = f"{self._tasks}/{task_id}"
+        try:
+            os.mkdir(task_dir, 0o700)
+        except FileExistsError:
+            if os.path.exists(f"{task_dir}/{PID_FILE}") or os.path.exists(f"{task_dir}/{EXIT_FILE}"):
+                raise ValueError(f"task {task_id} was already started") from None
+        spec = dict(launch.spec)
+        spec["gpus"] = list(launch.gpus)
+        if not spec.get("work_dir"):
+            spec["work_dir"] = f"{task_dir}/work"
+        if not spec.get("log_dir"):
+            spec["log_dir"] = f"{task_dir}/logs"
+        peers = spec.get("peers") or ()
+        if any(p.get("ip") is None for p in peers):  # every peer of a local task runs here
+            spec["peers"] = [p if p.get("ip") is not None else {**p, "ip": self.ip} for p in peers]
+        fd = os.open(f"{task_dir}/{SPEC_FILE}", os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        try:
+            os.write(fd, json.dumps(spec).encode())
+        finally:
+            os.close(fd)
+        if self._launcher is None or self._launcher.poll() is not None or self._launcher_in.is_closing():
+            log.warning("local backend: launcher gone, starting a new one")
+            await self._start_launcher()
+        assert self._launcher_in is not None
+        self._launcher_in.write(b'{"dir": %s}\n' % json.dumps(task_dir).encode())
+        self._live.add(task_id)
+        self._queue.put_nowait(TaskRunning(task_id, time.time()))
+
+    async def stop(self, task_id: str, grace: float = 10.0) -> None:
+        if task_id not in self._live:
+            return  # unknown, or already ended: nothing to do
+        task_dir = f"{self._tasks}/{task_id}"
+        # The marker covers a supervisor that has not yet written pid.json: it checks for it.
+        os.close(os.open(f"{task_dir}/{STOP_FILE}", os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))
+        self._signal(task_id, signal.SIGTERM)
+        if task_id not in self._kill_timers and self._loop is not None:
+            self._kill_timers[task_id] = self._loop.call_later(
+                max(0.0, grace), self._force_kill, task_id, 0)
+
+    def _signal(self, task_id: str, sig: int) -> bool | None:
+        """Signal the task's process group. None: not launched yet; False: no longer running."""
+        task_dir = f"{self._tasks}/{task_id}"
+        pids = read_json(f"{task_dir}/{PID_FILE}")
+        if pids is None:
+            return None
+        if os.path.exists(f"{task_dir}/{EXIT_FILE}"):
+            return False
+        # While its supervisor lives, the group is the task's (the supervisor reaps it last).
+        if not is_alive(pids.get("supervisorPid"), pids.get("supervisorStart")):
+            return False
+        return kill_group(int(pids["pgid"]), sig)
+
+    def _force_kill(self, task_id: str, tries: int) -> None:
+        self._kill_timers.pop(task_id, None)
+        if task_id not in self._live:
+            return
+        if self._signal(task_id, signal.SIGKILL) is None and tries < 40 and self._loop is not None:
+            self._kill_timers[task_id] = self._loop.call_later(0.25, self._force_kill, task_id, tries + 1)
+
+    # -- events --------------------------------------------------------------------------------
+
+    def _on_datagrams(self) -> None:
+        sock = self._sock
+        while sock is not None:
+            try:
+                data = sock.recv(1024)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                return
+            task_id = data.decode(errors="replace")
+            if task_id not in self._live:
+                continue  # a duplicate, or a task this control plane does not (yet) know
+            record = read_json(f"{self._tasks}/{task_id}/{EXIT_FILE}")
+            if record is not None:
+                self._emit_exit(task_id, record)
+
+    def _emit_exit(self, task_id: str, record: dict[str, Any]) -> TaskExit:
+        self._live.discard(task_id)
+        timer = self._kill_timers.pop(task_id, None)
+        if timer is not None:
+            timer.cancel()
+        event = TaskExit(task_id, int(record.get("exitCode", LOST_EXIT_CODE)), record.get("startedAt"),
+                         record.get("finishedAt") or time.time(), record)
+        self._queue.put_nowait(event)
+        return event
+
+    def _emit(self, event: TaskExit) -> None:
+        self._live.discard(event.task_id)
+        timer = self._kill_timers.pop(event.task_id, None)
+        if timer is not None:
+            timer.cancel()
+        self._queue.put_nowait(event)
+
+    async def events(self) -> AsyncIterator[TaskEvent]:
+        while True:
+            event = await self._queue.get()
+            if event is None:
+                return
+            yield event
+
+    # -- adoption ------------------------------------------------------------------------------
+
+    async def adopt(self, known_task_ids: list[str]) -> list[TaskEvent]:
+        found: dict[str, TaskEvent | None] = {tid: self._inspect(tid, final=False) for tid in known_task_ids}
+        if any(event is None for event in found.values()):
+            await asyncio.sleep(_LAUNCH_SETTLE_SECONDS)
+            for tid, event in found.items():
+                if event is None:
+                    found[tid] = self._inspect(tid, final=True)
+        return [event for event in found.values() if event is not None]
+
+    def _lost(self, task_id: str, reason: str) -> TaskExit:
+        self._live.discard(task_id)
+        now = time.time()
+        return TaskExit(task_id, LOST_EXIT_CODE, None, now,
+                        {"exitCode": LOST_EXIT_CODE, "finishedAt": now, "reason": reason})
+
+    def _inspect(self, task_id: str, *, final: bool) -> TaskEvent | None:
+        """What became of one task; None when it may still be launching (look again later)."""
+        if not isinstance(task_id, str) or not _TASK_ID.fullmatch(task_id) or task_id in (".", ".."):
+            return self._lost(task_id, "invalid task id")
+        task_dir = f"{self._tasks}/{task_id}"
+        exit_path = f"{task_dir}/{EXIT_FILE}"
+        record = read_json(exit_path)
+        if record is not None:
+            self._live.discard(task_id)
+            return TaskExit(task_id, int(record.get("exitCode", LOST_EXIT_CODE)), record.get("startedAt"),
+                            record.get("finishedAt") or time.time(), record)
+        pids = read_json(f"{task_dir}/{PID_FILE}")
+        if pids is not None and is_alive(pids.get("supervisorPid"), pids.get("supervisorStart")):
+            # From now on its exit datagram is accepted (this runs with no await in between).
+            self._live.add(task_id)
+            self._watch_supervisor(int(pids["supervisorPid"]), pids.get("supervisorStart"))
+            return TaskRunning(task_id, pids.get("startedAt"))
+        record = read_json(exit_path)  # it may have ended between the two looks
+        if record is not None:
+            self._live.discard(task_id)
+            return TaskExit(task_id, int(record.get("exitCode", LOST_EXIT_CODE)), record.get("startedAt"),
+                            record.get("finishedAt") or time.time(), record)
+        if pids is None:
+            if not final and os.path.exists(f"{task_dir}/{SPEC_FILE}"):
+                return None
+            return self._lost(task_id, "no trace of the task's supervisor")
+        # The supervisor died without a word (killed, machine trouble): end what is left of the task.
+        if is_alive(pids.get("taskPid"), pids.get("taskStart")):
+            kill_group(int(pids["pgid"]), signal.SIGKILL)
+        return self._lost(task_id, "supervisor died without recording an exit")
+
+    # -- logs ----------------------------------------------------------------------------------
+
+    def _log_dir(self, task_id: str) -> str:
+        try:
+            task_dir = str(self.task_dir(task_id))
+        except ValueError:
+            raise KeyError(task_id) from None
+        if not os.path.isdir(task_dir):
+            raise KeyError(task_id)
+        spec = read_json(f"{task_dir}/{SPEC_FILE}") or {}
+        return spec.get("log_dir") or f"{task_dir}/logs"
+
+    def log_names(self, task_id: str) -> list[str]:
+        log_dir = self._log_dir(task_id)
+        return [name for name in LOG_NAMES if os.path.exists(f"{log_dir}/{name}")]
+
+    def read_log(self, task_id: str, name: str, offset: int = 0, limit: int | None = None) -> bytes:
+        if name not in LOG_NAMES:
+            raise KeyError(name)
+        log_dir = self._log_dir(task_id)
+        try:
+            with open(f"{log_dir}/{name}", "rb") as f:
+                if offset:
+                    f.seek(offset)
+                return f.read(-1 if limit is None else limit)
+        except FileNotFoundError:
+            return b""

@@ -1,0 +1,160 @@
+"""The launcher: one pre-imported process that starts and supervises every task of a backend.
+
+``python -m pai_runtime.launcher --notify SOCKET`` reads launch requests from stdin, one JSON object
+per line (``{"dir": "<task attempt directory>"}``). For each it runs a :class:`TaskRun`: the command is
+started with ``posix_spawn`` (vfork+exec: no copy of this interpreter) in a session of its own, and
+the launcher's single event loop copies every task's output into its logs, reaps it through its pidfd,
+writes its ``exit.json`` and notifies the backend.
+
+Why one process and not a fork per task: on the 2-core machines this must run on, forking a Python
+supervisor per task (and the copy-on-write faults that follow) costs several milliseconds of CPU per
+task, more than all the rest together; see docs/backends.md for the measurements.
+
+The launcher runs in its own session, started by the backend. When its stdin reaches end of file (the
+backend closed, or the control plane died) it takes no new work but keeps supervising what it runs,
+and exits when the last of its tasks has ended. A restarted control plane starts a new launcher; the
+old one's exit notifications reach the new backend through the same socket path.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import select
+import signal
+import sys
+import time
+import traceback
+
+from pai_runtime.procinfo import kill_group
+from pai_runtime.supervisor import Notifier, TaskRun
+
+_IN = select.EPOLLIN | select.EPOLLHUP | select.EPOLLERR
+
+
+class Launcher:
+    """The event loop: stdin requests, task pipes and pidfds, drain deadlines, pending notifications."""
+
+    def __init__(self, notify_path: str | None, stdin_fd: int = 0) -> None:
+        self.stdin_fd = stdin_fd
+        self.notifier = Notifier(notify_path)
+        self.epoll = select.epoll()
+        self.fds: dict[int, tuple[TaskRun, bool]] = {}  # fd -> (run, is_pidfd)
+        self.running: set[TaskRun] = set()
+        self.no_pidfd: set[TaskRun] = set()
+        self.draining: set[TaskRun] = set()  # ended, still copying output until done or deadline
+        self._buf = b""
+
+    def start(self, task_dir: str) -> None:
+        run = TaskRun(task_dir)
+        if not run.launch():
+            self.notifier.send(run.task_id)
+            return
+        self.running.add(run)
+        for fd in run.targets:
+            self.epoll.register(fd, _IN)
+            self.fds[fd] = (run, False)
+        if run.pidfd is not None:
+            self.epoll.register(run.pidfd, select.EPOLLIN)
+            self.fds[run.pidfd] = (run, True)
+        else:
+            self.no_pidfd.add(run)
+
+    def _end(self, run: TaskRun) -> None:
+        for fd in [*run.targets, run.pidfd]:
+            if fd is not None and fd in self.fds:
+                self.epoll.unregister(fd)
+                del self.fds[fd]
+        self.running.discard(run)
+        self.no_pidfd.discard(run)
+        self.draining.discard(run)
+        try:
+            run.finish()
+        except Exception:
+            traceback.print_exc()
+            run.fail("supervisor error while finishing")
+        self.notifier.send(run.task_id)
+
+    def _read_requests(self) -> bool:
+        """Handle what is on stdin; False at end of file."""
+        try:
+            data = os.read(self.stdin_fd, 65536)
+        except (BlockingIOError, InterruptedError):
+            return True
+        if not data:
+            return False
+        *lines, self._buf = (self._buf + data).split(b"\n")
+        for line in lines:
+            if not line.strip():
+                continue
+            try:
+                task_dir = json.loads(line)["dir"]
+            except (ValueError, KeyError, TypeError):
+                print(f"pai_runtime.launcher: bad request {line[:200]!r}", file=sys.stderr, flush=True)
+                continue
+            self.start(task_dir)
+        return True
+
+    def serve(self) -> None:
+        """Run until stdin is closed and every task has ended."""
+        self.epoll.register(self.stdin_fd, _IN)
+        reading = True
+        while reading or self.running:
+            timeout = -1.0
+            if self.draining:
+                first = min(r.deadline or 0.0 for r in self.draining)
+                timeout = max(0.0, first - time.monotonic())
+            if self.notifier.pending or self.no_pidfd:
+                timeout = 0.005 if timeout < 0 else min(timeout, 0.005)
+            for fd, _ in self.epoll.poll(timeout):
+                if fd == self.stdin_fd:
+                    if not self._read_requests():
+                        self.epoll.unregister(fd)
+                        reading = False
+                    continue
+                entry = self.fds.get(fd)
+                if entry is None:
+                    continue
+                run, is_pidfd = entry
+                try:
+                    if is_pidfd:
+                        self.epoll.unregister(fd)
+                        del self.fds[fd]
+                        run.on_exit()
+                    elif not run.on_output(fd):
+                        # on_output closed the pipe, which removed it from the epoll set
+                        del self.fds[fd]
+                except Exception:
+                    traceback.print_exc()
+                    kill_group(run.pid, signal.SIGKILL)
+                    run.on_exit()
+                if run.done:
+                    self._end(run)
+                elif run.ended:
+                    self.draining.add(run)
+            for run in [r for r in self.no_pidfd if r.poll_exit()]:
+                self.no_pidfd.discard(run)
+                self.draining.add(run)
+            for run in [r for r in self.draining if r.done]:
+                self._end(run)
+            self.notifier.flush()
+        deadline = time.monotonic() + 10
+        while self.notifier.pending and time.monotonic() < deadline:
+            time.sleep(0.01)
+            self.notifier.flush()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m pai_runtime.launcher", description=__doc__)
+    parser.add_argument("--notify", help="unix datagram socket that hears about task exits")
+    args = parser.parse_args(argv)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # only end of file on stdin ends the launcher
+    gc.freeze()  # the imported modules never become garbage: keep the collector off them
+    gc.set_threshold(20000, 20, 20)
+    Launcher(args.notify).serve()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,404 @@
+"""Supervising task attempts: from ``spec.json`` to ``exit.json``.
+
+Each task attempt has a directory::
+
+    <task_dir>/spec.json     the TaskSpec (written by the backend, mode 0600)
+    <task_dir>/pid.json      written right after the command started: who supervises it and which process
+                             group to signal, each with its /proc start time (pid-reuse-safe liveness)
+    <task_dir>/exit.json     written atomically once the task has ended: exitCode, startedAt, finishedAt,
+                             signal (when killed by one), error (when the runtime itself failed)
+    <task_dir>/stop          marker a backend leaves when it stops a task (closes the launch race)
+    <log_dir>/stdout, stderr, all, runtime.log
+    <work_dir>/              the command's working directory
+
+The user command runs as ``bash -c COMMAND`` in a new session (so it is its own process group and
+survives whatever happens to the control plane's session), stdin from /dev/null, stdout and stderr
+through pipes that the supervisor copies into ``stdout``/``stderr`` and, interleaved as read, into
+``all``. When the command's main process ends, the rest of its group is killed (as a container's
+processes die with its PID 1), the exit code is recorded (death by signal N is 128+N, as bash reports
+it), and the backend is told by one datagram carrying the task id on its unix socket. If nobody
+listens the datagram is lost, and that is fine: ``exit.json`` is the truth, and a backend that comes
+back finds it.
+
+:class:`TaskRun` is one attempt as a small state machine driven by an event loop: the launcher
+(:mod:`pai_runtime.launcher`) drives many at once in one process; :func:`run_task` drives one in the
+foreground (``python -m pai_runtime TASK_DIR``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import socket
+import time
+from typing import Any
+
+from pai_runtime.env import build_env, task_environ
+from pai_runtime.procinfo import kill_group, proc_start_time
+from pai_runtime.render import render_command
+from pai_runtime.spec import TaskSpec
+
+SPEC_FILE = "spec.json"
+PID_FILE = "pid.json"
+EXIT_FILE = "exit.json"
+STOP_FILE = "stop"
+LOG_NAMES = ("stdout", "stderr", "all", "runtime.log")
+
+#: Exit code when the runtime itself could not run the command (OpenPAI's PAIRuntimeExitAbnormally).
+RUNTIME_FAILURE_EXIT_CODE = 256
+#: How long to keep copying output after the main process ended (escaped daemons may hold the pipes).
+DRAIN_SECONDS = 2.0
+BASH = "/bin/bash"
+
+_SIGDEF = (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGHUP,
+           signal.SIGCHLD, signal.SIGUSR1, signal.SIGUSR2, signal.SIGTTOU, signal.SIGTTIN, signal.SIGTSTP)
+_O_LOG = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
+
+#: The environment every task starts from, computed once per process.
+BASE_ENVIRON = task_environ(os.environ)
+_MY_PID = os.getpid()
+_MY_START: int | None = None
+
+
+def write_json_atomic(path: str, data: dict[str, Any]) -> None:
+    """Write JSON so that readers see either nothing or the whole document (tmp + rename)."""
+    tmp = f"{path}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+    try:
+        os.write(fd, json.dumps(data).encode())
+    finally:
+        os.close(fd)
+    os.rename(tmp, path)
+
+
+def read_json(path: str) -> dict[str, Any] | None:
+    """A JSON file's content, or None if it is missing or unreadable."""
+    try:
+        with open(path, "rb") as f:
+            return json.loads(f.read())
+    except (OSError, ValueError):
+        return None
+
+
+def _log_line(fd: int, message: str, level: str = "INFO") -> None:
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+    os.write(fd, f"[{stamp}] [openpai-runtime] [{level}] {message}\n".encode())
+
+
+def _supervisor_identity() -> tuple[int, int | None]:
+    global _MY_PID, _MY_START
+    pid = os.getpid()
+    if pid != _MY_PID or _MY_START is None:
+        _MY_PID, _MY_START = pid, proc_start_time(pid)
+    return _MY_PID, _MY_START
+
+
+class TaskRun:
+    """One task attempt under supervision.
+
+    Lifecycle: :meth:`launch` (spec → running process, or an immediate failure record), then the
+    driver calls :meth:`on_output` when ``out_r``/``err_r`` are readable and :meth:`on_exit` when
+    ``pidfd`` is; :attr:`done` tells when :meth:`finish` may be called, or :attr:`deadline` passes.
+    """
+
+    def __init__(self, task_dir: str) -> None:
+        self.task_dir = os.path.abspath(task_dir)
+        self.task_id = os.path.basename(self.task_dir)
+        self.record: dict[str, Any] = {"exitCode": RUNTIME_FAILURE_EXIT_CODE, "startedAt": None}
+        self.pid = 0
+        self.pidfd: int | None = None
+        self.targets: dict[int, str] = {}  # pipe read end -> log file path
+        self._log_dir = ""
+        self._writers: dict[str, int] = {}  # log path -> fd, opened on first output
+        self.ended = False  # the main process has exited
+        self.deadline: float | None = None  # stop copying output after this (monotonic)
+        self.finished = False
+        self._runtime_fd = -1
+        self._log_fds: list[int] = []
+
+    # -- launch ---------------------------------------------------------------------------------
+
+    def launch(self, *, detach_stdio: bool = False) -> bool:
+        """Start the command. False if it is already over: it failed to start or was stopped first
+        (``exit.json`` is then already written)."""
+        try:
+            return self._launch(detach_stdio)
+        except Exception as exc:  # the runtime failed, not the user command
+            self.fail(f"{type(exc).__name__}: {exc}")
+            return False
+
+    def _launch(self, detach_stdio: bool) -> bool:
+        task_dir = self.task_dir
+        with open(f"{task_dir}/{SPEC_FILE}", "rb") as f:
+            spec = TaskSpec.from_json_dict(json.loads(f.read()))
+        log_dir = spec.log_dir or f"{task_dir}/logs"
+        work_dir = spec.work_dir or f"{task_dir}/work"
+        os.makedirs(log_dir, exist_ok=True)
+        os.makedirs(work_dir, exist_ok=True)
+        self._log_dir = log_dir
+        # Log files are created now but held open only once there is output: a launcher running
+        # hundreds of tasks would otherwise hold thousands of descriptors, and every posix_spawn
+        # pays for each one (the child's copy of the descriptor table is closed at exec).
+        self._runtime_fd = runtime_fd = os.open(f"{log_dir}/runtime.log", _O_LOG, 0o644)
+        self._log_fds.append(runtime_fd)
+        if detach_stdio:
+            null = os.open(os.devnull, os.O_RDWR)
+            os.dup2(null, 0)
+            os.dup2(null, 1)
+            os.dup2(runtime_fd, 2)
+            os.close(null)
+        for name in ("stdout", "stderr", "all"):
+            os.close(os.open(f"{log_dir}/{name}", _O_LOG, 0o644))
+        env = dict(BASE_ENVIRON)
+        env.update(spec.env)
+        if not spec.work_dir:
+            spec.work_dir = work_dir
+        env.update(build_env(spec))  # last: a job's env may not widen its GPU mask
+        command = render_command(spec.command, spec.secrets)
+        stop_path = f"{task_dir}/{STOP_FILE}"
+        if os.path.exists(stop_path):
+            _log_line(runtime_fd, "task stopped before it started")
+            self.record.update(exitCode=128 + signal.SIGTERM, signal=int(signal.SIGTERM))
+            self._write_record()
+            return False
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        try:
+            _log_line(runtime_fd, "USER COMMAND START")
+            started_at = time.time()
+            os.chdir(work_dir)  # posix_spawn has no chdir action before Python 3.13
+            self.pid = os.posix_spawn(
+                BASH, ["bash", "-c", command], env,
+                file_actions=[
+                    (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+                    (os.POSIX_SPAWN_DUP2, out_w, 1),
+                    (os.POSIX_SPAWN_DUP2, err_w, 2),
+                ],
+                setsid=True, setsigdef=_SIGDEF, setsigmask=(),
+            )
+        except BaseException:
+            os.close(out_r)
+            os.close(err_r)
+            raise
+        finally:
+            os.close(out_w)
+            os.close(err_w)
+        self.targets = {out_r: f"{log_dir}/stdout", err_r: f"{log_dir}/stderr"}
+        self.record["startedAt"] = started_at
+        os.close(runtime_fd)
+        self._log_fds.remove(runtime_fd)
+        self._runtime_fd = -1
+        sup_pid, sup_start = _supervisor_identity()
+        write_json_atomic(f"{task_dir}/{PID_FILE}", {
+            "supervisorPid": sup_pid, "supervisorStart": sup_start,
+            "taskPid": self.pid, "pgid": self.pid, "taskStart": proc_start_time(self.pid),
+            "startedAt": started_at,
+        })
+        try:
+            self.pidfd = os.pidfd_open(self.pid)
+        except (AttributeError, OSError):
+            self.pidfd = None  # the driver falls back to polling waitpid
+        if os.path.exists(stop_path):
+            kill_group(self.pid, signal.SIGTERM)
+        return True
+
+    # -- running --------------------------------------------------------------------------------
+
+    def on_output(self, fd: int) -> bool:
+        """Copy what is readable on ``fd`` into its logs. False once the pipe reached end of file."""
+        try:
+            data = os.read(fd, 65536)
+        except BlockingIOError:
+            return True
+        except OSError:
+            data = b""
+        if data:
+            os.write(self._writer(self.targets[fd]), data)
+            os.write(self._writer(f"{self._log_dir}/all"), data)
+            return True
+        del self.targets[fd]
+        os.close(fd)
+        return False
+
+    def _writer(self, path: str) -> int:
+        fd = self._writers.get(path)
+        if fd is None:
+            fd = self._writers[path] = os.open(path, _O_LOG, 0o644)
+            self._log_fds.append(fd)
+        return fd
+
+    def on_exit(self) -> None:
+        """The main process has exited (it is a zombie until :meth:`finish` reaps it)."""
+        if self.ended:
+            return
+        self.ended = True
+        # While the leader is an unreaped zombie its pid, the group id, cannot be reused.
+        kill_group(self.pid, signal.SIGKILL)
+        self.deadline = time.monotonic() + DRAIN_SECONDS
+
+    def poll_exit(self) -> bool:
+        """For drivers without pidfds: True (and :meth:`on_exit` done) once the process has exited."""
+        if self.ended:
+            return True
+        wpid, status = os.waitpid(self.pid, os.WNOHANG)
+        if not wpid:
+            return False
+        self._status = status
+        self.ended = True
+        kill_group(self.pid, signal.SIGKILL)
+        self.deadline = time.monotonic() + DRAIN_SECONDS
+        return True
+
+    @property
+    def done(self) -> bool:
+        """Ended and all output copied (or the drain deadline has passed)."""
+        return self.ended and (not self.targets or (self.deadline is not None
+                                                    and time.monotonic() >= self.deadline))
+
+    # -- the end ----------------------------------------------------------------------------------
+
+    def finish(self) -> dict[str, Any]:
+        """Reap the process, close everything and write ``exit.json``; returns the record."""
+        for fd in list(self.targets):
+            os.close(fd)
+        self.targets.clear()
+        if self.pid:
+            status = getattr(self, "_status", None)
+            if status is None:
+                _, status = os.waitpid(self.pid, 0)
+            code = os.waitstatus_to_exitcode(status)
+            if code < 0:
+                self.record["signal"] = -code
+                code = 128 - code
+            self.record["exitCode"] = code
+            try:
+                fd = os.open(f"{self._log_dir}/runtime.log", _O_LOG, 0o644)
+                _log_line(fd, "USER COMMAND END")
+                os.close(fd)
+            except OSError:
+                pass
+        if self.pidfd is not None:
+            os.close(self.pidfd)
+            self.pidfd = None
+        return self._write_record()
+
+    def fail(self, error: str) -> dict[str, Any]:
+        """Record a runtime failure (the command did not run)."""
+        self.record["exitCode"] = RUNTIME_FAILURE_EXIT_CODE
+        self.record["error"] = error
+        if self._runtime_fd >= 0:
+            try:
+                _log_line(self._runtime_fd, f"runtime failure: {error}", "ERROR")
+            except OSError:
+                pass
+        return self._write_record()
+
+    def _write_record(self) -> dict[str, Any]:
+        self.record["finishedAt"] = time.time()
+        for fd in self._log_fds:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self._log_fds.clear()
+        self._writers.clear()
+        self._runtime_fd = -1
+        self.finished = True
+        try:
+            write_json_atomic(f"{self.task_dir}/{EXIT_FILE}", self.record)
+        except OSError:
+            pass  # the task directory is gone: nobody is left to tell
+        return self.record
+
+
+class Notifier:
+    """Sends ``task_id`` datagrams to a backend's socket, without ever blocking the caller.
+
+    Linux queues only ``net.unix.max_dgram_qlen`` (often 10) datagrams per socket; what does not fit
+    waits here and is retried by :meth:`flush`. With no listener (ECONNREFUSED, ENOENT) a message is
+    dropped: the backend will find exit.json when it comes back.
+    """
+
+    def __init__(self, path: str | None) -> None:
+        self.path = path
+        self.pending: list[bytes] = []
+        self._sock: socket.socket | None = None
+        self._dir = self._name = ""
+        if path:
+            self._dir, self._name = os.path.split(os.path.abspath(path))
+            self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+
+    def send(self, task_id: str) -> None:
+        if self._sock is not None:
+            self.pending.append(task_id.encode())
+            self.flush()
+
+    def flush(self) -> None:
+        """Send what can be sent now; keep the rest (queue full) for later."""
+        sock = self._sock
+        if sock is None or not self.pending:
+            return
+        # chdir + relative name: the socket path may be longer than sun_path's 108 bytes.
+        try:
+            os.chdir(self._dir)
+        except OSError:
+            self.pending.clear()
+            return
+        while self.pending:
+            try:
+                sock.sendto(self.pending[0], socket.MSG_DONTWAIT, self._name)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                pass  # nobody listening: dropped
+            self.pending.pop(0)
+
+    def close(self) -> None:
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+
+
+def run_task(task_dir: str, notify_path: str | None = None, *, detach_stdio: bool = False,
+             on_spawn: Any = None) -> int:
+    """Run the task attempt in ``task_dir`` in the foreground, to its end; return its exit code."""
+    run = TaskRun(task_dir)
+    notifier = Notifier(notify_path)
+    if not run.launch(detach_stdio=detach_stdio):
+        notifier.send(run.task_id)
+        notifier.close()
+        return int(run.record["exitCode"])
+    if on_spawn is not None:
+        on_spawn(run.pid)
+    poller = select.poll()
+    for fd in run.targets:
+        poller.register(fd, select.POLLIN)
+    if run.pidfd is not None:
+        poller.register(run.pidfd, select.POLLIN)
+    while not run.done:
+        if run.deadline is not None:
+            timeout = max(1, int((run.deadline - time.monotonic()) * 1000))
+        else:
+            timeout = -1 if run.pidfd is not None else 50
+        for fd, _ in poller.poll(timeout):
+            if fd == run.pidfd:
+                poller.unregister(fd)
+                run.on_exit()
+            elif not run.on_output(fd):
+                poller.unregister(fd)
+        if run.pidfd is None:
+            run.poll_exit()
+        elif not run.targets and not run.ended:
+            # The command closed its stdout and stderr but lives on: wait for it to exit.
+            select.select([run.pidfd], [], [])
+            run.on_exit()
+    record = run.finish()
+    notifier.send(run.task_id)
+    deadline = time.monotonic() + 10
+    while notifier.pending and time.monotonic() < deadline:
+        time.sleep(0.01)
+        notifier.flush()
+    notifier.close()
+    return int(record["exitCode"])
