@@ -56,39 +56,73 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
+class Connection:
+    """A minimal keep-alive HTTP/1.1 client: the load generator shares the machine's two cores with
+    the server, so it must cost far less per request than a full client library (like wrk)."""
+
+    def __init__(self, host: str, port: int, token: str) -> None:
+        self.host, self.port = host, port
+        self.auth = f"Authorization: Bearer {token}\r\n"
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def request(self, method: str, path: str, body: bytes = b"") -> tuple[int, bytes]:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        assert self.reader is not None
+        head = (f"{method} {path} HTTP/1.1\r\nHost: {self.host}\r\n{self.auth}"
+                f"Content-Type: text/yaml\r\nContent-Length: {len(body)}\r\n\r\n")
+        self.writer.write(head.encode() + body)
+        status_line = await self.reader.readline()
+        status = int(status_line.split()[1])
+        length = 0
+        while True:
+            line = await self.reader.readline()
+            if line in (b"\r\n", b""):
+                break
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        return status, await self.reader.readexactly(length)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
 async def run(url: str, token: str, jobs: int, concurrency: int) -> dict:
-    headers = {"Authorization": f"Bearer {token}", "Content-Type": "text/yaml"}
+    host, _, port = url.removeprefix("http://").partition(":")
     latencies: list[float] = []
-    queue: asyncio.Queue[int] = asyncio.Queue()
-    for i in range(jobs):
-        queue.put_nowait(i)
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=url, headers=headers, limits=limits, timeout=60) as client:
+    names = iter(range(jobs))
 
-        async def submitter() -> None:
-            while not queue.empty():
-                i = queue.get_nowait()
+    async def submitter() -> None:
+        conn = Connection(host, int(port), token)
+        try:
+            for i in names:
                 t0 = time.perf_counter()
-                r = await client.post("/api/v2/jobs", content=JOB.format(name=f"bench-{i}"))
+                status, body = await conn.request("POST", "/api/v2/jobs", JOB.format(name=f"bench-{i}").encode())
                 latencies.append(time.perf_counter() - t0)
-                if r.status_code != 202:
-                    raise RuntimeError(f"submit failed: {r.status_code} {r.text}")
+                if status != 202:
+                    raise RuntimeError(f"submit failed: {status} {body[:300]!r}")
+        finally:
+            conn.close()
 
-        start = time.perf_counter()
-        await asyncio.gather(*(submitter() for _ in range(concurrency)))
-        submitted = time.perf_counter()
-        done = 0
-        while done < jobs:
-            r = await client.get("/api/v2/jobs", params={"state": "SUCCEEDED", "withTotalCount": "true",
-                                                         "limit": 0})
-            done = r.json()["totalCount"]
-            failed = (await client.get("/api/v2/jobs", params={"state": "FAILED", "withTotalCount": "true",
-                                                                "limit": 0})).json()["totalCount"]
-            if failed:
+    async def count(conn: Connection, state: str) -> int:
+        _, body = await conn.request("GET", f"/api/v2/jobs?state={state}&withTotalCount=true&limit=0")
+        return json.loads(body)["totalCount"]
+
+    start = time.perf_counter()
+    await asyncio.gather(*(submitter() for _ in range(concurrency)))
+    submitted = time.perf_counter()
+    poller = Connection(host, int(port), token)
+    try:
+        while (done := await count(poller, "SUCCEEDED")) < jobs:
+            if failed := await count(poller, "FAILED"):
                 raise RuntimeError(f"{failed} jobs failed")
-            if done < jobs:
-                await asyncio.sleep(0.02)
-        finished = time.perf_counter()
+            await asyncio.sleep(0.01)
+    finally:
+        poller.close()
+    finished = time.perf_counter()
     return {
         "jobs": jobs,
         "concurrency": concurrency,
@@ -97,6 +131,7 @@ async def run(url: str, token: str, jobs: int, concurrency: int) -> dict:
         "wall_s": round(finished - start, 3),
         "submit_latency_ms_p50": round(percentile(latencies, 0.50) * 1000, 2),
         "submit_latency_ms_p99": round(percentile(latencies, 0.99) * 1000, 2),
+        "succeeded": done,
     }
 
 
@@ -105,8 +140,11 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=1000)
     ap.add_argument("--concurrency", type=int, default=16)
     ap.add_argument("--node-cpu", type=int, default=32)
+    ap.add_argument("--base-dir", default="build",
+                    help="where the throw-away data directory goes (like a real install's, not /tmp)")
     args = ap.parse_args()
-    with tempfile.TemporaryDirectory(prefix="pai-bench-") as tmp:
+    Path(args.base_dir).mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="pai-bench-", dir=args.base_dir) as tmp:
         data = Path(tmp) / "data"
         port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("PAI_")}

@@ -27,9 +27,10 @@ import signal
 import sys
 import time
 import traceback
+from typing import Any
 
 from pai_runtime.procinfo import kill_group
-from pai_runtime.supervisor import Notifier, TaskRun
+from pai_runtime.supervisor import EXIT_FILE, PID_FILE, SPEC_FILE, Notifier, TaskRun, write_json
 
 _IN = select.EPOLLIN | select.EPOLLHUP | select.EPOLLERR
 
@@ -47,8 +48,18 @@ class Launcher:
         self.draining: set[TaskRun] = set()  # ended, still copying output until done or deadline
         self._buf = b""
 
-    def start(self, task_dir: str) -> None:
-        run = TaskRun(task_dir)
+    def start(self, task_dir: str, spec: dict[str, Any] | None = None) -> None:
+        """Start a task. With ``spec``, first create its directory and spec.json: doing it here keeps
+        two file-system writes per task off the control plane's event loop."""
+        if spec is not None:
+            try:
+                os.mkdir(task_dir, 0o700)
+            except FileExistsError:
+                if os.path.exists(f"{task_dir}/{PID_FILE}") or os.path.exists(f"{task_dir}/{EXIT_FILE}"):
+                    print(f"pai_runtime.launcher: {task_dir} was already started", file=sys.stderr, flush=True)
+                    return
+            write_json(f"{task_dir}/{SPEC_FILE}", spec, 0o600)
+        run = TaskRun(task_dir, spec)
         if not run.launch():
             self.notifier.send(run.task_id)
             return
@@ -90,11 +101,12 @@ class Launcher:
             if not line.strip():
                 continue
             try:
-                task_dir = json.loads(line)["dir"]
+                request = json.loads(line)
+                task_dir = request["dir"]
             except (ValueError, KeyError, TypeError):
                 print(f"pai_runtime.launcher: bad request {line[:200]!r}", file=sys.stderr, flush=True)
                 continue
-            self.start(task_dir)
+            self.start(task_dir, request.get("spec"))
         return True
 
     def serve(self) -> None:

@@ -73,6 +73,15 @@ def write_json_atomic(path: str, data: dict[str, Any]) -> None:
     os.rename(tmp, path)
 
 
+def write_json(path: str, data: dict[str, Any], mode: int = 0o644) -> None:
+    """Write JSON in place. For files whose readers treat a partial document as not yet written."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
+    try:
+        os.write(fd, json.dumps(data).encode())
+    finally:
+        os.close(fd)
+
+
 def read_json(path: str) -> dict[str, Any] | None:
     """A JSON file's content, or None if it is missing or unreadable."""
     try:
@@ -103,7 +112,8 @@ class TaskRun:
     ``pidfd`` is; :attr:`done` tells when :meth:`finish` may be called, or :attr:`deadline` passes.
     """
 
-    def __init__(self, task_dir: str) -> None:
+    def __init__(self, task_dir: str, spec: dict[str, Any] | None = None) -> None:
+        self._spec = spec  # handed over by the launcher, which wrote spec.json itself
         self.task_dir = os.path.abspath(task_dir)
         self.task_id = os.path.basename(self.task_dir)
         self.record: dict[str, Any] = {"exitCode": RUNTIME_FAILURE_EXIT_CODE, "startedAt": None}
@@ -131,8 +141,10 @@ class TaskRun:
 
     def _launch(self, detach_stdio: bool) -> bool:
         task_dir = self.task_dir
-        with open(f"{task_dir}/{SPEC_FILE}", "rb") as f:
-            spec = TaskSpec.from_json_dict(json.loads(f.read()))
+        if self._spec is None:
+            with open(f"{task_dir}/{SPEC_FILE}", "rb") as f:
+                self._spec = json.loads(f.read())
+        spec = TaskSpec.from_json_dict(self._spec)
         log_dir = spec.log_dir or f"{task_dir}/logs"
         work_dir = spec.work_dir or f"{task_dir}/work"
         os.makedirs(log_dir, exist_ok=True)
@@ -149,8 +161,8 @@ class TaskRun:
             os.dup2(null, 1)
             os.dup2(runtime_fd, 2)
             os.close(null)
-        for name in ("stdout", "stderr", "all"):
-            os.close(os.open(f"{log_dir}/{name}", _O_LOG, 0o644))
+        # stdout, stderr and all are created on first output: file creation is the dearest step of
+        # a launch on a real disk, and most short tasks print nothing.
         env = dict(BASE_ENVIRON)
         env.update(spec.env)
         if not spec.work_dir:
@@ -191,7 +203,7 @@ class TaskRun:
         self._log_fds.remove(runtime_fd)
         self._runtime_fd = -1
         sup_pid, sup_start = _supervisor_identity()
-        write_json_atomic(f"{task_dir}/{PID_FILE}", {
+        write_json(f"{task_dir}/{PID_FILE}", {
             "supervisorPid": sup_pid, "supervisorStart": sup_start,
             "taskPid": self.pid, "pgid": self.pid, "taskStart": proc_start_time(self.pid),
             "startedAt": started_at,

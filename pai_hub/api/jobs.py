@@ -273,7 +273,10 @@ class TaskLogsHandler(JobAccess):
         job = self.find_job(framework_name)
         task_id = f"{job.id}.{int(attempt_id)}.{role}.{int(index)}.{int(task_attempt)}"
         backend = self.pai.controller.backend
-        names = backend.log_names(task_id)
+        try:
+            names = backend.log_names(task_id)
+        except KeyError:
+            names = []
         if not names:
             raise ApiError(404, "NoTaskLogError", "Log of task is not found.")
         base = self.request.path.rstrip("/")

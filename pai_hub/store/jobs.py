@@ -19,6 +19,16 @@ from .models import Event, Job, JobAttempt, TaskAttempt
 _JOB_FIELDS = [f.name for f in fields(JobRecord)]
 _TASK_FIELDS = [f.name for f in fields(TaskRecord)]
 _ATTEMPT_FIELDS = [f.name for f in fields(JobAttemptRecord)]
+# Updates write only what can change: re-serialising a job's protocol on every transition was
+# the single largest cost of a turn.
+_JOB_IMMUTABLE = {"id", "framework_name", "username", "name", "virtual_cluster", "config_yaml", "protocol",
+                  "secrets", "submitted_at", "priority", "job_priority", "total_gpu", "total_tasks",
+                  "total_task_roles"}
+_JOB_MUTABLE = [f for f in _JOB_FIELDS if f not in _JOB_IMMUTABLE]
+_TASK_MUTABLE = [f for f in _TASK_FIELDS if f not in {"task_id", "job_id", "job_attempt_id", "role", "task_index",
+                                                      "attempt_id", "task_uid", "created_at"}]
+_ATTEMPT_MUTABLE = [f for f in _ATTEMPT_FIELDS if f not in {"job_id", "attempt_id", "created_at"}]
+_STATEMENTS: dict[tuple, Any] = {}
 
 
 def _row(obj: Any, names: list[str]) -> dict[str, Any]:
@@ -26,15 +36,17 @@ def _row(obj: Any, names: list[str]) -> dict[str, Any]:
     return {n: d[n] for n in names}
 
 
-def _update_many(conn, model, keys: tuple[str, ...], rows: list[dict[str, Any]]) -> None:
+def _update_many(conn, model, keys: tuple[str, ...], columns: list[str], rows: list[dict[str, Any]]) -> None:
     """UPDATE ... WHERE <keys> as one executemany; bind names are prefixed (Core reserves column names)."""
-    table = model.__table__
-    stmt = (
-        update(table)
-        .where(*[table.c[k] == bindparam("k_" + k) for k in keys])
-        .values({c: bindparam("v_" + c) for c in rows[0] if c not in keys})
-    )
-    conn.execute(stmt, [{("k_" if c in keys else "v_") + c: v for c, v in r.items()} for r in rows])
+    stmt = _STATEMENTS.get((model, keys))
+    if stmt is None:
+        table = model.__table__
+        stmt = _STATEMENTS[(model, keys)] = (
+            update(table)
+            .where(*[table.c[k] == bindparam("k_" + k) for k in keys])
+            .values({c: bindparam("v_" + c) for c in columns})
+        )
+    conn.execute(stmt, [{**{"k_" + k: r[k] for k in keys}, **{"v_" + c: r[c] for c in columns}} for r in rows])
 
 
 def persist(store: Store, fx: Effects) -> None:
@@ -56,13 +68,14 @@ def persist(store: Store, fx: Effects) -> None:
             if new:
                 conn.execute(insert(JobAttempt), new)
             if old:
-                _update_many(conn, JobAttempt, ("job_id", "attempt_id"), old)
+                _update_many(conn, JobAttempt, ("job_id", "attempt_id"), _ATTEMPT_MUTABLE, old)
         if fx.jobs:
-            _update_many(conn, Job, ("id",), [_row(j, _JOB_FIELDS) for j in fx.jobs.values()])
+            _update_many(conn, Job, ("id",), _JOB_MUTABLE, [_row(j, _JOB_FIELDS) for j in fx.jobs.values()])
         if fx.new_tasks:
             conn.execute(insert(TaskAttempt), [_row(t, _TASK_FIELDS) for t in fx.new_tasks.values()])
         if fx.tasks:
-            _update_many(conn, TaskAttempt, ("task_id",), [_row(t, _TASK_FIELDS) for t in fx.tasks.values()])
+            _update_many(conn, TaskAttempt, ("task_id",), _TASK_MUTABLE,
+                         [_row(t, _TASK_FIELDS) for t in fx.tasks.values()])
         if fx.events:
             conn.execute(insert(Event), [asdict(e) for e in fx.events])
 

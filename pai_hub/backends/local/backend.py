@@ -220,30 +220,23 @@ class LocalBackend(Backend):
             raise RuntimeError("LocalBackend.start() before open()")
         task_id = _check_task_id(launch.task_id)
         task_dir = f"{self._tasks}/{task_id}"
-        try:
-            os.mkdir(task_dir, 0o700)
-        except FileExistsError:
-            if os.path.exists(f"{task_dir}/{PID_FILE}") or os.path.exists(f"{task_dir}/{EXIT_FILE}"):
-                raise ValueError(f"task {task_id} was already started") from None
+        if os.path.exists(f"{task_dir}/{PID_FILE}") or os.path.exists(f"{task_dir}/{EXIT_FILE}"):
+            raise ValueError(f"task {task_id} was already started")
         spec = dict(launch.spec)
         spec["gpus"] = list(launch.gpus)
         if not spec.get("work_dir"):
             spec["work_dir"] = f"{task_dir}/work"
         if not spec.get("log_dir"):
-            spec["log_dir"] = f"{task_dir}/logs"
+            spec["log_dir"] = task_dir  # one directory less to create per task
         peers = spec.get("peers") or ()
         if any(p.get("ip") is None for p in peers):  # every peer of a local task runs here
             spec["peers"] = [p if p.get("ip") is not None else {**p, "ip": self.ip} for p in peers]
-        fd = os.open(f"{task_dir}/{SPEC_FILE}", os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-        try:
-            os.write(fd, json.dumps(spec).encode())
-        finally:
-            os.close(fd)
         if self._launcher is None or self._launcher.poll() is not None or self._launcher_in.is_closing():
             log.warning("local backend: launcher gone, starting a new one")
             await self._start_launcher()
         assert self._launcher_in is not None
-        self._launcher_in.write(b'{"dir": %s}\n' % json.dumps(task_dir).encode())
+        # The launcher creates the directory and spec.json (file-system work off this event loop).
+        self._launcher_in.write(json.dumps({"dir": task_dir, "spec": spec}).encode() + b"\n")
         self._live.add(task_id)
         self._queue.put_nowait(TaskRunning(task_id, time.time()))
 
@@ -252,6 +245,7 @@ class LocalBackend(Backend):
             return  # unknown, or already ended: nothing to do
         task_dir = f"{self._tasks}/{task_id}"
         # The marker covers a supervisor that has not yet written pid.json: it checks for it.
+        os.makedirs(task_dir, 0o700, exist_ok=True)  # the launcher may not have created it yet
         os.close(os.open(f"{task_dir}/{STOP_FILE}", os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))
         self._signal(task_id, signal.SIGTERM)
         if task_id not in self._kill_timers and self._loop is not None:
@@ -381,8 +375,11 @@ class LocalBackend(Backend):
         return spec.get("log_dir") or f"{task_dir}/logs"
 
     def log_names(self, task_id: str) -> list[str]:
+        """Every log of a started task (a log with no output yet reads empty)."""
         log_dir = self._log_dir(task_id)
-        return [name for name in LOG_NAMES if os.path.exists(f"{log_dir}/{name}")]
+        if not os.path.exists(f"{log_dir}/runtime.log"):
+            return []
+        return list(LOG_NAMES)
 
     def read_log(self, task_id: str, name: str, offset: int = 0, limit: int | None = None) -> bytes:
         if name not in LOG_NAMES:
