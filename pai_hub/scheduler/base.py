@@ -20,13 +20,23 @@ class PodRequest:
 
 @dataclass(frozen=True)
 class GangRequest:
-    """A set of pods placed all together or not at all."""
+    """A set of pods placed all together or not at all (HiveD's affinity group).
+
+    ``priority`` follows HiveD: -1 is opportunistic (may use any VC's idle cells, preemptible by
+    anyone), 0 and above is guaranteed within the VC's quota (higher preempts lower in the VC).
+    ``leaf_cell_type`` is the SKU (HiveD's leafCellType; None = any), ``pinned_cell_id`` restricts
+    the gang to one pinned cell of its VC, and ``lazy_preemption`` lets HiveD downgrade the gang to
+    opportunistic instead of killing it when its cells are wanted.
+    """
 
     gang_id: str
     virtual_cluster: str
     priority: int
     pods: tuple[PodRequest, ...]
     submitted_at: float = 0.0
+    leaf_cell_type: str | None = None
+    pinned_cell_id: str | None = None
+    lazy_preemption: bool = False
 
 
 @dataclass(frozen=True)
@@ -45,10 +55,17 @@ class Placement:
 
 @dataclass
 class Decisions:
-    """The outcome of one ``schedule`` call."""
+    """The outcome of one ``schedule`` call.
+
+    ``preemptions`` are gangs the orchestrator must stop (and requeue) so that waiting gangs can
+    be placed; their cells stay reserved for the preemptor until ``release`` is called for them.
+    ``lazy_preempted`` gangs keep running, downgraded to opportunistic. ``waiting_reasons`` hold a
+    sentence a researcher understands for every gang still waiting.
+    """
 
     placements: list[Placement] = field(default_factory=list)
     preemptions: list[str] = field(default_factory=list)
+    lazy_preempted: list[str] = field(default_factory=list)
     waiting_reasons: dict[str, str] = field(default_factory=dict)
 
 
@@ -70,8 +87,9 @@ class Scheduler(abc.ABC):
         """Free everything a placed gang holds."""
 
     @abc.abstractmethod
-    def bind(self, placement: Placement) -> None:
-        """Record a placement made before a restart (from the store), without re-deciding it."""
+    def bind(self, placement: Placement, gang: GangRequest | None = None) -> None:
+        """Record a placement made before a restart (from the store), without re-deciding it.
+        ``gang`` is the request it satisfies (needed when it was not submitted in this process)."""
 
     @abc.abstractmethod
     def set_health(self, node: str, healthy: bool) -> None: ...
