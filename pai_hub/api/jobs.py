@@ -292,10 +292,11 @@ class TaskLogsHandler(JobAccess):
         except ValueError:
             raise bad_params("offset must be an integer") from None
         data = backend.read_log(task_id, name, offset, None)
+        end = offset + len(data)  # where the next read continues, also in tail mode
         if self.get_argument("tail-mode", "false") == "true":
             data = data[-16384:]
         self.set_header("Content-Type", "text/plain; charset=UTF-8")
-        self.set_header("X-Log-Offset", str(offset + len(data)))
+        self.set_header("X-Log-Offset", str(end))
         self.finish(data)
 
 
@@ -327,6 +328,7 @@ class EventsHandler(JobAccess):
             # events committed between the query and the subscription
             for r in await asyncio.get_running_loop().run_in_executor(
                     None, job_store.events, self.pai.store, job.id, last, None):
+                last = r["id"]
                 await self._emit(views.event_view(job, r, roles))
             while job.state not in TERMINAL:
                 try:
@@ -335,7 +337,9 @@ class EventsHandler(JobAccess):
                     self.write(": keep-alive\n\n")
                     await self.flush()
                     continue
-                row = {"id": 0, **ev.__dict__}
+                if ev.id <= last:
+                    continue  # already sent from the store
+                row = dict(ev.__dict__)
                 for t in controller.machine.tasks.get(job.id, []):
                     roles[t.task_id] = f"{t.role}/{t.task_index}"
                 await self._emit(views.event_view(job, row, roles))

@@ -78,8 +78,12 @@ class LogoutHandler(BaseHandler):
         self.send({"message": "Logout successfully"})
 
 
-class TokensHandler(BaseHandler):
+class TokensHandler(LoginHandler):
+    """``GET /tokens`` lists my tokens; ``POST /tokens`` logs in, as in OpenPAI's basic mode."""
+
     def get(self) -> None:
+        if self.principal is None:
+            raise ApiError(401, "UnauthorizedUserError", "Guest is not allowed to do this operation.")
         self.send({"tokens": self.pai.users.list_tokens(self.me.username)})
 
 

@@ -53,8 +53,10 @@ class Controller:
         jobs, attempts, tasks = await asyncio.get_running_loop().run_in_executor(
             self._writer, job_store.load, self.store
         )
+        last_event = await asyncio.get_running_loop().run_in_executor(self._writer, job_store.last_event_id,
+                                                                       self.store)
         now = self.clock()
-        to_adopt = self.machine.restore(jobs, attempts, tasks, self.plan_of, now)
+        to_adopt = self.machine.restore(jobs, attempts, tasks, self.plan_of, now, last_event)
         if to_adopt:
             for ev in await self.backend.adopt(to_adopt):
                 self._apply_backend_event(ev, now)

@@ -26,6 +26,7 @@ from ..backends.base import NodeInfo, TaskLaunch
 from ..scheduler.base import GangRequest, Placement, PodPlacement, PodRequest, Scheduler
 from .records import (
     EXIT_ATTEMPT_COMPLETED,
+    EXIT_PREEMPTED,
     EXIT_START_FAILED,
     EXIT_STOP_REQUESTED,
     EXIT_TASK_LOST,
@@ -48,7 +49,7 @@ PRIORITY_CLASSES = {"crit": 120, "prod": 100, "test": 10, "oppo": -1}
 
 def classify_exit(code: int) -> str:
     """transient | permanent | unknown. The exit-spec analysis (runtime issue) refines this."""
-    if code == EXIT_TASK_LOST:
+    if code in (EXIT_TASK_LOST, EXIT_PREEMPTED):
         return "transient"
     if code in (EXIT_STOP_REQUESTED, EXIT_ATTEMPT_COMPLETED, EXIT_START_FAILED):
         return "permanent"
@@ -111,6 +112,7 @@ class Machine:
         self.attempts: dict[int, JobAttemptRecord] = {}
         self.completing: dict[int, Completion] = {}
         self.next_job_id = 1
+        self.next_event_id = 0
         self.fx = Effects()
 
     # -- turn handling --------------------------------------------------------------------------
@@ -131,7 +133,9 @@ class Machine:
 
     def _event(self, job: JobRecord, reason: str, message: str, now: float, task: TaskRecord | None = None,
                type: str = "Normal") -> None:
-        self.fx.events.append(EventRecord(job.id, reason, message, now, task.task_id if task else None, type))
+        self.next_event_id += 1
+        self.fx.events.append(EventRecord(job.id, reason, message, now, task.task_id if task else None, type,
+                                          self.next_event_id))
 
     # -- inputs ---------------------------------------------------------------------------------
     def submit(self, job: JobRecord, plan: Any, now: float) -> None:
@@ -217,6 +221,13 @@ class Machine:
 
     def schedule(self, now: float) -> None:
         decisions = self.scheduler.schedule(now)
+        for gang_id in decisions.preemptions:
+            self._preempt(gang_id, now)
+        for gang_id in decisions.lazy_preempted:
+            job = self._job_of_gang(gang_id)
+            if job is not None:
+                self._event(job, "LazyPreempted", "downgraded to opportunistic: it keeps running but may be "
+                            "preempted by any job", now, type="Warning")
         for placement in decisions.placements:
             self._placed(placement, now)
         for gang_id, reason in decisions.waiting_reasons.items():
@@ -225,6 +236,21 @@ class Machine:
                 job.waiting_reason = reason
                 self._job(job)
                 self._event(job, "Waiting", reason, now)
+
+    def _job_of_gang(self, gang_id: str) -> JobRecord | None:
+        return self.jobs.get(int(gang_id.split(".", 1)[0]))
+
+    def _preempt(self, gang_id: str, now: float) -> None:
+        """Stop a job whose cells a higher-priority job needs; it is retried (not the user's fault)."""
+        job = self._job_of_gang(gang_id)
+        if job is None or job.state in TERMINAL or job.id in self.completing:
+            return
+        self.completing[job.id] = Completion(FAILED, EXIT_PREEMPTED)
+        job.exit_diagnostics = "preempted to make room for a higher-priority job"
+        self._job(job)
+        self._event(job, "Preempted", "preempted to make room for a higher-priority job; it will be requeued",
+                    now, type="Warning")
+        self._wind_down(job, now)
 
     # -- attempts -------------------------------------------------------------------------------
     def _start_attempt(self, job: JobRecord, plan: Any, now: float) -> None:
@@ -412,8 +438,9 @@ class Machine:
 
     # -- restart --------------------------------------------------------------------------------
     def restore(self, jobs: list[JobRecord], attempts: list[JobAttemptRecord], tasks: list[TaskRecord],
-                plan_of: Callable[[JobRecord], Any], now: float) -> list[str]:
+                plan_of: Callable[[JobRecord], Any], now: float, last_event_id: int = 0) -> list[str]:
         """Rebuild from the store after a restart. Returns the task ids to ask the backend about."""
+        self.next_event_id = max(self.next_event_id, last_event_id)
         latest = {(a.job_id, a.attempt_id): a for a in attempts}
         by_job: dict[int, list[TaskRecord]] = {}
         for t in tasks:

@@ -24,6 +24,7 @@ TERMINAL = frozenset({STOPPED, SUCCEEDED, FAILED})
 EXIT_STOP_REQUESTED = -210  # StopFrameworkRequested
 EXIT_ATTEMPT_COMPLETED = -220  # FrameworkAttemptCompletion: killed because the attempt completed
 EXIT_TASK_LOST = -1101  # the backend has no trace of a task it was running
+EXIT_PREEMPTED = -1003  # PodPreemptedForCriticalPod: stopped to make room for a higher-priority job
 EXIT_START_FAILED = -200  # PodCreationPermanentError: the backend could not start the task
 
 
@@ -107,3 +108,4 @@ class EventRecord:
     timestamp: float
     task_id: str | None = None
     type: str = "Normal"
+    id: int = 0  # assigned by the machine, in commit order

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, fields
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 
 from ..orchestrator.machine import Effects
 from ..orchestrator.records import EventRecord, JobAttemptRecord, JobRecord, TaskRecord
@@ -78,6 +78,11 @@ def persist(store: Store, fx: Effects) -> None:
                          [_row(t, _TASK_FIELDS) for t in fx.tasks.values()])
         if fx.events:
             conn.execute(insert(Event), [asdict(e) for e in fx.events])
+
+
+def last_event_id(store: Store) -> int:
+    with store.engine.connect() as conn:
+        return conn.execute(select(func.max(Event.id))).scalar() or 0
 
 
 def load(store: Store) -> tuple[list[JobRecord], list[JobAttemptRecord], list[TaskRecord]]:
