@@ -19,6 +19,7 @@ from traitlets import Float, Integer, List, Unicode, default
 from traitlets.config import Application
 
 from . import __version__, protocol
+from .api import groups as group_api
 from .api import jobs as job_api
 from .api import users as user_api
 from .api.base import NotFoundHandler
@@ -30,7 +31,7 @@ from .orchestrator.specs import build_task_spec
 from .scheduler.gang import GangScheduler
 from .store import open_store
 from .store.db import sqlite_url
-from .store.users import UserRepository
+from .store.users import GroupRepository, UserRepository
 
 log = logging.getLogger("pai_hub")
 
@@ -63,6 +64,11 @@ def routes() -> list[tuple[str, type]]:
         (r"/tokens/([^/]+)", user_api.TokenHandler),
         (r"/users?", user_api.UsersHandler),
         (r"/users?/([^/]+)", user_api.UserHandler),
+        (r"/users?/([^/]+)/grouplist", group_api.UserGroupListHandler),
+        (r"/users?/([^/]+)/group", group_api.UserGroupHandler),
+        (r"/groups?", group_api.GroupsHandler),
+        (r"/groups?/([A-Za-z0-9_]+)", group_api.GroupHandler),
+        (r"/groups?/([A-Za-z0-9_]+)/userlist", group_api.GroupUsersHandler),
     ]
     out: list[tuple[str, type]] = []
     for prefix in ROUTE_PREFIXES:
@@ -122,6 +128,8 @@ class PaiHub(Application):
         self.store = open_store(self.db_url or sqlite_url(data))
         self.users = UserRepository(self.store)
         self.users.ensure_groups(list(self.virtual_clusters))
+        self.groups = GroupRepository(self.store, self.users)
+        self.groups.sync_virtual_clusters(list(self.virtual_clusters))
         self.admin_token = self._bootstrap_admin(data)
         self.backend = LocalBackend(
             data / "run",
@@ -154,10 +162,6 @@ class PaiHub(Application):
             with os.fdopen(fd, "w") as f:
                 f.write(token + "\n")
         return token_file.read_text().strip() if token_file.exists() else None
-
-    def user_virtual_clusters(self, username: str) -> list[str]:
-        user = self.users.get(username)
-        return user["virtualCluster"] if user else []
 
     async def serve(self) -> None:
         app = await self.start_services()

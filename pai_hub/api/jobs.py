@@ -108,7 +108,7 @@ class JobsHandler(JobAccess):
             raise ApiError(400, "NoVirtualClusterError",
                            f"defaults.virtualCluster: virtual cluster {vc!r} does not exist; "
                            f"available: {', '.join(sorted(self.pai.virtual_clusters))}")
-        if not self.me.admin and vc not in self.pai.user_virtual_clusters(self.me.username):
+        if not self.me.admin and vc not in self.me.virtual_clusters:
             raise forbidden(f"User {self.me.username} is not allowed to do operation in {vc}")
         problem = infeasible_reason(
             [(r.name, r.instances, r.cpu, r.memory_mb, r.gpu) for r in plan.task_roles.values()],

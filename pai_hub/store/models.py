@@ -32,6 +32,8 @@ class Group(Base):
     description: Mapped[str] = mapped_column(Text, default="")
     admin: Mapped[bool] = mapped_column(Boolean, default=False)
     virtual_clusters: Mapped[list] = mapped_column(JSON, default=list)
+    external_name: Mapped[str] = mapped_column(String(255), default="", server_default="")
+    extension: Mapped[dict] = mapped_column(JSON, default=dict, server_default="{}")
 
 
 class Membership(Base):

@@ -29,6 +29,7 @@ class Principal:
     username: str
     admin: bool
     application: bool
+    virtual_clusters: frozenset[str] = frozenset()
 
 
 def hash_password(password: str) -> str:
@@ -82,10 +83,12 @@ class UserRepository:
                 return None
             groups = [m.groupname for m in s.scalars(select(Membership).where(Membership.username == username))]
             vcs: set[str] = set()
+            admin = bool(user.admin)
             for g in s.scalars(select(Group).where(Group.groupname.in_(groups))):
                 vcs.update(g.virtual_clusters)
-            return {"username": user.username, "email": user.email, "admin": user.admin,
-                    "grouplist": groups, "virtualCluster": sorted(vcs), "extension": user.extension or {}}
+                admin = admin or bool(g.admin)  # OpenPAI: admin = any of the user's groups has acls.admin
+            return {"username": user.username, "email": user.email, "admin": admin,
+                    "grouplist": sorted(groups), "virtualCluster": sorted(vcs), "extension": user.extension or {}}
 
     def list(self) -> list[dict]:
         with self.store.sessions() as s:
@@ -132,10 +135,12 @@ class UserRepository:
                 row = s.get(Token, key)
                 if row is None:
                     return None
-                user = s.get(User, row.username)
-                if user is None:
-                    return None
-                hit = (Principal(user.username, bool(user.admin), bool(row.application)), row.expires_at)
+                username, application, expires_at = row.username, bool(row.application), row.expires_at
+            user = self.get(username)
+            if user is None:
+                return None
+            hit = (Principal(username, bool(user["admin"]), application, frozenset(user["virtualCluster"])),
+                   expires_at)
             self._cache[key] = hit
         principal, expires_at = hit
         if expires_at is not None and expires_at < time.time():
@@ -160,3 +165,108 @@ class UserRepository:
                 s.delete(r)
         self._cache.clear()
         return bool(victims)
+
+
+class GroupRepository:
+    """Groups carry permissions, as in OpenPAI: the admin flag and the virtual clusters granted.
+
+    A group named like a virtual cluster grants exactly that VC (OpenPAI's syncGroupsWithVCs), so
+    "give alice VC research" is "add alice to group research".
+    """
+
+    def __init__(self, store: Store, users: UserRepository) -> None:
+        self.store = store
+        self.users = users
+
+    @staticmethod
+    def view(g: Group) -> dict:
+        return {"groupname": g.groupname, "description": g.description, "externalName": g.external_name,
+                "extension": {**(g.extension or {}),
+                              "acls": {"admin": bool(g.admin), "virtualClusters": list(g.virtual_clusters)}}}
+
+    def list(self) -> list[dict]:
+        with self.store.sessions() as s:
+            return [self.view(g) for g in s.scalars(select(Group).order_by(Group.groupname))]
+
+    def get(self, name: str) -> dict | None:
+        with self.store.sessions() as s:
+            g = s.get(Group, name)
+            return self.view(g) if g else None
+
+    def create(self, name: str, description: str = "", virtual_clusters: list[str] | None = None,
+               admin: bool = False, external_name: str = "", extension: dict | None = None) -> None:
+        with self.store.sessions.begin() as s:
+            if s.get(Group, name) is not None:
+                raise KeyError(name)
+            s.add(Group(groupname=name, description=description, admin=admin,
+                        virtual_clusters=list(virtual_clusters or []), external_name=external_name,
+                        extension=dict(extension or {})))
+        self.users._cache.clear()
+
+    def update(self, name: str, *, description: str | None = None, virtual_clusters: list[str] | None = None,
+               admin: bool | None = None, external_name: str | None = None, extension: dict | None = None) -> None:
+        with self.store.sessions.begin() as s:
+            g = s.get(Group, name)
+            if g is None:
+                raise KeyError(name)
+            if description is not None:
+                g.description = description
+            if virtual_clusters is not None:
+                g.virtual_clusters = list(virtual_clusters)
+            if admin is not None:
+                g.admin = admin
+            if external_name is not None:
+                g.external_name = external_name
+            if extension is not None:
+                g.extension = dict(extension)
+        self.users._cache.clear()
+
+    def delete(self, name: str) -> None:
+        with self.store.sessions.begin() as s:
+            s.execute(delete(Membership).where(Membership.groupname == name))
+            s.execute(delete(Group).where(Group.groupname == name))
+        self.users._cache.clear()
+
+    def members(self, name: str) -> list[dict]:
+        with self.store.sessions() as s:
+            rows = s.execute(select(User.username, User.admin).join(Membership, Membership.username == User.username)
+                             .where(Membership.groupname == name).order_by(User.username))
+            return [{"username": u, "clusterAdmin": bool(a)} for u, a in rows]
+
+    def set_membership(self, username: str, groups: list[str]) -> None:
+        """Replace a user's groups (``default`` is always kept, as in OpenPAI)."""
+        wanted = set(groups) | {DEFAULT_GROUP}
+        with self.store.sessions.begin() as s:
+            if s.get(User, username) is None:
+                raise KeyError(username)
+            known = set(s.scalars(select(Group.groupname).where(Group.groupname.in_(wanted))))
+            if missing := wanted - known:
+                raise LookupError(sorted(missing))
+            s.execute(delete(Membership).where(Membership.username == username))
+            for g in sorted(wanted):
+                s.add(Membership(username=username, groupname=g))
+        self.users._cache.clear()
+
+    def add_member(self, username: str, group: str) -> None:
+        current = (self.users.get(username) or {}).get("grouplist")
+        if current is None:
+            raise KeyError(username)
+        self.set_membership(username, [*current, group])
+
+    def remove_member(self, username: str, group: str) -> None:
+        current = (self.users.get(username) or {}).get("grouplist")
+        if current is None:
+            raise KeyError(username)
+        self.set_membership(username, [g for g in current if g != group])
+
+    def sync_virtual_clusters(self, virtual_clusters: list[str]) -> None:
+        """One group per VC granting it; the admin group grants every VC."""
+        with self.store.sessions.begin() as s:
+            for vc in virtual_clusters:
+                if s.get(Group, vc) is None:
+                    s.add(Group(groupname=vc, description=f"users of virtual cluster {vc}", admin=False,
+                                virtual_clusters=[vc], external_name="", extension={}))
+            admin = s.get(Group, ADMIN_GROUP)
+            if admin is not None:
+                admin.virtual_clusters = list(virtual_clusters)
+        self.users._cache.clear()

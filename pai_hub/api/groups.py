@@ -1,0 +1,167 @@
+"""Groups and group membership (OpenPAI REST v2 §2.2 #42–#55): how virtual clusters are granted.
+
+Reading groups needs a token; changing them needs an admin. Stricter than OpenPAI: a duplicate
+group is 409 ``ConflictGroupError`` (OpenPAI answered 500) and a missing group is 404.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from .base import BaseHandler
+from .errors import ApiError, bad_params
+
+GROUPNAME = re.compile(r"^[A-Za-z0-9_]+$")
+
+
+def no_group(name: str) -> ApiError:
+    return ApiError(404, "NoGroupError", f"Group {name} is not found.")
+
+
+def _acls(body: dict[str, Any]) -> tuple[bool | None, list[str] | None]:
+    acls = (body.get("extension") or {}).get("acls") or {}
+    admin = acls.get("admin")
+    vcs = body.get("virtualClusters", acls.get("virtualClusters"))
+    if admin is not None and not isinstance(admin, bool):
+        raise bad_params("extension.acls.admin: must be true or false")
+    if vcs is not None and (not isinstance(vcs, list) or not all(isinstance(v, str) for v in vcs)):
+        raise bad_params("virtualClusters: must be a list of virtual cluster names")
+    return admin, vcs
+
+
+class GroupAccess(BaseHandler):
+    def check_vcs(self, vcs: list[str] | None) -> None:
+        unknown = sorted(set(vcs or []) - set(self.pai.virtual_clusters))
+        if unknown:
+            raise ApiError(
+                400,
+                "NoVirtualClusterError",
+                f"virtualClusters: {', '.join(unknown)} do not exist; available: "
+                f"{', '.join(sorted(self.pai.virtual_clusters))}",
+            )
+
+    def _update(self, name: str, data: dict[str, Any]) -> None:
+        admin, vcs = _acls(data)
+        self.check_vcs(vcs)
+        try:
+            self.pai.groups.update(
+                name,
+                description=data.get("description"),
+                virtual_clusters=vcs,
+                admin=admin,
+                external_name=data.get("externalName"),
+                extension=data.get("extension"),
+            )
+        except KeyError:
+            raise no_group(name) from None
+        self.send({"message": f"update group {name} successfully"}, 201)
+
+
+class GroupsHandler(GroupAccess):
+    def get(self) -> None:
+        self.send(self.pai.groups.list())
+
+    def post(self) -> None:
+        self.require_admin()
+        body = self.json_body()
+        name = body.get("groupname")
+        if not isinstance(name, str) or not GROUPNAME.match(name):
+            raise bad_params("groupname: required; letters, digits and '_' only")
+        admin, vcs = _acls(body)
+        self.check_vcs(vcs)
+        try:
+            self.pai.groups.create(
+                name,
+                str(body.get("description", "")),
+                vcs,
+                bool(admin),
+                str(body.get("externalName", "")),
+                body.get("extension") or {},
+            )
+        except KeyError:
+            raise ApiError(409, "ConflictGroupError", f"Group {name} already exists.") from None
+        self.send({"message": "group is created successfully"}, 201)
+
+    def put(self) -> None:
+        """OpenPAI's ``PUT /groups`` with ``{data: {groupname, ...}}``."""
+        self.require_admin()
+        data = self.json_body().get("data") or {}
+        name = data.get("groupname")
+        if not isinstance(name, str):
+            raise bad_params("data.groupname: required")
+        self._update(name, data)
+
+
+class GroupHandler(GroupAccess):
+    def get(self, name: str) -> None:
+        group = self.pai.groups.get(name)
+        if group is None:
+            raise no_group(name)
+        self.send(group)
+
+    def put(self, name: str) -> None:
+        """Our extension: ``{virtualClusters: [...], description, extension}`` on one group."""
+        self.require_admin()
+        self._update(name, self.json_body())
+
+    def delete(self, name: str) -> None:
+        self.require_admin()
+        if name in ("default", "admingroup"):
+            raise ApiError(403, "ForbiddenUserError", f"Group {name} is built in and cannot be removed.")
+        if self.pai.groups.get(name) is None:
+            raise no_group(name)
+        self.pai.groups.delete(name)
+        self.send({"message": "group is removed successfully"})
+
+
+class GroupUsersHandler(BaseHandler):
+    def get(self, name: str) -> None:
+        self.require_admin()
+        if self.pai.groups.get(name) is None:
+            raise no_group(name)
+        self.send(self.pai.groups.members(name))
+
+
+class _Membership(BaseHandler):
+    def apply(self, action, *args: Any) -> None:
+        try:
+            action(*args)
+        except KeyError:
+            raise ApiError(404, "NoUserError", f"User {args[0]} is not found.") from None
+        except LookupError as exc:
+            raise ApiError(404, "NoGroupError", f"Group {', '.join(exc.args[0])} is not found.") from None
+
+    def groupname(self) -> str:
+        group = self.json_body().get("groupname")
+        if not isinstance(group, str) or not GROUPNAME.match(group):
+            raise bad_params("groupname: required; letters, digits and '_' only")
+        return group
+
+
+class UserGroupListHandler(_Membership):
+    """``PUT /users/{u}/grouplist`` ``{grouplist: [...]}``: replace a user's groups."""
+
+    def put(self, username: str) -> None:
+        self.require_admin()
+        groups = self.json_body().get("grouplist")
+        if not isinstance(groups, list) or not all(isinstance(g, str) for g in groups):
+            raise bad_params("grouplist: must be a list of group names")
+        self.apply(self.pai.groups.set_membership, username, groups)
+        self.send({"message": f"update user {username} grouplist successfully"}, 201)
+
+
+class UserGroupHandler(_Membership):
+    """``PUT|DELETE /users/{u}/group`` ``{groupname}``: add to or remove from one group."""
+
+    def put(self, username: str) -> None:
+        self.require_admin()
+        group = self.groupname()
+        self.apply(self.pai.groups.add_member, username, group)
+        self.send({"message": f"User {username} is added into group {group}"}, 201)
+
+    def delete(self, username: str) -> None:
+        self.require_admin()
+        group = self.groupname()
+        self.apply(self.pai.groups.remove_member, username, group)
+        self.send({"message": f"User {username} is removed from group {group}"}, 201)
