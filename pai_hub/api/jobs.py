@@ -17,6 +17,7 @@ from .. import protocol
 from ..orchestrator.loop import ConflictError
 from ..orchestrator.records import TERMINAL, JobRecord, TaskRecord
 from ..scheduler.feasibility import infeasible_reason
+from ..scheduler.requests import RequestError, job_priority
 from ..store import jobs as job_store
 from . import views
 from .base import BaseHandler
@@ -103,6 +104,10 @@ class JobsHandler(JobAccess):
             plan = protocol.render(parsed, username=self.me.username)
         except protocol.InvalidProtocol as exc:
             raise ApiError(400, "InvalidProtocolError", str(exc)) from None
+        try:
+            priority, _ = job_priority(plan)
+        except RequestError as exc:
+            raise ApiError(400, "InvalidProtocolError", str(exc)) from None
         vc = plan.virtual_cluster
         if vc not in self.pai.virtual_clusters:
             raise ApiError(400, "NoVirtualClusterError",
@@ -128,7 +133,7 @@ class JobsHandler(JobAccess):
             protocol=protocol.masked_config(parsed),
             secrets=dict(plan.secrets or {}),
             submitted_at=time.time(),
-            priority=plan_priority(plan),
+            priority=priority,
             job_priority=plan.priority_class,
             total_gpu=sum(r.gpu * r.instances for r in roles),
             total_tasks=sum(r.instances for r in roles),
@@ -180,12 +185,6 @@ class JobsHandler(JobAccess):
         if args["tagsNotContain"] and listed("tagsNotContain") & set(job.tags):
             return False
         return not args["jobPriority"] or (job.job_priority or "default") in listed("jobPriority")
-
-
-def plan_priority(plan: Any) -> int:
-    from ..orchestrator.machine import PRIORITY_CLASSES
-
-    return PRIORITY_CLASSES.get(plan.priority_class or "test", 10)
 
 
 class JobHandler(JobAccess):

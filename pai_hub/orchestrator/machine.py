@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..backends.base import NodeInfo, TaskLaunch
-from ..scheduler.base import GangRequest, Placement, PodPlacement, PodRequest, Scheduler
+from ..scheduler.base import GangRequest, Placement, PodPlacement, Scheduler
+from ..scheduler.requests import ClusterFacts, build_gangs
 from .records import (
     EXIT_ATTEMPT_COMPLETED,
     EXIT_PREEMPTED,
@@ -42,9 +43,6 @@ from .records import (
     JobRecord,
     TaskRecord,
 )
-
-# job priority classes as OpenPAI's REST server maps extras.hivedScheduler.jobPriorityClass
-PRIORITY_CLASSES = {"crit": 120, "prod": 100, "test": 10, "oppo": -1}
 
 
 def classify_exit(code: int) -> str:
@@ -98,8 +96,10 @@ class Machine:
         build_spec: SpecBuilder,
         port_allocator: Callable[[str, str, int], list[int]],
         stop_grace: float = 10.0,
+        cluster_facts: ClusterFacts | None = None,
     ) -> None:
         self.scheduler = scheduler
+        self.cluster_facts = cluster_facts
         self.nodes = {n.name: n for n in nodes}
         self.build_spec = build_spec
         self.port_allocator = port_allocator
@@ -280,27 +280,15 @@ class Machine:
         self.fx.new_tasks[task.task_id] = task
         return task
 
-    def _gangs(self, job: JobRecord, plan: Any, tasks: list[TaskRecord]) -> list[GangRequest]:
-        def pod(t: TaskRecord) -> PodRequest:
-            r = plan.task_roles[t.role]
-            return PodRequest(t.role, t.task_index, r.cpu, r.memory_mb, r.gpu)
-
-        prefix = f"{job.id}.{job.attempt_id}"
-        if plan.gang_allocation:
-            pods = tuple(pod(t) for t in tasks if t.launch_state == "pending")
-            return [GangRequest(prefix, job.virtual_cluster, job.priority, pods, job.submitted_at)] if pods else []
-        return [
-            GangRequest(f"{prefix}.{t.role}.{t.task_index}", job.virtual_cluster, job.priority, (pod(t),),
-                        job.submitted_at)
-            for t in tasks
-            if t.launch_state == "pending"
-        ]
+    def _gangs(self, job: JobRecord, plan: Any, tasks: list[TaskRecord], pending_only: bool = True,
+               ) -> list[GangRequest]:
+        """The job's affinity groups for the scheduler (see :mod:`pai_hub.scheduler.requests`)."""
+        keys = [(t.role, t.task_index) for t in tasks if not pending_only or t.launch_state == "pending"]
+        return build_gangs(job.id, job.attempt_id, plan, keys, self.cluster_facts, job.submitted_at,
+                           job.virtual_cluster)
 
     def _gang_ids(self, job: JobRecord) -> list[str]:
-        prefix = f"{job.id}.{job.attempt_id}"
-        if self.plans[job.id].gang_allocation:
-            return [prefix]
-        return [f"{prefix}.{t.role}.{t.task_index}" for t in self.tasks[job.id]]
+        return [g.gang_id for g in self._gangs(job, self.plans[job.id], self.tasks[job.id], pending_only=False)]
 
     def _placed(self, placement: Placement, now: float) -> None:
         job = self.jobs[int(placement.gang_id.split(".", 1)[0])]
@@ -384,12 +372,10 @@ class Machine:
                 self.live.pop(task.task_id, None)
                 self._task(task)
         if job.id in self.plans:
-            if self.plans[job.id].gang_allocation:
-                self.scheduler.cancel(f"{job.id}.{job.attempt_id}")
-            else:
-                for task in self.tasks[job.id]:
-                    if task.node is None:
-                        self.scheduler.cancel(f"{job.id}.{job.attempt_id}.{task.role}.{task.task_index}")
+            placed = {(t.role, t.task_index) for t in self.tasks[job.id] if t.node is not None}
+            for gang in self._gangs(job, self.plans[job.id], self.tasks[job.id], pending_only=False):
+                if not any((p.role, p.index) in placed for p in gang.pods):
+                    self.scheduler.cancel(gang.gang_id)
         self._maybe_finish_attempt(job, now)
 
     def _maybe_finish_attempt(self, job: JobRecord, now: float) -> None:
@@ -488,24 +474,12 @@ class Machine:
 
     def _rebind(self, job: JobRecord, plan: Any, tasks: list[TaskRecord]) -> None:
         """Give the scheduler back what the store says this attempt holds or waits for."""
-        for gang in self._gangs(job, plan, tasks):
-            self.scheduler.submit(gang)
-        placed_pods = [t for t in tasks if t.node is not None]
-        if not placed_pods:
-            return
-
-        def pod(t: TaskRecord) -> PodRequest:
-            r = plan.task_roles[t.role]
-            return PodRequest(t.role, t.task_index, r.cpu, r.memory_mb, r.gpu)
-
-        prefix = f"{job.id}.{job.attempt_id}"
-        if plan.gang_allocation:
-            gang = GangRequest(prefix, job.virtual_cluster, job.priority, tuple(pod(t) for t in placed_pods))
-            self.scheduler.bind(Placement(prefix, tuple(
-                PodPlacement(t.role, t.task_index, t.node or "", tuple(t.gpus)) for t in placed_pods)), gang)
-        else:
-            for t in placed_pods:
-                gid = f"{prefix}.{t.role}.{t.task_index}"
-                gang = GangRequest(gid, job.virtual_cluster, job.priority, (pod(t),))
-                self.scheduler.bind(Placement(gid, (PodPlacement(t.role, t.task_index, t.node or "",
-                                                                 tuple(t.gpus)),)), gang)
+        by_key = {(t.role, t.task_index): t for t in tasks}
+        for gang in self._gangs(job, plan, tasks, pending_only=False):
+            members = [by_key[(p.role, p.index)] for p in gang.pods]
+            if all(t.node is None for t in members):
+                if any(t.launch_state == "pending" for t in members):
+                    self.scheduler.submit(gang)
+                continue
+            self.scheduler.bind(Placement(gang.gang_id, tuple(
+                PodPlacement(t.role, t.task_index, t.node or "", tuple(t.gpus)) for t in members)), gang)

@@ -1,0 +1,146 @@
+"""From a rendered OpenPAI job to scheduler gangs, as OpenPAI's REST server did for HiveD.
+
+Rules (notes/openpai.md §5.2): ``extras.hivedScheduler.jobPriorityClass`` gives the priority
+(crit 120, prod 100, test 10 — the default —, oppo -1); per task role ``skuType``,
+``pinnedCellId`` and ``affinityGroupName``; one affinity group (gang) per job unless roles name
+groups, and none with ``extras.gangAllocation: false`` (each task is its own gang). Impossible
+requests are refused at submit with the field and the reason.
+
+Where OpenPAI leaves the SKU open, PAI Hub picks it: a task asking for GPUs gets the VC's GPU SKU
+when it has exactly one (otherwise any GPU type), and a CPU-only task gets the VC's CPU SKU when
+there is one. So on one machine, CPU jobs do not hold GPUs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .base import GangRequest, PodRequest
+
+PRIORITY_CLASSES = {"crit": 120, "prod": 100, "test": 10, "oppo": -1}
+HIVED_JOB_KEYS = {"jobPriorityClass", "taskRoles", "gangReleaseEnable", "lazyPreemptionEnable",
+                  "ignoreK8sSuggestedNodes"}
+HIVED_ROLE_KEYS = {"skuType", "pinnedCellId", "affinityGroupName", "skuNumber"}
+
+
+class RequestError(ValueError):
+    """A job the scheduler could never place as asked; the message names the field."""
+
+
+@dataclass(frozen=True)
+class Sku:
+    gpu: int
+    cpu: int
+    memory_mb: int
+
+
+@dataclass(frozen=True)
+class ClusterFacts:
+    """What the mapping needs to know of the cluster config."""
+
+    skus: Mapping[str, Sku]
+    vc_skus: Mapping[str, frozenset[str]]  # VC -> leaf types it has guaranteed cells of
+    pinned: Mapping[str, frozenset[str]]  # VC -> pinned cell ids
+
+
+def hived_extras(plan: Any) -> dict[str, Any]:
+    extras = plan.protocol.extras or {}
+    value = extras.get("hivedScheduler") or {}
+    if not isinstance(value, dict):
+        raise RequestError("extras.hivedScheduler: must be a mapping")
+    return value
+
+
+def job_priority(plan: Any) -> tuple[int, str | None]:
+    """OpenPAI's priority class of a job, and its number."""
+    cls = hived_extras(plan).get("jobPriorityClass")
+    if cls is None:
+        return PRIORITY_CLASSES["test"], None
+    if cls not in PRIORITY_CLASSES:
+        raise RequestError(f"extras.hivedScheduler.jobPriorityClass: {cls!r} is not one of "
+                           f"{', '.join(PRIORITY_CLASSES)}")
+    return PRIORITY_CLASSES[cls], cls
+
+
+def leaf_cells(pod: PodRequest, sku: Sku) -> int:
+    """OpenPAI's leafCellNumber: enough leaf cells of the SKU for every resource the pod asks for."""
+    need = 0
+    for asked, per_leaf, what in ((pod.gpu, sku.gpu, "gpu"), (pod.cpu, sku.cpu, "cpu"),
+                                  (pod.memory_mb, sku.memory_mb, "memoryMB")):
+        if asked <= 0:
+            continue
+        if per_leaf <= 0:
+            raise RequestError(f"resourcePerInstance.{what}: the SKU has no {what}")
+        need = max(need, -(-asked // per_leaf))
+    return max(need, 1)
+
+
+def choose_sku(gpu: int, vc: str, facts: ClusterFacts, oppo: bool) -> str | None:
+    candidates = set(facts.skus) if oppo else set(facts.vc_skus.get(vc, ()))
+    wanted = sorted(s for s in candidates if (facts.skus[s].gpu > 0) == (gpu > 0))
+    return wanted[0] if len(wanted) == 1 else None
+
+
+def build_gangs(job_id: int, attempt: int, plan: Any, tasks: list[tuple[str, int]], facts: ClusterFacts | None,
+                submitted_at: float = 0.0, vc: str | None = None) -> list[GangRequest]:
+    """The gangs of one attempt. ``tasks`` are the (role, index) pairs still to place."""
+    vc = vc or plan.virtual_cluster
+    priority, _ = job_priority(plan)
+    extras = hived_extras(plan)
+    unknown = set(extras) - HIVED_JOB_KEYS
+    if unknown:
+        raise RequestError(f"extras.hivedScheduler.{sorted(unknown)[0]}: unknown field; allowed: "
+                           f"{', '.join(sorted(HIVED_JOB_KEYS))}")
+    role_extras: dict[str, Any] = extras.get("taskRoles") or {}
+    for role, value in role_extras.items():
+        if role not in plan.task_roles:
+            raise RequestError(f"extras.hivedScheduler.taskRoles.{role}: no such task role")
+        if not isinstance(value, dict) or set(value) - HIVED_ROLE_KEYS:
+            raise RequestError(f"extras.hivedScheduler.taskRoles.{role}: allowed fields are "
+                               f"{', '.join(sorted(HIVED_ROLE_KEYS))}")
+        if value.get("skuType") and value.get("pinnedCellId"):
+            raise RequestError(f"extras.hivedScheduler.taskRoles.{role}: give skuType or pinnedCellId, not both")
+    oppo = priority < 0
+    lazy = bool(extras.get("lazyPreemptionEnable", False))
+    groups: dict[str, list[PodRequest]] = {}
+    group_sku: dict[str, tuple[str | None, str | None]] = {}
+    for role_name, index in tasks:
+        role = plan.task_roles[role_name]
+        rx = role_extras.get(role_name) or {}
+        sku_name, pinned = rx.get("skuType"), rx.get("pinnedCellId")
+        where = f"extras.hivedScheduler.taskRoles.{role_name}"
+        if facts is not None:
+            if pinned is not None and pinned not in facts.pinned.get(vc, ()):
+                raise RequestError(f"{where}.pinnedCellId: {pinned!r} is not a pinned cell of VC {vc}")
+            if sku_name is not None:
+                if sku_name not in facts.skus:
+                    raise RequestError(f"{where}.skuType: unknown SKU {sku_name!r}; known: "
+                                       f"{', '.join(sorted(facts.skus))}")
+                if not oppo and sku_name not in facts.vc_skus.get(vc, ()):
+                    raise RequestError(f"{where}.skuType: VC {vc} has no {sku_name} cells")
+            elif pinned is None:
+                sku_name = choose_sku(role.gpu, vc, facts, oppo)
+        pod = PodRequest(role_name, index, role.cpu, role.memory_mb, role.gpu)
+        if facts is not None and sku_name is not None:
+            try:
+                leaf_cells(pod, facts.skus[sku_name])
+            except RequestError as exc:
+                raise RequestError(f"taskRoles.{role_name}.{exc}; SKU {sku_name}") from None
+        if not plan.gang_allocation:
+            group = f"{role_name}.{index}"
+        else:
+            group = rx.get("affinityGroupName") or "default"
+        previous = group_sku.setdefault(group, (sku_name, pinned))
+        if previous != (sku_name, pinned):
+            raise RequestError(f"{where}.affinityGroupName: tasks of affinity group {group!r} ask for "
+                               "different SKUs or pinned cells")
+        groups.setdefault(group, []).append(pod)
+    prefix = f"{job_id}.{attempt}"
+    out = []
+    for group, pods in groups.items():
+        sku_name, pinned = group_sku[group]
+        gang_id = prefix if group == "default" and plan.gang_allocation else f"{prefix}.{group}"
+        out.append(GangRequest(gang_id, vc, priority, tuple(pods), submitted_at, sku_name, pinned, lazy))
+    return out
