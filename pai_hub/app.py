@@ -14,11 +14,13 @@ import signal
 from pathlib import Path
 from typing import Any
 
+import yaml
 from tornado import httpserver, web
-from traitlets import Float, Integer, List, Unicode, default
+from traitlets import Dict, Float, Integer, Unicode, default
 from traitlets.config import Application
 
 from . import __version__, protocol
+from .api import cluster as cluster_api
 from .api import groups as group_api
 from .api import jobs as job_api
 from .api import users as user_api
@@ -28,7 +30,9 @@ from .orchestrator.loop import Controller
 from .orchestrator.machine import Machine
 from .orchestrator.records import JobRecord
 from .orchestrator.specs import build_task_spec
-from .scheduler.gang import GangScheduler
+from .scheduler.hived import HivedConfigError, HivedScheduler, load_config
+from .scheduler.local_cluster import local_cluster_config
+from .scheduler.requests import ClusterFacts
 from .store import open_store
 from .store.db import sqlite_url
 from .store.users import GroupRepository, UserRepository
@@ -54,6 +58,12 @@ def routes() -> list[tuple[str, type]]:
         (rf"/jobs/{TASK}/([A-Za-z0-9_.-]+)", job_api.TaskLogsHandler),
         (r"/info", user_api.InfoHandler),
         (r"/openapi.json", user_api.OpenApiHandler),
+        (r"/virtual-clusters", cluster_api.VirtualClustersHandler),
+        (r"/virtual-clusters/([A-Za-z0-9_-]+)", cluster_api.VirtualClusterHandler),
+        (r"/cluster/sku-types", cluster_api.SkuTypesHandler),
+        (r"/cluster/nodes", cluster_api.NodesHandler),
+        (r"/cluster/nodes/([^/]+)/health", cluster_api.NodeHealthHandler),
+        (r"/cluster/reload", cluster_api.ReloadHandler),
         (r"/?", user_api.V2RootHandler),
         (r"/authn/info", user_api.AuthnInfoHandler),
         (r"/authn/basic/login", user_api.LoginHandler),
@@ -94,7 +104,11 @@ class PaiHub(Application):
     node_memory_mb = Integer(0, help="Memory (MB) the local node offers; 0 = the machine's.").tag(config=True)
     stop_grace = Float(10.0, help="Seconds between SIGTERM and SIGKILL when stopping a task.").tag(config=True)
     max_job_bytes = Integer(1 << 20, help="Largest job protocol accepted, in bytes.").tag(config=True)
-    virtual_clusters = List(Unicode(), ["default"], help="Virtual clusters jobs may name.").tag(config=True)
+    cluster_config = Dict(help="The cluster and its virtual clusters in HiveD's format (physicalCluster with "
+                          "skuTypes, cellTypes, physicalCells; virtualClusters). Empty: cluster_config_file, "
+                          "else <data_dir>/cluster.yaml, else one generated for this machine.").tag(config=True)
+    cluster_config_file = Unicode("", help="A YAML file with the cluster config (HiveD's format); reloaded by "
+                                  "POST /api/v2/cluster/reload.").tag(config=True)
     admin_user = Unicode("admin", help="The first administrator, created on first start.").tag(config=True)
 
     @default("data_dir")
@@ -127,10 +141,6 @@ class PaiHub(Application):
         data.mkdir(parents=True, exist_ok=True)
         self.store = open_store(self.db_url or sqlite_url(data))
         self.users = UserRepository(self.store)
-        self.users.ensure_groups(list(self.virtual_clusters))
-        self.groups = GroupRepository(self.store, self.users)
-        self.groups.sync_virtual_clusters(list(self.virtual_clusters))
-        self.admin_token = self._bootstrap_admin(data)
         self.backend = LocalBackend(
             data / "run",
             simulated_gpus=self.simulated_gpus or None,
@@ -138,13 +148,62 @@ class PaiHub(Application):
             memory_mb=self.node_memory_mb or None,
         )
         nodes = self.backend.nodes()
-        scheduler = GangScheduler({n.name: (n.cpu, n.memory_mb, tuple(g.index for g in n.gpus)) for n in nodes})
+        try:
+            self.cluster = load_config(self.read_cluster_source(nodes))
+        except (HivedConfigError, ValueError) as exc:
+            raise SystemExit(f"cluster config ({self._cluster_origin}): {exc}") from None
+        self.users.ensure_groups(self.virtual_clusters)
+        self.groups = GroupRepository(self.store, self.users)
+        self.groups.sync_virtual_clusters(self.virtual_clusters)
+        self.admin_token = self._bootstrap_admin(data)
         from pai_runtime.ports import hashed_ports
 
-        machine = Machine(scheduler, nodes, build_task_spec, hashed_ports, stop_grace=self.stop_grace)
+        machine = Machine(HivedScheduler(self.cluster), nodes, build_task_spec, hashed_ports,
+                          stop_grace=self.stop_grace, cluster_facts=ClusterFacts.from_config(self.cluster))
         self.controller = Controller(self.store, self.backend, machine, self._plan_of)
         await self.controller.start()
         return web.Application(routes(), pai=self, default_handler_class=NotFoundHandler)
+
+    @property
+    def virtual_clusters(self) -> list[str]:
+        cluster = getattr(self, "cluster", None)
+        return list(cluster.virtual_clusters) if cluster is not None else ["default"]
+
+    def _cluster_file(self) -> Path:
+        """Where the cluster config is read from and admins' edits are saved."""
+        return Path(self.cluster_config_file) if self.cluster_config_file else Path(self.data_dir) / "cluster.yaml"
+
+    def read_cluster_source(self, nodes: list | None = None) -> dict[str, Any]:
+        """The first of: the config file (``cluster_config_file`` or <data_dir>/cluster.yaml), the
+        ``cluster_config`` trait, one generated for this machine. Raises ValueError on bad YAML."""
+        path = self._cluster_file()
+        if path.exists():
+            self._cluster_origin = str(path)
+            try:
+                raw = yaml.safe_load(path.read_text()) or {}
+            except yaml.YAMLError as exc:
+                raise ValueError(f"{path}: not valid YAML: {exc}") from None
+            if not isinstance(raw, dict):
+                raise ValueError(f"{path}: must be a mapping with physicalCluster and virtualClusters")
+            return raw
+        if self.cluster_config:
+            self._cluster_origin = "PaiHub.cluster_config"
+            return dict(self.cluster_config)
+        self._cluster_origin = "generated for this machine"
+        return local_cluster_config(nodes if nodes is not None else self.backend.nodes())
+
+    async def apply_cluster_config(self, raw: dict[str, Any]) -> None:
+        """Check (VC safety included), switch the scheduler inside a loop turn, then save the file.
+        Raises HivedConfigError, changing nothing, when the config is refused."""
+        config = load_config(raw)
+        scheduler, facts = HivedScheduler(config), ClusterFacts.from_config(config)
+        await self.controller.call(lambda machine, now: machine.replace_scheduler(scheduler, facts))
+        self.cluster = config
+        self.groups.sync_virtual_clusters(self.virtual_clusters)
+        path = self._cluster_file()
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(yaml.safe_dump(raw, sort_keys=False))
+        tmp.replace(path)
 
     def _plan_of(self, job: JobRecord) -> Any:
         doc = dict(job.protocol)

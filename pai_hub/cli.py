@@ -43,7 +43,7 @@ def _users(args: argparse.Namespace):
     app.load_layers({"data_dir": args.data_dir})
     Path(app.data_dir).mkdir(parents=True, exist_ok=True)
     repo = UserRepository(open_store(app.db_url or sqlite_url(Path(app.data_dir))))
-    repo.ensure_groups(list(app.virtual_clusters))
+    repo.ensure_groups(app.virtual_clusters)
     return repo
 
 

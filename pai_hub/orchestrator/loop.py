@@ -91,6 +91,13 @@ class Controller:
         self._wake.set()
         await fut
 
+    async def call(self, fn: Callable[[Machine, float], Any]) -> Any:
+        """Run ``fn(machine, now)`` inside a turn: its effects are committed, then acted on, as any input's."""
+        fut = asyncio.get_running_loop().create_future()
+        self._inputs.append(("call", fn, fut))
+        self._wake.set()
+        return await fut
+
     def subscribe(self, job_id: int) -> asyncio.Queue:
         """A queue that receives each committed event of a job (for server-sent events)."""
         q: asyncio.Queue = asyncio.Queue()
@@ -143,6 +150,12 @@ class Controller:
                 _, job_id, fut = item
                 self.machine.stop(job_id, now)
                 waiters.append((fut, None))
+            elif kind == "call":
+                _, fn, fut = item
+                try:
+                    waiters.append((fut, fn(self.machine, now)))
+                except Exception as exc:  # the caller gets it; the turn goes on
+                    fut.set_exception(exc)
             else:
                 self._apply_backend_event(item[1], now)
         self.machine.schedule(now)

@@ -309,7 +309,8 @@ class Machine:
     def _assign(self, job: JobRecord, task: TaskRecord, pod: PodPlacement) -> None:
         role = self.plans[job.id].task_roles[task.role]
         node = self.nodes[pod.node]
-        task.node, task.ip, task.gpus = node.name, node.ip, list(pod.gpus)
+        # the scheduler's leaf cells are GPU indices only for GPU tasks (CPU tasks hold CPU slots)
+        task.node, task.ip, task.gpus = node.name, node.ip, list(pod.gpus) if role.gpu > 0 else []
         task.ports = {label: self.port_allocator(task.task_uid, label, n) for label, n in role.ports.items()}
         task.launch_state = "launching"
         self._task(task)
@@ -421,6 +422,20 @@ class Machine:
                     f"{completion.exit_code}, {kind}); starting attempt {job.attempt_id}", now, type="Warning")
         self._start_attempt(job, plan, now)
         return True
+
+    def replace_scheduler(self, scheduler: Scheduler, facts: ClusterFacts | None) -> None:
+        """A new cluster config: hand every active job's placements and waiting gangs to the new scheduler."""
+        self.scheduler = scheduler
+        self.cluster_facts = facts
+        for job_id, plan in self.plans.items():
+            self._rebind(self.jobs[job_id], plan, self.tasks[job_id])
+
+    def set_node_health(self, node: str, healthy: bool, now: float) -> None:
+        self.scheduler.set_health(node, healthy)
+        for job in self.jobs.values():
+            if job.id in self.plans and any(t.node == node for t in self.tasks.get(job.id, [])):
+                self._event(job, "NodeHealth", f"node {node} marked {'healthy' if healthy else 'bad'}", now,
+                            type="Normal" if healthy else "Warning")
 
     # -- restart --------------------------------------------------------------------------------
     def restore(self, jobs: list[JobRecord], attempts: list[JobAttemptRecord], tasks: list[TaskRecord],

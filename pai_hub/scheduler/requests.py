@@ -30,19 +30,45 @@ class RequestError(ValueError):
 
 
 @dataclass(frozen=True)
-class Sku:
-    gpu: int
-    cpu: int
-    memory_mb: int
-
-
-@dataclass(frozen=True)
 class ClusterFacts:
     """What the mapping needs to know of the cluster config."""
 
-    skus: Mapping[str, Sku]
-    vc_skus: Mapping[str, frozenset[str]]  # VC -> leaf types it has guaranteed cells of
+    gpu_skus: frozenset[str]  # leaf types whose cells are GPUs
+    skus: frozenset[str]  # every leaf type
+    vc_skus: Mapping[str, frozenset[str]]  # VC -> leaf types it has guaranteed or pinned cells of
     pinned: Mapping[str, frozenset[str]]  # VC -> pinned cell ids
+
+    @classmethod
+    def from_config(cls, config: Any) -> ClusterFacts:
+        """From a :class:`pai_hub.scheduler.hived.HivedConfig`."""
+        leaf_of_chain = {name: chain.leaf_type for name, chain in config.chains.items()}
+        pinned_chain = {}
+        for chain_name in config.chains:
+            pinned_chain.update({pid: chain_name for pid in _pinned_ids(config, chain_name)})
+        vc_skus = {}
+        for vc, spec in config.virtual_clusters.items():
+            kinds = {leaf_of_chain[c.chain] for c in spec.virtual_cells}
+            kinds |= {leaf_of_chain[pinned_chain[p]] for p in spec.pinned_cells if p in pinned_chain}
+            vc_skus[vc] = frozenset(kinds)
+        skus = frozenset(leaf_of_chain.values())
+        gpu = frozenset(t for t in skus if (config.sku_types.get(t) is None or config.sku_types[t].gpu > 0))
+        return cls(gpu, skus, vc_skus,
+                   {vc: frozenset(spec.pinned_cells) for vc, spec in config.virtual_clusters.items()})
+
+
+def _pinned_ids(config: Any, chain_name: str) -> list[str]:
+    out: list[str] = []
+
+    def walk(cell: Any) -> None:
+        if cell.pinned_cell_id:
+            out.append(cell.pinned_cell_id)
+        for child in cell.children:
+            walk(child)
+
+    for cell in config.physical_cells:
+        if cell.cell_type == chain_name:
+            walk(cell)
+    return out
 
 
 def hived_extras(plan: Any) -> dict[str, Any]:
@@ -64,22 +90,10 @@ def job_priority(plan: Any) -> tuple[int, str | None]:
     return PRIORITY_CLASSES[cls], cls
 
 
-def leaf_cells(pod: PodRequest, sku: Sku) -> int:
-    """OpenPAI's leafCellNumber: enough leaf cells of the SKU for every resource the pod asks for."""
-    need = 0
-    for asked, per_leaf, what in ((pod.gpu, sku.gpu, "gpu"), (pod.cpu, sku.cpu, "cpu"),
-                                  (pod.memory_mb, sku.memory_mb, "memoryMB")):
-        if asked <= 0:
-            continue
-        if per_leaf <= 0:
-            raise RequestError(f"resourcePerInstance.{what}: the SKU has no {what}")
-        need = max(need, -(-asked // per_leaf))
-    return max(need, 1)
-
-
 def choose_sku(gpu: int, vc: str, facts: ClusterFacts, oppo: bool) -> str | None:
-    candidates = set(facts.skus) if oppo else set(facts.vc_skus.get(vc, ()))
-    wanted = sorted(s for s in candidates if (facts.skus[s].gpu > 0) == (gpu > 0))
+    """The SKU of a task that names none: the VC's only GPU (or CPU) type, else any type (None)."""
+    candidates = facts.skus if oppo else facts.vc_skus.get(vc, frozenset())
+    wanted = sorted(s for s in candidates if (s in facts.gpu_skus) == (gpu > 0))
     return wanted[0] if len(wanted) == 1 else None
 
 
@@ -123,11 +137,6 @@ def build_gangs(job_id: int, attempt: int, plan: Any, tasks: list[tuple[str, int
             elif pinned is None:
                 sku_name = choose_sku(role.gpu, vc, facts, oppo)
         pod = PodRequest(role_name, index, role.cpu, role.memory_mb, role.gpu)
-        if facts is not None and sku_name is not None:
-            try:
-                leaf_cells(pod, facts.skus[sku_name])
-            except RequestError as exc:
-                raise RequestError(f"taskRoles.{role_name}.{exc}; SKU {sku_name}") from None
         if not plan.gang_allocation:
             group = f"{role_name}.{index}"
         else:

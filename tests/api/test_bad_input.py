@@ -34,7 +34,7 @@ GOOD = job_yaml("good", ["true"])
         (GOOD.replace("gpu: 0", "gpu: two"), 400, "InvalidProtocolError", "taskRoles.worker.resourcePerInstance.gpu"),
         (GOOD.replace("instances: 1", "instances: 0"), 400, "InvalidProtocolError", "taskRoles.worker.instances"),
         (GOOD.replace("name: good", "name: 'bad name!'"), 400, "InvalidProtocolError", "name"),
-        (GOOD.replace("gpu: 0", "gpu: 64"), 400, "InvalidProtocolError", "resourcePerInstance.gpu"),
+        (GOOD.replace("gpu: 0", "gpu: 64"), 400, "InvalidProtocolError", "resourcePerInstance: the job needs 64"),
         (GOOD.replace("type: job", "type: job\ndefaults:\n  virtualCluster: nowhere"), 400,
          "NoVirtualClusterError", "nowhere"),
         (GOOD.replace("dockerImage: image", "dockerImage: missing"), 400, "InvalidProtocolError", "missing"),

@@ -114,7 +114,7 @@ def test_stop_a_waiting_job(server):
         deadline = time.monotonic() + 5
         while not detail["jobStatus"]["waitingReason"] and time.monotonic() < deadline:
             detail = c.get("/api/v2/jobs/admin~queued").json()
-        assert "GPU" in detail["jobStatus"]["waitingReason"]
+        assert "0 of 4 simulated free" in detail["jobStatus"]["waitingReason"]
         for name in ("queued", "hog"):
             assert c.put(f"/api/v2/jobs/admin~{name}/executionType", json={"value": "STOP"}).status_code == 202
         assert wait_state(c, "admin~queued", {"STOPPED"})["jobStatus"]["executionType"] == "STOP"
