@@ -30,6 +30,10 @@ class HivedScheduler(Scheduler):
         self._reasons: dict[str, str] = {}
         self._announced: set[str] = set()  # victims already handed to the orchestrator
         self._seq = itertools.count()
+        # Whether anything that could let a waiting gang in has happened since the last schedule():
+        # the loop calls schedule() on every turn, and a queue of thousands must not be searched
+        # again when nothing changed.
+        self._dirty = True
 
     # -- request mapping --------------------------------------------------------------------------
     def leaf_cells(self, gang: GangRequest, pod: PodRequest) -> int:
@@ -70,11 +74,13 @@ class HivedScheduler(Scheduler):
 
     # -- contract ---------------------------------------------------------------------------------
     def submit(self, gang: GangRequest) -> None:
+        self._dirty = True
         req, err = self.request_of(gang)
         self._waiting[gang.gang_id] = (gang, req, err, next(self._seq))
         self._reasons[gang.gang_id] = err or "waiting to be scheduled"
 
     def cancel(self, gang_id: str) -> None:
+        self._dirty = True
         if self._waiting.pop(gang_id, None) is not None:
             self._reasons.pop(gang_id, None)
         g = self.algo.groups.get(gang_id)
@@ -83,6 +89,7 @@ class HivedScheduler(Scheduler):
             self._gangs.pop(gang_id, None)
 
     def release(self, gang_id: str) -> None:
+        self._dirty = True
         g = self.algo.groups.get(gang_id)
         if g is not None and g.state != PREEMPTING:
             self.algo.delete(gang_id)
@@ -93,6 +100,7 @@ class HivedScheduler(Scheduler):
 
     def bind(self, placement: Placement, gang: GangRequest | None = None,
              pre_types: list[list[str | None]] | None = None) -> None:
+        self._dirty = True
         gang = gang or self._gangs.get(placement.gang_id) or (self._waiting.get(placement.gang_id) or (None,))[0]
         if gang is None:
             raise KeyError(placement.gang_id)
@@ -120,6 +128,7 @@ class HivedScheduler(Scheduler):
         self._gangs[gang.gang_id] = gang
 
     def set_health(self, node: str, healthy: bool) -> None:
+        self._dirty = True
         if node in self.algo.node_leaves:
             self.algo.set_node_health(node, healthy)
 
@@ -128,6 +137,11 @@ class HivedScheduler(Scheduler):
 
     def schedule(self, now: float) -> Decisions:
         d = Decisions()
+        if not self._dirty:
+            d.waiting_reasons = {gid: self._reasons[gid] for gid in self._waiting}
+            return d
+        self._dirty = False
+        failed: dict[tuple, str] = {}  # request shape -> reason: free cells only shrink within a call
         order = sorted(self._waiting.values(), key=lambda w: (-w[0].priority, w[0].submitted_at, w[3]))
         for gang, req, err, _ in order:
             gid = gang.gang_id
@@ -148,9 +162,13 @@ class HivedScheduler(Scheduler):
                     else:
                         self._reasons[gid] = reasons.preempting(victims)
                     continue
+            shape = (req.vc, req.priority, req.pods, req.leaf_type, req.pinned, req.lazy)
+            if shape in failed:
+                self._reasons[gid] = failed[shape]
+                continue
             res = self.algo.search(req)
             if not res.ok:
-                self._reasons[gid] = reasons.explain(self.algo, req, res.misses)
+                self._reasons[gid] = failed[shape] = reasons.explain(self.algo, req, res.misses)
                 continue
             victims, preemptors = self.algo.victims_of(res.phys)
             for p in preemptors:
@@ -203,6 +221,7 @@ class HivedScheduler(Scheduler):
 
     def restore(self, snapshot: dict[str, Any]) -> None:
         """Rebuild from :meth:`snapshot` on a scheduler made from the same (or an edited) config."""
+        self._dirty = True
         for entry in snapshot.get("placed", []):
             gang = _gang_from(entry["gang"])
             pl = entry["placement"]
