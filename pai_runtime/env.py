@@ -7,8 +7,10 @@ framework (converted task-role names, lowercase alphanumerics only, e.g. ``PAI_H
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
+import uuid
 from collections.abc import Iterable, Mapping
 
 from pai_runtime.ports import hashed_ports
@@ -21,6 +23,11 @@ CONTROL_PLANE_ENV_PREFIXES = ("PAI_", "FC_", "JUPYTERHUB_", "JPY_", "HIVED_", "P
 CONTROL_PLANE_ENV_NAMES = frozenset({
     "CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES", "CUDA_DEVICE_ORDER", "PYTEST_CURRENT_TEST",
 })
+#: Settings of the runtime itself: kept for the launcher (which gets ``task_environ`` of the control
+#: plane's environment) but not given to tasks (see ``supervisor.BASE_ENVIRON``).
+RUNTIME_SETTINGS_ENV_NAMES = frozenset({"PAI_EXIT_SPEC", "PAI_EXIT_CALLBACK_GRACE"})
+#: FrameworkController's namespace for every framework (OpenPAI runs them all in ``default``).
+FC_NAMESPACE = "default"
 
 
 def convert_name(task_role: str) -> str:
@@ -32,7 +39,8 @@ def task_environ(environ: Mapping[str, str]) -> dict[str, str]:
     """``environ`` minus what belongs to the control plane (its PAI_*/JupyterHub variables, GPU masks)."""
     return {
         k: v for k, v in environ.items()
-        if k not in CONTROL_PLANE_ENV_NAMES and not k.startswith(CONTROL_PLANE_ENV_PREFIXES)
+        if k in RUNTIME_SETTINGS_ENV_NAMES
+        or (k not in CONTROL_PLANE_ENV_NAMES and not k.startswith(CONTROL_PLANE_ENV_PREFIXES))
     }
 
 
@@ -97,6 +105,17 @@ def _peer_ports(spec: TaskSpec, peer: TaskPeer) -> Mapping[str, list[int]]:
     return {}
 
 
+@functools.lru_cache(maxsize=4096)
+def _framework_ids(framework: str, attempt: str) -> tuple[str, str]:
+    """FrameworkController's framework name (md5) and the ConfigMap UID of a framework attempt.
+
+    FC names the ConfigMap ``<framework>-attempt`` and the pod ``<framework>-<role>-<index>``; instance
+    UIDs are ``<attempt id>_<object UID>``. The ConfigMap is re-created per framework attempt; its UID
+    here is derived from the framework name and attempt (cached: every task of a job asks)."""
+    return (hashlib.md5(framework.encode()).hexdigest(),
+            str(uuid.uuid5(uuid.NAMESPACE_URL, f"pai-fc-configmap:{framework}:{attempt}")))
+
+
 def build_env(spec: TaskSpec) -> dict[str, str]:
     """Every PAI_* / FC_* variable of the task, plus its GPU mask (``CUDA_VISIBLE_DEVICES``)."""
     roles = spec.task_roles
@@ -132,12 +151,20 @@ def build_env(spec: TaskSpec) -> dict[str, str]:
     env["PAI_TASK_INDEX"] = index
 
     fc_role = convert_name(spec.task_role)
-    env["FC_FRAMEWORK_NAME"] = hashlib.md5(framework.encode()).hexdigest()
+    attempt = str(spec.job_attempt_id)
+    fc_name, configmap_uid = _framework_ids(framework, attempt)
+    env["FC_FRAMEWORK_NAMESPACE"] = FC_NAMESPACE
+    env["FC_FRAMEWORK_NAME"] = fc_name
     env["FC_TASKROLE_NAME"] = fc_role
     env["FC_TASK_INDEX"] = index
-    env["FC_FRAMEWORK_ATTEMPT_ID"] = str(spec.job_attempt_id)
+    env["FC_CONFIGMAP_NAME"] = f"{fc_name}-attempt"
+    env["FC_POD_NAME"] = f"{fc_name}-{fc_role}-{index}"
+    env["FC_FRAMEWORK_ATTEMPT_ID"] = attempt
+    env["FC_FRAMEWORK_ATTEMPT_INSTANCE_UID"] = f"{attempt}_{configmap_uid}"
+    env["FC_CONFIGMAP_UID"] = configmap_uid
     env["FC_TASK_ATTEMPT_ID"] = str(spec.task_attempt_id)
     env["FC_POD_UID"] = spec.task_uid
+    env["FC_TASK_ATTEMPT_INSTANCE_UID"] = f"{spec.task_attempt_id}_{spec.task_uid}"
 
     order = {name: i for i, name in enumerate(role_names)}
     peers = sorted(spec.peers, key=lambda p: (order.get(p.role, len(order)), p.index))
@@ -147,6 +174,9 @@ def build_env(spec: TaskSpec) -> dict[str, str]:
         ((convert_name(p.role), p.index, p.ip, _peer_ports(spec, p)) for p in peers),
         fc_role, spec.task_index, spec.work_dir or None,
     ))
+    if spec.log_dir:
+        # OpenPAI: a fifo whose lines land in runtime.log; here runtime.log itself (append to it: >>).
+        env["RUNTIME_LOG_PIPE"] = f"{spec.log_dir}/runtime.log"
     if spec.checkpoint_dir:
         env["PAI_CHECKPOINT_DIR"] = spec.checkpoint_dir
     own = roles.get(spec.task_role)

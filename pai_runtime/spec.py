@@ -58,7 +58,13 @@ class TaskSpec:
     peers: list[TaskPeer]
     secrets: dict[str, Any] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=dict)
+    #: Directory shared by the attempts of the task (``PAI_CHECKPOINT_DIR``); created if missing.
     checkpoint_dir: str | None = None
+    #: Runtime plugin invocations in order (``pai_hub.protocol.prerequisites.plugin_invocations``):
+    #: ``{plugin, name, parameters, failurePolicy, callbacks}``. Empty: the command runs as it is.
+    plugins: list[dict[str, Any]] = field(default_factory=list)
+    #: Exit spec file for failure analysis; None: ``$PAI_EXIT_SPEC`` of the runtime, else built-in.
+    exit_spec: str | None = None
 
     def to_json_dict(self) -> dict[str, Any]:
         return asdict(self)

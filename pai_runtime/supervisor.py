@@ -35,7 +35,7 @@ import socket
 import time
 from typing import Any
 
-from pai_runtime.env import build_env, task_environ
+from pai_runtime.env import RUNTIME_SETTINGS_ENV_NAMES, build_env, task_environ
 from pai_runtime.procinfo import kill_group, proc_start_time
 from pai_runtime.render import render_command
 from pai_runtime.spec import TaskSpec
@@ -57,7 +57,12 @@ _SIGDEF = (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGQUIT, signal
 _O_LOG = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
 
 #: The environment every task starts from, computed once per process.
-BASE_ENVIRON = task_environ(os.environ)
+BASE_ENVIRON = {k: v for k, v in task_environ(os.environ).items() if k not in RUNTIME_SETTINGS_ENV_NAMES}
+#: With plugins: the generated script, and the marker it leaves when a prerequisite with failurePolicy
+#: fail failed (the task then ends with code 240, PrerequisiteCallbackFailed).
+RUNTIME_SCRIPT = "runtime.sh"
+PREREQUISITE_FAILED_FILE = "prerequisite.failed"
+PREREQUISITE_FAILED_EXIT_CODE = 240
 _MY_PID = os.getpid()
 _MY_START: int | None = None
 
@@ -127,6 +132,9 @@ class TaskRun:
         self.finished = False
         self._runtime_fd = -1
         self._log_fds: list[int] = []
+        self._plugins = False  # the command runs inside runtime.sh
+        self._gpus: list[int] = []
+        self._exit_spec: str | None = None
 
     # -- launch ---------------------------------------------------------------------------------
 
@@ -149,7 +157,11 @@ class TaskRun:
         work_dir = spec.work_dir or f"{task_dir}/work"
         os.makedirs(log_dir, exist_ok=True)
         os.makedirs(work_dir, exist_ok=True)
+        if spec.checkpoint_dir:
+            os.makedirs(spec.checkpoint_dir, exist_ok=True)
         self._log_dir = log_dir
+        self._gpus = spec.gpus
+        self._exit_spec = spec.exit_spec
         # Log files are created now but held open only once there is output: a launcher running
         # hundreds of tasks would otherwise hold thousands of descriptors, and every posix_spawn
         # pays for each one (the child's copy of the descriptor table is closed at exec).
@@ -167,6 +179,8 @@ class TaskRun:
         env.update(spec.env)
         if not spec.work_dir:
             spec.work_dir = work_dir
+        if not spec.log_dir:
+            spec.log_dir = log_dir
         env.update(build_env(spec))  # last: a job's env may not widen its GPU mask
         command = render_command(spec.command, spec.secrets)
         stop_path = f"{task_dir}/{STOP_FILE}"
@@ -175,14 +189,24 @@ class TaskRun:
             self.record.update(exitCode=128 + signal.SIGTERM, signal=int(signal.SIGTERM))
             self._write_record()
             return False
+        if spec.plugins:
+            # Prerequisites' callbacks around the command: one generated script (it logs the command's
+            # START/END itself, between the callbacks).
+            from pai_runtime.plugins import write_runtime_script
+
+            self._plugins = True
+            argv = ["bash", write_runtime_script(spec, env, task_dir, work_dir, log_dir, command)]
+        else:
+            argv = ["bash", "-c", command]
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
         try:
-            _log_line(runtime_fd, "USER COMMAND START")
+            if not self._plugins:
+                _log_line(runtime_fd, "USER COMMAND START")
             started_at = time.time()
             os.chdir(work_dir)  # posix_spawn has no chdir action before Python 3.13
             self.pid = os.posix_spawn(
-                BASH, ["bash", "-c", command], env,
+                BASH, argv, env,
                 file_actions=[
                     (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
                     (os.POSIX_SPAWN_DUP2, out_w, 1),
@@ -285,21 +309,46 @@ class TaskRun:
                 self.record["signal"] = -code
                 code = 128 - code
             self.record["exitCode"] = code
-            try:
-                fd = os.open(f"{self._log_dir}/runtime.log", _O_LOG, 0o644)
-                _log_line(fd, "USER COMMAND END")
-                os.close(fd)
-            except OSError:
-                pass
+            if not self._plugins:
+                try:
+                    fd = os.open(f"{self._log_dir}/runtime.log", _O_LOG, 0o644)
+                    _log_line(fd, "USER COMMAND END")
+                    os.close(fd)
+                except OSError:
+                    pass
+            if code != 0:
+                self._analyze(code)
         if self.pidfd is not None:
             os.close(self.pidfd)
             self.pidfd = None
         return self._write_record()
 
+    def _analyze(self, code: int) -> None:
+        """Failure analysis (OpenPAI's exit spec) into ``record["exitInfo"]``; never raises."""
+        try:
+            from pai_runtime import exitspec
+
+            marker = f"{self.task_dir}/{PREREQUISITE_FAILED_FILE}"
+            if self._plugins and code == PREREQUISITE_FAILED_EXIT_CODE and os.path.exists(marker):
+                info = exitspec.describe_code(code, code, self._exit_spec)
+                info["prerequisite"] = read_json(marker)
+            else:
+                info = exitspec.analyze_task(code, self._log_dir, self._gpus, self._exit_spec)
+            self.record["exitInfo"] = info
+        except Exception as exc:  # the analysis must never cost the exit record
+            self.record["exitInfoError"] = f"{type(exc).__name__}: {exc}"
+
     def fail(self, error: str) -> dict[str, Any]:
         """Record a runtime failure (the command did not run)."""
         self.record["exitCode"] = RUNTIME_FAILURE_EXIT_CODE
         self.record["error"] = error
+        try:
+            from pai_runtime import exitspec
+
+            self.record["exitInfo"] = exitspec.describe_code(
+                RUNTIME_FAILURE_EXIT_CODE, RUNTIME_FAILURE_EXIT_CODE, self._exit_spec)
+        except Exception as exc:
+            self.record["exitInfoError"] = f"{type(exc).__name__}: {exc}"
         if self._runtime_fd >= 0:
             try:
                 _log_line(self._runtime_fd, f"runtime failure: {error}", "ERROR")

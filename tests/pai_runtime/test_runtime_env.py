@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -85,6 +86,24 @@ def test_build_env() -> None:
     }
     for key, value in expected.items():
         assert env[key] == value, key
+    fc = hashlib.md5(b"bob~exp").hexdigest()
+    assert env["FC_FRAMEWORK_NAME"] == fc and env["FC_FRAMEWORK_NAMESPACE"] == "default"
+    assert env["FC_CONFIGMAP_NAME"] == f"{fc}-attempt" and env["FC_POD_NAME"] == f"{fc}-psserver-1"
+    assert env["FC_TASK_ATTEMPT_INSTANCE_UID"] == "3_uid-1"
+    assert env["FC_FRAMEWORK_ATTEMPT_INSTANCE_UID"] == f"2_{env['FC_CONFIGMAP_UID']}"
+    assert env["RUNTIME_LOG_PIPE"] == "/l/runtime.log"
+    # every variable of notes §4.4 that applies outside Kubernetes' init container
+    for name in ("PAI_FRAMEWORK_NAME", "PAI_JOB_NAME", "PAI_USER_NAME", "PAI_USERNAME", "PAI_DEFAULT_FS_URI",
+                 "PAI_VIRTUAL_CLUSTER", "PAI_TASK_ROLE_COUNT", "PAI_TASK_ROLES_NUM", "PAI_JOB_TASK_ROLE_COUNT",
+                 "PAI_TASK_ROLE_LIST", "PAI_JOB_TASK_ROLE_LIST", "PAI_TASKS_NUM", "PAI_JOB_TASK_COUNT",
+                 "PAI_CURRENT_TASK_ROLE_NAME", "PAI_CURRENT_TASK_ROLE_CURRENT_TASK_INDEX", "PAI_TASK_INDEX",
+                 "FC_FRAMEWORK_NAMESPACE", "FC_FRAMEWORK_NAME", "FC_TASKROLE_NAME", "FC_TASK_INDEX",
+                 "FC_CONFIGMAP_NAME", "FC_POD_NAME", "FC_FRAMEWORK_ATTEMPT_ID", "FC_FRAMEWORK_ATTEMPT_INSTANCE_UID",
+                 "FC_CONFIGMAP_UID", "FC_TASK_ATTEMPT_ID", "FC_POD_UID", "FC_TASK_ATTEMPT_INSTANCE_UID",
+                 "PAI_TASK_ROLE_INSTANCES", "PAI_CURRENT_CONTAINER_IP", "PAI_CONTAINER_HOST_IP",
+                 "PAI_CURRENT_CONTAINER_PORT", "PAI_CONTAINER_HOST_PORT", "PAI_CONTAINER_SSH_PORT",
+                 "PAI_CONTAINER_HOST_PORT_LIST", "PAI_WORK_DIR", "RUNTIME_LOG_PIPE"):
+        assert name in env, name
     gpu_env = build_env(spec(task_role="worker", task_index=0, gpus=[1, 3]))
     assert gpu_env["CUDA_VISIBLE_DEVICES"] == "1,3"
     assert "NVIDIA_VISIBLE_DEVICES" not in gpu_env
