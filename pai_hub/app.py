@@ -21,6 +21,7 @@ from traitlets.config import Application
 
 from . import __version__, protocol
 from .api import cluster as cluster_api
+from .api import debug as debug_api
 from .api import groups as group_api
 from .api import jobs as job_api
 from .api import users as user_api
@@ -29,7 +30,7 @@ from .backends.local import LocalBackend
 from .orchestrator.loop import Controller
 from .orchestrator.machine import Machine
 from .orchestrator.records import JobRecord
-from .orchestrator.specs import build_task_spec
+from .orchestrator.specs import SpecBuilder
 from .scheduler.hived import HivedConfigError, HivedScheduler, load_config
 from .scheduler.local_cluster import local_cluster_config
 from .scheduler.requests import ClusterFacts
@@ -54,6 +55,8 @@ def routes() -> list[tuple[str, type]]:
         (rf"/jobs/{FW}/attempts/(\d+)", job_api.JobAttemptHandler),
         (rf"/jobs/{FW}/attempts/(\d+)/taskRoles/([A-Za-z0-9_]+)/taskIndex/(\d+)/attempts",
          job_api.TaskAttemptsHandler),
+        (rf"/jobs/{FW}/debug", debug_api.DebugHandler),
+        (rf"/jobs/{FW}/tasks/([A-Za-z0-9_]+)/(\d+)/terminal", debug_api.TerminalHandler),
         (rf"/jobs/{TASK}", job_api.TaskLogsHandler),
         (rf"/jobs/{TASK}/([A-Za-z0-9_.-]+)", job_api.TaskLogsHandler),
         (r"/info", user_api.InfoHandler),
@@ -110,6 +113,14 @@ class PaiHub(Application):
     cluster_config_file = Unicode("", help="A YAML file with the cluster config (HiveD's format); reloaded by "
                                   "POST /api/v2/cluster/reload.").tag(config=True)
     admin_user = Unicode("admin", help="The first administrator, created on first start.").tag(config=True)
+    debug_reservation_minutes = Float(0.0, help="How long a failed job's task is kept for debugging when the job "
+                                      "does not say (extras.debugReservation.minutes); 0: not kept.").tag(config=True)
+    debug_reservation_max_minutes = Float(120.0, help="The longest debug reservation a job may ask for; its "
+                                          "GPUs count against the VC meanwhile.").tag(config=True)
+    max_platform_retries = Integer(10, help="Retries of a job failing for transient (platform) reasons, at "
+                                   "most; they do not count against jobRetryCount.").tag(config=True)
+    exit_spec_file = Unicode("", help="The failure rules (OpenPAI's exit spec format) tasks are classified by; "
+                             "edits apply to the next failure. Empty: the built-in rules.").tag(config=True)
 
     @default("data_dir")
     def _default_data_dir(self) -> str:
@@ -158,8 +169,12 @@ class PaiHub(Application):
         self.admin_token = self._bootstrap_admin(data)
         from pai_runtime.ports import hashed_ports
 
-        machine = Machine(HivedScheduler(self.cluster), nodes, build_task_spec, hashed_ports,
-                          stop_grace=self.stop_grace, cluster_facts=ClusterFacts.from_config(self.cluster))
+        specs = SpecBuilder(data / "checkpoints", self.exit_spec_file or None)
+        machine = Machine(HivedScheduler(self.cluster), nodes, specs, hashed_ports,
+                          stop_grace=self.stop_grace, cluster_facts=ClusterFacts.from_config(self.cluster),
+                          debug_default_minutes=self.debug_reservation_minutes,
+                          debug_max_minutes=self.debug_reservation_max_minutes,
+                          max_platform_retries=self.max_platform_retries)
         self.controller = Controller(self.store, self.backend, machine, self._plan_of)
         await self.controller.start()
         return web.Application(routes(), pai=self, default_handler_class=NotFoundHandler)

@@ -9,6 +9,7 @@ import argparse
 import asyncio
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -148,6 +149,14 @@ def cmd_status(args: argparse.Namespace) -> int:
     if s.get("appExitCode") is not None:
         print(f"  exit code: {s['appExitCode']}" + (f" — {s['appExitDiagnostics']}" if s.get("appExitDiagnostics")
                                                      else ""))
+    if spec := s.get("appExitSpec"):
+        print(f"  failure: {spec['phrase']} ({spec['type']}, {spec['behavior']}): {spec['reason']}")
+        for step in spec.get("solution") or []:
+            print(f"  fix: {step}")
+    if debug := s.get("debugReservation"):
+        until = time.strftime("%H:%M:%S", time.localtime(debug["until"] / 1000))
+        kept = ", ".join(f"{t['taskRole']}/{t['taskIndex']}" for t in debug["tasks"])
+        print(f"  kept for debugging until {until}: {kept} (pai job debug {args.name}; pai job release {args.name})")
     for role in detail["taskRoles"].values():
         for t in role["taskStatuses"]:
             gpus = t.get("containerGpus") or "-"
@@ -173,6 +182,80 @@ def cmd_logs(args: argparse.Namespace) -> int:
         else:
             text, _ = c.log(args.name, role, index, args.log)
             sys.stdout.write(text)
+    return 0
+
+
+def cmd_debug(args: argparse.Namespace) -> int:
+    """A shell in a task kept for debugging (or a running one), like ``kubectl exec -it``."""
+    with _client(args) as c:
+        role, index = None, 0
+        if args.task:
+            role, _, idx = args.task.partition("/")
+            index = int(idx or 0)
+        else:
+            try:
+                kept = c.debug_reservation(args.name)["tasks"][0]
+                role, index = kept["taskRole"], kept["taskIndex"]
+            except PaiError:
+                roles = c.job(args.name)["taskRoles"]
+                role = next(iter(roles.values()))["taskRoleStatus"]["name"]
+        url, token = c.terminal_url(args.name, role, index), c.token
+    return asyncio.run(_terminal(url, token))
+
+
+async def _terminal(url: str, token: str | None) -> int:
+    import os
+    import termios
+    import tty
+
+    from tornado.httpclient import HTTPClientError, HTTPRequest
+    from tornado.websocket import websocket_connect
+
+    try:
+        conn = await websocket_connect(HTTPRequest(url, headers={"Authorization": f"Bearer {token}"}))
+    except HTTPClientError as exc:
+        body = exc.response.body if exc.response is not None else b""
+        try:
+            err = json.loads(body)
+            return _fail(f"{err['code']}: {err['message']}")
+        except (ValueError, KeyError, TypeError):
+            return _fail(str(exc))
+    fd = sys.stdin.fileno()
+    interactive = sys.stdin.isatty()
+    saved = termios.tcgetattr(fd) if interactive else None
+    loop = asyncio.get_running_loop()
+
+    def send_input() -> None:
+        data = os.read(fd, 4096)
+        conn.write_message(json.dumps(["stdin", data.decode("utf-8", "replace") if data else "\x04"]))
+        if not data:
+            loop.remove_reader(fd)
+
+    try:
+        if interactive:
+            tty.setraw(fd)
+            size = os.get_terminal_size()
+            conn.write_message(json.dumps(["set_size", size.lines, size.columns]))
+        loop.add_reader(fd, send_input)
+        while (message := await conn.read_message()) is not None:
+            kind, *rest = json.loads(message)
+            if kind == "stdout":
+                sys.stdout.write(rest[0])
+                sys.stdout.flush()
+            elif kind == "disconnect":
+                break
+    finally:
+        loop.remove_reader(fd)
+        if saved is not None:
+            termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+        conn.close()
+    return 0
+
+
+def cmd_release(args: argparse.Namespace) -> int:
+    with _client(args) as c:
+        c.release(args.name)
+        print(f"released the debug reservation of {c.framework(args.name)}")
     return 0
 
 
@@ -238,6 +321,13 @@ def build_parser() -> argparse.ArgumentParser:
     jx = j.add_parser("stop")
     jx.add_argument("name")
     jx.set_defaults(func=cmd_stop)
+    jd = j.add_parser("debug", help="a shell in a failed task kept for debugging (or a running task)")
+    jd.add_argument("name")
+    jd.add_argument("--task", help="ROLE/INDEX (default: the task kept for debugging)")
+    jd.set_defaults(func=cmd_debug)
+    jr = j.add_parser("release", help="end a debug reservation early and free its GPUs")
+    jr.add_argument("name")
+    jr.set_defaults(func=cmd_release)
     jv = j.add_parser("validate")
     jv.add_argument("file")
     jv.add_argument("--param", action="append", metavar="KEY=VALUE")

@@ -175,6 +175,21 @@ class PaiClient(_Paths):
             time.sleep(interval)
 
 
+    # -- debugging ------------------------------------------------------------------------------
+    def debug_reservation(self, name: str) -> dict[str, Any]:
+        """The tasks of a failed job kept for debugging, and until when."""
+        return self.request("GET", self.job_path(name) + "/debug")
+
+    def release(self, name: str) -> dict[str, Any]:
+        """End a debug reservation early: its GPUs go back to the VC."""
+        return self.request("DELETE", self.job_path(name) + "/debug")
+
+    def terminal_url(self, name: str, role: str, index: int) -> str:
+        """The websocket of a shell in a task (terminado's protocol)."""
+        base = "ws" + self.url[len("http"):] if self.url.startswith("http") else self.url
+        return f"{base}{self.job_path(name)}/tasks/{role}/{index}/terminal"
+
+
 class AsyncPaiClient(_Paths):
     """The asynchronous client (used inside servers and kernels' event loops)."""
 

@@ -128,7 +128,7 @@ class NodesHandler(ClusterAccess):
         holders: dict[tuple[str, int], str] = {}
         for job_id, tasks in machine.tasks.items():
             for t in tasks:
-                if t.launch_state in ("launching", "running"):
+                if t.launch_state in ("launching", "running") or job_id in machine.debugging:
                     for g in t.gpus:
                         holders[(t.node or "", g)] = machine.jobs[job_id].framework_name
         status = self.scheduler.cluster_status()["nodes"]

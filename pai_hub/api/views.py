@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import time
 from datetime import datetime, timezone
 from typing import Any
 
@@ -59,6 +60,18 @@ def job_summary(job: JobRecord) -> dict[str, Any]:
     }
 
 
+SPEC_FIELDS = ("exitCode", "phrase", "type", "behavior", "reaction", "reason", "solution")
+
+
+def exit_spec(info: dict[str, Any] | None) -> dict[str, Any] | None:
+    """OpenPAI's ``*ExitSpec`` object from the runtime's failure analysis (``code`` is the spec's)."""
+    if not info:
+        return None
+    spec = {k: info.get(k) for k in SPEC_FIELDS}
+    spec["code"] = spec.pop("exitCode")
+    return spec
+
+
 def log_uri(job: JobRecord, task: TaskRecord, prefix: str = "/api/v2") -> str:
     return (f"{prefix}/jobs/{job.framework_name}/attempts/{task.job_attempt_id}/taskRoles/{task.role}"
             f"/taskIndex/{task.task_index}/attempts/{task.attempt_id}/logs")
@@ -78,13 +91,16 @@ def task_attempt_view(job: JobRecord, task: TaskRecord) -> dict[str, Any]:
         "containerGpus": ",".join(map(str, task.gpus)) if task.gpus else None,
         "containerLog": log_uri(job, task),
         "containerExitCode": task.exit_code,
-        "containerExitSpec": None,
+        "containerExitSpec": exit_spec(task.exit_info),
         "containerExitDiagnostics": task.exit_diagnostics,
     }
 
 
-def task_status(job: JobRecord, task: TaskRecord) -> dict[str, Any]:
+def task_status(job: JobRecord, task: TaskRecord, now: float | None = None) -> dict[str, Any]:
+    debugging = task.debug_until is not None and task.debug_until > (now or time.time())
     return {
+        "subState": "DEBUGGING" if debugging else None,
+        "debugUntil": ms(task.debug_until) if debugging else None,
         "taskIndex": task.task_index,
         "taskUid": task.task_uid,
         "taskState": task.state,
@@ -131,21 +147,33 @@ def job_detail(job: JobRecord, attempt: JobAttemptRecord | None, tasks: list[Tas
         "appLaunchedTime": ms(attempt.launched_at) if attempt else None,
         "appCompletedTime": ms(attempt.completed_at) if attempt else None,
         "appExitCode": job.exit_code,
-        "appExitSpec": None,
+        "appExitSpec": exit_spec(job.exit_info),
         "appExitDiagnostics": job.exit_diagnostics,
-        "appExitMessages": None,
+        "appExitMessages": {"container": None, "runtime": job.exit_info, "launcher": None} if job.exit_info else None,
         "appExitTriggerMessage": "stop requested" if job.exit_code == EXIT_STOP_REQUESTED else None,
         "appExitTriggerTaskRoleName": trigger.get("taskRole"),
         "appExitTriggerTaskIndex": trigger.get("taskIndex"),
         "appExitType": exit_type,
         "virtualCluster": job.virtual_cluster,
         "waitingReason": job.waiting_reason,
+        "debugReservation": debug_view(tasks),
     }
     detail = {"debugId": debug_id(job.framework_name), "name": job.name, "tags": list(job.tags),
               "jobStatus": status, "taskRoles": roles}
     if job.job_priority is not None:
         detail["jobPriority"] = job.job_priority
     return detail
+
+
+def debug_view(tasks: list[TaskRecord], now: float | None = None) -> dict[str, Any] | None:
+    """The tasks kept for debugging and until when, or None."""
+    now = now or time.time()
+    kept = [t for t in tasks if t.debug_until is not None and t.debug_until > now]
+    if not kept:
+        return None
+    return {"until": ms(max(t.debug_until or 0 for t in kept)),
+            "tasks": [{"taskRole": t.role, "taskIndex": t.task_index, "node": t.node,
+                       "gpus": list(t.gpus), "until": ms(t.debug_until)} for t in kept]}
 
 
 def event_view(job: JobRecord, ev: dict[str, Any], roles: dict[str, str]) -> dict[str, Any]:

@@ -73,6 +73,35 @@ class TaskRunning:
 TaskEvent = TaskRunning | TaskExit
 
 
+@dataclass
+class Shell:
+    """An interactive shell in a task's environment: a process on the slave side of a PTY whose
+    master side is ``fd`` (read its output, write its input)."""
+
+    pid: int
+    fd: int
+    process: Any = None
+
+    def close(self) -> None:
+        """End the shell and everything it started."""
+        import os
+        import signal
+
+        try:
+            os.killpg(self.pid, signal.SIGHUP)
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:
+            os.close(self.fd)
+        except OSError:
+            pass
+        if self.process is not None:
+            try:
+                self.process.wait(timeout=5)
+            except Exception:
+                self.process.kill()
+
+
 class Backend(abc.ABC):
     """A place where tasks run. Lifecycle: ``await open()``, then calls, then ``await close()``.
 
@@ -112,6 +141,11 @@ class Backend(abc.ABC):
         Tasks the backend has no trace of are reported as ``TaskExit`` with exit code -1101
         (lost) so the orchestrator can retry them.
         """
+
+    def exec_shell(self, task_id: str) -> Shell:
+        """An interactive shell with the task's working directory, environment and GPUs (for
+        debugging a failed task kept by its debug reservation, or a running one)."""
+        raise NotImplementedError(f"the {self.name} backend cannot open shells")
 
     @abc.abstractmethod
     def log_names(self, task_id: str) -> list[str]:

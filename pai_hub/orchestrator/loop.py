@@ -119,7 +119,12 @@ class Controller:
 
     async def _run(self) -> None:
         while not self._closing:
-            await self._wake.wait()
+            deadline = self.machine.next_deadline()
+            timeout = None if deadline is None else max(0.0, deadline - self.clock())
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout)
+            except asyncio.TimeoutError:
+                pass  # a deadline (debug reservation) passed: turn anyway
             self._wake.clear()
             try:
                 await self._turn()
@@ -130,8 +135,9 @@ class Controller:
         if isinstance(ev, TaskRunning):
             self.machine.task_running(ev.task_id, ev.started_at, now)
         elif isinstance(ev, TaskExit):
+            record = ev.record or {}
             self.machine.task_exited(ev.task_id, ev.exit_code, ev.started_at, ev.finished_at, now,
-                                     ev.record.get("diagnostics") if ev.record else None)
+                                     record.get("diagnostics"), record.get("exitInfo"))
 
     async def _turn(self) -> None:
         inputs, self._inputs = self._inputs, []
@@ -158,6 +164,7 @@ class Controller:
                     fut.set_exception(exc)
             else:
                 self._apply_backend_event(item[1], now)
+        self.machine.expire_debug(now)
         self.machine.schedule(now)
         fx = self.machine.take_effects()
         if fx:

@@ -45,11 +45,17 @@ from .records import (
 )
 
 
-def classify_exit(code: int) -> str:
-    """transient | permanent | unknown. The exit-spec analysis (runtime issue) refines this."""
+def classify_exit(code: int, info: dict[str, Any] | None = None) -> str:
+    """transient | permanent | unknown, from the platform's own codes, else the runtime's failure
+    analysis (OpenPAI's exit spec: ``behavior``), as FrameworkController's retry policy reads it."""
     if code in (EXIT_TASK_LOST, EXIT_PREEMPTED):
         return "transient"
     if code in (EXIT_STOP_REQUESTED, EXIT_ATTEMPT_COMPLETED, EXIT_START_FAILED):
+        return "permanent"
+    behavior = (info or {}).get("behavior")
+    if behavior in ("TRANSIENT", "TRANSIENT_CONFLICT"):
+        return "transient"
+    if behavior == "PERMANENT" or (info or {}).get("retryable") is False:
         return "permanent"
     return "unknown"
 
@@ -82,6 +88,10 @@ class Completion:
     exit_code: int
     trigger: TaskRecord | None = None
 
+    @property
+    def kind(self) -> str:
+        return classify_exit(self.exit_code, self.trigger.exit_info if self.trigger else None)
+
 
 SpecBuilder = Callable[[JobRecord, Any, TaskRecord, list[TaskRecord]], dict[str, Any]]
 
@@ -97,7 +107,14 @@ class Machine:
         port_allocator: Callable[[str, str, int], list[int]],
         stop_grace: float = 10.0,
         cluster_facts: ClusterFacts | None = None,
+        debug_default_minutes: float = 0.0,
+        debug_max_minutes: float = 120.0,
+        max_platform_retries: int = 10,
     ) -> None:
+        self.debug_default_minutes = debug_default_minutes
+        self.debug_max_minutes = debug_max_minutes
+        self.max_platform_retries = max_platform_retries
+        self.debugging: dict[int, float] = {}  # job id -> when its debug reservation ends
         self.scheduler = scheduler
         self.cluster_facts = cluster_facts
         self.nodes = {n.name: n for n in nodes}
@@ -184,7 +201,7 @@ class Machine:
             self._attempt(att)
 
     def task_exited(self, task_id: str, exit_code: int, started_at: float | None, finished_at: float,
-                    now: float, diagnostics: str | None = None) -> None:
+                    now: float, diagnostics: str | None = None, exit_info: dict[str, Any] | None = None) -> None:
         task = self.live.get(task_id)
         if task is None or task.launch_state == "ended":
             return
@@ -199,7 +216,8 @@ class Machine:
         del self.live[task_id]
         task.launch_state = "ended"
         task.exit_code = exit_code
-        task.exit_diagnostics = diagnostics
+        task.exit_info = exit_info
+        task.exit_diagnostics = diagnostics or (exit_info or {}).get("reason")
         task.launched_at = task.launched_at or started_at
         task.completed_at = finished_at
         completion = self.completing.get(job.id)
@@ -324,7 +342,7 @@ class Machine:
         plan = self.plans[job.id]
         if plan.gang_allocation or job.execution_type == "STOP":
             return False
-        kind = classify_exit(task.exit_code or 0)
+        kind = classify_exit(task.exit_code or 0, task.exit_info)
         limit = plan.task_roles[task.role].task_retry_count
         if kind == "permanent" or (kind == "unknown" and task.accountable_retries >= limit):
             return False
@@ -384,8 +402,7 @@ class Machine:
         if completion is None or any(t.launch_state != "ended" for t in self.tasks[job.id]):
             return
         del self.completing[job.id]
-        for gang_id in self._gang_ids(job):
-            self.scheduler.release(gang_id)
+        old_gangs = self._gang_ids(job)
         att = self.attempts[job.id]
         att.state, att.completed_at, att.exit_code = completion.state, now, completion.exit_code
         self._attempt(att)
@@ -393,8 +410,15 @@ class Machine:
         if trigger is not None:
             job.exit_trigger = {"taskRole": trigger.role, "taskIndex": trigger.task_index,
                                 "exitCode": trigger.exit_code}
-        if completion.state == FAILED and job.execution_type != "STOP" and self._retry_job(job, completion, now):
+            job.exit_info = trigger.exit_info
+        failed = completion.state == FAILED and job.execution_type != "STOP"
+        if failed and self._retry_job(job, completion, now, release=old_gangs):
             return
+        # the job ends here: keep its cells for debugging, or give them back
+        minutes = self._debug_minutes(job) if failed and trigger is not None else 0
+        if not minutes:
+            for gang_id in old_gangs:
+                self.scheduler.release(gang_id)
         job.state = completion.state
         job.sub_state = "Completed"
         job.exit_code = completion.exit_code
@@ -406,22 +430,75 @@ class Machine:
         self._job(job)
         self._event(job, f"Job{job.state.capitalize()}", f"job {job.state.lower()} (exit code {job.exit_code})",
                     now, type="Normal" if job.state != FAILED else "Warning")
-        self.plans.pop(job.id, None)
+        if minutes:
+            self._reserve_for_debugging(job, now + 60 * minutes, now)
+        else:
+            self.plans.pop(job.id, None)
 
-    def _retry_job(self, job: JobRecord, completion: Completion, now: float) -> bool:
-        kind = classify_exit(completion.exit_code)
+    def _retry_job(self, job: JobRecord, completion: Completion, now: float, release: list[str]) -> bool:
+        kind = completion.kind
         plan = self.plans[job.id]
         if kind == "permanent" or (kind == "unknown" and job.retries_user >= plan.job_retry_count):
+            return False
+        if kind == "transient" and job.retries_platform >= self.max_platform_retries:
+            self._event(job, "RetryLimit", f"not retried: {job.retries_platform} platform retries already "
+                        "(a job killed again and again is not the platform's fault)", now, type="Warning")
             return False
         if kind == "transient":
             job.retries_platform += 1
         else:
             job.retries_user += 1
+        for gang_id in release:  # the failed attempt's cells, before the next attempt asks again
+            self.scheduler.release(gang_id)
         job.attempt_id += 1
         self._event(job, "JobRetried", f"attempt {job.attempt_id - 1} failed (exit code "
                     f"{completion.exit_code}, {kind}); starting attempt {job.attempt_id}", now, type="Warning")
         self._start_attempt(job, plan, now)
         return True
+
+    # -- debug reservation ----------------------------------------------------------------------
+    def _debug_minutes(self, job: JobRecord) -> float:
+        """extras.debugReservation.minutes, else the cluster default; at most the cluster maximum."""
+        asked = ((self.plans[job.id].protocol.extras or {}).get("debugReservation") or {}).get("minutes")
+        minutes = self.debug_default_minutes if asked is None else asked
+        try:
+            return max(0.0, min(float(minutes), self.debug_max_minutes))
+        except (TypeError, ValueError):
+            return 0.0
+
+    def _reserve_for_debugging(self, job: JobRecord, until: float, now: float) -> None:
+        """Keep the failed tasks' cells (and so their GPUs) and directories until ``until``."""
+        self.debugging[job.id] = until
+        failed = [t for t in self.tasks[job.id] if t.state == FAILED]
+        for task in failed:
+            task.debug_until = until
+            self._task(task)
+        names = ", ".join(f"{t.role}[{t.task_index}]" for t in failed)
+        self._event(job, "DebugReservation", f"{names} kept for debugging for {(until - now) / 60:g} minutes; "
+                    "its GPUs stay allocated to the job until then or until released", now)
+
+    def release_debug(self, job_id: int, now: float, reason: str = "released") -> bool:
+        if self.debugging.pop(job_id, None) is None:
+            return False
+        job = self.jobs[job_id]
+        for gang_id in self._gang_ids(job):
+            self.scheduler.release(gang_id)
+        for task in self.tasks[job_id]:
+            if task.debug_until is not None:
+                task.debug_until = None
+                self._task(task)
+        self.plans.pop(job_id, None)
+        self._event(job, "DebugReservationEnded", f"debug reservation {reason}; its GPUs are free", now)
+        return True
+
+    def expire_debug(self, now: float) -> None:
+        for job_id, until in list(self.debugging.items()):
+            if until <= now:
+                self.release_debug(job_id, now, "expired")
+
+    def next_deadline(self) -> float | None:
+        """When the loop must turn even if nothing happens (a debug reservation ending)."""
+        return min(self.debugging.values(), default=None)
 
     def replace_scheduler(self, scheduler: Scheduler, facts: ClusterFacts | None) -> None:
         """A new cluster config: hand every active job's placements and waiting gangs to the new scheduler."""
@@ -457,6 +534,11 @@ class Machine:
             if (job.id, job.attempt_id) in latest:
                 self.attempts[job.id] = latest[(job.id, job.attempt_id)]
             if job.state in TERMINAL:
+                until = max((t.debug_until or 0 for t in current), default=0)
+                if until:  # a debug reservation outlives a restart: its cells stay held
+                    self.plans[job.id] = plan_of(job)
+                    self.debugging[job.id] = until
+                    self._rebind(job, self.plans[job.id], current)
                 continue
             plan = plan_of(job)
             self.plans[job.id] = plan

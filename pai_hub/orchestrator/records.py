@@ -57,6 +57,7 @@ class JobRecord:
     exit_diagnostics: str | None = None
     exit_trigger: dict[str, Any] | None = None
     waiting_reason: str | None = None
+    exit_info: dict[str, Any] | None = None  # the trigger task's failure analysis (OpenPAI's exit spec)
 
     @property
     def retries(self) -> int:
@@ -98,6 +99,8 @@ class TaskRecord:
     completed_at: float | None = None
     exit_code: int | None = None
     exit_diagnostics: str | None = None
+    exit_info: dict[str, Any] | None = None  # failure analysis from the runtime (OpenPAI's exit spec)
+    debug_until: float | None = None  # a failed task kept for debugging until then (sub-state DEBUGGING)
 
 
 @dataclass

@@ -2,14 +2,37 @@
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from pai_runtime.spec import TaskPeer, TaskRoleInfo, TaskSpec
 
+from ..protocol.prerequisites import plugin_invocations
 from .records import JobRecord, TaskRecord
 
 
-def build_task_spec(job: JobRecord, plan: Any, task: TaskRecord, tasks: list[TaskRecord]) -> dict[str, Any]:
+def checkpoint_dir(root: Path, job: JobRecord) -> Path:
+    """A job's persistent directory: the same for every attempt of every task, so a retry can resume."""
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", job.name)
+    return root / job.username / safe
+
+
+@dataclass(frozen=True)
+class SpecBuilder:
+    """Builds specs with what the cluster configures: where checkpoints live, which rules file
+    classifies failures (None: the runtime's built-in OpenPAI exit spec)."""
+
+    checkpoint_root: Path | None = None
+    exit_spec: str | None = None
+
+    def __call__(self, job: JobRecord, plan: Any, task: TaskRecord, tasks: list[TaskRecord]) -> dict[str, Any]:
+        return build_task_spec(job, plan, task, tasks, self.checkpoint_root, self.exit_spec)
+
+
+def build_task_spec(job: JobRecord, plan: Any, task: TaskRecord, tasks: list[TaskRecord],
+                    checkpoint_root: Path | None = None, exit_spec: str | None = None) -> dict[str, Any]:
     """Everything the runtime needs, including every peer's address for the PAI_* environment."""
     role = plan.task_roles[task.role]
     spec = TaskSpec(
@@ -36,5 +59,8 @@ def build_task_spec(job: JobRecord, plan: Any, task: TaskRecord, tasks: list[Tas
         },
         peers=[TaskPeer(t.role, t.task_index, t.ip, {k: list(v) for k, v in t.ports.items()}) for t in tasks],
         secrets=dict(job.secrets or {}),
+        checkpoint_dir=str(checkpoint_dir(checkpoint_root, job)) if checkpoint_root else None,
+        plugins=plugin_invocations(plan.protocol, task.role),
+        exit_spec=exit_spec,
     )
     return spec.to_json_dict()

@@ -92,6 +92,7 @@ class Job(Base):
     exit_diagnostics: Mapped[str | None] = mapped_column(Text)
     exit_trigger: Mapped[dict | None] = mapped_column(JSON)
     waiting_reason: Mapped[str | None] = mapped_column(Text)
+    exit_info: Mapped[dict | None] = mapped_column(JSON)
 
 
 class JobAttempt(Base):
@@ -131,6 +132,8 @@ class TaskAttempt(Base):
     completed_at: Mapped[float | None] = mapped_column(Float)
     exit_code: Mapped[int | None] = mapped_column(Integer)
     exit_diagnostics: Mapped[str | None] = mapped_column(Text)
+    exit_info: Mapped[dict | None] = mapped_column(JSON)
+    debug_until: Mapped[float | None] = mapped_column(Float)
 
     __table_args__ = (Index("ix_task_attempts_job", "job_id", "job_attempt_id"),)
 

@@ -136,3 +136,38 @@ def test_restore_rebinds_gpus_and_resumes_completion():
     m2.schedule(4)
     assert job.state == "SUCCEEDED" and other.state == "WAITING"
     assert m2.take_effects().starts  # other now placed
+
+
+def test_debug_reservation_holds_cells_across_restart_until_expiry():
+    m = make_machine()
+    job = submit(m, job_yaml("dbg", ["x"], gpu=4, extra="extras:\n  debugReservation: {minutes: 1}"))
+    [t] = run_all(m)
+    m.task_exited(t, 2, 1, 2, 2, exit_info={"behavior": "UNKNOWN"})
+    m.schedule(2)
+    assert job.state == "FAILED" and m.next_deadline() == 62
+    other = submit(m, job_yaml("other", ["x"], gpu=1), now=3)
+    assert other.state == "WAITING"  # the failed job's GPUs are still held
+    m2 = make_machine()
+    m2.restore([job], [m.attempts[job.id]], list(m.tasks[job.id]),
+               lambda j: protocol.render(protocol.load_dict(j.protocol), username="u"), 10)
+    assert m2.next_deadline() == 62
+    again = submit(m2, job_yaml("other2", ["x"], gpu=1), now=10)
+    assert again.state == "WAITING"
+    m2.expire_debug(62)
+    m2.schedule(62)
+    assert m2.take_effects().starts and m2.next_deadline() is None
+
+
+def test_permanent_failure_is_not_retried_transient_is_capped():
+    m = make_machine()
+    job = submit(m, job_yaml("p", ["x"], extra="jobRetryCount: 5"))
+    [t] = run_all(m)
+    m.task_exited(t, 1, 1, 2, 2, exit_info={"behavior": "PERMANENT", "retryable": False})
+    assert (job.state, job.retries) == ("FAILED", 0)
+    m.max_platform_retries = 2
+    job = submit(m, job_yaml("t", ["x"]))
+    for _ in range(3):
+        [t] = run_all(m)
+        m.task_exited(t, 137, 1, 2, 2, exit_info={"behavior": "TRANSIENT"})
+        m.schedule(2)
+    assert (job.state, job.retries_platform) == ("FAILED", 2)

@@ -31,11 +31,12 @@ from typing import Any
 import psutil
 
 import pai_runtime
-from pai_hub.backends.base import Backend, NodeInfo, TaskEvent, TaskExit, TaskLaunch, TaskRunning
+from pai_hub.backends.base import Backend, NodeInfo, Shell, TaskEvent, TaskExit, TaskLaunch, TaskRunning
 from pai_hub.backends.local.gpus import SIMULATED_GPU_MEMORY_MB, discover_gpus
 from pai_hub.backends.local.gpus import simulated_gpus as declare_simulated_gpus
-from pai_runtime.env import task_environ
+from pai_runtime.env import build_env, task_environ
 from pai_runtime.procinfo import is_alive, kill_group
+from pai_runtime.spec import TaskSpec
 from pai_runtime.supervisor import EXIT_FILE, LOG_NAMES, PID_FILE, SPEC_FILE, STOP_FILE, read_json
 
 log = logging.getLogger(__name__)
@@ -373,6 +374,31 @@ class LocalBackend(Backend):
             raise KeyError(task_id)
         spec = read_json(f"{task_dir}/{SPEC_FILE}") or {}
         return spec.get("log_dir") or f"{task_dir}/logs"
+
+    def exec_shell(self, task_id: str) -> Shell:
+        """bash on a new PTY, in the task's working directory with its PAI_* environment and its
+        CUDA_VISIBLE_DEVICES, rebuilt from its spec.json (the task itself may have ended)."""
+        task_dir = str(self.task_dir(task_id))
+        data = read_json(f"{task_dir}/{SPEC_FILE}")
+        if data is None:
+            raise KeyError(task_id)
+        spec = TaskSpec.from_json_dict(data)
+        env = dict(task_environ(os.environ))
+        env.update(spec.env)
+        env.update(build_env(spec))
+        env.update(TERM="xterm-256color", PAI_DEBUG_SHELL="1")
+        cwd = spec.work_dir or f"{task_dir}/work"
+        os.makedirs(cwd, exist_ok=True)
+        master, slave = os.openpty()
+        try:
+            # setsid --ctty: a new session whose controlling terminal is the PTY (job control works);
+            # subprocess, not fork: the control plane has threads.
+            proc = subprocess.Popen(["setsid", "--ctty", "/bin/bash", "-i"], stdin=slave, stdout=slave,
+                                    stderr=slave, cwd=cwd, env=env, close_fds=True)
+        finally:
+            os.close(slave)
+        os.set_blocking(master, False)
+        return Shell(proc.pid, master, proc)
 
     def log_names(self, task_id: str) -> list[str]:
         """Every log of a started task (a log with no output yet reads empty)."""
