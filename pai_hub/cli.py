@@ -332,6 +332,9 @@ def build_parser() -> argparse.ArgumentParser:
     jv.add_argument("file")
     jv.add_argument("--param", action="append", metavar="KEY=VALUE")
     jv.set_defaults(func=cmd_validate)
+    from .simulator.cli import add_parser as add_simulate
+
+    add_simulate(sub)
     return p
 
 

@@ -60,7 +60,9 @@ class Decisions:
     ``preemptions`` are gangs the orchestrator must stop (and requeue) so that waiting gangs can
     be placed; their cells stay reserved for the preemptor until ``release`` is called for them.
     ``lazy_preempted`` gangs keep running, downgraded to opportunistic. ``waiting_reasons`` hold a
-    sentence a researcher understands for every gang still waiting.
+    sentence a researcher understands for each waiting gang whose reason changed since the previous
+    call (a queue of thousands must not be walked every turn); ``waiting_reason(gang_id)`` tells the
+    current one at any time.
     """
 
     placements: list[Placement] = field(default_factory=list)

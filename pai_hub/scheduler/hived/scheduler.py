@@ -34,6 +34,7 @@ class HivedScheduler(Scheduler):
         # the loop calls schedule() on every turn, and a queue of thousands must not be searched
         # again when nothing changed.
         self._dirty = True
+        self._reported: dict[str, str] = {}  # the reason last handed out per waiting gang
 
     # -- request mapping --------------------------------------------------------------------------
     def leaf_cells(self, gang: GangRequest, pod: PodRequest) -> int:
@@ -138,7 +139,6 @@ class HivedScheduler(Scheduler):
     def schedule(self, now: float) -> Decisions:
         d = Decisions()
         if not self._dirty:
-            d.waiting_reasons = {gid: self._reasons[gid] for gid in self._waiting}
             return d
         self._dirty = False
         failed: dict[tuple, str] = {}  # request shape -> reason: free cells only shrink within a call
@@ -187,8 +187,15 @@ class HivedScheduler(Scheduler):
             for lz in res.lazy:
                 if lz.name not in self._announced and lz.state != BEING_PREEMPTED and lz.name not in d.lazy_preempted:
                     d.lazy_preempted.append(lz.name)
-        d.waiting_reasons = {gid: self._reasons[gid] for gid in self._waiting}
+        d.waiting_reasons = self._changed_reasons()
         return d
+
+    def _changed_reasons(self) -> dict[str, str]:
+        changed = {gid: r for gid in self._waiting if self._reported.get(gid) != (r := self._reasons[gid])}
+        self._reported.update(changed)
+        for gid in [g for g in self._reported if g not in self._waiting]:
+            del self._reported[gid]
+        return changed
 
     def _placed(self, gang: GangRequest, g: Group, d: Decisions) -> None:
         self._waiting.pop(gang.gang_id, None)
