@@ -165,9 +165,10 @@ class JobsHandler(JobAccess):
         if offset < 0 or limit < 0:
             raise bad_params("offset and limit must not be negative")
         jobs = [j for j in self.pai.controller.machine.jobs.values() if self._visible(j, args)]
-        field, _, direction = self.get_argument("order", "submissionTime,DESC").partition(",")
-        key = LIST_ORDER_FIELDS.get(field, LIST_ORDER_FIELDS["submissionTime"])
-        jobs.sort(key=key, reverse=(direction or "DESC").upper() != "ASC")
+        if limit:  # a count (limit=0) needs no order
+            field, _, direction = self.get_argument("order", "submissionTime,DESC").partition(",")
+            key = LIST_ORDER_FIELDS.get(field, LIST_ORDER_FIELDS["submissionTime"])
+            jobs.sort(key=key, reverse=(direction or "DESC").upper() != "ASC")
         page = [views.job_summary(j) for j in jobs[offset: offset + limit]]
         if self.get_argument("withTotalCount", "false").lower() == "true":
             self.send({"totalCount": len(jobs), "data": page})
