@@ -14,6 +14,7 @@ import pytest
 from pai_hub.backends.base import TaskExit, TaskLaunch
 from pai_hub.backends.local import LocalBackend
 from pai_runtime.supervisor import run_task
+from tests.backends.test_local import exits as _exits
 from tests.backends.test_local import make_spec
 
 pytestmark = pytest.mark.timeout(60)
@@ -148,18 +149,6 @@ def test_checkpoint_dir_created_and_shared_by_attempts(tmp_path: Path) -> None:
     assert (ckpt / "n").read_text() == "2\n"
 
 
-async def _exits(backend: LocalBackend, ids: set[str], timeout: float = 20) -> dict[str, TaskExit]:
-    got: dict[str, TaskExit] = {}
-
-    async def consume() -> None:
-        async for event in backend.events():
-            if isinstance(event, TaskExit) and event.task_id in ids:
-                got[event.task_id] = event
-                if len(got) == len(ids):
-                    return
-
-    await asyncio.wait_for(consume(), timeout)
-    return got
 
 
 def test_stop_runs_exit_callbacks_within_grace(tmp_path: Path) -> None:

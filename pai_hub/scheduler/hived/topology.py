@@ -71,36 +71,22 @@ class TopologyView:
         npods = len(pods)
         need = pods[0]
         picked = 0
-        if p <= OPPORTUNISTIC:
-            for node in self.nodes:
-                free = node.leaf_count - node.n_used
-                picked = 0
-                while free - picked >= need:
-                    if not node.healthy:
-                        return None, Failure("bad", node)
-                    if suggested is not None and not _suggested(node, suggested):
-                        return None, Failure("non-suggested", node)
-                    out.append(node)
-                    picked += need
-                    k += 1
-                    if k == npods:
-                        return out, None
-                    need = pods[k]
-        else:
-            for node in self.nodes:
-                free = node.leaf_count - node.used_at_or_above(p)
-                picked = 0
-                while free - picked >= need:
-                    if not node.healthy:
-                        return None, Failure("bad", node)
-                    if suggested is not None and not _suggested(node, suggested):
-                        return None, Failure("non-suggested", node)
-                    out.append(node)
-                    picked += need
-                    k += 1
-                    if k == npods:
-                        return out, None
-                    need = pods[k]
+        oppo = p <= OPPORTUNISTIC
+        for node in self.nodes:
+            # an opportunistic gang sees every used cell; a guaranteed one only those at or above it
+            free = node.leaf_count - (node.n_used if oppo else node.used_at_or_above(p))
+            picked = 0
+            while free - picked >= need:
+                if not node.healthy:
+                    return None, Failure("bad", node)
+                if suggested is not None and not _suggested(node, suggested):
+                    return None, Failure("non-suggested", node)
+                out.append(node)
+                picked += need
+                k += 1
+                if k == npods:
+                    return out, None
+                need = pods[k]
         return None, Failure("capacity")
 
     def free_leaves(self) -> int:
