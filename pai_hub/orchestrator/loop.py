@@ -45,6 +45,9 @@ class Controller:
         self._tasks: list[asyncio.Task] = []
         self._subscribers: dict[int, set[asyncio.Queue]] = {}
         self._closing = False
+        # Called after each committed turn with (effects, seconds spent scheduling, now): metrics,
+        # alerts and timelines watch the platform here without the loop knowing about them.
+        self.observers: list[Callable[[Effects, float, float], None]] = []
 
     # -- lifecycle ------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -165,7 +168,9 @@ class Controller:
             else:
                 self._apply_backend_event(item[1], now)
         self.machine.expire_debug(now)
+        started = time.perf_counter()
         self.machine.schedule(now)
+        scheduling = time.perf_counter() - started
         fx = self.machine.take_effects()
         if fx:
             try:
@@ -179,6 +184,11 @@ class Controller:
         for fut, value in waiters:
             if not fut.done():
                 fut.set_result(value)
+        for observe in self.observers:
+            try:
+                observe(fx, scheduling, now)
+            except Exception:
+                log.exception("observer failed")
         await self._act(fx)
 
     async def _act(self, fx: Effects) -> None:
