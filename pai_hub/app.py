@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 from tornado import httpserver, web
-from traitlets import Dict, Float, Integer, Unicode, default
+from traitlets import Bool, Dict, Float, Integer, Unicode, default
 from traitlets.config import Application
 
 from . import __version__, protocol
@@ -26,7 +26,9 @@ from .api import groups as group_api
 from .api import jobs as job_api
 from .api import users as user_api
 from .api.base import NotFoundHandler
+from .api.marketplace import marketplace_routes
 from .backends.local import LocalBackend
+from .marketplace import setup_marketplace
 from .orchestrator.loop import Controller
 from .orchestrator.machine import Machine
 from .orchestrator.records import JobRecord
@@ -87,6 +89,7 @@ def routes() -> list[tuple[str, type]]:
     for prefix in ROUTE_PREFIXES:
         out += [(prefix + path, handler) for path, handler in table]
     out += [(r"/api/v1/?", user_api.InfoHandler), (r"/api/v1/info", user_api.InfoHandler)]
+    out += marketplace_routes()  # /marketplace/api/... (pai_hub/api/marketplace.py)
     return out
 
 
@@ -121,6 +124,8 @@ class PaiHub(Application):
                                    "most; they do not count against jobRetryCount.").tag(config=True)
     exit_spec_file = Unicode("", help="The failure rules (OpenPAI's exit spec format) tasks are classified by; "
                              "edits apply to the next failure. Empty: the built-in rules.").tag(config=True)
+    marketplace_review_public = Bool(False, help="Public marketplace items by non-admins wait for an admin's "
+                                     "approval before others see them (pai_hub/marketplace).").tag(config=True)
 
     @default("data_dir")
     def _default_data_dir(self) -> str:
@@ -167,6 +172,7 @@ class PaiHub(Application):
         self.groups = GroupRepository(self.store, self.users)
         self.groups.sync_virtual_clusters(self.virtual_clusters)
         self.admin_token = self._bootstrap_admin(data)
+        setup_marketplace(self)  # the marketplace; its official examples imported on first start
         from pai_runtime.ports import hashed_ports
 
         specs = SpecBuilder(data / "checkpoints", self.exit_spec_file or None)

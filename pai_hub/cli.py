@@ -335,6 +335,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .simulator.cli import add_parser as add_simulate
 
     add_simulate(sub)
+    from .marketplace.cli import add_market
+
+    add_market(sub)  # pai market list|show|publish|use (pai_hub/marketplace/cli.py)
     return p
 
 

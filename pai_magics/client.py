@@ -16,6 +16,7 @@ from urllib.parse import quote
 import httpx
 
 API = "/api/v2"
+MARKET = "/marketplace/api"  # the marketplace (pai_hub/api/marketplace.py)
 
 
 class PaiError(Exception):
@@ -188,6 +189,64 @@ class PaiClient(_Paths):
         """The websocket of a shell in a task (terminado's protocol)."""
         base = "ws" + self.url[len("http"):] if self.url.startswith("http") else self.url
         return f"{base}{self.job_path(name)}/tasks/{role}/{index}/terminal"
+
+    # -- marketplace (pai_hub/marketplace; docs/marketplace.md) ---------------- begin marketplace block
+    def market_path(self, ref: str, *rest: str) -> str:
+        """``/marketplace/api/items/<ref>[/...]``; ``ref`` is an item id, name or ``name@version``."""
+        return "/".join([f"{MARKET}/items/{quote(ref, safe='@')}", *(quote(r, safe='') for r in rest)])
+
+    def market_items(self, **filters: Any) -> list[dict[str, Any]]:
+        """Search: name, author, type, source, keyword, tag / category (comma lists: all must match),
+        status, visibility, starred, sort (name | updated | created | stars | uses)."""
+        params = {k: (",".join(v) if isinstance(v, (list, tuple)) else v) for k, v in filters.items()
+                  if v not in (None, "", [], ())}
+        return self.request("GET", f"{MARKET}/items", params=params)
+
+    def market_item(self, ref: str, version: int | None = None) -> dict[str, Any]:
+        return self.request("GET", self.market_path(ref), params={"version": version} if version else None)
+
+    def market_versions(self, ref: str) -> list[dict[str, Any]]:
+        return self.request("GET", self.market_path(ref, "versions"))
+
+    def market_publish(self, content: str | dict[str, Any], type: str = "template", name: str | None = None,
+                       visibility: str | None = None, groups: list[str] | None = None,
+                       tags: list[str] | None = None, categories: list[str] | None = None,
+                       summary: str | None = None, description: str | None = None) -> dict[str, Any]:
+        """Publish ``content`` (a template job, or one data/script/dockerimage prerequisite) as item
+        ``name`` — a new item (``visibility`` default private), or a new version of yours (metadata
+        left as it is unless given). Returns ``{id, name, version, created, status}``."""
+        body: dict[str, Any] = {"name": name, "type": type, "protocol": content}
+        for key, value in (("visibility", visibility), ("groupList", groups), ("tags", tags), ("categories", categories),
+                           ("summary", summary), ("description", description)):
+            if value is not None:
+                body[key] = value
+        return self.request("POST", f"{MARKET}/items", json=body)
+
+    def market_update(self, ref: str, **fields: Any) -> dict[str, Any]:
+        """Change metadata (summary, description, visibility, groupList, tags, categories); a new
+        ``protocol`` makes a new version; ``status`` (admins) reviews."""
+        return self.request("PUT", self.market_path(ref), json=fields)
+
+    def market_delete(self, ref: str) -> dict[str, Any]:
+        return self.request("DELETE", self.market_path(ref))
+
+    def market_star(self, ref: str, star: bool = True) -> dict[str, Any]:
+        return self.request("PUT" if star else "DELETE", self.market_path(ref, "star"))
+
+    def market_use(self, ref: str) -> dict[str, Any]:
+        """Count one use of an item (after submitting a job made from it)."""
+        return self.request("POST", self.market_path(ref, "use"))
+
+    def market_review(self, ref: str, status: str) -> dict[str, Any]:
+        """(admins) approve, reject or reset (pending) a public item."""
+        return self.request("PUT", self.market_path(ref, "status"), json={"status": status})
+
+    def market_tags(self) -> list[dict[str, Any]]:
+        return self.request("GET", f"{MARKET}/tags")
+
+    def market_categories(self) -> list[dict[str, Any]]:
+        return self.request("GET", f"{MARKET}/categories")
+    # -- end marketplace block ---------------------------------------------------------------
 
 
 class AsyncPaiClient(_Paths):

@@ -11,9 +11,11 @@ import json
 import time
 from typing import Any
 
+import yaml
 from tornado import iostream, web
 
 from .. import protocol
+from ..marketplace.resolve import has_references, record_use, resolve_references
 from ..orchestrator.loop import ConflictError
 from ..orchestrator.records import TERMINAL, JobRecord, TaskRecord
 from ..scheduler.feasibility import infeasible_reason
@@ -96,11 +98,17 @@ class JobsHandler(JobAccess):
             await self.pai.controller.submit(job, plan)
         except ConflictError as exc:
             raise ApiError(409, "ConflictJobError", str(exc)) from None
+        if self._market_used:
+            record_use(self._market_used, self.me.username, self._groups, admin=self.me.admin)
         self.send({"status": 202, "message": f"Update job {job.name} for user {job.username} successfully."}, 202)
 
     def _validate(self, text: str) -> tuple[JobRecord, Any]:
+        self._market_used: list[dict[str, Any]] = []
         try:
-            parsed = protocol.load(text)
+            doc = protocol.parse(text)
+            if has_references(doc):  # marketplace items by name: resolved (and pinned) now
+                doc, text = self._resolve_marketplace(doc)
+            parsed = protocol.load_dict(doc)
             plan = protocol.render(parsed, username=self.me.username)
         except protocol.InvalidProtocol as exc:
             raise ApiError(400, "InvalidProtocolError", str(exc)) from None
@@ -135,6 +143,16 @@ class JobsHandler(JobAccess):
             total_task_roles=len(plan.task_roles),
         )
         return job, plan
+
+    def _resolve_marketplace(self, doc: dict[str, Any]) -> tuple[dict[str, Any], str]:
+        """Replace prerequisites that name marketplace items by the items' content; the job records
+        the versions (``extras.marketplace``), so later edits of an item never change it."""
+        self._groups = (self.pai.users.get(self.me.username) or {}).get("grouplist", [])
+        try:
+            doc, self._market_used = resolve_references(doc, self.me.username, self._groups, admin=self.me.admin)
+        except ValueError as exc:
+            raise ApiError(400, "InvalidProtocolError", str(exc)) from None
+        return doc, yaml.safe_dump(doc, sort_keys=False, allow_unicode=True)
 
     def _check_placeable(self, plan: Any, vc: str) -> None:
         """Refuse now what the scheduler could never place (OpenPAI's hived.js 400s), naming the field."""

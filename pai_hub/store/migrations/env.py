@@ -3,6 +3,7 @@
 from alembic import context
 from sqlalchemy import create_engine
 
+import pai_hub.store.marketplace  # noqa: F401  (the marketplace tables join Base.metadata)
 from pai_hub.store.models import Base
 
 config = context.config

@@ -1,0 +1,205 @@
+"""``pai market``: list, show, publish, use (plus star, unstar, delete) over the REST API.
+
+``pai market use ITEM`` turns a template item into a job: it applies ``--param KEY=VALUE``, names
+the job ``<template name>_<8 hex>`` unless ``--name`` is given, records the template in
+``extras.marketplace``, submits it and counts one use of the item.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import secrets
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pai_magics.client import PaiClient, PaiError
+
+from .. import protocol
+from .content import ITEM_TYPES, REF_KEY
+
+
+def _client(args: argparse.Namespace) -> PaiClient:
+    return PaiClient(args.url, args.token)
+
+
+def _table(rows: list[tuple[str, ...]]) -> None:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        print("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    with _client(args) as c:
+        items = c.market_items(type=args.type, tag=args.tag, category=args.category, keyword=args.keyword,
+                               author=args.author, starred="true" if args.starred else None, sort=args.sort)
+    if args.json:
+        print(json.dumps(items, indent=2))
+        return 0
+    rows = [("NAME", "TYPE", "VERSION", "AUTHOR", "VISIBILITY", "STARS", "USES", "SUMMARY")]
+    rows += [(i["name"], i["type"], str(i["version"]), i["author"], i["visibility"]
+              + ("" if i["status"] == "approved" or i["visibility"] != "public" else f" ({i['status']})"),
+              str(i["starNumber"]), str(i["useNumber"]), (i["summary"] or "")[:60]) for i in items]
+    _table(rows)
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    with _client(args) as c:
+        item = c.market_item(args.item, args.version)
+    if args.json:
+        print(json.dumps(item, indent=2))
+        return 0
+    if args.content:
+        print(item["protocol"], end="" if item["protocol"].endswith("\n") else "\n")
+        return 0
+    groups = f" ({', '.join(item['groupList'])})" if item["visibility"] == "groups" else ""
+    print(f"{item['name']}@{item['version']}  {item['type']} by {item['author']}")
+    print(f"  visibility: {item['visibility']}{groups}   status: {item['status']}")
+    print(f"  versions: {', '.join(map(str, item['versions']))} (latest you can see: {item['latestVersion']})")
+    print(f"  tags: {', '.join(item['tags']) or '-'}   categories: {', '.join(item['categories']) or '-'}")
+    print(f"  stars: {item['starNumber']}{' (starred)' if item['starred'] else ''}   uses: {item['useNumber']}")
+    if item["summary"]:
+        print(f"  summary: {item['summary']}")
+    if item["type"] != "template":
+        print(f"  reference from a job: {{name: ..., type: {item['type']}, {REF_KEY}: {item['name']}@{item['version']}}}")
+    print("---")
+    print(item["protocol"], end="" if item["protocol"].endswith("\n") else "\n")
+    return 0
+
+
+def cmd_publish(args: argparse.Namespace) -> int:
+    text = sys.stdin.read() if args.file == "-" else Path(args.file).read_text()
+    name = args.name
+    if name is None:
+        try:
+            doc = protocol.parse(text)
+        except protocol.InvalidProtocol as exc:
+            raise PaiError(0, "InvalidProtocolError", str(exc)) from None
+        name = doc.get("name") if isinstance(doc, dict) else None
+        if not isinstance(name, str):
+            raise PaiError(0, "InvalidParametersError", "--name: required (the file has no name)")
+    description = Path(args.description_file).read_text() if args.description_file else None
+    visibility = args.visibility or ("groups" if args.group else None)  # None: private, or as it was
+    with _client(args) as c:
+        out = c.market_publish(text, type=args.type, name=name, visibility=visibility, groups=args.group,
+                               tags=args.tag, categories=args.category, summary=args.summary,
+                               description=description)
+    verb = "published" if out["created"] else "unchanged:"
+    status = f" (status {out['status']})" if out["status"] != "approved" else ""
+    print(f"{verb} {out['name']}@{out['version']}{status}")
+    return 0
+
+
+def _with_params(doc: dict[str, Any], params: list[str] | None) -> None:
+    if not params:
+        return
+    values = doc.get("parameters") or {}
+    for item in params:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise PaiError(0, "InvalidParametersError", f"--param {item!r}: expected KEY=VALUE")
+        values[key] = yaml.safe_load(value) if value else ""
+    doc["parameters"] = values
+
+
+def cmd_use(args: argparse.Namespace) -> int:
+    with _client(args) as c:
+        item = c.market_item(args.item)
+        if item["type"] != "template":
+            raise PaiError(0, "InvalidParametersError",
+                           f"{item['name']} is a {item['type']} item, not a template; reference it from a job's "
+                           f"prerequisites: {{name: ..., type: {item['type']}, {REF_KEY}: {item['name']}}}")
+        try:
+            doc = protocol.parse(item["protocol"])
+        except protocol.InvalidProtocol as exc:
+            raise PaiError(0, "InvalidProtocolError", str(exc)) from None
+        _with_params(doc, args.param)
+        name = args.name or f"{doc.get('name') or item['name']}_{secrets.token_hex(4)}"
+        doc["name"] = name
+        extras = doc.get("extras") if isinstance(doc.get("extras"), dict) else {}
+        used = extras.get(REF_KEY) if isinstance(extras.get(REF_KEY), list) else []
+        extras[REF_KEY] = [*used, {"item": item["name"], "version": item["version"], "type": "template"}]
+        doc["extras"] = extras
+        text = yaml.safe_dump(doc, sort_keys=False, allow_unicode=True)
+        if args.print:
+            print(text, end="")
+            return 0
+        c.submit(text)
+        try:
+            c.market_use(item["name"])
+        except PaiError:
+            pass  # the job is submitted; the count is not worth a failure
+        print(f"submitted {c.framework(name)} from {item['name']}@{item['version']}")
+        if args.wait:
+            state = c.wait(name, timeout=args.timeout)["jobStatus"]["state"]
+            print(state)
+            return 0 if state == "SUCCEEDED" else 1
+    return 0
+
+
+def cmd_star(args: argparse.Namespace) -> int:
+    with _client(args) as c:
+        out = c.market_star(args.item, args.command_star)
+    print(f"{out['item']}: {'starred' if out['starred'] else 'not starred'} ({out['starNumber']} stars)")
+    return 0
+
+
+def cmd_delete(args: argparse.Namespace) -> int:
+    with _client(args) as c:
+        out = c.market_delete(args.item)
+    print(f"deleted {out['name']} (every version)")
+    return 0
+
+
+def add_market(sub: Any) -> None:
+    """Add ``pai market ...`` to the ``pai`` parser's subcommands."""
+    m = sub.add_parser("market", help="the marketplace: shared job templates, data, scripts, images") \
+        .add_subparsers(dest="sub", required=True)
+    ml = m.add_parser("list", help="items you can see, with filters")
+    ml.add_argument("--type", choices=[*ITEM_TYPES, "all"])
+    ml.add_argument("--tag", action="append", help="must carry this tag (repeatable: all)")
+    ml.add_argument("--category", action="append", help="must be in this category (repeatable: all)")
+    ml.add_argument("--keyword", help="substring of name, author, summary or a tag")
+    ml.add_argument("--author")
+    ml.add_argument("--starred", action="store_true", help="only items you starred")
+    ml.add_argument("--sort", default="name", choices=["name", "updated", "created", "stars", "uses"])
+    ml.add_argument("--json", action="store_true")
+    ml.set_defaults(func=cmd_list)
+    ms = m.add_parser("show", help="an item and its content (ITEM or ITEM@VERSION)")
+    ms.add_argument("item")
+    ms.add_argument("--version", type=int)
+    ms.add_argument("--content", action="store_true", help="print only the stored YAML")
+    ms.add_argument("--json", action="store_true")
+    ms.set_defaults(func=cmd_show)
+    mp = m.add_parser("publish", help="publish FILE as an item, or as a new version of your item")
+    mp.add_argument("file", help="a job template, or one prerequisite (YAML); - reads stdin")
+    mp.add_argument("--type", default="template", choices=ITEM_TYPES)
+    mp.add_argument("--name", help="item name (default: the file's name field)")
+    mp.add_argument("--visibility", choices=["private", "groups", "public"],
+                    help="default: groups when --group is given, else private for a new item and "
+                    "unchanged for a new version")
+    mp.add_argument("--group", action="append", help="a group that may see the item (repeatable)")
+    mp.add_argument("--tag", action="append")
+    mp.add_argument("--category", action="append")
+    mp.add_argument("--summary")
+    mp.add_argument("--description-file", help="a markdown file with the description")
+    mp.set_defaults(func=cmd_publish)
+    mu = m.add_parser("use", help="submit a template item as a job (ITEM or ITEM@VERSION)")
+    mu.add_argument("item")
+    mu.add_argument("--param", action="append", metavar="KEY=VALUE")
+    mu.add_argument("--name", help="job name (default: <template name>_<8 hex>)")
+    mu.add_argument("--wait", action="store_true")
+    mu.add_argument("--timeout", type=float, default=3600)
+    mu.add_argument("--print", action="store_true", help="print the job instead of submitting it")
+    mu.set_defaults(func=cmd_use)
+    for name, on in (("star", True), ("unstar", False)):
+        st = m.add_parser(name)
+        st.add_argument("item")
+        st.set_defaults(func=cmd_star, command_star=on)
+    md = m.add_parser("delete", help="delete your item (every version; submitted jobs keep their copy)")
+    md.add_argument("item")
+    md.set_defaults(func=cmd_delete)
