@@ -4,8 +4,10 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 DATA_DIR ?= $(HOME)/.pai-hub
 PORT ?= 9186
+HUB_PORT ?= 8000
+CHP := node_modules/.bin/configurable-http-proxy
 
-.PHONY: install run test lint bench clean
+.PHONY: install run test lint bench clean e2e-deps chromium
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,13 +17,29 @@ $(BIN)/.installed: pyproject.toml
 
 install: $(BIN)/.installed
 
-run: install
-	$(BIN)/pai server --ip 127.0.0.1 --port $(PORT) --data-dir $(DATA_DIR)
+# The platform: JupyterHub + configurable-http-proxy + the PAI service (REST API on $(PORT)).
+run: install $(CHP)
+	$(BIN)/python -m pai_hub.hub --ip 127.0.0.1 --port $(HUB_PORT) --pai-port $(PORT) --data-dir $(DATA_DIR)
+
+# What the hub and the end-to-end tests need beyond PyPI: configurable-http-proxy from npm (into
+# node_modules/ here; the newest release this machine's Node.js supports) and Debian's chromium.
+# Needs root only for what is missing (apt-get); a no-op once installed.
+e2e-deps: $(CHP) chromium
+
+$(CHP):
+	@command -v npm >/dev/null 2>&1 || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y nodejs npm; }
+	@major=$$(node -p 'process.versions.node.split(".")[0]'); \
+	if [ "$$major" -ge 22 ]; then v='^5'; elif [ "$$major" -ge 20 ]; then v='~5.2.0'; else v='~5.1.0'; fi; \
+	echo "npm install configurable-http-proxy@$$v (node $$major)"; \
+	npm install --no-save --no-package-lock --no-audit --no-fund --prefix . "configurable-http-proxy@$$v"
+
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; }
 
 lint: install
 	$(BIN)/ruff check .
 
-test: install
+test: install e2e-deps
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q tests
 

@@ -20,6 +20,7 @@ from traitlets import Bool, Dict, Float, Integer, Unicode, default
 from traitlets.config import Application
 
 from . import __version__, protocol
+from .admin import hub_routes
 from .api import cluster as cluster_api
 from .api import debug as debug_api
 from .api import groups as group_api
@@ -90,6 +91,7 @@ def routes() -> list[tuple[str, type]]:
         out += [(prefix + path, handler) for path, handler in table]
     out += [(r"/api/v1/?", user_api.InfoHandler), (r"/api/v1/info", user_api.InfoHandler)]
     out += marketplace_routes()  # /marketplace/api/... (pai_hub/api/marketplace.py)
+    out += hub_routes(out)  # under JupyterHub: the API again below /services/<name>/, and the hub pages
     return out
 
 
@@ -126,6 +128,26 @@ class PaiHub(Application):
                              "edits apply to the next failure. Empty: the built-in rules.").tag(config=True)
     marketplace_review_public = Bool(False, help="Public marketplace items by non-admins wait for an admin's "
                                      "approval before others see them (pai_hub/marketplace).").tag(config=True)
+    # -- as a JupyterHub-managed service (pai_hub/hub, pai_hub/api/hubauth.py); the hub sets the env
+    hub_api_url = Unicode(help="JupyterHub's API URL; set: hub API tokens are accepted. Default "
+                          "$JUPYTERHUB_API_URL.").tag(config=True)
+    hub_api_token = Unicode(help="This service's hub API token (reads users' admin flag and groups). Default "
+                            "$JUPYTERHUB_API_TOKEN.").tag(config=True)
+    hub_service_name = Unicode(help="This service's name in the hub; hub tokens must carry "
+                               "access:services!service=<name>. Default $JUPYTERHUB_SERVICE_NAME.").tag(config=True)
+    hub_token_cache_seconds = Float(30.0, help="How long the hub's answer about a token is reused.").tag(config=True)
+
+    @default("hub_api_url")
+    def _default_hub_api_url(self) -> str:
+        return os.environ.get("JUPYTERHUB_API_URL", "")
+
+    @default("hub_api_token")
+    def _default_hub_api_token(self) -> str:
+        return os.environ.get("JUPYTERHUB_API_TOKEN", "")
+
+    @default("hub_service_name")
+    def _default_hub_service_name(self) -> str:
+        return os.environ.get("JUPYTERHUB_SERVICE_NAME", "")
 
     @default("data_dir")
     def _default_data_dir(self) -> str:

@@ -11,6 +11,7 @@ from tornado import web
 
 from ..store.users import Principal
 from .errors import ApiError, bad_params, unauthorized
+from .hubauth import hub_principal
 
 log = logging.getLogger("pai_hub.api")
 
@@ -28,11 +29,13 @@ class BaseHandler(web.RequestHandler):
         self.set_header("Content-Type", "application/json; charset=UTF-8")
         self.set_header("Cache-Control", "no-store")
 
-    def prepare(self) -> None:
+    async def prepare(self) -> None:
+        """Authenticate. Subclasses overriding it must ``await super().prepare()``."""
         self.principal: Principal | None = None
         header = self.request.headers.get("Authorization", "")
         if header:
-            self.principal = self._resolve(header)
+            # PAI's own tokens first (a cached, synchronous look-up); then, under JupyterHub, a hub token
+            self.principal = self._resolve(header) or await hub_principal(self.pai, header)
             if self.principal is None:
                 raise unauthorized()
         elif not self.public:
@@ -42,8 +45,10 @@ class BaseHandler(web.RequestHandler):
         scheme, _, value = header.partition(" ")
         value = value.strip()
         if scheme.lower() == "bearer" and value:
-            return self.pai.users.resolve(value)
-        if scheme.lower() == "basic" and value:
+            principal = self.pai.users.resolve(value)
+            if principal is not None:
+                return principal
+        elif scheme.lower() == "basic" and value:
             try:
                 username, _, token = base64.b64decode(value).decode().partition(":")
             except (ValueError, UnicodeDecodeError):

@@ -50,6 +50,10 @@ class ClusterAccess(BaseHandler):
             "skus": {s: {"capacity": v["capacity"], "used": v["used"], "free": v["free"]} for s, v in per_sku.items()},
             "queue": sum(j.state == "WAITING" for j in jobs),
             "running": sum(j.state == "RUNNING" for j in jobs),
+            # the quota as configured: what PUT /virtual-clusters/{vc} takes back
+            "cells": {c["cellType"]: c["cellNumber"]
+                      for c in ((self.pai.cluster.raw.get("virtualClusters") or {}).get(vc) or {}).get(
+                          "virtualCells") or []},
         }
 
     def cluster_gpu(self) -> float:

@@ -66,8 +66,8 @@ class JobAccess(BaseHandler):
 class JobsHandler(JobAccess):
     """``GET /jobs`` (list with filters) and ``POST /jobs`` (submit protocol YAML → 202)."""
 
-    def prepare(self) -> None:
-        super().prepare()
+    async def prepare(self) -> None:
+        await super().prepare()
         self._chunks: list[bytes] = []
         self._size = 0
         if self.request.method == "POST":

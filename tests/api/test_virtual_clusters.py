@@ -100,6 +100,7 @@ def test_vc_routes(vcs):
     with srv.client(users["alice"]) as alice, srv.client() as admin:
         one = alice.get("/api/v2/virtual-clusters/research").json()
         assert one["capacity"] == 50 and one["resourcesTotal"]["gpu"] == 2 and one["dedicated"] is False
+        assert one["cells"] == {"SIM-NODE.GPU-PAIR": 1}
         r = alice.get("/api/v2/virtual-clusters/nowhere")
         assert r.status_code == 404 and r.json() == {"code": "NoVirtualClusterError", "message": "Vc nowhere not found"}
         assert alice.get("/api/v2/cluster/sku-types", params={"vc": "prod"}).json() == {

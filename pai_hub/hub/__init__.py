@@ -1,0 +1,1 @@
+"""The platform as one JupyterHub deployment: launcher, jupyterhub_config.py, authenticator, templates."""

@@ -1,0 +1,82 @@
+"""PaiSpawner's pure parts: the notebook's job, progress events, state (the I/O is in tests/e2e)."""
+
+from types import SimpleNamespace
+
+import yaml
+
+from pai_spawner import PaiSpawner
+from pai_spawner import profiles as P
+from pai_spawner.spawner import progress_event
+
+
+def spawner(name: str = "", **kwargs) -> PaiSpawner:
+    s = PaiSpawner(user=SimpleNamespace(name="alice", url="/user/alice/"), hub=None,
+                   orm_spawner=SimpleNamespace(name=name, user_options=None, state=None, server=None), **kwargs)
+    s.get_env = lambda: {"JUPYTERHUB_API_TOKEN": "hub-secret", "JUPYTERHUB_USER": "alice",
+                         "JUPYTERHUB_SERVICE_PREFIX": "/user/alice/exp 1/"}
+    return s
+
+
+def test_job_is_a_one_task_notebook_with_tokens_as_secrets():
+    s = spawner("exp 1", allow_root=True, home_dir_template="/data/homes/{username}", pai_url="http://pai:9186")
+    profile = P.normalize([{"display_name": "V100", "vc": "research", "sku": "V100", "gpu": 2, "cpu": 8,
+                            "memoryMB": 32768}])[0]
+    doc = yaml.safe_load(s.job_protocol("jupyter-exp-1-x", profile))
+    role = doc["taskRoles"]["notebook"]
+    assert role["instances"] == 1
+    assert role["resourcePerInstance"] == {"cpu": 8, "memoryMB": 32768, "gpu": 2, "ports": {"jupyter": 1}}
+    assert doc["defaults"]["virtualCluster"] == "research"
+    assert doc["extras"]["paiHub"] == {"type": "notebook", "server": "exp 1", "hubUser": "alice", "profile": "v100"}
+    assert doc["extras"]["hivedScheduler"]["taskRoles"]["notebook"]["skuType"] == "V100"
+    text = "\n".join(role["commands"])
+    assert "hub-secret" not in text  # only in secrets, which the server masks
+    assert set(doc["secrets"].values()) == {"hub-secret"}
+    assert "export JUPYTERHUB_API_TOKEN='<% $secrets.env_JUPYTERHUB_API_TOKEN %>'" in text
+    assert "export JUPYTERHUB_SERVICE_PREFIX='/user/alice/exp 1/'" in text
+    assert "export PAI_URL=http://pai:9186" in text
+    assert "cd /data/homes/alice" in text
+    last = role["commands"][-1]
+    assert last.startswith("exec ") and "jupyterhub-singleuser" in last
+    assert "--ip=127.0.0.1 --port=$PAI_CONTAINER_HOST_jupyter_PORT_LIST --allow-root" in last
+
+
+def test_no_allow_root_when_told_and_no_sku_extras_without_sku():
+    s = spawner(allow_root=False)
+    doc = yaml.safe_load(s.job_protocol("n", P.normalize([{"display_name": "cpu"}])[0]))
+    assert "--allow-root" not in doc["taskRoles"]["notebook"]["commands"][-1]
+    assert "hivedScheduler" not in doc["extras"]
+
+
+def test_job_names_are_unique_and_valid():
+    s = spawner("my server/ü")
+    a, b = s._job_name(), s._job_name()
+    assert a != b and a.startswith("jupyter-my-server---")
+    assert all(ch.isalnum() or ch in "-_" for ch in a)
+
+
+def test_state_round_trips_and_clears():
+    s = spawner()
+    s.framework, s.task_ip, s.task_port = "alice~jupyter-x", "127.0.0.1", 31000
+    state = s.get_state()
+    t = spawner()
+    t.load_state(state)
+    assert (t.framework, t.task_ip, t.task_port) == ("alice~jupyter-x", "127.0.0.1", 31000)
+    t.clear_state()
+    assert t.framework == "" and t.get_state().get("framework") is None
+
+
+def test_progress_shows_the_waiting_reason():
+    assert progress_event({"reason": "Waiting", "message": "waiting for GPUs: 0 of 2 free"}) == \
+        {"progress": 20, "message": "Waiting: waiting for GPUs: 0 of 2 free"}
+    assert progress_event({"reason": "JobSubmitted", "message": "job alice~x submitted"})["progress"] == 10
+    assert progress_event({"reason": "TaskStarted", "message": "task notebook[0] started on vm"})["progress"] == 60
+    assert progress_event({"reason": "TaskRunning", "message": "x"}) is None
+
+
+def test_defaults_suit_queued_notebooks():
+    s = spawner()
+    assert s.start_timeout >= 300  # waiting in a VC's queue is normal
+    assert "access:services!service=pai" in s.server_token_scopes
+    assert callable(s.options_form) and callable(s.options_from_form)
+    assert s.options_from_form({"profile": ["gpu-1"]}) == {"profile": "gpu-1"}
+    assert s.options_from_form({}) == {}
