@@ -330,19 +330,25 @@ class HivedAlgorithm(HealthMixin):
     # -- cell bookkeeping -------------------------------------------------------------------------
     def _alloc(self, phys: list[Cell], virt: list[Cell] | None, prio: int) -> None:
         if virt is not None:
+            touched: set[str] = set()
             for p, v in zip(phys, virt, strict=False):
                 if p.virtual is None:
                     pre = v.preassigned
                     newly = pre.physical is None
                     self._bind(p, v)
                     if newly:
-                        self._allocate_preassigned(pre)
+                        self._allocate_preassigned(pre, reconcile=False)
+                        touched.add(p.chain)
                 elif p.virtual is not v:
                     raise RuntimeError(f"{p.address} is bound to {p.virtual.address}, not {v.address}")
                 pre = v.preassigned
                 if pre.doomed:
                     self._clear_doomed(pre)
             update_used(virt, prio, 1)
+            # Doomed bad cells are reconciled once the whole mapping is in place: doing it between
+            # two bindings of one gang could doom a cell the next binding was computed to use.
+            for chain in touched:
+                self.reconcile_doomed(chain)
         update_used(phys, prio, 1)
 
     def _release(self, phys: list[Cell]) -> None:
@@ -409,12 +415,13 @@ class HivedAlgorithm(HealthMixin):
                 c.physical = None
                 stack.extend(c.children)
 
-    def _allocate_preassigned(self, pre: Cell) -> None:
+    def _allocate_preassigned(self, pre: Cell, reconcile: bool = True) -> None:
         pc = pre.physical
         assert pc is not None
         self.vc_free[pre.vc][pre.chain][pre.level] -= 1
         remove_from_free(self.free[pc.chain], pc)
-        self.reconcile_doomed(pc.chain)
+        if reconcile:
+            self.reconcile_doomed(pc.chain)
 
     def _release_preassigned(self, pre: Cell, pc: Cell) -> None:
         self.vc_free[pre.vc][pre.chain][pre.level] += 1

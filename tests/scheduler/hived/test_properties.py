@@ -134,3 +134,29 @@ def test_random_operations_keep_invariants(cfg, sequence):
     assert sorted((p.node, p.index) for g in r.algo.groups.values() for p in g.flat_phys()) == \
         sorted((p.node, p.index) for g in s.algo.groups.values() if g.state != PREEMPTING for p in g.flat_phys())
     check_invariants(r, raw)
+
+
+def test_doomed_cells_are_reconciled_after_the_whole_gang_is_bound():
+    """Found by the property test: binding a 3-node gang dooms another VC's rack midway (two bad
+    nodes), on the very rack the gang's third node was mapped to; the mapping must stay valid."""
+    raw = {"physicalCluster": {
+        "cellTypes": {"HALF": {"childCellType": "GPU", "childCellNumber": 1},
+                      "NODE": {"childCellType": "HALF", "childCellNumber": 2, "isNodeLevel": True},
+                      "RACK": {"childCellType": "NODE", "childCellNumber": 2}},
+        "physicalCells": [{"cellType": "RACK", "cellChildren": [{"cellAddress": f"r{r}n0"}, {"cellAddress": f"r{r}n1"}]}
+                          for r in range(3)]},
+        "virtualClusters": {"vc0": {"virtualCells": [{"cellType": "RACK.NODE", "cellNumber": 3}]},
+                            "vc1": {"virtualCells": [{"cellType": "RACK", "cellNumber": 1}]}}}
+    s = HivedScheduler(load_config(raw))
+    s.submit(GangRequest("a", "vc0", 0, (PodRequest("w", 0, 1, 1, 1),)))
+    s.submit(GangRequest("b", "vc0", 0, (PodRequest("w", 0, 1, 1, 1),)))
+    s.submit(GangRequest("wide", "vc0", 0, tuple(PodRequest("w", i, 1, 1, 2) for i in range(3))))
+    assert {p.gang_id for p in s.schedule(0).placements} == {"a", "b"}
+    s.release("a")
+    s.set_health("r0n0", False)
+    s.set_health("r1n0", False)
+    s.release("b")
+    placed = s.schedule(1).placements
+    assert [p.gang_id for p in placed] == ["wide"]
+    assert {pod.node for pod in placed[0].pods} == {"r2n0", "r2n1", "r0n1"}
+    check_invariants(s, raw)
