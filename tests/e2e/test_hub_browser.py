@@ -133,3 +133,48 @@ def test_nothing_is_visible_before_login(hub, browser, shot):
         assert "PAI" not in page.inner_text("body").replace("JupyterHub", "")
     finally:
         context.close()
+
+
+def test_admin_quota_and_group_access_change_a_users_options_form(hub, browser, shot):
+    """Issue 5: an admin changes a VC's quota and a group's VC access on the hub pages, and a user's
+    options form follows: the GPU node moves from VC default to a new VC research, research is
+    granted to everyone's group, and alice is offered the Research profile."""
+    with hub.pai() as c:
+        before = c.get("/api/v2/virtual-clusters/default").json()["cells"]
+    gpu_cell = next(t for t in before if not t.startswith("CPU"))
+    context, page = login(browser, hub, "admin", hub.admin_password)
+    try:
+        page.goto(hub.url + "/services/pai/admin/virtual-clusters")
+        form = page.locator(".pai-quota-form[data-vc=default]")
+        form.locator(f"input[name='cell:{gpu_cell}']").fill("0")
+        form.locator("button[type=submit]").click()
+        page.wait_for_selector("#pai-msg")
+        # a new VC research holding the GPU node
+        form = page.locator("#pai-new-vc-form")
+        form.locator("input[name=vc]").fill("research")
+        form.locator("input[name=new_cell]").fill(gpu_cell)
+        form.locator("input[name=new_value]").fill("1")
+        form.locator("button[type=submit]").click()
+        page.wait_for_selector("#pai-msg")
+        assert "quota of research updated" in page.inner_text("#pai-msg"), page.inner_text("body")[:500]
+        shot(page, "26-admin-quota-changed")
+        row = page.locator("#pai-groups-table tr").filter(
+            has=page.locator("td:first-child", has_text=re.compile(r"^default$")))
+        row.locator("input[value=research]").check()
+        row.locator("button[type=submit]").click()
+        page.wait_for_selector("#pai-msg")
+        assert "default now grants:" in page.inner_text("#pai-msg") and "research" in page.inner_text("#pai-msg")
+    finally:
+        context.close()
+    context, page = login(browser, hub, "alice", PASSWORDS["alice"])
+    try:
+        page.goto(hub.url + "/hub/spawn")
+        page.wait_for_selector("#pai-profiles")
+        assert "Research GPU" in page.inner_text("#pai-profiles")
+        shot(page, "27-options-form-after-grant")
+    finally:
+        context.close()
+        with hub.pai() as c:  # put the cluster back as the module's other tests expect it
+            c.put("/api/v2/groups/default", json={"virtualClusters": ["default"]})
+            c.put("/api/v2/virtual-clusters/research", json={"cells": {}})
+            c.put("/api/v2/virtual-clusters/default", json={"cells": before})
