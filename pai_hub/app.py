@@ -30,6 +30,7 @@ from .api.base import NotFoundHandler
 from .api.marketplace import marketplace_routes
 from .backends.local import LocalBackend
 from .marketplace import setup_marketplace
+from .monitoring import log_function, monitoring_routes, start_monitoring
 from .orchestrator.loop import Controller
 from .orchestrator.machine import Machine
 from .orchestrator.records import JobRecord
@@ -90,6 +91,7 @@ def routes() -> list[tuple[str, type]]:
     for prefix in ROUTE_PREFIXES:
         out += [(prefix + path, handler) for path, handler in table]
     out += [(r"/api/v1/?", user_api.InfoHandler), (r"/api/v1/info", user_api.InfoHandler)]
+    out += monitoring_routes()  # /metrics, alerts, usage, timelines (pai_hub/monitoring)
     out += marketplace_routes()  # /marketplace/api/... (pai_hub/api/marketplace.py)
     out += hub_routes(out)  # under JupyterHub: the API again below /services/<name>/, and the hub pages
     return out
@@ -205,7 +207,9 @@ class PaiHub(Application):
                           max_platform_retries=self.max_platform_retries)
         self.controller = Controller(self.store, self.backend, machine, self._plan_of)
         await self.controller.start()
-        return web.Application(routes(), pai=self, default_handler_class=NotFoundHandler)
+        self.monitoring = start_monitoring(self)  # metrics, GPU health, alerts (pai_hub/monitoring)
+        return web.Application(routes(), pai=self, default_handler_class=NotFoundHandler,
+                               log_function=log_function)  # API latency by handler (pai_hub/monitoring)
 
     @property
     def virtual_clusters(self) -> list[str]:

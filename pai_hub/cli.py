@@ -338,6 +338,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .marketplace.cli import add_market
 
     add_market(sub)  # pai market list|show|publish|use (pai_hub/marketplace/cli.py)
+    from .monitoring.cli import add_ops
+
+    add_ops(sub)  # pai job timeline, pai usage, pai alerts (pai_hub/monitoring/cli.py)
     return p
 
 

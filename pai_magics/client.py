@@ -288,3 +288,40 @@ class AsyncPaiClient(_Paths):
         if "~" not in name and self.username is None:
             await self.whoami()
         return await self.request("PUT", self.job_path(name) + "/executionType", json={"value": "STOP"})
+
+
+# == operations (pai_hub/monitoring): usage reports, job timelines, alerts =========================
+# One block, apart from the methods above, attached to PaiClient below. docs/operations.md.
+def _ops_usage(self: PaiClient, since: str | float | None = None, until: str | float | None = None, by: str = "user",
+               csv: bool = False, username: str | None = None) -> Any:
+    """GPU-hours by user, vc, sku or job over [since, until) (default: the last 30 days): the report as
+    a dict, or CSV text."""
+    params = {"since": since, "until": until, "by": by, "format": "csv" if csv else "json", "username": username}
+    return self.request("GET", f"{API}/usage", params={k: v for k, v in params.items() if v not in (None, "")})
+
+
+def _ops_timeline(self: PaiClient, name: str, csv: bool = False, view: str = "events") -> Any:
+    """A job's state transitions and per-task phases (dict), or CSV text of its events or tasks."""
+    params = {"format": "csv"} if csv else {}
+    if csv:
+        params["view"] = view
+    return self.request("GET", self.job_path(name) + "/timeline", params=params)
+
+
+def _ops_cluster_timeline(self: PaiClient, since: str | float | None = None, until: str | float | None = None,
+                          view: str = "tasks", csv: bool = False) -> Any:
+    """(admins) Every job's task phases or events in a window."""
+    params = {"since": since, "until": until, "view": view, "format": "csv" if csv else "json"}
+    return self.request("GET", f"{API}/cluster/timeline",
+                        params={k: v for k, v in params.items() if v not in (None, "")})
+
+
+def _ops_alerts(self: PaiClient, state: str = "firing") -> list[dict[str, Any]]:
+    """Alerts (Alertmanager's shape); a non-admin gets those about their own jobs."""
+    return self.request("GET", f"{API}/alerts", params={"state": state})
+
+
+PaiClient.usage = _ops_usage  # type: ignore[attr-defined]
+PaiClient.timeline = _ops_timeline  # type: ignore[attr-defined]
+PaiClient.cluster_timeline = _ops_cluster_timeline  # type: ignore[attr-defined]
+PaiClient.alerts = _ops_alerts  # type: ignore[attr-defined]

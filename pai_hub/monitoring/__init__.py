@@ -1,0 +1,49 @@
+"""Operations: Prometheus metrics, GPU health, alerts, usage reports and event timelines.
+
+Wired into the control plane by three hooks in ``pai_hub/app.py``: :func:`start_monitoring` at the
+end of ``PaiHub.start_services``, :func:`monitoring_routes` in ``routes()``, and
+:func:`log_function` as tornado's request log (API latency by handler). The admin guide is
+docs/operations.md.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from tornado.log import access_log
+
+from .monitor import Monitor, Monitoring
+
+__all__ = ["Monitor", "Monitoring", "log_function", "monitoring_routes", "start_monitoring"]
+
+
+def start_monitoring(pai: Any) -> Monitor:
+    """Start polling and observing the loop of a started ``PaiHub`` (inside its event loop)."""
+    return Monitor(pai).start()
+
+
+def monitoring_routes() -> list[tuple[str, type]]:
+    from .api import routes
+
+    return routes()
+
+
+def log_function(handler: Any) -> None:
+    """tornado's ``log_function``: the request's latency into the metrics (labelled by handler class),
+    then the access log line tornado would have written."""
+    status = handler.get_status()
+    seconds = handler.request.request_time()
+    pai = handler.application.settings.get("pai")
+    monitor = getattr(pai, "monitoring", None)
+    if monitor is not None:
+        monitor.metrics.observe_request(type(handler).__name__, handler.request.method or "", status, seconds)
+    if status < 400:
+        level = logging.INFO
+    elif status < 500:
+        level = logging.WARNING
+    else:
+        level = logging.ERROR
+    if access_log.isEnabledFor(level):
+        access_log.log(level, "%d %s %s (%s) %.2fms", status, handler.request.method, handler.request.uri,
+                       handler.request.remote_ip, 1000.0 * seconds)

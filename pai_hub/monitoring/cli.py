@@ -1,0 +1,154 @@
+"""``pai job timeline``, ``pai usage`` and ``pai alerts`` (added to the ``pai`` parser by :func:`add_ops`)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from pai_magics.client import PaiClient
+
+
+def _client(args: argparse.Namespace) -> PaiClient:
+    return PaiClient(args.url, args.token)
+
+
+def _secs(value: float | None) -> str:
+    if value is None:
+        return "-"
+    if value < 1:
+        return f"{value * 1000:.0f}ms"
+    if value < 120:
+        return f"{value:.2f}s"
+    if value < 7200:
+        return f"{value / 60:.1f}m"
+    return f"{value / 3600:.1f}h"
+
+
+def _local(iso: str | None) -> str:
+    if not iso:
+        return "-"
+    t = datetime.fromisoformat(iso.replace("Z", "+00:00")).astimezone()
+    return t.strftime("%Y-%m-%d %H:%M:%S.") + f"{t.microsecond // 1000:03d}"
+
+
+def _table(rows: list[tuple[str, ...]]) -> None:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        print("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())
+
+
+def cmd_timeline(args: argparse.Namespace) -> int:
+    with _client(args) as c:
+        if args.csv:
+            sys.stdout.write(c.timeline(args.name, csv=True, view="tasks" if args.tasks else "events"))
+            return 0
+        data = c.timeline(args.name)
+    if args.json:
+        print(json.dumps(data, indent=2))
+        return 0
+    s = data["summary"]
+    print(f"{data['job_name']}: {s['state']}  (vc {data['vc']}, {s['attempts']} attempt(s))")
+    print(f"  queueing {_secs(s['queueing_s'])}   launch {_secs(s['launch_s'])}   run {_secs(s['run_s'])}   "
+          f"total {_secs(s['total_s'])}")
+    rows = [("TIME", "+PREV", "+SUBMIT", "TASK", "EVENT", "STATE", "MESSAGE")]
+    rows += [(_local(e["time"]), "+" + _secs(e["since_previous_s"]), "+" + _secs(e["since_submission_s"]),
+              e["task"] or "-", e["reason"], e["state"] or "-", e["message"]) for e in data["events"]]
+    print()
+    _table(rows)
+    if data["tasks"]:
+        print()
+        rows = [("TASK", "ATTEMPT", "NODE", "GPUS", "STATE", "QUEUEING", "LAUNCH", "RUN")]
+        rows += [(t["task"], f"{t['job_attempt']}.{t['task_attempt']}", t["node"] or "-",
+                  ",".join(map(str, t["gpus"])) or "-", t["state"], _secs(t["queueing_s"]), _secs(t["launch_s"]),
+                  _secs(t["run_s"])) for t in data["tasks"]]
+        _table(rows)
+    return 0
+
+
+def cmd_usage(args: argparse.Namespace) -> int:
+    with _client(args) as c:
+        rep = c.usage(since=args.since, until=args.until, by=args.by, csv=args.csv, username=args.user)
+    if args.csv:
+        sys.stdout.write(rep)
+        return 0
+    if args.json:
+        print(json.dumps(rep, indent=2))
+        return 0
+    print(f"GPU-hours by {rep['by']}, {rep['since']} to {rep['until']}")
+    rows = [(rep["by"].upper(), "GPU-HOURS", "TASKS", "JOBS")]
+    rows += [(r["key"], f"{r['gpuHours']:.3f}", str(r["tasks"]), str(r["jobs"])) for r in rep["rows"]]
+    rows.append(("total", f"{rep['totalGpuHours']:.3f}", "", ""))
+    _table(rows)
+    return 0
+
+
+def cmd_alerts(args: argparse.Namespace) -> int:
+    with _client(args) as c:
+        alerts: list[dict[str, Any]] = c.alerts(state=args.state)
+    if args.json:
+        print(json.dumps(alerts, indent=2))
+        return 0
+    if not alerts:
+        print(f"no {args.state if args.state != 'all' else ''} alerts".replace("  ", " "))
+        return 0
+    rows = [("STATE", "SINCE", "SEVERITY", "ALERT", "SUMMARY")]
+    rows += [(a["state"], _local(a["startsAt"]), a["labels"].get("severity", ""), a["labels"].get("alertname", ""),
+              a["annotations"].get("summary", "")) for a in alerts]
+    _table(rows)
+    return 0
+
+
+def cmd_export_rules(args: argparse.Namespace) -> int:
+    from .alerts import RuleError, default_rules, parse_rules, prometheus_rules
+
+    try:
+        rules = parse_rules(Path(args.rules).read_text()) if args.rules else default_rules()
+    except RuleError as exc:
+        print(f"pai: {args.rules}: {exc}", file=sys.stderr)
+        return 1
+    text = prometheus_rules(rules)
+    if args.output:
+        Path(args.output).write_text(text)
+        print(f"wrote {args.output}")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def _job_subparsers(sub: argparse._SubParsersAction) -> argparse._SubParsersAction:
+    job = sub.choices["job"]
+    return next(a for a in job._actions if isinstance(a, argparse._SubParsersAction))
+
+
+def add_ops(sub: argparse._SubParsersAction) -> None:
+    """Add ``job timeline``, ``usage`` and ``alerts`` to the ``pai`` parser's sub-commands."""
+    jt = _job_subparsers(sub).add_parser("timeline", help="a job's state transitions with the time between them")
+    jt.add_argument("name")
+    jt.add_argument("--json", action="store_true")
+    jt.add_argument("--csv", action="store_true", help="CSV of the events (with --tasks: of the task phases)")
+    jt.add_argument("--tasks", action="store_true", help="with --csv: one row per task attempt")
+    jt.set_defaults(func=cmd_timeline)
+
+    u = sub.add_parser("usage", help="GPU-hours by user, vc, sku or job over a period")
+    u.add_argument("--since", help="start: ISO 8601 (2024-05-01) or epoch seconds; default 30 days before --until")
+    u.add_argument("--until", help="end: ISO 8601 or epoch seconds; default now")
+    u.add_argument("--by", choices=("user", "vc", "sku", "job"), default="user")
+    u.add_argument("--user", help="(admins) only this user's jobs")
+    u.add_argument("--csv", action="store_true")
+    u.add_argument("--json", action="store_true")
+    u.set_defaults(func=cmd_usage)
+
+    a = sub.add_parser("alerts", help="alerts (non-admins: about their own jobs); export-rules for Prometheus")
+    a.add_argument("--state", choices=("firing", "resolved", "all"), default="firing")
+    a.add_argument("--json", action="store_true")
+    a.set_defaults(func=cmd_alerts)
+    asub = a.add_subparsers(dest="alerts_command")
+    ex = asub.add_parser("export-rules", help="print (or write) the alert rules as a Prometheus rules file; "
+                         "no server needed")
+    ex.add_argument("--rules", help="an alert rules file (default: the built-in default rules)")
+    ex.add_argument("-o", "--output", help="write here instead of standard output")
+    ex.set_defaults(func=cmd_export_rules)
