@@ -160,9 +160,31 @@ def job_detail(job: JobRecord, attempt: JobAttemptRecord | None, tasks: list[Tas
     }
     detail = {"debugId": debug_id(job.framework_name), "name": job.name, "tags": list(job.tags),
               "jobStatus": status, "taskRoles": roles}
+    tensorboard = tensorboard_view(job, tasks)
+    if tensorboard is not None:
+        detail["tensorBoard"] = tensorboard
     if job.job_priority is not None:
         detail["jobPriority"] = job.job_priority
     return detail
+
+
+def tensorboard_view(job: JobRecord, tasks: list[TaskRecord]) -> dict[str, Any] | None:
+    """Where the ``tensorboard`` runtime plugin serves, if the job uses it: task 0 of the first
+    role, on the plugin's ``port``, else the task's ``tensorboard`` port, else its ``http`` port."""
+    extras = job.protocol.get("extras") or {}
+    plugins = [p for p in extras.get("com.microsoft.pai.runtimeplugin") or [] if isinstance(p, dict)
+               and p.get("plugin") == "tensorboard"]
+    plugins += [p for p in job.protocol.get("prerequisites") or []
+                if isinstance(p, dict) and str(p.get("plugin", "")).endswith("runtimeplugin.tensorboard")]
+    if not plugins:
+        return None
+    first = next(iter(job.protocol.get("taskRoles") or {}), None)
+    task = next((t for t in tasks if t.role == first and t.task_index == 0), None)
+    if task is None or not task.ip:
+        return {"url": None}
+    params = plugins[0].get("parameters") or {}
+    port = params.get("port") or (task.ports.get("tensorboard") or task.ports.get("http") or [None])[0]
+    return {"url": f"http://{task.ip}:{port}" if port else None, "taskRole": first, "taskIndex": 0}
 
 
 def debug_view(tasks: list[TaskRecord], now: float | None = None) -> dict[str, Any] | None:

@@ -193,3 +193,16 @@ def test_debug_reservation_expires_and_frees_the_gpu(srv):
         assert wait_state(c, "admin~next", {"SUCCEEDED"}, timeout=30)
         events = [e["reason"] for e in c.get("/api/v2/jobs/admin~brief/events").json()["data"]]
         assert "DebugReservationEnded" in events
+
+
+def test_tensorboard_plugin_is_linked_from_job_detail(srv):
+    extra = ('extras:\n  com.microsoft.pai.runtimeplugin:\n    - plugin: tensorboard\n'
+             '      parameters: {logdir: {path: /tmp}}')
+    with srv.client() as c:
+        assert c.post("/api/v2/jobs", content=job_yaml("tb", ["sleep 30"], extra=extra)).status_code == 202
+        detail = wait_state(c, "admin~tb", {"RUNNING"})
+        task = detail["taskRoles"]["worker"]["taskStatuses"][0]
+        assert detail["tensorBoard"] == {"url": f"http://127.0.0.1:{task['containerPorts']['http']}",
+                                         "taskRole": "worker", "taskIndex": 0}
+        c.put("/api/v2/jobs/admin~tb/executionType", json={"value": "STOP"})
+        wait_state(c, "admin~tb", {"STOPPED"})
