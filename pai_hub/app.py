@@ -112,6 +112,10 @@ class PaiHub(Application):
         config=True)
     node_cpu = Integer(0, help="CPUs the local node offers to jobs; 0 = the machine's count.").tag(config=True)
     node_memory_mb = Integer(0, help="Memory (MB) the local node offers; 0 = the machine's.").tag(config=True)
+    backend = Unicode("local", help="Where tasks run: 'local' (this machine), or a backend registered in the "
+                      "pai_hub.backends entry point group, e.g. 'slurm' or 'kubernetes'.").tag(config=True)
+    backend_config = Dict(help="Keyword arguments for a non-local backend (see docs/slurm.md, "
+                          "docs/kubernetes.md).").tag(config=True)
     stop_grace = Float(10.0, help="Seconds between SIGTERM and SIGKILL when stopping a task.").tag(config=True)
     max_job_bytes = Integer(1 << 20, help="Largest job protocol accepted, in bytes.").tag(config=True)
     cluster_config = Dict(help="The cluster and its virtual clusters in HiveD's format (physicalCluster with "
@@ -181,13 +185,8 @@ class PaiHub(Application):
         data.mkdir(parents=True, exist_ok=True)
         self.store = open_store(self.db_url or sqlite_url(data))
         self.users = UserRepository(self.store)
-        self.backend = LocalBackend(
-            data / "run",
-            simulated_gpus=self.simulated_gpus or None,
-            cpu=self.node_cpu or None,
-            memory_mb=self.node_memory_mb or None,
-        )
-        nodes = self.backend.nodes()
+        backend = self._make_backend(data)
+        nodes = backend.nodes()
         try:
             self.cluster = load_config(self.read_cluster_source(nodes))
         except (HivedConfigError, ValueError) as exc:
@@ -205,11 +204,26 @@ class PaiHub(Application):
                           debug_default_minutes=self.debug_reservation_minutes,
                           debug_max_minutes=self.debug_reservation_max_minutes,
                           max_platform_retries=self.max_platform_retries)
-        self.controller = Controller(self.store, self.backend, machine, self._plan_of)
+        self.controller = Controller(self.store, backend, machine, self._plan_of)
         await self.controller.start()
         self.monitoring = start_monitoring(self)  # metrics, GPU health, alerts (pai_hub/monitoring)
         return web.Application(routes(), pai=self, default_handler_class=NotFoundHandler,
                                log_function=log_function)  # API latency by handler (pai_hub/monitoring)
+
+    def _make_backend(self, data: Path) -> Any:
+        """The local backend, or one found by name in the ``pai_hub.backends`` entry points."""
+        if self.backend == "local":
+            return LocalBackend(data / "run", simulated_gpus=self.simulated_gpus or None,
+                                cpu=self.node_cpu or None, memory_mb=self.node_memory_mb or None)
+        from importlib.metadata import entry_points
+
+        found = {ep.name: ep for ep in entry_points(group="pai_hub.backends")}
+        if self.backend not in found:
+            raise SystemExit(f"PaiHub.backend: no backend {self.backend!r}; installed: {', '.join(sorted(found))}")
+        try:
+            return found[self.backend].load()(run_root=data / "run", **self.backend_config)
+        except (TypeError, ValueError) as exc:
+            raise SystemExit(f"PaiHub.backend_config for {self.backend}: {exc}") from None
 
     @property
     def virtual_clusters(self) -> list[str]:
@@ -237,7 +251,7 @@ class PaiHub(Application):
             self._cluster_origin = "PaiHub.cluster_config"
             return dict(self.cluster_config)
         self._cluster_origin = "generated for this machine"
-        return local_cluster_config(nodes if nodes is not None else self.backend.nodes())
+        return local_cluster_config(nodes if nodes is not None else self.controller.backend.nodes())
 
     async def apply_cluster_config(self, raw: dict[str, Any]) -> None:
         """Check (VC safety included), switch the scheduler inside a loop turn, then save the file.
