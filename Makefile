@@ -7,7 +7,7 @@ PORT ?= 9186
 HUB_PORT ?= 8000
 CHP := node_modules/.bin/configurable-http-proxy
 
-.PHONY: install run test lint bench clean e2e-deps chromium prometheus
+.PHONY: install run test lint bench clean e2e-deps chromium prometheus slurm
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,7 +24,7 @@ run: install $(CHP)
 # What the hub and the end-to-end tests need beyond PyPI: configurable-http-proxy from npm (into
 # node_modules/ here; the newest release this machine's Node.js supports) and Debian's chromium.
 # Needs root only for what is missing (apt-get); a no-op once installed.
-e2e-deps: $(CHP) chromium prometheus
+e2e-deps: $(CHP) chromium prometheus slurm
 
 $(CHP):
 	@command -v npm >/dev/null 2>&1 || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y nodejs npm; }
@@ -35,6 +35,11 @@ $(CHP):
 
 chromium:
 	@command -v chromium >/dev/null 2>&1 || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; }
+
+# A real Slurm (slurmctld, slurmd, munge) on 127.0.0.1 for the Slurm backend's tests.
+slurm:
+	@command -v slurmctld >/dev/null 2>&1 && command -v munged >/dev/null 2>&1 || \
+	  { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends slurm-wlm munge; }
 
 # A real Prometheus (and promtool) scrapes /metrics and checks the exported alert rules in the tests.
 prometheus:

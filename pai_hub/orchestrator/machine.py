@@ -487,6 +487,8 @@ class Machine:
             if task.debug_until is not None:
                 task.debug_until = None
                 self._task(task)
+                # a backend may hold the task's environment (e.g. a Slurm allocation): let it go
+                self.fx.stops.append((task.task_id, self.stop_grace))
         self.plans.pop(job_id, None)
         self._event(job, "DebugReservationEnded", f"debug reservation {reason}; its GPUs are free", now)
         return True

@@ -1,0 +1,603 @@
+"""The Slurm backend: each task attempt is one Slurm batch job pinned to its node (see docs/slurm.md).
+
+Launch path::
+
+    start() ── spec.json + slurm.json ──▶ submit queue ──▶ sbatch --parsable -w NODE --gres=gpu:N
+                                                               │ (a few sbatch at a time, asyncio subprocesses)
+    Slurm node: python -m pai_hub.backends.slurm.jobscript TASK_DIR
+                  └─ slurm_job.json (started, Slurm's GPUs) ─ pai_runtime ─ exit.json ─ [hold for debugging]
+    events: datagram on <run_root>/events.sock (same host) or polling exit.json (any shared filesystem),
+            plus squeue for jobs that ended without exit.json (cancelled while pending, node failure).
+
+The run root must be on a filesystem shared by the control plane and every Slurm node (the task
+directories, their logs and exit records live there). Nothing is kept only in memory: a new backend on
+the same run root adopts jobs from ``slurm.json``/``slurm_job.json``/``exit.json`` and ``squeue --json``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pai_runtime
+from pai_hub.backends.base import (
+    Backend,
+    GpuInfo,
+    NodeInfo,
+    Shell,
+    TaskEvent,
+    TaskExit,
+    TaskLaunch,
+    TaskRunning,
+)
+from pai_hub.backends.slurm.jobscript import CONFIG_FILE, HOLD_FILE, STARTED_FILE
+from pai_runtime.env import build_env, task_environ
+from pai_runtime.spec import TaskSpec
+from pai_runtime.supervisor import EXIT_FILE, LOG_NAMES, SPEC_FILE, STOP_FILE, read_json
+
+log = logging.getLogger(__name__)
+
+LOST_EXIT_CODE = -1101
+#: sbatch refused the job (bad node name, too many GPUs...): PodCreationPermanentError's code.
+START_FAILED_EXIT_CODE = -200
+#: Stopped (or cancelled by Slurm) before the runtime started: what the runtime reports for a stop.
+STOPPED_EXIT_CODE = 128 + signal.SIGTERM
+_TASK_ID = re.compile(r"[A-Za-z0-9._~-]+")
+_SUN_PATH_MAX = 107
+_FINAL_STATES = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "BOOT_FAIL",
+                 "DEADLINE", "PREEMPTED", "REVOKED", "SPECIAL_EXIT"}
+_GRES_GPU = re.compile(r"(?:^|,)gpu(?::([A-Za-z0-9_.-]+))?:(\d+)")
+
+
+def _check_task_id(task_id: str) -> str:
+    if not isinstance(task_id, str) or not _TASK_ID.fullmatch(task_id) or task_id in (".", ".."):
+        raise ValueError(f"invalid task id {task_id!r}: must match [A-Za-z0-9._~-]+")
+    return task_id
+
+
+def parse_gres_gpus(gres: str) -> tuple[str | None, int]:
+    """``gpu:4``, ``gpu:a100:4(S:0-1)``, ``gpu:a100:2,gpu:v100:2`` → (first type or None, total count)."""
+    model, total = None, 0
+    for m in _GRES_GPU.finditer(gres or ""):
+        total += int(m.group(2))
+        model = model or m.group(1)
+    return model, total
+
+
+def _write_json(path: str, data: dict[str, Any]) -> None:
+    tmp = f"{path}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(data, f)
+    os.replace(tmp, path)
+
+
+class SlurmBackend(Backend):
+    """Runs task attempts as Slurm batch jobs (see module docstring and docs/slurm.md).
+
+    ``run_root``: shared task directories. ``slurm_conf``: SLURM_CONF for the Slurm commands (default:
+    the environment's). ``partition``: sbatch ``-p`` and the partition whose nodes are offered.
+    ``python``: the interpreter on the nodes (default: this one; needs pai_hub and pai_runtime).
+    ``debug_hold_minutes``: a failed task keeps its allocation this long for debugging unless
+    :meth:`release` (or :meth:`stop`) ends it earlier; 0: no hold. ``request_memory``: pass the role's
+    memory as ``--mem``. ``simulated_gpus``: mark the gres GPUs simulated (fake device files).
+    """
+
+    name = "slurm"
+
+    def __init__(
+        self,
+        run_root: Path | str,
+        *,
+        slurm_conf: str | None = None,
+        partition: str | None = None,
+        python: str | None = None,
+        sbatch_args: list[str] | tuple[str, ...] = (),
+        job_name_prefix: str = "pai-",
+        poll_interval: float = 0.25,
+        squeue_interval: float = 2.0,
+        submit_concurrency: int = 4,
+        debug_hold_minutes: float = 0.0,
+        request_memory: bool = False,
+        notify: bool = True,
+        gpu_model: str = "slurm-gres",
+        gpu_memory_mb: int = 0,
+        simulated_gpus: bool = False,
+    ) -> None:
+        self.run_root = Path(os.path.abspath(run_root))
+        self.tasks_dir = self.run_root / "tasks"
+        self.socket_path = self.run_root / "events.sock"
+        self.partition = partition
+        self.python = python or sys.executable
+        self.sbatch_args = list(sbatch_args)
+        self.prefix = job_name_prefix
+        self.poll_interval = poll_interval
+        self.squeue_interval = squeue_interval
+        self.submit_concurrency = max(1, submit_concurrency)
+        self.debug_hold_seconds = max(0.0, debug_hold_minutes * 60)
+        self.request_memory = request_memory
+        self.notify = notify
+        self.gpu_model = gpu_model
+        self.gpu_memory_mb = gpu_memory_mb
+        self.simulated_gpus = simulated_gpus
+        env = dict(task_environ(os.environ))
+        if slurm_conf:
+            env["SLURM_CONF"] = str(slurm_conf)
+        package_root = os.path.dirname(os.path.dirname(os.path.abspath(pai_runtime.__file__)))
+        self._package_root = package_root
+        self._env = env
+        self._tasks = str(self.tasks_dir)
+        self._nodes: list[NodeInfo] = []
+        self._node_ip: dict[str, str] = {}
+        self._queue: asyncio.Queue[TaskEvent | None] = asyncio.Queue()
+        self._submit: asyncio.Queue[tuple[str, TaskLaunch, dict[str, Any]] | None] = asyncio.Queue()
+        self._live: set[str] = set()
+        self._started: set[str] = set()  # live tasks whose job was seen running (TaskRunning sent)
+        self._job_ids: dict[str, str] = {}  # task id -> Slurm job id
+        self._missing: dict[str, int] = {}  # task id -> squeue rounds without its job and exit.json
+        self._kill_timers: dict[str, asyncio.TimerHandle] = {}
+        self._workers: list[asyncio.Task[None]] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._sock: socket.socket | None = None
+        self._sock_ino: int | None = None
+        self._last_squeue = 0.0
+        self._closing = False
+
+    # -- Slurm commands --------------------------------------------------------------------------
+
+    async def _run(self, *argv: str, check: bool = True) -> str:
+        proc = await asyncio.create_subprocess_exec(
+            *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE, env=self._env)
+        out, err = await proc.communicate()
+        if check and proc.returncode != 0:
+            raise RuntimeError(f"{' '.join(argv[:2])}: exit {proc.returncode}: {err.decode(errors='replace').strip()}")
+        return out.decode(errors="replace")
+
+    async def refresh_nodes(self) -> list[NodeInfo]:
+        """Read the nodes from ``sinfo --json`` (GPUs from gres ``gpu[:type]:N``)."""
+        argv = ["sinfo", "--json"] + (["-p", self.partition] if self.partition else [])
+        data = json.loads(await self._run(*argv))
+        nodes = []
+        for n in data.get("nodes", []):
+            if self.partition and self.partition not in (n.get("partitions") or [self.partition]):
+                continue
+            model, count = parse_gres_gpus(n.get("gres", ""))
+            name = n["name"]
+            gpus = tuple(GpuInfo(i, f"SLURM-{name}-GPU-{i}", model or self.gpu_model, self.gpu_memory_mb,
+                                 simulated=self.simulated_gpus) for i in range(count))
+            nodes.append(NodeInfo(name=name, ip=n.get("address") or name, cpu=int(n.get("cpus") or 0),
+                                  memory_mb=int(n.get("real_memory") or 0), gpus=gpus))
+        self._nodes = nodes
+        self._node_ip = {n.name: n.ip for n in nodes}
+        return nodes
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._closing = False
+        os.makedirs(self.tasks_dir, mode=0o700, exist_ok=True)
+        if self.notify:
+            self._sock = self._bind()
+            self._loop.add_reader(self._sock.fileno(), self._on_datagrams)
+        await self.refresh_nodes()
+        self._workers = [asyncio.create_task(self._submitter(), name=f"slurm-submit-{i}")
+                         for i in range(self.submit_concurrency)]
+        self._workers.append(asyncio.create_task(self._poller(), name="slurm-poll"))
+
+    def _bind(self) -> socket.socket:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC)
+        path = str(self.socket_path)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        if len(path.encode()) <= _SUN_PATH_MAX:
+            sock.bind(path)
+        else:
+            dfd = os.open(self.run_root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            try:
+                sock.bind(f"/proc/self/fd/{dfd}/{self.socket_path.name}")
+            finally:
+                os.close(dfd)
+        os.chmod(path, 0o600)
+        self._sock_ino = os.stat(path).st_ino
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+        return sock
+
+    async def close(self) -> None:
+        self._closing = True
+        # Launches accepted but not yet submitted are submitted first: start() promised them.
+        for _ in range(self.submit_concurrency):
+            self._submit.put_nowait(None)
+        submitters = self._workers[:-1]
+        if submitters:
+            await asyncio.gather(*submitters, return_exceptions=True)
+        for w in self._workers[-1:]:
+            w.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await w
+        self._workers = []
+        if self._sock is not None:
+            if self._loop is not None:
+                self._loop.remove_reader(self._sock.fileno())
+            self._sock.close()
+            self._sock = None
+            with contextlib.suppress(OSError):
+                if os.stat(self.socket_path).st_ino == self._sock_ino:
+                    os.unlink(self.socket_path)
+        for handle in self._kill_timers.values():
+            handle.cancel()
+        self._kill_timers.clear()
+        self._queue.put_nowait(None)
+
+    # -- description ---------------------------------------------------------------------------
+
+    def nodes(self) -> list[NodeInfo]:
+        return list(self._nodes)
+
+    def task_dir(self, task_id: str) -> Path:
+        return self.tasks_dir / _check_task_id(task_id)
+
+    def job_id(self, task_id: str) -> str | None:
+        """The Slurm job id of a task attempt, once submitted."""
+        if task_id in self._job_ids:
+            return self._job_ids[task_id]
+        cfg = read_json(f"{self._tasks}/{task_id}/{CONFIG_FILE}") or {}
+        return cfg.get("jobId")
+
+    # -- tasks ---------------------------------------------------------------------------------
+
+    async def start(self, launch: TaskLaunch) -> None:
+        if self._loop is None or self._closing:
+            raise RuntimeError("SlurmBackend.start() before open() or after close()")
+        task_id = _check_task_id(launch.task_id)
+        task_dir = f"{self._tasks}/{task_id}"
+        if launch.node not in self._node_ip and self._nodes:
+            raise RuntimeError(f"no Slurm node {launch.node!r}")
+        spec = dict(launch.spec)
+        spec["gpus"] = list(launch.gpus)  # replaced in the job by the GPUs Slurm allocates
+        spec.setdefault("work_dir", "")
+        spec.setdefault("log_dir", "")
+        if not spec["work_dir"]:
+            spec["work_dir"] = f"{task_dir}/work"
+        if not spec["log_dir"]:
+            spec["log_dir"] = task_dir
+        peers = spec.get("peers") or ()
+        if any(p.get("ip") is None for p in peers):
+            spec["peers"] = [p if p.get("ip") is not None else {**p, "ip": self._peer_ip(p, spec, launch)}
+                             for p in peers]
+        config = {"node": launch.node, "gpus": len(launch.gpus), "holdSeconds": self.debug_hold_seconds,
+                  "jobName": f"{self.prefix}{task_id}"}
+        await asyncio.to_thread(self._write_task, task_dir, spec, config)
+        self._live.add(task_id)
+        self._submit.put_nowait((task_id, launch, config))
+
+    def _peer_ip(self, peer: dict[str, Any], spec: dict[str, Any], launch: TaskLaunch) -> str | None:
+        node = peer.get("node")
+        if node is None and peer.get("role") == spec.get("task_role") and peer.get("index") == spec.get("task_index"):
+            node = launch.node
+        return self._node_ip.get(node) if node else None
+
+    @staticmethod
+    def _write_task(task_dir: str, spec: dict[str, Any], config: dict[str, Any]) -> None:
+        try:
+            os.makedirs(task_dir, 0o700)
+        except FileExistsError:
+            if os.path.exists(f"{task_dir}/{CONFIG_FILE}") or os.path.exists(f"{task_dir}/{EXIT_FILE}"):
+                raise ValueError(f"task {os.path.basename(task_dir)} was already started") from None
+        _write_json(f"{task_dir}/{SPEC_FILE}", spec)
+        _write_json(f"{task_dir}/{CONFIG_FILE}", config)
+
+    def _sbatch_argv(self, task_id: str, launch: TaskLaunch, config: dict[str, Any]) -> list[str]:
+        task_dir = f"{self._tasks}/{task_id}"
+        role = (launch.spec.get("task_roles") or {}).get(launch.spec.get("task_role"), {})
+        argv = ["sbatch", "--parsable", f"--job-name={config['jobName']}", f"--nodelist={launch.node}",
+                "--nodes=1", "--ntasks=1", f"--cpus-per-task={max(1, int(role.get('cpu') or 1))}",
+                f"--chdir={task_dir}", f"--output={task_dir}/slurm.out", "--export=ALL", "--no-requeue"]
+        if launch.gpus:
+            argv.append(f"--gres=gpu:{len(launch.gpus)}")
+        if self.request_memory and role.get("memory_mb"):
+            argv.append(f"--mem={int(role['memory_mb'])}M")
+        if self.partition:
+            argv.append(f"--partition={self.partition}")
+        argv += self.sbatch_args
+        notify = f" --notify {self.socket_path}" if self._sock is not None else ""
+        argv.append(f"--wrap=exec {self.python} -m pai_hub.backends.slurm.jobscript {task_dir}{notify}")
+        return argv
+
+    async def _submitter(self) -> None:
+        while True:
+            item = await self._submit.get()
+            if item is None:
+                return
+            task_id, launch, config = item
+            task_dir = f"{self._tasks}/{task_id}"
+            if os.path.exists(f"{task_dir}/{STOP_FILE}"):
+                self._emit_exit(task_id, {"exitCode": STOPPED_EXIT_CODE, "finishedAt": time.time(),
+                                          "reason": "stopped before it was submitted to Slurm"})
+                continue
+            try:
+                out = await self._run(*self._sbatch_argv(task_id, launch, config))
+            except Exception as exc:
+                log.warning("sbatch of %s failed: %s", task_id, exc)
+                self._emit_exit(task_id, {"exitCode": START_FAILED_EXIT_CODE, "finishedAt": time.time(),
+                                          "diagnostics": f"sbatch failed: {exc}"})
+                continue
+            job_id = out.strip().split(";")[0]
+            self._job_ids[task_id] = job_id
+            config = {**config, "jobId": job_id, "submittedAt": time.time()}
+            await asyncio.to_thread(_write_json, f"{task_dir}/{CONFIG_FILE}", config)
+            if os.path.exists(f"{task_dir}/{STOP_FILE}") and task_id in self._live:
+                await self._scancel(job_id, None)  # stopped while sbatch ran
+
+    async def _scancel(self, job_id: str, sig: str | None) -> None:
+        argv = ["scancel"] + ([f"--signal={sig}", "--full"] if sig else []) + [job_id]
+        try:
+            await self._run(*argv)
+        except Exception as exc:
+            log.debug("%s: %s", argv, exc)
+
+    async def stop(self, task_id: str, grace: float = 10.0) -> None:
+        try:
+            task_dir = str(self.task_dir(task_id))
+        except ValueError:
+            return
+        if task_id not in self._live:
+            await self.release(task_id)  # an ended task kept for debugging: end its hold
+            return
+        os.makedirs(task_dir, 0o700, exist_ok=True)
+        os.close(os.open(f"{task_dir}/{STOP_FILE}", os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))
+        job_id = self.job_id(task_id)
+        if job_id is None:
+            return  # not submitted yet: the submitter sees the marker
+        if task_id in self._started or os.path.exists(f"{task_dir}/{STARTED_FILE}"):
+            await self._scancel(job_id, "TERM")  # the runtime forwards it to the task's group
+            if task_id not in self._kill_timers and self._loop is not None:
+                self._kill_timers[task_id] = self._loop.call_later(
+                    max(0.0, grace), lambda: asyncio.ensure_future(self._force(task_id, job_id)))
+        else:
+            await self._scancel(job_id, None)  # pending: nothing runs yet
+
+    async def _force(self, task_id: str, job_id: str) -> None:
+        self._kill_timers.pop(task_id, None)
+        if task_id in self._live:
+            await self._scancel(job_id, None)  # SIGTERM, KillWait, SIGKILL by Slurm
+
+    async def release(self, task_id: str) -> bool:
+        """End the debug hold of an ended task: its Slurm job (and GPUs) are freed. False if none."""
+        try:
+            task_dir = str(self.task_dir(task_id))
+        except ValueError:
+            return False
+        marker = f"{task_dir}/{HOLD_FILE}"
+        if not os.path.exists(marker):
+            return False
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(marker)
+        job_id = self.job_id(task_id)
+        if job_id:
+            await self._scancel(job_id, None)
+        return True
+
+    # -- events --------------------------------------------------------------------------------
+
+    def _on_datagrams(self) -> None:
+        sock = self._sock
+        while sock is not None:
+            try:
+                data = sock.recv(1024)
+            except OSError:
+                return
+            task_id = data.decode(errors="replace")
+            if task_id in self._live:
+                record = read_json(f"{self._tasks}/{task_id}/{EXIT_FILE}")
+                if record is not None:
+                    self._emit_exit(task_id, record)
+
+    def _emit_exit(self, task_id: str, record: dict[str, Any]) -> None:
+        if task_id not in self._live:
+            return
+        self._live.discard(task_id)
+        self._started.discard(task_id)
+        self._missing.pop(task_id, None)
+        self._job_ids.pop(task_id, None)
+        timer = self._kill_timers.pop(task_id, None)
+        if timer is not None:
+            timer.cancel()
+        self._queue.put_nowait(TaskExit(task_id, int(record.get("exitCode", LOST_EXIT_CODE)),
+                                        record.get("startedAt"), record.get("finishedAt") or time.time(), record))
+
+    def _scan(self, task_ids: list[str]) -> list[tuple[str, str, dict[str, Any] | None]]:
+        """(task id, 'exit'|'started', record) for live tasks whose files changed (runs in a thread)."""
+        found = []
+        for tid in task_ids:
+            d = f"{self._tasks}/{tid}"
+            record = read_json(f"{d}/{EXIT_FILE}")
+            if record is not None:
+                found.append((tid, "exit", record))
+            elif tid not in self._started and os.path.exists(f"{d}/{STARTED_FILE}"):
+                found.append((tid, "started", read_json(f"{d}/{STARTED_FILE}")))
+        return found
+
+    async def _poller(self) -> None:
+        while True:
+            await asyncio.sleep(self.poll_interval)
+            try:
+                await self._poll_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("slurm backend: poll failed")
+
+    async def _poll_once(self) -> None:
+        if self._live:
+            for tid, what, record in await asyncio.to_thread(self._scan, list(self._live)):
+                if what == "exit":
+                    self._emit_exit(tid, record or {})
+                elif tid in self._live and tid not in self._started:
+                    self._started.add(tid)
+                    self._queue.put_nowait(TaskRunning(tid, (record or {}).get("startedAt")))
+        now = time.monotonic()
+        if now - self._last_squeue >= self.squeue_interval and self._live:
+            self._last_squeue = now
+            await self._check_queue()
+
+    async def _squeue(self) -> dict[str, str]:
+        """Slurm job id -> state of every job Slurm still knows."""
+        out = await self._run("squeue", "--noheader", "--states=all", "--format=%i|%T")
+        states = {}
+        for line in out.splitlines():
+            job, _, state = line.strip().partition("|")
+            states[job] = state
+        return states
+
+    async def _check_queue(self) -> None:
+        """Jobs that ended, or vanished, without exit.json (cancelled pending, killed, node lost)."""
+        states = await self._squeue()
+        for tid in list(self._live):
+            job_id = self._job_ids.get(tid)
+            if job_id is None:
+                continue  # still being submitted
+            state = states.get(job_id)
+            if state is not None and state not in _FINAL_STATES:
+                self._missing.pop(tid, None)
+                continue
+            # Twice in a row, so an exit.json written just before the job ended is seen first.
+            self._missing[tid] = self._missing.get(tid, 0) + 1
+            if self._missing[tid] < 2:
+                continue
+            record = read_json(f"{self._tasks}/{tid}/{EXIT_FILE}")
+            if record is None:
+                record = self._no_record(tid, job_id, state)
+            self._emit_exit(tid, record)
+
+    def _no_record(self, tid: str, job_id: str, state: str | None) -> dict[str, Any]:
+        now = time.time()
+        if os.path.exists(f"{self._tasks}/{tid}/{STOP_FILE}"):
+            return {"exitCode": STOPPED_EXIT_CODE, "finishedAt": now, "slurmJobId": job_id, "slurmState": state,
+                    "reason": "stopped before the runtime recorded an exit"}
+        return {"exitCode": LOST_EXIT_CODE, "finishedAt": now, "slurmJobId": job_id, "slurmState": state,
+                "reason": f"Slurm job {job_id} ended ({state or 'gone from squeue'}) without an exit record"}
+
+    async def events(self) -> AsyncIterator[TaskEvent]:
+        while True:
+            event = await self._queue.get()
+            if event is None:
+                return
+            yield event
+
+    # -- adoption ------------------------------------------------------------------------------
+
+    async def adopt(self, known_task_ids: list[str]) -> list[TaskEvent]:
+        jobs: dict[str, dict[str, Any]] = {}
+        by_name: dict[str, dict[str, Any]] = {}
+        if known_task_ids:
+            data = json.loads(await self._run("squeue", "--json"))
+            for j in data.get("jobs", []):
+                jobs[str(j["job_id"])] = j
+                by_name[j.get("name", "")] = j
+        events: list[TaskEvent] = []
+        for tid in known_task_ids:
+            if not isinstance(tid, str) or not _TASK_ID.fullmatch(tid) or tid in (".", ".."):
+                events.append(TaskExit(tid, LOST_EXIT_CODE, None, time.time(), {"reason": "invalid task id"}))
+                continue
+            d = f"{self._tasks}/{tid}"
+            record = read_json(f"{d}/{EXIT_FILE}")
+            if record is not None:
+                events.append(self._exit_event(tid, record))
+                continue
+            cfg = read_json(f"{d}/{CONFIG_FILE}") or {}
+            job = jobs.get(str(cfg.get("jobId"))) if cfg.get("jobId") else by_name.get(f"{self.prefix}{tid}")
+            state = job.get("job_state") if job else None
+            if job is not None and state not in _FINAL_STATES:
+                self._live.add(tid)
+                self._job_ids[tid] = str(job["job_id"])
+                started = read_json(f"{d}/{STARTED_FILE}")
+                if started is not None:
+                    self._started.add(tid)
+                events.append(TaskRunning(tid, (started or {}).get("startedAt")))
+                continue
+            record = read_json(f"{d}/{EXIT_FILE}")  # it may have ended between the two looks
+            if record is None:
+                record = self._no_record(tid, str(cfg.get("jobId")), state)
+            events.append(self._exit_event(tid, record))
+        return events
+
+    @staticmethod
+    def _exit_event(tid: str, record: dict[str, Any]) -> TaskExit:
+        return TaskExit(tid, int(record.get("exitCode", LOST_EXIT_CODE)), record.get("startedAt"),
+                        record.get("finishedAt") or time.time(), record)
+
+    # -- logs and shells -----------------------------------------------------------------------
+
+    def _log_dir(self, task_id: str) -> str:
+        try:
+            task_dir = str(self.task_dir(task_id))
+        except ValueError:
+            raise KeyError(task_id) from None
+        if not os.path.isdir(task_dir):
+            raise KeyError(task_id)
+        spec = read_json(f"{task_dir}/{SPEC_FILE}") or {}
+        return spec.get("log_dir") or task_dir
+
+    def log_names(self, task_id: str) -> list[str]:
+        log_dir = self._log_dir(task_id)
+        if not os.path.exists(f"{log_dir}/runtime.log"):
+            return []
+        return list(LOG_NAMES)
+
+    def read_log(self, task_id: str, name: str, offset: int = 0, limit: int | None = None) -> bytes:
+        if name not in LOG_NAMES:
+            raise KeyError(name)
+        log_dir = self._log_dir(task_id)
+        try:
+            with open(f"{log_dir}/{name}", "rb") as f:
+                if offset:
+                    f.seek(offset)
+                return f.read(-1 if limit is None else limit)
+        except FileNotFoundError:
+            return b""
+
+    def exec_shell(self, task_id: str) -> Shell:
+        """bash on a PTY with the task's environment. While its Slurm job lives (running, or held for
+        debugging) the shell is a step in the allocation (``srun --jobid J --overlap --pty``) on the
+        task's node; after it, a shell on this host in the shared task directory."""
+        task_dir = str(self.task_dir(task_id))
+        data = read_json(f"{task_dir}/{SPEC_FILE}")
+        if data is None:
+            raise KeyError(task_id)
+        spec = TaskSpec.from_json_dict(data)
+        env = dict(self._env)
+        env.update(spec.env)
+        env.update(build_env(spec))
+        env.update(TERM="xterm-256color", PAI_DEBUG_SHELL="1")
+        cwd = spec.work_dir or f"{task_dir}/work"
+        os.makedirs(cwd, exist_ok=True)
+        job_id = self.job_id(task_id)
+        alive = job_id is not None and (task_id in self._live or os.path.exists(f"{task_dir}/{HOLD_FILE}"))
+        if alive:
+            argv = ["setsid", "--ctty", "srun", f"--jobid={job_id}", "--overlap", "--pty", f"--chdir={cwd}",
+                    "--ntasks=1", "--export=ALL", "env", f"CUDA_VISIBLE_DEVICES={env['CUDA_VISIBLE_DEVICES']}",
+                    "/bin/bash", "-i"]
+        else:
+            argv = ["setsid", "--ctty", "/bin/bash", "-i"]
+        master, slave = os.openpty()
+        try:
+            proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, cwd=cwd, env=env, close_fds=True)
+        finally:
+            os.close(slave)
+        os.set_blocking(master, False)
+        return Shell(proc.pid, master, proc)
