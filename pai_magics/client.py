@@ -7,9 +7,12 @@ or ``user~name``. Every failure is a :class:`PaiError` with OpenPAI's code and a
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
@@ -28,8 +31,92 @@ class PaiError(Exception):
 
 
 def _settings(url: str | None, token: str | None) -> tuple[str, str | None]:
-    url = (url or os.environ.get("PAI_URL") or "http://127.0.0.1:9186").rstrip("/")
-    return url, token or os.environ.get("PAI_TOKEN")
+    env_url, env_token = hub_settings()  # PAI_URL / PAI_TOKEN, else the hub's environment (notebook block)
+    url = (url or env_url or "http://127.0.0.1:9186").rstrip("/")
+    return url, token or env_token
+
+
+# -- notebook helpers (pai_magics, pai_extension; docs/notebook.md) ------------------ begin notebook helpers
+def hub_settings(environ: Any = None) -> tuple[str | None, str | None]:
+    """The PAI URL and token of this process: ``PAI_URL`` / ``PAI_TOKEN`` when set; else, inside a
+    hub-spawned notebook, the PAI service under the hub (``<hub>/services/<PAI_SERVICE_NAME or pai>``,
+    the hub's public URL when known, else the base of ``JUPYTERHUB_API_URL``) with the user's
+    ``JUPYTERHUB_API_TOKEN``. ``(None, None)`` when neither is there."""
+    env = os.environ if environ is None else environ
+    token = env.get("PAI_TOKEN") or env.get("JUPYTERHUB_API_TOKEN") or None
+    if env.get("PAI_URL"):
+        return env["PAI_URL"], token
+    hub = env.get("JUPYTERHUB_PUBLIC_HUB_URL") or env.get("JUPYTERHUB_API_URL")
+    if not hub:
+        return None, token
+    base = hub.rstrip("/")
+    for suffix in ("/hub/api", "/hub"):
+        if base.endswith(suffix):
+            base = base[: -len(suffix)]
+            break
+    return f"{base}/services/{env.get('PAI_SERVICE_NAME') or 'pai'}", token
+
+
+@dataclass(frozen=True)
+class SseEvent:
+    """One server-sent event of a job's stream: ``event`` is ``"message"`` (``data`` is a job event,
+    OpenPAI's fields) or ``"end"`` (``data`` is ``{"state": <final state>}``)."""
+
+    event: str
+    data: Any
+
+
+class _SseParser:
+    """Server-sent events, fed line by line (``text/event-stream``; comments are keep-alives)."""
+
+    def __init__(self) -> None:
+        self.event: str | None = None
+        self.data: list[str] = []
+
+    def feed(self, line: str) -> SseEvent | None:
+        line = line.rstrip("\r\n")
+        if line == "":
+            if not self.data:
+                self.event = None
+                return None
+            text = "\n".join(self.data)
+            try:
+                data: Any = json.loads(text)
+            except ValueError:
+                data = text
+            out = SseEvent(self.event or "message", data)
+            self.event, self.data = None, []
+            return out
+        if line.startswith(":"):
+            return None
+        key, _, value = line.partition(":")
+        value = value[1:] if value.startswith(" ") else value
+        if key == "event":
+            self.event = value
+        elif key == "data":
+            self.data.append(value)
+        return None
+
+
+def protocol_text(job: Any) -> str:
+    """A job as protocol YAML text: YAML text as it is, a mapping, or a ``pai_hub.protocol.JobProtocol``."""
+    if isinstance(job, str):
+        return job
+    if hasattr(job, "model_dump"):
+        job = job.model_dump(mode="json", by_alias=True, exclude_none=True)
+    import yaml
+
+    return yaml.safe_dump(job, sort_keys=False)
+
+
+def _ws_url(http_url: str) -> str:
+    return "ws" + http_url[len("http"):] if http_url.startswith("http") else http_url
+
+
+def _first_debug_task(reservation: dict[str, Any]) -> tuple[str, int]:
+    kept = reservation["tasks"][0]
+    return kept["taskRole"], int(kept["taskIndex"])
+# -- end notebook helpers -----------------------------------------------------------------
 
 
 def _raise_for(r: httpx.Response) -> None:
@@ -190,6 +277,63 @@ class PaiClient(_Paths):
         base = "ws" + self.url[len("http"):] if self.url.startswith("http") else self.url
         return f"{base}{self.job_path(name)}/tasks/{role}/{index}/terminal"
 
+    # -- notebook (pai_magics, pai_extension; docs/notebook.md) --------------------- begin notebook block
+    def info(self) -> dict[str, Any]:
+        """``GET /api/v2/info``: ``launcherType`` tells whether tasks run on the server's machine."""
+        return self.request("GET", f"{API}/info")
+
+    def virtual_clusters(self) -> dict[str, Any]:
+        return self.request("GET", f"{API}/virtual-clusters")
+
+    def sku_types(self, vc: str | None = None) -> dict[str, Any]:
+        return self.request("GET", f"{API}/cluster/sku-types", params={"vc": vc} if vc else None)
+
+    def submit_job(self, job: Any) -> str:
+        """Submit protocol YAML text, a mapping or a ``JobProtocol``; returns the job's ``user~name``."""
+        text = protocol_text(job)
+        self.submit(text)
+        import yaml
+
+        return self.framework(str((yaml.safe_load(text) or {}).get("name", "")))
+
+    def snapshot(self, name: str) -> Any:
+        """The job as a typed :class:`pai_magics.models.JobSnapshot`."""
+        from .models import JobSnapshot
+
+        return JobSnapshot.from_detail(self.job(name), self.framework(name))
+
+    def event_stream(self, name: str) -> Iterator[SseEvent]:
+        """The job's events as they happen (server-sent events): past ones first, then new ones;
+        the last is ``SseEvent("end", {"state": ...})`` once the job has ended."""
+        parser = _SseParser()
+        try:
+            with self._http.stream("GET", self.job_path(name) + "/events",
+                                   headers={"Accept": "text/event-stream"},
+                                   timeout=httpx.Timeout(30.0, read=60.0)) as r:
+                if r.status_code >= 400:
+                    r.read()
+                    _raise_for(r)
+                for line in r.iter_lines():
+                    if (ev := parser.feed(line)) is not None:
+                        yield ev
+                        if ev.event == "end":
+                            return
+        except httpx.HTTPError as exc:
+            raise PaiError(0, "ConnectionError", f"cannot reach {self.url}: {exc}") from None
+
+    def debug_task(self, name: str) -> tuple[str, int]:
+        """The task to open a shell in: the one kept for debugging, else the job's first task."""
+        try:
+            return _first_debug_task(self.debug_reservation(name))
+        except PaiError as exc:
+            if exc.code != "NoDebugReservationError":
+                raise
+        roles = self.job(name)["taskRoles"]
+        if not roles:
+            raise PaiError(404, "NoTaskError", f"job {name} has no tasks yet")
+        return next(iter(roles.values()))["taskRoleStatus"]["name"], 0
+    # -- end notebook block ------------------------------------------------------------------
+
     # -- marketplace (pai_hub/marketplace; docs/marketplace.md) ---------------- begin marketplace block
     def market_path(self, ref: str, *rest: str) -> str:
         """``/marketplace/api/items/<ref>[/...]``; ``ref`` is an item id, name or ``name@version``."""
@@ -250,7 +394,9 @@ class PaiClient(_Paths):
 
 
 class AsyncPaiClient(_Paths):
-    """The asynchronous client (used inside servers and kernels' event loops)."""
+    """The asynchronous client (used inside servers and kernels' event loops): what the server
+    extension, the widgets and the spawner need — jobs, a job, stop, logs, the events stream as an
+    async iterator over server-sent events, debug reservations and terminals."""
 
     def __init__(self, url: str | None = None, token: str | None = None, timeout: float = 30.0) -> None:
         self.url, self.token = _settings(url, token)
@@ -260,34 +406,154 @@ class AsyncPaiClient(_Paths):
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    async def request(self, method: str, path: str, **kwargs: Any) -> Any:
+    async def __aenter__(self) -> AsyncPaiClient:
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.aclose()
+
+    async def send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """The raw answer (any status): what a proxy passes on. Connection errors are PaiError."""
         try:
-            r = await self._http.request(method, path, **kwargs)
+            return await self._http.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
             raise PaiError(0, "ConnectionError", f"cannot reach {self.url}: {exc}") from None
-        return _decode(r)
+
+    async def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        return _decode(await self.send(method, path, **kwargs))
+
+    def open_stream(self, method: str, path: str, **kwargs: Any) -> Any:
+        """``async with client.open_stream(...) as response``: an answer read as it arrives (a
+        proxy passing on server-sent events); connection errors surface as ``httpx.HTTPError``."""
+        kwargs.setdefault("timeout", httpx.Timeout(30.0, read=None))
+        return self._http.stream(method, path, **kwargs)
 
     async def whoami(self) -> dict[str, Any]:
         me = await self.request("GET", f"{API}/tokens/check")
         self.username = me["username"]
         return me
 
-    async def submit(self, protocol_yaml: str) -> dict[str, Any]:
-        return await self.request("POST", f"{API}/jobs", content=protocol_yaml.encode(),
+    async def resolve(self, name: str) -> str:
+        """``user~name`` of a job named ``name`` or ``user~name``."""
+        if "~" not in name and self.username is None:
+            await self.whoami()
+        return self.framework(name)
+
+    async def _job(self, name: str) -> str:
+        await self.resolve(name)
+        return self.job_path(name)
+
+    # -- cluster ------------------------------------------------------------------------------------
+    async def info(self) -> dict[str, Any]:
+        return await self.request("GET", f"{API}/info")
+
+    async def virtual_clusters(self) -> dict[str, Any]:
+        return await self.request("GET", f"{API}/virtual-clusters")
+
+    async def sku_types(self, vc: str | None = None) -> dict[str, Any]:
+        return await self.request("GET", f"{API}/cluster/sku-types", params={"vc": vc} if vc else None)
+
+    # -- jobs ---------------------------------------------------------------------------------------
+    async def submit(self, protocol_yaml: Any) -> dict[str, Any]:
+        """Submit protocol YAML text, a mapping or a ``pai_hub.protocol.JobProtocol``."""
+        return await self.request("POST", f"{API}/jobs", content=protocol_text(protocol_yaml).encode(),
                                   headers={"Content-Type": "text/yaml"})
 
     async def jobs(self, **filters: Any) -> list[dict[str, Any]]:
-        return await self.request("GET", f"{API}/jobs", params={k: v for k, v in filters.items() if v})
+        return await self.request("GET", f"{API}/jobs",
+                                  params={k: v for k, v in filters.items() if v not in (None, "")})
 
     async def job(self, name: str) -> dict[str, Any]:
-        if "~" not in name and self.username is None:
-            await self.whoami()
-        return await self.request("GET", self.job_path(name))
+        return await self.request("GET", await self._job(name))
+
+    async def snapshot(self, name: str) -> Any:
+        """The job as a typed :class:`pai_magics.models.JobSnapshot`."""
+        from .models import JobSnapshot
+
+        return JobSnapshot.from_detail(await self.job(name), await self.resolve(name))
+
+    async def config(self, name: str) -> str:
+        return await self.request("GET", await self._job(name) + "/config")
 
     async def stop(self, name: str) -> dict[str, Any]:
-        if "~" not in name and self.username is None:
-            await self.whoami()
-        return await self.request("PUT", self.job_path(name) + "/executionType", json={"value": "STOP"})
+        return await self.request("PUT", await self._job(name) + "/executionType", json={"value": "STOP"})
+
+    async def events(self, name: str) -> list[dict[str, Any]]:
+        return (await self.request("GET", await self._job(name) + "/events"))["data"]
+
+    async def event_stream(self, name: str) -> AsyncIterator[SseEvent]:
+        """The job's events as they happen (server-sent events): past ones first, then new ones;
+        the last is ``SseEvent("end", {"state": ...})`` once the job has ended."""
+        path = await self._job(name) + "/events"
+        parser = _SseParser()
+        try:
+            async with self._http.stream("GET", path, headers={"Accept": "text/event-stream"},
+                                         timeout=httpx.Timeout(30.0, read=60.0)) as r:
+                if r.status_code >= 400:
+                    await r.aread()
+                    _raise_for(r)
+                async for line in r.aiter_lines():
+                    if (ev := parser.feed(line)) is not None:
+                        yield ev
+                        if ev.event == "end":
+                            return
+        except httpx.HTTPError as exc:
+            raise PaiError(0, "ConnectionError", f"cannot reach {self.url}: {exc}") from None
+
+    async def wait(self, name: str, timeout: float = 600) -> dict[str, Any]:
+        """Until the job ends (following its event stream); returns its detail."""
+        async def follow() -> None:
+            async for ev in self.event_stream(name):
+                if ev.event == "end":
+                    return
+
+        try:
+            await asyncio.wait_for(follow(), timeout)
+        except asyncio.TimeoutError:
+            raise PaiError(0, "Timeout", f"job {name} did not end within {timeout}s") from None
+        return await self.job(name)
+
+    async def log(self, name: str, role: str | None = None, index: int = 0, log: str = "all", offset: int = 0,
+                  tail: bool = False, detail: dict[str, Any] | None = None) -> tuple[str, int]:
+        """One log of a task from ``offset`` (or its last 16 KiB with ``tail``); returns the text and
+        the next offset. ``detail``: the job's detail when the caller has it (saves a request)."""
+        detail = detail or await self.job(name)
+        roles = detail["taskRoles"]
+        entry = next(iter(roles.values()), None) if role is None else next(
+            (e for k, e in roles.items() if role in (k, e["taskRoleStatus"]["name"])), None)
+        task = next((t for t in (entry or {}).get("taskStatuses", []) if t["taskIndex"] == index), None)
+        if task is None:
+            raise PaiError(404, "NoTaskLogError", f"job {name} has no task {role or ''}/{index} yet")
+        params: dict[str, Any] = {"tail-mode": "true"} if tail else {"offset": offset}
+        r = await self.send("GET", f"{task['containerLog']}/{log}", params=params)
+        _raise_for(r)
+        return r.text, int(r.headers.get("X-Log-Offset", offset + len(r.content)))
+
+    # -- debugging ------------------------------------------------------------------------------------
+    async def debug_reservation(self, name: str) -> dict[str, Any]:
+        return await self.request("GET", await self._job(name) + "/debug")
+
+    async def release(self, name: str) -> dict[str, Any]:
+        return await self.request("DELETE", await self._job(name) + "/debug")
+
+    async def debug_task(self, name: str) -> tuple[str, int]:
+        """The task to open a shell in: the one kept for debugging, else the job's first task."""
+        try:
+            return _first_debug_task(await self.debug_reservation(name))
+        except PaiError as exc:
+            if exc.code != "NoDebugReservationError":
+                raise
+        roles = (await self.job(name))["taskRoles"]
+        if not roles:
+            raise PaiError(404, "NoTaskError", f"job {name} has no tasks yet")
+        return next(iter(roles.values()))["taskRoleStatus"]["name"], 0
+
+    async def terminal_url(self, name: str, role: str, index: int) -> str:
+        """The websocket of a shell in a task (terminado's protocol); send :meth:`auth_headers`."""
+        return f"{_ws_url(self.url)}{await self._job(name)}/tasks/{quote(role, safe='')}/{int(index)}/terminal"
+
+    def auth_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
 
 
 # == operations (pai_hub/monitoring): usage reports, job timelines, alerts =========================

@@ -31,6 +31,7 @@ from jupyterhub.spawner import Spawner
 from tornado import web
 from traitlets import Bool, Callable, Dict, Float, Integer, List, Unicode, Union, default
 
+from pai_magics import autoload_env
 from pai_magics.client import AsyncPaiClient, PaiError
 
 from . import profiles as P
@@ -201,6 +202,7 @@ class PaiSpawner(Spawner):
         env = self.get_env()
         env["PAI_URL"] = self.pai_url
         env["PAI_TOKEN"] = env.get("JUPYTERHUB_API_TOKEN", "")
+        env.update(autoload_env())  # every kernel of the notebook loads the %pai magics
         secret_values: dict[str, str] = {}
         exports = []
         for key in sorted(env):

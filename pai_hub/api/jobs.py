@@ -38,6 +38,7 @@ LIST_ORDER_FIELDS = {
     "jobPriority": lambda j: j.job_priority or "",
 }
 MAX_LIST_LIMIT = 50000
+FINAL_REASONS = frozenset({"JobSucceeded", "JobFailed", "JobStopped"})
 
 
 class JobAccess(BaseHandler):
@@ -359,19 +360,29 @@ class EventsHandler(JobAccess):
                     None, job_store.events, self.pai.store, job.id, last, None):
                 last = r["id"]
                 await self._emit(views.event_view(job, r, roles))
-            while job.state not in TERMINAL:
+            # The job's final event ends the stream; the rest of that turn's events (published
+            # together, after the commit) are drained first. A job already over ends it at once.
+            done = job.state in TERMINAL and any(r["reason"] in FINAL_REASONS for r in rows)
+            while not done:
                 try:
                     ev = await asyncio.wait_for(queue.get(), timeout=15)
                 except asyncio.TimeoutError:
+                    if job.state in TERMINAL:
+                        break  # over, and nothing more will come
                     self.write(": keep-alive\n\n")
                     await self.flush()
                     continue
-                if ev.id <= last:
-                    continue  # already sent from the store
-                row = dict(ev.__dict__)
+                batch = [ev]
+                while not queue.empty():
+                    batch.append(queue.get_nowait())
                 for t in controller.machine.tasks.get(job.id, []):
                     roles[t.task_id] = f"{t.role}/{t.task_index}"
-                await self._emit(views.event_view(job, row, roles))
+                for ev in batch:
+                    if ev.id <= last:
+                        continue  # already sent from the store
+                    last = ev.id
+                    await self._emit(views.event_view(job, dict(ev.__dict__), roles))
+                    done = done or (ev.reason in FINAL_REASONS and job.state in TERMINAL)
             self.write(f"event: end\ndata: {json.dumps({'state': job.state})}\n\n")
             await self.flush()
         except iostream.StreamClosedError:

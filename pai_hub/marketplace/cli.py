@@ -9,17 +9,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import secrets
 import sys
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 from pai_magics.client import PaiClient, PaiError
 
 from .. import protocol
 from .content import ITEM_TYPES, REF_KEY
+from .templates import TemplateError, template_job
 
 
 def _client(args: argparse.Namespace) -> PaiClient:
@@ -94,37 +92,13 @@ def cmd_publish(args: argparse.Namespace) -> int:
     return 0
 
 
-def _with_params(doc: dict[str, Any], params: list[str] | None) -> None:
-    if not params:
-        return
-    values = doc.get("parameters") or {}
-    for item in params:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise PaiError(0, "InvalidParametersError", f"--param {item!r}: expected KEY=VALUE")
-        values[key] = yaml.safe_load(value) if value else ""
-    doc["parameters"] = values
-
-
 def cmd_use(args: argparse.Namespace) -> int:
     with _client(args) as c:
         item = c.market_item(args.item)
-        if item["type"] != "template":
-            raise PaiError(0, "InvalidParametersError",
-                           f"{item['name']} is a {item['type']} item, not a template; reference it from a job's "
-                           f"prerequisites: {{name: ..., type: {item['type']}, {REF_KEY}: {item['name']}}}")
         try:
-            doc = protocol.parse(item["protocol"])
-        except protocol.InvalidProtocol as exc:
-            raise PaiError(0, "InvalidProtocolError", str(exc)) from None
-        _with_params(doc, args.param)
-        name = args.name or f"{doc.get('name') or item['name']}_{secrets.token_hex(4)}"
-        doc["name"] = name
-        extras = doc.get("extras") if isinstance(doc.get("extras"), dict) else {}
-        used = extras.get(REF_KEY) if isinstance(extras.get(REF_KEY), list) else []
-        extras[REF_KEY] = [*used, {"item": item["name"], "version": item["version"], "type": "template"}]
-        doc["extras"] = extras
-        text = yaml.safe_dump(doc, sort_keys=False, allow_unicode=True)
+            name, text = template_job(item, args.param, args.name)
+        except TemplateError as exc:
+            raise PaiError(0, "InvalidParametersError", str(exc)) from None
         if args.print:
             print(text, end="")
             return 0

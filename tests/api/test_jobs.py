@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import httpx
@@ -199,3 +200,15 @@ def test_list_filters_paging_and_order(server):
         assert c.get("/api/v2/jobs", params={"limit": 50001}).json()["code"] == "InvalidParametersError"
         # NNI and openpaisdk use the /rest-server prefix
         assert c.get("/rest-server/api/v2/jobs", params={"keyword": "page-"}).status_code == 200
+
+
+def test_a_live_event_stream_carries_every_event_up_to_the_end(server):
+    with server.client() as c:
+        assert submit(c, job_yaml("streamed", ["sleep 1"], instances=2)).status_code == 202
+        with c.stream("GET", "/api/v2/jobs/admin~streamed/events", headers={"Accept": "text/event-stream"}) as r:
+            body = r.read().decode()
+    reasons = [json.loads(line[6:])["reason"] for line in body.splitlines() if line.startswith("data: {\"uid")]
+    assert reasons.count("TaskSucceeded") == 2 and reasons[-1] == "JobSucceeded", reasons
+    assert body.rstrip().endswith('data: {"state": "SUCCEEDED"}')
+    uids = [json.loads(line[6:])["uid"] for line in body.splitlines() if line.startswith("data: {\"uid")]
+    assert len(uids) == len(set(uids))

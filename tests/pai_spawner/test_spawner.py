@@ -34,6 +34,7 @@ def test_job_is_a_one_task_notebook_with_tokens_as_secrets():
     assert "export JUPYTERHUB_API_TOKEN='<% $secrets.env_JUPYTERHUB_API_TOKEN %>'" in text
     assert "export JUPYTERHUB_SERVICE_PREFIX='/user/alice/exp 1/'" in text
     assert "export PAI_URL=http://pai:9186" in text
+    assert "export PYTHONSTARTUP=" in text and "pai_magics/startup.py" in text  # kernels load %pai
     assert "cd /data/homes/alice" in text
     last = role["commands"][-1]
     assert last.startswith("exec ") and "jupyterhub-singleuser" in last

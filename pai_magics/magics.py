@@ -1,0 +1,404 @@
+"""``%pai`` and ``%%pai``: PAI jobs from a notebook (docs/notebook.md).
+
+Cell magics: ``%%pai submit [options]`` runs the cell's code as a job; ``%%pai yaml`` submits the
+cell as protocol YAML. Line magics: ``%pai jobs | status | logs | stop | wait | debug | release |
+vc | sku | whoami | help``. A mistake is one line (``UsageError``); a refusal of the server is one
+line on stderr (``pai: <code>: <message>``) — never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import sys
+from typing import Any
+from urllib.parse import urlparse
+
+import yaml
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, line_cell_magic, magics_class
+
+from . import jobspec
+from .client import PaiClient, PaiError
+
+LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
+
+
+class _Done(Exception):
+    """``--help`` was printed."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a mistake as one ``UsageError`` line instead of exiting."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
+
+    def exit(self, status: int = 0, message: str | None = None) -> None:  # type: ignore[override]
+        if message:
+            print(message, file=sys.stderr)
+        raise _Done()
+
+
+def _parsers() -> dict[str, _Parser]:
+    p: dict[str, _Parser] = {}
+
+    def new(name: str, help_: str, cell: bool = False) -> _Parser:
+        prog = f"%%pai {name}" if cell else f"%pai {name}"
+        p[name] = _Parser(prog=prog, description=help_, add_help=True)
+        return p[name]
+
+    s = new("submit", "Run the cell's code as a PAI job (a Python script in each task).", cell=True)
+    s.add_argument("--name", default="", help="job name (default nb-<time>-<hex>)")
+    s.add_argument("--vc", help="virtual cluster (default: the server's default)")
+    g = s.add_mutually_exclusive_group()
+    g.add_argument("--sku", help="SKU type of every task (HiveD skuType)")
+    g.add_argument("--gpu", type=int, default=0, metavar="N", help="GPUs per task")
+    s.add_argument("--cpu", type=int, default=1, metavar="N", help="CPUs per task")
+    s.add_argument("--memory", type=int, default=1024, metavar="MB", help="memory per task (MB)")
+    s.add_argument("--instances", type=int, default=1, metavar="N", help="tasks, scheduled as one gang")
+    s.add_argument("--image", default="python:3.11", help="docker image (kubernetes backend)")
+    s.add_argument("--prereq", action="extend", nargs="+", default=[], metavar="NAME",
+                   help="marketplace items (data, script or docker image), NAME or NAME@VERSION")
+    s.add_argument("--param", action="append", default=[], metavar="K=V",
+                   help="a parameter, exported to the code as environment variable K")
+    s.add_argument("--file", action="append", default=[], metavar="PATH",
+                   help="a working file to carry into each task's directory")
+    s.add_argument("--python", help="interpreter of the tasks (default: this kernel's on a local backend, "
+                   "else python3)")
+    s.add_argument("--debug-minutes", type=float, default=0.0, metavar="M",
+                   help="keep a failed task M minutes for %%pai debug")
+    s.add_argument("--retries", type=int, default=0, metavar="N", help="jobRetryCount")
+    s.add_argument("--wait", action="store_true", help="block until the job ends")
+    s.add_argument("--timeout", type=float, default=3600.0, help="with --wait: seconds (default 3600)")
+    s.add_argument("--dry-run", action="store_true", help="print the job's YAML; do not submit")
+
+    y = new("yaml", "Submit the cell as OpenPAI protocol v2 YAML.", cell=True)
+    y.add_argument("--param", action="append", default=[], metavar="K=V", help="set parameters.K")
+    y.add_argument("--wait", action="store_true")
+    y.add_argument("--timeout", type=float, default=3600.0)
+
+    j = new("jobs", "Your jobs, as a table with filters.")
+    j.add_argument("--state", default="", choices=[s for s in ("WAITING", "RUNNING", "STOPPING", "STOPPED",
+                                                               "SUCCEEDED", "FAILED")] + [""],
+                   type=str.upper)
+    j.add_argument("--vc", default="")
+    j.add_argument("--keyword", default="")
+    j.add_argument("--all", action="store_true", help="(admins) every user's jobs")
+    j.add_argument("--limit", type=int, default=100)
+    j.add_argument("--text", action="store_true", help="print a text table instead of a widget")
+
+    for name, text in (("status", "A live view of a job."), ("stop", "Stop a job."),
+                       ("release", "End a debug reservation early (its GPUs go back)."),
+                       ("wait", "Block until a job ends; prints its final state.")):
+        q = new(name, text)
+        q.add_argument("name", help="NAME (yours) or USER~NAME")
+        if name == "status":
+            q.add_argument("--text", action="store_true", help="print instead of a widget")
+        if name == "wait":
+            q.add_argument("--timeout", type=float, default=3600.0)
+
+    lg = new("logs", "A task's log.")
+    lg.add_argument("name")
+    lg.add_argument("-f", "--follow", action="store_true", help="print as it is written, until the job ends")
+    lg.add_argument("--task", help="ROLE/INDEX (default: the first task)")
+    lg.add_argument("--log", default="all", choices=["all", "stdout", "stderr", "runtime.log"])
+
+    d = new("debug", "A shell in a task kept for debugging (or a running task), as a widget.")
+    d.add_argument("name")
+    d.add_argument("--task", help="ROLE/INDEX (default: the task kept for debugging)")
+
+    m = new("market", "The marketplace: list, show or use (submit a template) items.")
+    m.add_argument("action", choices=["list", "show", "use"])
+    m.add_argument("item", nargs="?", help="ITEM or ITEM@VERSION (show, use)")
+    m.add_argument("--type", choices=["template", "data", "script", "dockerimage"])
+    m.add_argument("--tag")
+    m.add_argument("--keyword")
+    m.add_argument("--param", action="append", metavar="KEY=VALUE", help="use: set a template parameter")
+    m.add_argument("--name", help="use: the job's name (default: the item's, made unique)")
+    m.add_argument("--wait", action="store_true", help="use: wait until the job ends")
+
+    new("vc", "Virtual clusters: your share, what is used, SKUs.")
+    sk = new("sku", "SKU types (cpu, memory, gpu per SKU).")
+    sk.add_argument("--vc", help="only this VC's SKUs")
+    new("whoami", "Who the client is, and where PAI is.")
+    return p
+
+
+def _task(value: str | None, flag: str = "--task") -> tuple[str | None, int]:
+    if not value:
+        return None, 0
+    role, _, idx = value.partition("/")
+    try:
+        return role, int(idx or 0)
+    except ValueError:
+        raise UsageError(f"{flag} {value!r}: expected ROLE/INDEX, e.g. worker/0") from None
+
+
+@magics_class
+class PaiMagics(Magics):
+    """``%pai`` / ``%%pai``. ``url`` / ``token`` default to the client's (PAI_URL, PAI_TOKEN or the hub)."""
+
+    def __init__(self, shell: Any = None, url: str | None = None, token: str | None = None) -> None:
+        super().__init__(shell)
+        self.url, self.token = url, token
+        self.parsers = _parsers()
+
+    def client(self) -> PaiClient:
+        return PaiClient(self.url, self.token)
+
+    @line_cell_magic
+    def pai(self, line: str, cell: str | None = None) -> Any:
+        """PAI jobs from the notebook: ``%pai help`` lists the commands."""
+        try:
+            words = shlex.split(line)
+        except ValueError as exc:
+            raise UsageError(f"%pai: {exc}") from None
+        if not words or words[0] in ("help", "-h", "--help"):
+            self._help()
+            return None
+        command, args = words[0], words[1:]
+        cell_commands = ("submit", "yaml")
+        if command not in self.parsers:
+            raise UsageError(f"%pai: unknown command {command!r}; one of: {', '.join(sorted(self.parsers))}")
+        if (command in cell_commands) != (cell is not None):
+            if cell is None:
+                raise UsageError(f"%%pai {command} is a cell magic: put it on the first line of a cell, "
+                                 "with the code below")
+            raise UsageError(f"%pai {command} is a line magic (%pai {command} ...), not %%pai")
+        try:
+            opts = self.parsers[command].parse_args(args)
+        except _Done:
+            return None
+        try:
+            return getattr(self, "_" + command)(opts, cell)
+        except PaiError as exc:
+            print(f"pai: {exc.code}: {exc.message}", file=sys.stderr)
+        except jobspec.SpecError as exc:
+            raise UsageError(f"%%pai {command}: {exc}") from None
+        except KeyboardInterrupt:
+            print("pai: interrupted", file=sys.stderr)
+        return None
+
+    def _help(self) -> None:
+        print("PAI magics (docs/notebook.md); `%pai COMMAND --help` for options:")
+        for parser in self.parsers.values():
+            print(f"  {parser.prog:<14} {parser.description}")
+
+    # -- submitting ---------------------------------------------------------------------------------
+    def _python(self, c: PaiClient) -> str:
+        """This kernel's interpreter when tasks run on this machine (the local backend), else python3."""
+        try:
+            local = c.info().get("launcherType") == "local"
+        except PaiError:
+            local = False
+        host = urlparse(c.url).hostname or ""
+        if local and (host in LOCAL_HOSTS or host == os.uname().nodename) and os.path.exists(sys.executable):
+            return sys.executable
+        return "python3"
+
+    def _prereqs(self, c: PaiClient, refs: list[str]) -> list[dict[str, Any]]:
+        out = []
+        for ref in refs:
+            item = c.market_item(ref)
+            name = "".join(ch if ch.isalnum() or ch in "_-" else "-" for ch in ref.partition("@")[0])
+            out.append({"name": name, "marketplace": ref, "type": item.get("type")})
+        return out
+
+    def _submit(self, o: argparse.Namespace, cell: str) -> Any:
+        with self.client() as c:
+            spec = jobspec.CellJob(
+                code=cell, name=o.name, vc=o.vc, sku=o.sku, gpu=o.gpu, cpu=o.cpu, memory_mb=o.memory,
+                instances=o.instances, image=o.image, params=jobspec.parse_params(o.param), files=o.file,
+                debug_minutes=o.debug_minutes, retries=o.retries, cwd=os.getcwd(),
+                python=o.python or (self._python(c) if not o.dry_run else sys.executable),
+                prereqs=self._prereqs(c, o.prereq) if o.prereq else [])
+            doc = jobspec.build(spec)
+            if o.dry_run:
+                print(yaml.safe_dump(doc, sort_keys=False), end="")
+                return None
+            framework = c.submit_job(doc)
+            for ref in o.prereq:
+                try:
+                    c.market_use(ref)
+                except PaiError:
+                    pass
+        print(f"submitted {framework}" + (f" ({o.instances} tasks, one gang)" if o.instances > 1 else ""))
+        return self._view(framework, o.wait, o.timeout)
+
+    def _yaml(self, o: argparse.Namespace, cell: str) -> Any:
+        try:
+            doc = yaml.safe_load(cell)
+        except yaml.YAMLError as exc:
+            raise UsageError(f"%%pai yaml: the cell is not YAML: {str(exc).splitlines()[0]}") from None
+        if not isinstance(doc, dict):
+            raise UsageError("%%pai yaml: the cell is not a YAML mapping (a job protocol)")
+        text = cell
+        if o.param:
+            values = doc.setdefault("parameters", {}) or {}
+            for key, value in jobspec.parse_params(o.param).items():
+                values[key] = yaml.safe_load(value) if value else ""
+            doc["parameters"] = values
+            text = yaml.safe_dump(doc, sort_keys=False)
+        with self.client() as c:
+            framework = c.submit_job(text)
+        print(f"submitted {framework}")
+        return self._view(framework, o.wait, o.timeout)
+
+    def _view(self, framework: str, wait: bool, timeout: float) -> Any:
+        from .widgets import JobView
+
+        view = JobView(framework, self.url, self.token)
+        if not wait:
+            return view
+        from IPython.display import display
+
+        display(view)
+        snap = view.wait(timeout)
+        if snap is None or not snap.ended:
+            print(f"pai: {framework} still {snap.state if snap else 'unknown'} after {timeout:g}s", file=sys.stderr)
+        else:
+            print(f"{framework}: {snap.state}")
+        return None
+
+    # -- looking at jobs ------------------------------------------------------------------------------
+    def _jobs(self, o: argparse.Namespace, _cell: Any) -> Any:
+        if not o.text:
+            from .widgets import JobsTable
+
+            return JobsTable(self.url, self.token, state=o.state, vc=o.vc, keyword=o.keyword, all_users=o.all,
+                             limit=o.limit)
+        with self.client() as c:
+            me = None if o.all else c.whoami()["username"]
+            jobs = c.jobs(state=o.state or None, vc=o.vc or None, keyword=o.keyword or None, username=me,
+                          limit=o.limit)
+        rows = [("NAME", "USER", "STATE", "VC", "TASKS", "GPUS", "RETRIES")]
+        rows += [(j["name"], j["username"], j["state"], j["virtualCluster"], str(j["totalTaskNumber"]),
+                  str(j["totalGpuNumber"]), str(j["retries"])) for j in jobs]
+        _print_table(rows)
+        return None
+
+    def _status(self, o: argparse.Namespace, _cell: Any) -> Any:
+        with self.client() as c:
+            framework = c.framework(o.name)
+            snap = c.snapshot(o.name)  # a 404 is one line, before any widget
+        if not o.text:
+            return self._view(framework, False, 0)
+        print(f"{framework}: {snap.state}  (vc {snap.virtual_cluster}, retries {snap.retries})")
+        if snap.waiting_reason:
+            print(f"  waiting: {snap.waiting_reason}")
+        if snap.exit_spec:
+            print(f"  failure: {snap.exit_spec.phrase} ({snap.exit_spec.type}): {snap.exit_spec.reason}")
+            for step in snap.exit_spec.solution:
+                print(f"  fix: {step}")
+        for t in snap.tasks:
+            print(f"  {t.role}/{t.index}: {t.state}{' ' + t.sub_state if t.sub_state else ''}  "
+                  f"node {t.node or '-'}  gpus {t.gpus or '-'}")
+        return None
+
+    def _logs(self, o: argparse.Namespace, _cell: Any) -> None:
+        role, index = _task(o.task)
+        with self.client() as c:
+            if o.follow:
+                for chunk in c.follow(o.name, role, index, o.log):
+                    sys.stdout.write(chunk)
+                    sys.stdout.flush()
+            else:
+                text, _ = c.log(o.name, role, index, o.log)
+                sys.stdout.write(text)
+
+    def _stop(self, o: argparse.Namespace, _cell: Any) -> None:
+        with self.client() as c:
+            c.stop(o.name)
+            print(f"stopping {c.framework(o.name)}")
+
+    def _release(self, o: argparse.Namespace, _cell: Any) -> None:
+        with self.client() as c:
+            c.release(o.name)
+            print(f"released the debug reservation of {c.framework(o.name)}")
+
+    def _wait(self, o: argparse.Namespace, _cell: Any) -> None:
+        with self.client() as c:
+            detail = c.wait(o.name, timeout=o.timeout)
+            print(f"{c.framework(o.name)}: {detail['jobStatus']['state']}")
+
+    def _debug(self, o: argparse.Namespace, _cell: Any) -> Any:
+        from .widgets import TerminalView
+
+        role, index = _task(o.task)
+        with self.client() as c:
+            if role is None:
+                role, index = c.debug_task(o.name)
+            framework = c.framework(o.name)
+            url = c.terminal_url(o.name, role, index)
+            headers = {"Authorization": f"Bearer {c.token}"} if c.token else {}
+        term = TerminalView(url, headers, title=f"{framework} {role}/{index}")
+        if term.error:
+            term.close()
+            print(f"pai: {term.error}", file=sys.stderr)
+            return None
+        return term
+
+    # -- the cluster ----------------------------------------------------------------------------------
+    def _market(self, o: argparse.Namespace, _cell: Any) -> Any:
+        from pai_hub.marketplace.templates import TemplateError, template_job
+
+        with self.client() as c:
+            if o.action == "list":
+                items = c.market_items(type=o.type, tag=o.tag, keyword=o.keyword)
+                rows = [("ITEM", "TYPE", "VERSION", "AUTHOR", "VISIBILITY", "SUMMARY")]
+                rows += [(i["name"], i["type"], str(i.get("version", "")), i.get("author", ""),
+                          i.get("visibility", ""), (i.get("summary") or "")[:60]) for i in items]
+                _print_table(rows)
+                return None
+            if not o.item:
+                raise UsageError(f"%pai market {o.action}: which item? e.g. %pai market {o.action} pytorch-mnist")
+            item = c.market_item(o.item)
+            if o.action == "show":
+                print(f"{item['name']}@{item['version']} ({item['type']}, {item.get('visibility', '')}) by "
+                      f"{item.get('author', '')}\n{item.get('summary') or ''}\n\n{item.get('protocol', '')}")
+                return None
+            try:
+                name, text = template_job(item, o.param, o.name)
+            except TemplateError as exc:
+                raise UsageError(f"%pai market use: {exc}") from None
+            c.submit(text)
+            try:
+                c.market_use(item["name"])
+            except PaiError:
+                pass  # the job is submitted; the use count is not worth a failure
+            framework = c.framework(name)
+            print(f"submitted {framework} from {item['name']}@{item['version']}")
+        return self._view(framework, o.wait, 3600.0)
+
+    def _vc(self, _o: argparse.Namespace, _cell: Any) -> None:
+        with self.client() as c:
+            vcs = c.virtual_clusters()
+        rows = [("VC", "CAPACITY%", "USED%", "GPUS USED/GUARANTEED", "RUNNING", "QUEUED", "SKUS")]
+        for name, v in sorted(vcs.items()):
+            used = (v.get("resourcesUsed") or {}).get("GPUs", "-")
+            guaranteed = (v.get("resourcesGuaranteed") or {}).get("GPUs", "-")
+            skus = ", ".join(f"{k} {s.get('used', 0)}/{s.get('capacity', 0)}" for k, s in (v.get("skus") or {}).items())
+            rows.append((name, f"{v.get('capacity', 0):g}", f"{v.get('usedCapacity', 0):g}", f"{used:g}/{guaranteed:g}" if isinstance(used, (int, float)) and isinstance(guaranteed, (int, float)) else f"{used}/{guaranteed}",
+                         str(v.get("running", "-")), str(v.get("queue", "-")), skus or "-"))
+        _print_table(rows)
+
+    def _sku(self, o: argparse.Namespace, _cell: Any) -> None:
+        with self.client() as c:
+            skus = c.sku_types(o.vc)
+        rows = [("SKU", "GPU", "CPU", "MEMORY")]
+        rows += [(name, str(s.get("gpu", "-")), str(s.get("cpu", "-")), str(s.get("memory", "-")))
+                 for name, s in sorted(skus.items())]
+        _print_table(rows)
+
+    def _whoami(self, _o: argparse.Namespace, _cell: Any) -> None:
+        with self.client() as c:
+            me = c.whoami()
+            print(f"{me['username']}{' (admin)' if me.get('admin') else ''} at {c.url}")
+
+
+def _print_table(rows: list[tuple[str, ...]]) -> None:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        print("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())

@@ -1,0 +1,150 @@
+"""The server extension in a real ``jupyter server`` against a real ``pai server``: the server
+runs as user alice (her token, as under the hub); the proxy shows her jobs and refuses bob's,
+passes the event stream on, and its websocket terminal opens a shell in alice's debug-reserved
+task with the task's GPUs and working directory."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import httpx
+import pytest
+from tornado.httpclient import HTTPClientError, HTTPRequest
+from tornado.websocket import websocket_connect
+
+from tests.pai_extension.jupyter import JupyterServer
+from tests.server import REPO, Server, job_yaml, wait_state
+
+
+@pytest.fixture(scope="module")
+def pai(tmp_path_factory):
+    srv = Server(tmp_path_factory.mktemp("ext") / "data", args=("--simulated-gpus", "4", "--node-cpu", "16"))
+    srv.data_dir.mkdir(parents=True)
+    srv.start()
+    srv.alice = srv.add_user("alice")
+    srv.bob = srv.add_user("bob")
+    yield srv
+    srv.stop()
+    srv.kill_tasks()
+
+
+@pytest.fixture(scope="module")
+def jupyter(pai, tmp_path_factory):
+    # the environment a notebook job has: its own PAI job, VC and GPUs, and the user's token
+    env = {"PAI_URL": pai.url, "PAI_TOKEN": pai.alice, "PAI_FRAMEWORK_NAME": "alice~jupyter-nb",
+           "PAI_VIRTUAL_CLUSTER": "default", "CUDA_VISIBLE_DEVICES": "2,3", "PAI_CURRENT_TASK_ROLE_NAME": "notebook",
+           "PAI_TASK_INDEX": "0", "PAI_USER_NAME": "alice"}
+    server = JupyterServer(tmp_path_factory.mktemp("jupyter"), env).start()
+    yield server
+    server.stop()
+
+
+def submit(pai: Server, token: str, text: str) -> None:
+    r = httpx.post(pai.url + "/api/v2/jobs", content=text, headers={"Authorization": f"Bearer {token}"})
+    assert r.status_code == 202, r.text
+
+
+def test_context_is_this_servers_own_job(pai, jupyter):
+    submit(pai, pai.alice, job_yaml("jupyter-nb", ["sleep 30"]))
+    with jupyter.client() as c:
+        ctx = c.get("/pai/api/context").json()
+    assert ctx["job"] == "alice~jupyter-nb" and ctx["virtualCluster"] == "default"
+    assert ctx["gpus"] == ["2", "3"] and ctx["gpuCount"] == 2
+    assert ctx["taskRole"] == "notebook" and ctx["taskIndex"] == 0
+    assert ctx["paiUser"] == "alice" and ctx["jobState"] in ("WAITING", "RUNNING")
+    with pai.client(pai.alice) as c:
+        c.put("/api/v2/jobs/alice~jupyter-nb/executionType", json={"value": "STOP"})
+
+
+def test_proxy_is_the_users_view_and_refuses_other_users_jobs(pai, jupyter):
+    submit(pai, pai.bob, job_yaml("secret", ["true"]))
+    submit(pai, pai.alice, job_yaml("mine", ["echo hi"]))
+    with jupyter.client() as c:
+        names = {(j["username"], j["name"]) for j in c.get("/pai/api/jobs").json()}
+        assert ("alice", "mine") in names and all(u == "alice" for u, _ in names)
+        r = c.get("/pai/api/jobs/bob~secret")
+        assert r.status_code == 404 and r.json()["code"] == "NoJobError"
+        assert c.get("/pai/api/jobs/bob~secret/config").status_code == 404
+        assert c.put("/pai/api/jobs/bob~secret/executionType", json={"value": "STOP"}).status_code == 404
+        assert c.get("/pai/api/v2/jobs/alice~mine").status_code == 200  # /pai/api/v2/... as well
+        assert c.get("/pai/api/users").status_code == 403  # alice is no admin
+        assert c.get("/pai/api/jobs/..%2F..%2Fusers").status_code in (400, 404)
+    # and nobody without the server's own credentials gets anything
+    r = httpx.get(jupyter.url + "/pai/api/jobs")
+    assert r.status_code == 403
+    with pai.client(pai.bob) as c:
+        assert c.get("/api/v2/jobs/bob~secret").status_code == 200
+
+
+def test_submit_logs_and_event_stream_through_the_proxy(pai, jupyter):
+    with jupyter.client() as c:
+        r = c.post("/pai/api/jobs", content=job_yaml("streamed", ["echo streamed-output"]),
+                   headers={"Content-Type": "text/yaml"})
+        assert r.status_code == 202, r.text
+        events = []
+        with c.stream("GET", "/pai/api/jobs/alice~streamed/events",
+                      headers={"Accept": "text/event-stream"}) as stream:
+            assert stream.headers["content-type"].startswith("text/event-stream")
+            for line in stream.iter_lines():
+                if line.startswith("data: "):
+                    events.append(json.loads(line[6:]))
+        assert events[0]["reason"] == "JobSubmitted" and events[-1] == {"state": "SUCCEEDED"}
+        detail = c.get("/pai/api/jobs/alice~streamed").json()
+        log = detail["taskRoles"]["worker"]["taskStatuses"][0]["containerLog"]
+        r = c.get("/pai" + log.replace("/api/v2", "/api", 1) + "/stdout")
+        assert r.text == "streamed-output\n" and int(r.headers["X-Log-Offset"]) == len(r.content)
+
+
+async def _shell(url: str, headers: dict[str, str], script: str) -> str:
+    conn = await websocket_connect(HTTPRequest(url, headers=headers))
+    conn.write_message(json.dumps(["set_size", 24, 100]))
+    conn.write_message(json.dumps(["stdin", script]))
+    out = ""
+    while (msg := await asyncio.wait_for(conn.read_message(), 20)) is not None:
+        kind, *rest = json.loads(msg)
+        if kind == "stdout":
+            out += rest[0]
+        if kind == "disconnect":
+            break
+    return out
+
+
+def test_debug_terminal_through_the_extension_is_the_tasks_shell(pai, jupyter):
+    extra = "extras:\n  debugReservation: {minutes: 10}"
+    submit(pai, pai.alice, job_yaml("broken", ["echo working in $PWD", "exit 2"], gpu=1, extra=extra))
+    submit(pai, pai.bob, job_yaml("bobs", ["exit 2"], gpu=1, extra=extra))
+    with pai.client(pai.alice) as c:
+        detail = wait_state(c, "alice~broken", {"FAILED"})
+        task = detail["taskRoles"]["worker"]["taskStatuses"][0]
+        assert task["subState"] == "DEBUGGING"
+        work_dir = c.get(task["containerLog"] + "/stdout").text.split("working in ")[1].strip()
+    ws = jupyter.url.replace("http", "ws", 1) + "/pai/api/jobs/{}/tasks/worker/0/terminal"
+    out = asyncio.run(_shell(ws.format("alice~broken"), jupyter.headers,
+                             "echo GPUS=$CUDA_VISIBLE_DEVICES; pwd; exit\n"))
+    assert f"GPUS={task['containerGpus']}\r\n" in out and f"\r\n{work_dir}\r\n" in out, out
+    # bob's task is not alice's to open, through the extension either
+    with pai.client(pai.bob) as c:
+        wait_state(c, "bob~bobs", {"FAILED"})
+    with pytest.raises(HTTPClientError) as err:
+        asyncio.run(_shell(ws.format("bob~bobs"), jupyter.headers, "exit\n"))
+    assert err.value.code == 404
+    # and nobody without the server's credentials
+    with pytest.raises(HTTPClientError) as err:
+        asyncio.run(_shell(ws.format("alice~broken"), {}, "exit\n"))
+    assert err.value.code == 403
+
+
+def test_enabled_on_install():
+    """The wheel puts the server config snippet in <prefix>/etc/jupyter/jupyter_server_config.d."""
+    import pai_extension
+
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    points = pai_extension._jupyter_server_extension_points()
+    assert points == [{"module": "pai_extension", "app": pai_extension.PaiExtensionApp}]
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())
+    files = project["tool"]["setuptools"]["data-files"]["etc/jupyter/jupyter_server_config.d"]
+    assert files == ["pai_extension/jupyter-config/jupyter_server_config.d/pai_extension.json"]
+    snippet = json.loads((REPO / files[0]).read_text())
+    assert snippet == {"ServerApp": {"jpserver_extensions": {"pai_extension": True}}}
+    assert "pai_extension*" in project["tool"]["setuptools"]["packages"]["find"]["include"]

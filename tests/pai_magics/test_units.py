@@ -1,0 +1,164 @@
+"""Pure parts of the notebook front door: the cell-to-job builder, client settings, SSE parsing,
+typed snapshots, and the magics' argument errors (no server)."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+import yaml
+from IPython.core.error import UsageError
+
+from pai_hub import protocol
+from pai_magics import jobspec
+from pai_magics.client import SseEvent, _SseParser, hub_settings, protocol_text
+from pai_magics.models import JobSnapshot
+
+
+def test_a_cell_becomes_a_valid_gang_job_with_its_code_params_and_files(tmp_path):
+    (tmp_path / "helper.py").write_text("VALUE = 42\n")
+    doc = jobspec.build(jobspec.CellJob(
+        code="import helper\nprint(helper.VALUE)\n", name="g", vc="default", gpu=1, instances=2,
+        params={"LR": "0.1 x"}, files=["helper.py"], cwd=str(tmp_path), python="/opt/py/bin/python",
+        debug_minutes=5))
+    job = protocol.load(yaml.safe_dump(doc))  # the server's own parser accepts it
+    role = job.task_roles["worker"]
+    assert role.instances == 2 and role.resource_per_instance.gpu == 1
+    script = "\n".join(role.commands)
+    assert "export LR='0.1 x'" in script
+    assert "cat > helper.py <<'PAI_EOF'\nVALUE = 42\nPAI_EOF" in script
+    assert "cat > pai_cell.py <<'PAI_EOF'\nimport helper\nprint(helper.VALUE)\nPAI_EOF" in script
+    assert script.endswith("exec /opt/py/bin/python pai_cell.py")
+    assert doc["defaults"] == {"virtualCluster": "default"}
+    assert doc["extras"]["debugReservation"] == {"minutes": 5}
+
+
+def test_code_the_template_engine_would_touch_travels_base64():
+    code = "print('<% $parameters.x %>')\nPAI_EOF\n"
+    doc = jobspec.build(jobspec.CellJob(code=code, name="t"))
+    cmd = doc["taskRoles"]["worker"]["commands"][-2]
+    encoded = cmd.split("echo ")[1].split(" |")[0]
+    assert base64.b64decode(encoded).decode() == code and "<%" not in cmd
+
+
+def test_sku_and_marketplace_prerequisites():
+    doc = jobspec.build(jobspec.CellJob(code="pass", name="s", sku="v100", prereqs=[
+        {"name": "img", "marketplace": "img@2", "type": "dockerimage"},
+        {"name": "mnist", "marketplace": "mnist", "type": "data"}]))
+    assert doc["extras"]["hivedScheduler"] == {"taskRoles": {"worker": {"skuType": "v100"}}}
+    assert doc["prerequisites"][0] == {"name": "img", "marketplace": "img@2", "type": "dockerimage"}
+    assert doc["taskRoles"]["worker"]["dockerImage"] == "img"
+    assert doc["taskRoles"]["worker"]["prerequisites"] == ["mnist"]
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"code": ""}, "the cell is empty"), ({"code": "x", "instances": 0}, "--instances 0"),
+    ({"code": "x", "name": "a b"}, "--name"), ({"code": "x", "files": ["nope.txt"]}, "--file nope.txt")])
+def test_bad_cells_are_one_line_errors(kwargs, message):
+    with pytest.raises(jobspec.SpecError, match=message.replace("(", r"\(")):
+        jobspec.build(jobspec.CellJob(**kwargs))
+
+
+def test_params_need_names():
+    assert jobspec.parse_params(["a=1", "B_2=x=y"]) == {"a": "1", "B_2": "x=y"}
+    with pytest.raises(jobspec.SpecError):
+        jobspec.parse_params(["1a=2"])
+
+
+def test_settings_come_from_pai_env_or_from_the_hub():
+    assert hub_settings({"PAI_URL": "http://p:1", "PAI_TOKEN": "t"}) == ("http://p:1", "t")
+    hub = {"JUPYTERHUB_API_URL": "http://127.0.0.1:8081/hub/api", "JUPYTERHUB_API_TOKEN": "ht"}
+    assert hub_settings(hub) == ("http://127.0.0.1:8081/services/pai", "ht")
+    assert hub_settings({**hub, "JUPYTERHUB_PUBLIC_HUB_URL": "https://hub.example.org/jh/hub/",
+                         "PAI_SERVICE_NAME": "gpu"}) == ("https://hub.example.org/jh/services/gpu", "ht")
+    assert hub_settings({}) == (None, None)
+
+
+def test_sse_parser():
+    p = _SseParser()
+    out = [p.feed(x) for x in [": keep-alive", "", 'data: {"reason": "JobSubmitted"}', "", "event: end",
+                               'data: {"state": "FAILED"}', ""]]
+    assert [e for e in out if e] == [SseEvent("message", {"reason": "JobSubmitted"}),
+                                     SseEvent("end", {"state": "FAILED"})]
+
+
+def test_protocol_text_takes_models_mappings_and_text():
+    text = ("protocolVersion: 2\nname: m\ntype: job\nprerequisites: [{name: i, type: dockerimage, uri: x}]\n"
+            "taskRoles:\n  w:\n    dockerImage: i\n    resourcePerInstance: {cpu: 1, memoryMB: 64, gpu: 0}\n"
+            "    commands: [\"true\"]\n")
+    model = protocol.load(text)
+    assert yaml.safe_load(protocol_text(model))["name"] == "m"
+    assert yaml.safe_load(protocol_text({"name": "d"})) == {"name": "d"}
+    assert protocol_text(text) is text
+
+
+def test_snapshot_reads_failure_and_debugging():
+    detail = {"name": "j", "jobStatus": {"state": "FAILED", "virtualCluster": "default", "retries": 0,
+                                         "appExitSpec": {"code": 10, "phrase": "P", "type": "USER_FAILURE",
+                                                         "behavior": "PERMANENT", "reason": "r", "solution": ["fix"]},
+                                         "debugReservation": {"until": 1, "tasks": []}},
+              "taskRoles": {"w": {"taskRoleStatus": {"name": "w"}, "taskStatuses": [
+                  {"taskIndex": 0, "taskState": "FAILED", "containerGpus": "1,2", "containerNodeName": "n",
+                   "subState": "DEBUGGING", "containerExitCode": 3}]}}}
+    snap = JobSnapshot.from_detail(detail, "u~j")
+    assert snap.ended and snap.gpus == ["n:1", "n:2"] and snap.exit_spec.solution == ["fix"]
+    assert [t.role for t in snap.debugging] == ["w"] and snap.debug_until == 1
+
+
+@pytest.fixture
+def shell():
+    from IPython.testing.globalipapp import get_ipython, start_ipython
+
+    ip = start_ipython() or get_ipython()
+    ip.run_line_magic("load_ext", "pai_magics")
+    return ip
+
+
+@pytest.mark.parametrize(("line", "cell", "expected"), [
+    ("submit --instancez 2", "print(1)", "%%pai submit: unrecognized arguments: --instancez 2"),
+    ("submit --gpu two", "print(1)", "argument --gpu: invalid int value: 'two'"),
+    ("submit --gpu 1 --sku x", "print(1)", "not allowed with argument"),
+    ("submit", None, "is a cell magic"),
+    ("jobs", "x", "is a line magic"),
+    ("frobnicate", None, "unknown command 'frobnicate'"),
+    ("logs j --task w/x", None, "expected ROLE/INDEX"),
+])
+def test_mistyped_magics_are_one_line_usage_errors(shell, line, cell, expected):
+    with pytest.raises(UsageError) as err:
+        if cell is None:
+            shell.run_line_magic("pai", line)
+        else:
+            shell.run_cell_magic("pai", line, cell)
+    assert expected in str(err.value) and "\n" not in str(err.value)
+
+
+def test_dry_run_prints_the_job(shell, capsys, monkeypatch):
+    monkeypatch.setenv("PAI_URL", "http://127.0.0.1:9")  # nothing is asked of the server
+    shell.run_cell_magic("pai", "submit --name dry --instances 3 --dry-run", "print('x')\n")
+    doc = yaml.safe_load(capsys.readouterr().out)
+    assert doc["name"] == "dry" and doc["taskRoles"]["worker"]["instances"] == 3
+
+
+def test_market_magics_list_show_and_use_a_template(shell, server, capsys, monkeypatch):
+    from pai_magics.client import PaiClient
+
+    monkeypatch.setenv("PAI_URL", server.url)
+    monkeypatch.setenv("PAI_TOKEN", server.admin_token)
+    template = ("protocolVersion: 2\nname: greet\ntype: job\nparameters: {who: world}\n"
+                "prerequisites:\n  - {name: image, type: dockerimage, uri: 'python:3.11'}\n"
+                "taskRoles:\n  main:\n    instances: 1\n    dockerImage: image\n"
+                "    resourcePerInstance: {cpu: 1, memoryMB: 128, gpu: 0}\n"
+                "    commands: ['echo hello <% $parameters.who %>']\n")
+    with PaiClient(server.url, server.admin_token) as c:
+        c.market_publish(template, type="template", name="greet-magic", visibility="private")
+    shell.run_line_magic("pai", "market list --keyword greet-magic")
+    assert "greet-magic" in capsys.readouterr().out
+    shell.run_line_magic("pai", "market show greet-magic")
+    assert "echo hello" in capsys.readouterr().out
+    shell.run_line_magic("pai", "market use greet-magic --param who=notebook --name greeted --wait")
+    out = capsys.readouterr().out
+    assert "submitted admin~greeted from greet-magic@1" in out and "admin~greeted: SUCCEEDED" in out
+    with PaiClient(server.url, server.admin_token) as c:
+        assert c.log("greeted")[0] == "hello notebook\n"
+    with pytest.raises(UsageError, match="which item"):
+        shell.run_line_magic("pai", "market use")
