@@ -7,7 +7,7 @@ PORT ?= 9186
 HUB_PORT ?= 8000
 CHP := node_modules/.bin/configurable-http-proxy
 
-.PHONY: install run test lint bench clean e2e-deps chromium prometheus slurm
+.PHONY: install run test lint bench clean e2e-deps chromium prometheus slurm e2e-k8s
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,10 @@ slurm:
 prometheus:
 	@command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 || \
 	  { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y prometheus; }
+
+# The job suite against a real Kubernetes cluster from $KUBECONFIG (skipped without one).
+e2e-k8s: install
+	bash scripts/e2e-k8s.sh
 
 lint: install
 	$(BIN)/ruff check .

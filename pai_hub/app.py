@@ -7,6 +7,7 @@ directory < ``PAI_*`` environment variables < command-line flags.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import os
 import secrets
@@ -159,7 +160,7 @@ class PaiHub(Application):
     def _default_data_dir(self) -> str:
         return os.environ.get("PAI_DATA_DIR", str(Path.home() / ".pai-hub"))
 
-    _ENV = {"PAI_PORT": ("port", int), "PAI_IP": ("ip", str), "PAI_DB_URL": ("db_url", str),
+    _ENV = {"PAI_BACKEND": ("backend", str), "PAI_PORT": ("port", int), "PAI_IP": ("ip", str), "PAI_DB_URL": ("db_url", str),
             "PAI_SIMULATED_GPUS": ("simulated_gpus", int), "PAI_NODE_CPU": ("node_cpu", int),
             "PAI_STOP_GRACE": ("stop_grace", float)}
 
@@ -186,6 +187,7 @@ class PaiHub(Application):
         self.store = open_store(self.db_url or sqlite_url(data))
         self.users = UserRepository(self.store)
         backend = self._make_backend(data)
+        await backend.open()  # some backends learn their nodes when they open (Kubernetes, Slurm)
         nodes = backend.nodes()
         try:
             self.cluster = load_config(self.read_cluster_source(nodes))
@@ -205,7 +207,7 @@ class PaiHub(Application):
                           debug_max_minutes=self.debug_reservation_max_minutes,
                           max_platform_retries=self.max_platform_retries)
         self.controller = Controller(self.store, backend, machine, self._plan_of)
-        await self.controller.start()
+        await self.controller.start(backend_open=True)
         self.monitoring = start_monitoring(self)  # metrics, GPU health, alerts (pai_hub/monitoring)
         return web.Application(routes(), pai=self, default_handler_class=NotFoundHandler,
                                log_function=log_function)  # API latency by handler (pai_hub/monitoring)
@@ -220,8 +222,14 @@ class PaiHub(Application):
         found = {ep.name: ep for ep in entry_points(group="pai_hub.backends")}
         if self.backend not in found:
             raise SystemExit(f"PaiHub.backend: no backend {self.backend!r}; installed: {', '.join(sorted(found))}")
+        cls = found[self.backend].load()
+        kwargs = dict(self.backend_config)
+        if "run_root" in inspect.signature(cls).parameters:
+            kwargs.setdefault("run_root", data / "run")
         try:
-            return found[self.backend].load()(run_root=data / "run", **self.backend_config)
+            if not self.backend_config and hasattr(cls, "from_env"):
+                return cls.from_env(**kwargs)  # e.g. Kubernetes: PAI_K8S_* as the Helm chart sets them
+            return cls(**kwargs)
         except (TypeError, ValueError) as exc:
             raise SystemExit(f"PaiHub.backend_config for {self.backend}: {exc}") from None
 

@@ -11,7 +11,7 @@ def test_an_unknown_backend_is_refused_by_name(tmp_path):
     app = PaiHub(data_dir=str(tmp_path), backend="no-such-backend")
     with pytest.raises(SystemExit) as exc:
         asyncio.run(app.start_services())
-    assert "PaiHub.backend: no backend 'no-such-backend'; installed: local" in str(exc.value)
+    assert "PaiHub.backend: no backend 'no-such-backend'; installed: kubernetes, local, slurm" in str(exc.value)
 
 
 def test_an_invalid_cluster_config_names_the_key(tmp_path):

@@ -50,9 +50,11 @@ class Controller:
         self.observers: list[Callable[[Effects, float, float], None]] = []
 
     # -- lifecycle ------------------------------------------------------------------------------
-    async def start(self) -> None:
-        """Reload the store, re-adopt live tasks from the backend, then start turning."""
-        await self.backend.open()
+    async def start(self, backend_open: bool = False) -> None:
+        """Reload the store, re-adopt live tasks from the backend, then start turning. The backend
+        is opened here unless the caller already did (to read its nodes)."""
+        if not backend_open:
+            await self.backend.open()
         jobs, attempts, tasks = await asyncio.get_running_loop().run_in_executor(
             self._writer, job_store.load, self.store
         )

@@ -4,6 +4,7 @@ the idle culler stops an idle notebook, which frees its GPU."""
 from __future__ import annotations
 
 import socket
+import time
 
 import httpx
 import pytest
@@ -43,9 +44,15 @@ def test_restart_keeps_notebooks_and_culling_frees_the_gpu(tmp_path):
         after = hub.wait_server("bob", ready=True, timeout=10)["servers"][""]
         assert after["started"] == before["started"]
         assert admin.get(f"/api/v2/jobs/{framework}").json()["jobStatus"]["state"] == "RUNNING"
-        r = httpx.get(hub.url + "/user/bob/api/status", headers={"Authorization": f"token {hub.user_token('bob')}"},
-                      timeout=30)
-        assert r.status_code == 200, r.text  # reachable through the new proxy
+        # reachable through the new proxy (the hub restores its routes shortly after it starts)
+        token = hub.user_token("bob")
+        deadline = time.monotonic() + 60
+        while True:
+            r = httpx.get(hub.url + "/user/bob/api/status", headers={"Authorization": f"token {token}"}, timeout=30)
+            if r.status_code == 200 or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        assert r.status_code == 200, r.text
 
         hub.wait_server("bob", ready=False, timeout=90)  # culled
         wait_job(admin, framework, {"STOPPED"}, timeout=30)

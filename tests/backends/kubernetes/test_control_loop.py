@@ -1,0 +1,189 @@
+"""The Kubernetes backend's control loop (create, bind, watch, stop, adopt, logs) against a FAKE API
+server (tests/backends/kubernetes/fake_apiserver.py: a tornado app on 127.0.0.1, not Kubernetes).
+What the fake cannot show - real scheduling, kubelet behaviour, exec - is covered by
+scripts/e2e-k8s.sh against a real cluster."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from pai_hub.backends.base import TaskExit, TaskLaunch, TaskRunning
+from pai_hub.backends.kubernetes import KubernetesBackend
+from pai_hub.backends.kubernetes import manifests as m
+from tests.backends.kubernetes.conftest import make_spec
+from tests.backends.kubernetes.fake_apiserver import FakeApiServer
+
+pytest.importorskip("kubernetes")
+
+NODE = {"metadata": {"name": "gpu-node-0", "labels": {"pai-worker": "true"}}, "spec": {},
+        "status": {"allocatable": {"cpu": "16", "memory": "64Gi", "nvidia.com/gpu": "8"},
+                   "addresses": [{"type": "InternalIP", "address": "10.0.0.1"}],
+                   "conditions": [{"type": "Ready", "status": "True"}]}}
+DOWN = {"metadata": {"name": "down", "labels": {"pai-worker": "true"}}, "spec": {},
+        "status": {"allocatable": {"cpu": "16", "memory": "64Gi"}, "conditions": [{"type": "Ready", "status": "False"}]}}
+
+
+@pytest.fixture
+def fake() -> Any:
+    server = FakeApiServer().start()
+    server.add_node(NODE)
+    server.add_node(DOWN)
+    yield server
+    server.stop()
+
+
+def client_for(fake: FakeApiServer) -> Any:
+    from kubernetes import client
+
+    config = client.Configuration()
+    config.host = fake.url
+    return client.ApiClient(config)
+
+
+def backend_for(fake: FakeApiServer, **kw: Any) -> KubernetesBackend:
+    return KubernetesBackend(namespace="pai", api_client=client_for(fake), watch_timeout=5, **kw)
+
+
+async def next_event(events: AsyncIterator[Any], timeout: float = 10.0) -> Any:
+    return await asyncio.wait_for(events.__anext__(), timeout)
+
+
+def launch(role: str = "worker", index: int = 0) -> TaskLaunch:
+    spec = make_spec(role, index)
+    return TaskLaunch(spec["task_id"], "gpu-node-0", (4, 5), spec)
+
+
+def test_nodes_come_from_the_cluster(fake: FakeApiServer) -> None:
+    async def main() -> None:
+        backend = backend_for(fake, node_selector="pai-worker=true")
+        await backend.open()
+        try:
+            nodes = backend.nodes()
+            assert [n.name for n in nodes] == ["gpu-node-0"]  # the NotReady node is not offered
+            assert nodes[0].ip == "10.0.0.1" and len(nodes[0].gpus) == 8 and nodes[0].memory_mb == 65536
+        finally:
+            await backend.close()
+
+    asyncio.run(main())
+
+
+def test_start_bind_exit_and_logs(fake: FakeApiServer) -> None:
+    async def main() -> None:
+        backend = backend_for(fake)
+        await backend.open()
+        events = backend.events().__aiter__()
+        task = launch()
+        pod = m.pod_name(task.task_id)
+        try:
+            await backend.start(task)
+            assert isinstance(await next_event(events), TaskRunning)
+            objs = fake.store.objects
+            assert objs["pods"][pod]["spec"]["nodeName"] == "gpu-node-0"  # bound through pods/binding
+            assert objs["pods"][pod]["spec"]["schedulerName"] == "pai"
+            assert m.service_name("alice~mnist_v2") in objs["services"]
+            cm = objs["configmaps"][m.spec_configmap_name(task.task_id)]
+            assert cm["metadata"]["ownerReferences"][0]["uid"] == objs["pods"][pod]["metadata"]["uid"]
+            assert json.loads(cm["data"]["spec.json"])["gpus"] == [0, 1]
+            calls = [c for c in fake.store.calls if c[0] != "GET"]
+            assert [c[1].rsplit("/", 1)[-1] for c in calls] == [
+                "configmaps", "services", "pods", "binding", m.spec_configmap_name(task.task_id)]
+            with pytest.raises(ValueError):
+                await backend.start(task)  # the pod exists already
+
+            record = {"exitCode": 300, "startedAt": 100.0, "finishedAt": 110.0}
+            fake.finish(pod, 255, json.dumps(record), log=b"hello\nworld\n")
+            event = await next_event(events)
+            assert isinstance(event, TaskExit) and event.task_id == task.task_id
+            assert (event.exit_code, event.started_at, event.finished_at) == (300, 100.0, 110.0)
+            assert event.record == record
+
+            loop = asyncio.get_running_loop()
+            assert await loop.run_in_executor(None, backend.read_log, task.task_id, "all") == b"hello\nworld\n"
+            assert await loop.run_in_executor(None, backend.read_log, task.task_id, "all", 6, 3) == b"wor"
+            assert await loop.run_in_executor(None, backend.log_names, task.task_id) == ["all"]
+            with pytest.raises(KeyError):
+                await loop.run_in_executor(None, backend.read_log, "nope.0.w.0.0", "all")
+            with pytest.raises(KeyError):
+                await loop.run_in_executor(None, backend.read_log, task.task_id, "bogus")
+        finally:
+            await backend.close()
+
+    asyncio.run(main())
+
+
+def test_exit_without_record_and_second_job_service_reused(fake: FakeApiServer) -> None:
+    async def main() -> None:
+        backend = backend_for(fake)
+        await backend.open()
+        events = backend.events().__aiter__()
+        a, b = launch("worker", 0), launch("worker", 1)
+        try:
+            await backend.start(a)
+            await backend.start(b)
+            assert isinstance(await next_event(events), TaskRunning)
+            assert isinstance(await next_event(events), TaskRunning)
+            assert sum(1 for c in fake.store.calls if c == ("POST", "/api/v1/namespaces/pai/services")) == 1
+            fake.finish(m.pod_name(b.task_id), 137, "Killed\n")  # OOM: no exit.json, a log tail
+            event = await next_event(events)
+            assert event.task_id == b.task_id and event.exit_code == 137
+            assert event.record["source"] == "containerStatus" and event.record["messageTail"] == "Killed\n"
+        finally:
+            await backend.close()
+
+    asyncio.run(main())
+
+
+def test_stop_and_lost_pods(fake: FakeApiServer) -> None:
+    async def main() -> None:
+        backend = backend_for(fake)
+        await backend.open()
+        events = backend.events().__aiter__()
+        a, b = launch("worker", 0), launch("worker", 1)
+        try:
+            for t in (a, b):
+                await backend.start(t)
+                assert isinstance(await next_event(events), TaskRunning)
+            await backend.stop(a.task_id, grace=5)
+            event = await next_event(events)
+            assert (event.task_id, event.exit_code) == (a.task_id, 143)
+            assert m.pod_name(a.task_id) not in fake.store.objects["pods"]
+            await backend.stop(a.task_id)  # idempotent
+            fake.delete_behind_our_back(m.pod_name(b.task_id))
+            event = await next_event(events)
+            assert (event.task_id, event.exit_code) == (b.task_id, -1101)
+        finally:
+            await backend.close()
+
+    asyncio.run(main())
+
+
+def test_adopt_after_restart(fake: FakeApiServer) -> None:
+    async def main() -> None:
+        first = backend_for(fake)
+        await first.open()
+        running, done = launch("worker", 0), launch("worker", 1)
+        await first.start(running)
+        await first.start(done)
+        await first.close()  # the control plane goes away; the pods stay
+        fake.finish(m.pod_name(done.task_id), 0, json.dumps({"exitCode": 0, "finishedAt": 5.0}))
+
+        second = backend_for(fake)
+        await second.open()
+        events = second.events().__aiter__()
+        try:
+            found = await second.adopt([running.task_id, done.task_id, "9.0.worker.0.0"])
+            assert isinstance(found[0], TaskRunning) and found[0].task_id == running.task_id
+            assert isinstance(found[1], TaskExit) and found[1].exit_code == 0
+            assert isinstance(found[2], TaskExit) and found[2].exit_code == -1101
+            fake.finish(m.pod_name(running.task_id), 1, json.dumps({"exitCode": 1, "finishedAt": 9.0}))
+            event = await next_event(events)
+            assert (event.task_id, event.exit_code) == (running.task_id, 1)
+        finally:
+            await second.close()
+
+    asyncio.run(main())
