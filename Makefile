@@ -7,7 +7,7 @@ PORT ?= 9186
 HUB_PORT ?= 8000
 CHP := node_modules/.bin/configurable-http-proxy
 
-.PHONY: install run test lint bench clean e2e-deps chromium prometheus slurm e2e-k8s
+.PHONY: install run test lint bench clean e2e-deps chromium prometheus slurm e2e-k8s labextension
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,7 +18,7 @@ $(BIN)/.installed: pyproject.toml
 install: $(BIN)/.installed
 
 # The platform: JupyterHub + configurable-http-proxy + the PAI service (REST API on $(PORT)).
-run: install $(CHP)
+run: install $(CHP) labextension
 	$(BIN)/python -m pai_hub.hub --ip 127.0.0.1 --port $(HUB_PORT) --pai-port $(PORT) --data-dir $(DATA_DIR)
 
 # What the hub and the end-to-end tests need beyond PyPI: configurable-http-proxy from npm (into
@@ -53,12 +53,23 @@ e2e-k8s: install
 lint: install
 	$(BIN)/ruff check .
 
-test: install e2e-deps
+# The JupyterLab extension (TypeScript), built with the jlpm that ships with JupyterLab; an editable
+# install gets no data files, so the build is linked into the venv for `make run` and the tests.
+LABEXT := labextension/build/pai-hub/package.json
+$(LABEXT): labextension/package.json labextension/yarn.lock $(wildcard labextension/src/*.ts labextension/style/*)
+	cd labextension && PATH=$(abspath $(BIN)):$$PATH jlpm install && PATH=$(abspath $(BIN)):$$PATH jlpm build
+	mkdir -p $(VENV)/share/jupyter/labextensions
+	ln -sfn $(abspath labextension/build/pai-hub) $(VENV)/share/jupyter/labextensions/pai-hub
+
+labextension: install $(LABEXT)
+
+test: install e2e-deps labextension
 	$(BIN)/ruff check .
+	cd labextension && PATH=$(abspath $(BIN)):$$PATH jlpm test
 	$(BIN)/python -m pytest -q tests
 
 bench: install
 	$(BIN)/python -m benchmarks.throughput
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build *.egg-info labextension/node_modules labextension/lib labextension/build

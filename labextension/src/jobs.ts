@@ -1,0 +1,386 @@
+/** The jobs sidebar (my jobs, filtered) and a job's detail tab (live state, tasks, logs, stop, debug). */
+import { Widget } from '@lumino/widgets';
+
+import type { IPaiApi } from './api';
+import { fmtTime, h, options, stateBadge } from './dom';
+import {
+  exitInfo,
+  filterJobs,
+  FINAL_STATES,
+  frameworkName,
+  JOB_STATES,
+  JobFilter,
+  JobSummary,
+  parseSSE,
+  proxiedPath,
+  TaskRow,
+  taskRows
+} from './model';
+
+export class JobsPanel extends Widget {
+  private jobs: JobSummary[] = [];
+  private filter: JobFilter = { state: '', vc: '', name: '' };
+  private stateSel = h('select', { 'aria-label': 'Filter by state', class: 'pai-Filter-state' });
+  private vcSel = h('select', { 'aria-label': 'Filter by virtual cluster', class: 'pai-Filter-vc' });
+  private nameInput = h('input', {
+    type: 'search',
+    placeholder: 'Filter by name',
+    'aria-label': 'Filter by name',
+    class: 'pai-Filter-name'
+  });
+  private body = h('tbody');
+  private message = h('div', { class: 'pai-Message', role: 'status' });
+  private timer = 0;
+
+  constructor(
+    private api: IPaiApi,
+    private onOpen: (fw: string) => void,
+    private refreshMs = 5000
+  ) {
+    super();
+    this.id = 'pai-jobs';
+    this.addClass('pai-Panel');
+    this.addClass('pai-JobsPanel');
+    this.title.caption = 'PAI jobs';
+    options(this.stateSel, [['', 'All states'], ...JOB_STATES.map(s => [s, s] as [string, string])]);
+    options(this.vcSel, [['', 'All VCs']]);
+    this.stateSel.onchange = () => this.setFilter({ state: this.stateSel.value });
+    this.vcSel.onchange = () => this.setFilter({ vc: this.vcSel.value });
+    this.nameInput.oninput = () => this.setFilter({ name: this.nameInput.value });
+    const refresh = h('button', { class: 'jp-Button pai-Button', onclick: () => this.refresh() }, 'Refresh');
+    this.node.append(
+      h('h2', { class: 'pai-Title' }, 'My PAI jobs'),
+      h('div', { class: 'pai-Toolbar' }, this.stateSel, this.vcSel, this.nameInput, refresh),
+      this.message,
+      h(
+        'table',
+        { class: 'pai-Table pai-JobsTable' },
+        h(
+          'thead',
+          {},
+          h('tr', {}, h('th', {}, 'Job'), h('th', {}, 'State'), h('th', {}, 'VC'), h('th', {}, 'GPUs'), h('th', {}, 'Tasks'))
+        ),
+        this.body
+      )
+    );
+  }
+
+  setFilter(f: Partial<JobFilter>): void {
+    this.filter = { ...this.filter, ...f };
+    this.render();
+  }
+
+  async refresh(): Promise<void> {
+    try {
+      this.jobs = await this.api.get('jobs');
+      this.message.textContent = '';
+    } catch (e: any) {
+      this.message.textContent = `Cannot list jobs: ${e.message}`;
+    }
+    const vcs = [...new Set(this.jobs.map(j => j.virtualCluster))].sort();
+    options(this.vcSel, [['', 'All VCs'], ...vcs.map(v => [v, v] as [string, string])], this.filter.vc);
+    this.render();
+  }
+
+  render(): void {
+    const shown = filterJobs(this.jobs, this.filter);
+    this.body.replaceChildren(
+      ...shown.map(j =>
+        h(
+          'tr',
+          { 'data-job': frameworkName(j), title: j.waitingReason ? `waiting: ${j.waitingReason}` : '' },
+          h('td', {}, h('button', { class: 'pai-Link', onclick: () => this.onOpen(frameworkName(j)) }, j.name)),
+          h('td', {}, stateBadge(j.state)),
+          h('td', {}, j.virtualCluster),
+          h('td', { class: 'pai-Num' }, String(j.totalGpuNumber ?? 0)),
+          h('td', { class: 'pai-Num' }, String(j.totalTaskNumber ?? 0))
+        )
+      )
+    );
+    if (!shown.length && !this.message.textContent) {
+      this.message.textContent = this.jobs.length ? 'No job matches the filters.' : 'No jobs yet.';
+    } else if (shown.length && this.message.textContent?.startsWith('No job')) {
+      this.message.textContent = '';
+    }
+  }
+
+  protected onAfterShow(): void {
+    void this.refresh();
+    this.timer = window.setInterval(() => void this.refresh(), this.refreshMs);
+  }
+
+  protected onAfterHide(): void {
+    window.clearInterval(this.timer);
+  }
+
+  dispose(): void {
+    window.clearInterval(this.timer);
+    super.dispose();
+  }
+}
+
+export class JobDetail extends Widget {
+  private detail: any = null;
+  private state = h('span', { class: 'pai-JobState', 'aria-live': 'polite' });
+  private info = h('div', { class: 'pai-JobInfo' });
+  private tasks = h('tbody');
+  private events = h('ol', { class: 'pai-Events', 'aria-label': 'Job events' });
+  private logTitle = h('h3', {}, 'Logs');
+  private logSel = h('select', { 'aria-label': 'Log', class: 'pai-LogName' });
+  private follow = h('input', { type: 'checkbox', id: '', checked: true, class: 'pai-Follow' });
+  private log = h('pre', { class: 'pai-Log', tabindex: '0', 'aria-label': 'Task log' });
+  private stopBtn = h('button', { class: 'jp-Button pai-Button pai-Stop' }, 'Stop job');
+  private logTask: TaskRow | null = null;
+  private logOffset = 0;
+  private logTimer = 0;
+  private abort = new AbortController();
+
+  constructor(
+    private api: IPaiApi,
+    readonly fw: string,
+    private onTerminal: (fw: string, role: string, index: number) => void
+  ) {
+    super();
+    this.addClass('pai-Panel');
+    this.addClass('pai-JobDetail');
+    this.id = `pai-job-${fw.replace(/[^A-Za-z0-9_-]/g, '_')}`;
+    this.title.label = fw.split('~')[1] ?? fw;
+    this.title.caption = `PAI job ${fw}`;
+    this.title.closable = true;
+    this.stopBtn.onclick = () => void this.stop();
+    options(this.logSel, ['all', 'stdout', 'stderr', 'runtime.log'].map(n => [n, n] as [string, string]));
+    this.logSel.onchange = () => this.showLog(this.logTask);
+    const followId = `${this.id}-follow`;
+    this.follow.id = followId;
+    this.follow.onchange = () => this.schedule();
+    this.node.append(
+      h('h2', { class: 'pai-Title' }, fw, ' ', this.state),
+      h('div', { class: 'pai-Toolbar' }, this.stopBtn),
+      this.info,
+      h('h3', {}, 'Tasks'),
+      h(
+        'table',
+        { class: 'pai-Table pai-TasksTable' },
+        h(
+          'thead',
+          {},
+          h(
+            'tr',
+            {},
+            ...['Task', 'State', 'Node', 'GPUs', 'Exit code', ''].map(t => h('th', {}, t))
+          )
+        ),
+        this.tasks
+      ),
+      this.logTitle,
+      h('div', { class: 'pai-Toolbar' }, this.logSel, h('label', { for: followId }, this.follow, ' Follow')),
+      this.log,
+      h('details', {}, h('summary', {}, 'Events'), this.events)
+    );
+  }
+
+  get jobState(): string {
+    return this.detail?.jobStatus?.state ?? '';
+  }
+
+  async start(): Promise<void> {
+    await this.load();
+    void this.watch();
+  }
+
+  async load(): Promise<void> {
+    try {
+      this.detail = await this.api.get(`jobs/${this.fw}`);
+    } catch (e: any) {
+      this.info.replaceChildren(h('div', { class: 'pai-Error', role: 'alert' }, e.message));
+      return;
+    }
+    this.render();
+    if (!this.logTask) {
+      const rows = taskRows(this.detail);
+      if (rows.length && rows[0].logPath) {
+        this.showLog(rows[0]);
+      }
+    } else {
+      // the task may have a log location only now
+      const row = taskRows(this.detail).find(r => r.role === this.logTask!.role && r.index === this.logTask!.index);
+      if (row && row.logPath !== this.logTask.logPath) {
+        this.showLog(row);
+      }
+    }
+  }
+
+  private render(): void {
+    const st = this.detail.jobStatus ?? {};
+    this.state.replaceChildren(stateBadge(st.state));
+    this.node.dataset.state = st.state;
+    this.stopBtn.disabled = FINAL_STATES.has(st.state);
+    const items: HTMLElement[] = [
+      h('div', {}, `Virtual cluster: ${st.virtualCluster ?? ''}`),
+      h('div', {}, `Submitted: ${fmtTime(st.submissionTime)}`)
+    ];
+    if (st.launchedTime) {
+      items.push(h('div', {}, `Launched: ${fmtTime(st.launchedTime)}`));
+    }
+    if (st.completedTime) {
+      items.push(h('div', {}, `Completed: ${fmtTime(st.completedTime)} (exit code ${st.appExitCode ?? ''})`));
+    }
+    if (st.waitingReason) {
+      items.push(h('div', { class: 'pai-Waiting' }, `Waiting: ${st.waitingReason}`));
+    }
+    const exit = exitInfo(this.detail);
+    if (exit) {
+      items.push(
+        h(
+          'div',
+          { class: 'pai-ExitSpec', role: 'note' },
+          h('div', {}, h('strong', {}, 'Failure: '), `${exit.category} — ${exit.phrase}`),
+          exit.reason ? h('div', {}, h('strong', {}, 'Reason: '), exit.reason) : null,
+          exit.solution ? h('div', {}, h('strong', {}, 'Resolution: '), exit.solution) : null
+        )
+      );
+    } else if (st.appExitDiagnostics) {
+      items.push(h('div', { class: 'pai-ExitSpec' }, st.appExitDiagnostics));
+    }
+    if (st.debugReservation) {
+      items.push(h('div', { class: 'pai-Debug' }, `Debug reservation until ${fmtTime(st.debugReservation.until)}`));
+    }
+    this.info.replaceChildren(...items);
+    this.tasks.replaceChildren(
+      ...taskRows(this.detail).map(t => {
+        const debuggable = t.subState === 'DEBUGGING' || t.state === 'RUNNING';
+        return h(
+          'tr',
+          { 'data-task': `${t.role}/${t.index}` },
+          h('td', {}, `${t.role}[${t.index}]`),
+          h('td', {}, stateBadge(t.subState === 'DEBUGGING' ? 'DEBUGGING' : t.state)),
+          h('td', {}, t.node),
+          h('td', {}, t.gpus),
+          h('td', {}, t.exitCode === null ? '' : String(t.exitCode)),
+          h(
+            'td',
+            {},
+            h(
+              'button',
+              { class: 'jp-Button pai-Button pai-ShowLog', disabled: !t.logPath, onclick: () => this.showLog(t) },
+              'Logs'
+            ),
+            debuggable
+              ? h(
+                  'button',
+                  {
+                    class: 'jp-Button pai-Button pai-OpenTerminal',
+                    onclick: () => this.onTerminal(this.fw, t.role, t.index)
+                  },
+                  t.subState === 'DEBUGGING' ? 'Open debug terminal' : 'Open terminal'
+                )
+              : null
+          )
+        );
+      })
+    );
+  }
+
+  /** The job's events stream: live state (and a detail refresh on each event). */
+  private async watch(): Promise<void> {
+    let buffer = '';
+    try {
+      await this.api.stream(
+        `jobs/${this.fw}/events`,
+        chunk => {
+          const { events, rest } = parseSSE(buffer + chunk);
+          buffer = rest;
+          for (const ev of events) {
+            const data = JSON.parse(ev.data);
+            if (ev.event === 'end') {
+              this.events.append(h('li', {}, `ended: ${data.state}`));
+            } else {
+              this.events.append(h('li', {}, `${data.lastTimestamp ?? ''} ${data.reason}: ${data.message ?? ''}`));
+            }
+          }
+          if (events.length) {
+            void this.load();
+          }
+        },
+        this.abort.signal
+      );
+    } catch (e: any) {
+      if (this.abort.signal.aborted) {
+        return;
+      }
+    }
+    if (!this.abort.signal.aborted) {
+      await this.load(); // the stream ended: the job is final
+    }
+  }
+
+  showLog(t: TaskRow | null): void {
+    if (!t || !t.logPath) {
+      return;
+    }
+    if (this.logTask?.role !== t.role || this.logTask?.index !== t.index || this.logTask?.logPath !== t.logPath) {
+      this.log.textContent = '';
+    }
+    this.logTask = t;
+    this.log.textContent = '';
+    this.logOffset = 0;
+    this.logTitle.textContent = `Logs of ${t.role}[${t.index}]`;
+    window.clearTimeout(this.logTimer);
+    void this.pollLog();
+  }
+
+  private async pollLog(): Promise<void> {
+    const t = this.logTask;
+    if (!t?.logPath) {
+      return;
+    }
+    try {
+      const r = await this.api.text(`${proxiedPath(t.logPath)}/${this.logSel.value}?offset=${this.logOffset}`);
+      if (t !== this.logTask) {
+        return;
+      }
+      if (r.text) {
+        const atEnd = this.log.scrollTop + this.log.clientHeight >= this.log.scrollHeight - 4;
+        this.log.textContent += r.text;
+        if (atEnd) {
+          this.log.scrollTop = this.log.scrollHeight;
+        }
+      }
+      this.logOffset = r.offset ?? this.logOffset + r.text.length;
+    } catch (e: any) {
+      if (e.code !== 'NoTaskLogError') {
+        this.log.dataset.error = e.message;
+      }
+    }
+    this.schedule();
+  }
+
+  private schedule(): void {
+    window.clearTimeout(this.logTimer);
+    // follow while the job runs, and once more after it ended (the last lines)
+    if (this.follow.checked && !this.isDisposed) {
+      const final = FINAL_STATES.has(this.jobState);
+      if (!final || !this.log.dataset.finalRead) {
+        if (final) {
+          this.log.dataset.finalRead = '1';
+        }
+        this.logTimer = window.setTimeout(() => void this.pollLog(), final ? 500 : 1500);
+      }
+    }
+  }
+
+  async stop(): Promise<void> {
+    try {
+      await this.api.send('PUT', `jobs/${this.fw}/executionType`, JSON.stringify({ value: 'STOP' }));
+    } catch (e: any) {
+      this.info.prepend(h('div', { class: 'pai-Error', role: 'alert' }, e.message));
+    }
+    await this.load();
+  }
+
+  dispose(): void {
+    this.abort.abort();
+    window.clearTimeout(this.logTimer);
+    super.dispose();
+  }
+}

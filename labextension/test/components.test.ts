@@ -1,0 +1,151 @@
+import { Widget } from '@lumino/widgets';
+import { describe, expect, it } from 'vitest';
+
+import type { IPaiApi } from '../src/api';
+import { PaiError } from '../src/errors';
+import { JobsPanel } from '../src/jobs';
+import { MarketPanel } from '../src/market';
+import { SubmitPanel } from '../src/submit';
+
+function fakeApi(routes: Record<string, any>, posted: string[] = []): IPaiApi {
+  return {
+    async get(path: string) {
+      if (path in routes) {
+        return routes[path];
+      }
+      throw new PaiError(404, 'NoApiError', `no ${path}`);
+    },
+    async text() {
+      return { text: '', offset: 0 };
+    },
+    async send(method: string, path: string, body?: string) {
+      posted.push(body ?? '');
+      const r = routes[`${method} ${path}`];
+      if (r instanceof Error) {
+        throw r;
+      }
+      return r;
+    },
+    async stream() {
+      return;
+    },
+    wsUrl: (p: string) => `ws://x/${p}`
+  };
+}
+
+const flush = () => new Promise(r => setTimeout(r, 0));
+
+describe('JobsPanel', () => {
+  it('lists my jobs with GPU and task counts, filtered', async () => {
+    const opened: string[] = [];
+    const api = fakeApi({ jobs: [
+      { name: 'a', username: 'alice', state: 'RUNNING', virtualCluster: 'default', totalGpuNumber: 2, totalTaskNumber: 3 },
+      { name: 'b', username: 'alice', state: 'FAILED', virtualCluster: 'vc2', totalGpuNumber: 0, totalTaskNumber: 1 }
+    ] });
+    const p = new JobsPanel(api, fw => opened.push(fw));
+    await p.refresh();
+    const rows = p.node.querySelectorAll('tbody tr');
+    expect(rows).toHaveLength(2);
+    expect([...rows[0].querySelectorAll('td')].map(td => td.textContent)).toEqual(['a', 'RUNNING', 'default', '2', '3']);
+    const vc = p.node.querySelector('select.pai-Filter-vc') as HTMLSelectElement;
+    expect([...vc.options].map(o => o.value)).toEqual(['', 'default', 'vc2']);
+    p.setFilter({ vc: 'vc2' });
+    expect(p.node.querySelectorAll('tbody tr')).toHaveLength(1);
+    (p.node.querySelector('tbody button') as HTMLButtonElement).click();
+    expect(opened).toEqual(['alice~b']);
+    // every control is labelled
+    for (const el of p.node.querySelectorAll('select, input')) {
+      expect(el.getAttribute('aria-label')).toBeTruthy();
+    }
+  });
+});
+
+describe('SubmitPanel', () => {
+  const routes = {
+    'users/me': { username: 'alice', virtualCluster: ['default', 'research'] },
+    'cluster/sku-types?vc=default': { V100: { cpu: 4, memory: 8192, gpu: 1 } },
+    'tokens/check': { username: 'alice' }
+  };
+
+  it('offers only my VCs and their SKUs; every field has a label', async () => {
+    const p = new SubmitPanel(fakeApi(routes));
+    await p.loadChoices();
+    const vc = p.node.querySelector('select[name=virtualCluster]') as HTMLSelectElement;
+    expect([...vc.options].map(o => o.value)).toEqual(['default', 'research']);
+    const sku = p.node.querySelector('select[name=sku]') as HTMLSelectElement;
+    expect([...sku.options].map(o => o.value)).toEqual(['', 'V100']);
+    for (const el of p.node.querySelectorAll('.pai-FormPane input, .pai-FormPane select, .pai-FormPane textarea')) {
+      expect(p.node.querySelector(`label[for="${el.id}"]`)).not.toBeNull();
+    }
+  });
+
+  it('shows a server error at the field it names', async () => {
+    const err = new PaiError(400, 'InvalidProtocolError', 'taskRoles.worker.resourcePerInstance.gpu: too many');
+    const p = new SubmitPanel(fakeApi({ ...routes, 'POST jobs': err }));
+    p.setForm({ ...p.form, name: 'j', command: 'true' });
+    expect(await p.submit()).toBe(false);
+    expect(p.node.querySelector('[data-field-error=gpu]')!.textContent).toContain('too many');
+    expect(p.node.querySelector('input[name=gpu]')!.getAttribute('aria-invalid')).toBe('true');
+  });
+
+  it('checks fields locally first, then submits the YAML and reports the job', async () => {
+    const posted: string[] = [];
+    const done: string[] = [];
+    const p = new SubmitPanel(fakeApi({ ...routes, 'POST jobs': { status: 202 } }, posted), fw => done.push(fw));
+    expect(await p.submit()).toBe(false); // no name, no command
+    expect(p.node.querySelector('[data-field-error=name]')!.textContent).not.toBe('');
+    expect(posted).toHaveLength(0);
+    p.setForm({ ...p.form, name: 'ok', command: 'echo hi' });
+    expect(await p.submit()).toBe(true);
+    expect(posted[0]).toContain('name: ok');
+    expect(done).toEqual(['alice~ok']);
+  });
+
+  it('submits the edited YAML as written', async () => {
+    const posted: string[] = [];
+    const p = new SubmitPanel(fakeApi({ ...routes, 'POST jobs': { status: 202 } }, posted));
+    p.showTab('yaml');
+    const ta = p.node.querySelector('textarea.pai-Yaml') as HTMLTextAreaElement;
+    ta.value = 'protocolVersion: 2\nname: edited\n';
+    ta.dispatchEvent(new Event('input'));
+    await p.submit();
+    expect(posted[0]).toBe('protocolVersion: 2\nname: edited\n');
+  });
+
+  it('takes a docker image item from the marketplace', () => {
+    const p = new SubmitPanel(fakeApi(routes));
+    p.useItem({ id: '1', name: 'team-py', author: 'bob', type: 'dockerimage' });
+    expect(p.protocolText()).toContain('marketplace: team-py');
+    expect((p.node.querySelector('input[name=image]') as HTMLInputElement).disabled).toBe(true);
+  });
+});
+
+describe('MarketPanel', () => {
+  it('searches with type and tag and opens an item to use', async () => {
+    const used: string[] = [];
+    const calls: string[] = [];
+    const api = fakeApi({});
+    api.get = async (path: string) => {
+      calls.push(path);
+      if (path.startsWith('marketplace/items?') || path === 'marketplace/items') {
+        return [{ id: '1', name: 'img', author: 'a', type: 'dockerimage', summary: 's' }];
+      }
+      if (path === 'marketplace/items/img') {
+        return { id: '1', name: 'img', author: 'a', type: 'dockerimage', tags: [{ name: 't1' }], protocol: 'uri: x' };
+      }
+      return [];
+    };
+    const p = new MarketPanel(api, it => used.push(it.name));
+    Widget.attach(p, document.body);
+    (p.node.querySelector('select[aria-label="Item type"]') as HTMLSelectElement).value = 'dockerimage';
+    await p.refresh();
+    expect(calls).toContain('marketplace/items?type=dockerimage');
+    (p.node.querySelector('li[data-item=img] button') as HTMLButtonElement).click();
+    await flush();
+    await flush();
+    expect(p.node.querySelector('.pai-Tag')!.textContent).toBe('t1');
+    (p.node.querySelector('.pai-UseItem') as HTMLButtonElement).click();
+    expect(used).toEqual(['img']);
+    Widget.detach(p);
+  });
+});

@@ -1,0 +1,115 @@
+"""A real ``jupyter lab`` (with pai_extension and the prebuilt PAI Lab extension) against a real
+``pai server``, driven by Playwright with Debian's chromium."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.e2e.hub import CHROMIUM
+from tests.server import REPO, Server, free_port
+
+ARTIFACTS = REPO / "test-artifacts" / "lab"
+PREBUILT = REPO / "labextension" / "build" / "pai-hub"
+TOKEN = "lab-e2e-token"
+
+
+def require_deps() -> None:
+    if not (PREBUILT / "package.json").exists():
+        pytest.skip("the Lab extension is not built: run `make labextension`")
+    if not Path(CHROMIUM).exists():
+        pytest.skip("chromium missing: run `make e2e-deps`")
+
+
+@pytest.fixture(scope="module")
+def pai(tmp_path_factory):
+    require_deps()
+    srv = Server(tmp_path_factory.mktemp("lab") / "data", args=("--simulated-gpus", "4", "--node-cpu", "16"))
+    srv.data_dir.mkdir(parents=True)
+    srv.start()
+    srv.alice = srv.add_user("alice")
+    yield srv
+    srv.stop()
+    srv.kill_tasks()
+
+
+@pytest.fixture(scope="module")
+def lab(pai, tmp_path_factory):
+    root = tmp_path_factory.mktemp("labroot")
+    # the prebuilt extension, found as it would be in <prefix>/share/jupyter/labextensions
+    data = root / "jupyter-data"
+    (data / "labextensions").mkdir(parents=True)
+    (data / "labextensions" / "pai-hub").symlink_to(PREBUILT)
+    work = root / "work"
+    work.mkdir()
+    settings = root / "user-settings" / "@jupyterlab" / "apputils-extension"
+    settings.mkdir(parents=True)
+    (settings / "notification.jupyterlab-settings").write_text('{"fetchNews": "false"}')
+    config = root / "jupyter_lab_e2e_config.py"
+    config.write_text("c.ServerApp.jpserver_extensions = {'pai_extension': True, 'jupyterlab': True}\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PAI_", "JUPYTERHUB_", "PYTEST_"))}
+    env.update({"PYTHONPATH": str(REPO), "JUPYTER_CONFIG_DIR": str(root / "cfg"), "JUPYTER_PATH": str(data),
+                "JUPYTER_RUNTIME_DIR": str(root / "runtime"), "PAI_URL": pai.url, "PAI_TOKEN": pai.alice,
+                "PAI_USER_NAME": "alice"})
+    port = free_port()
+    log = open(root / "lab.log", "ab")  # noqa: SIM115
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root", "--ip=127.0.0.1", f"--port={port}",
+         f"--IdentityProvider.token={TOKEN}", f"--config={config}", f"--ServerApp.root_dir={work}",
+         "--ServerApp.port_retries=0", f"--LabApp.user_settings_dir={root / 'user-settings'}",
+         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
+        stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"jupyter lab exited; see {log.name}")
+        try:
+            if httpx.get(url + "/api/status", headers={"Authorization": f"token {TOKEN}"}, timeout=1).is_success:
+                break
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"jupyter lab did not start; see {log.name}")
+        time.sleep(0.2)
+    lab = type("Lab", (), {"url": url, "root": work, "log": root / "lab.log"})()
+    yield lab
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+@pytest.fixture(scope="module")
+def page(lab):
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                    args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                                          "--disable-dev-shm-usage"])
+        context = browser.new_context(viewport={"width": 1400, "height": 950})
+        pg = context.new_page()
+        pg.set_default_timeout(60_000)
+        pg.errors = []
+        pg.on("console", lambda m: pg.errors.append(m.text) if m.type == "error" else None)
+        pg.goto(f"{lab.url}/lab/workspaces/e2e?reset&token={TOKEN}")
+        pg.wait_for_selector("#pai-jobs", state="attached")
+        try:
+            yield pg
+        finally:
+            context.close()
+            browser.close()
+
+
+def shot(page, name: str) -> None:
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
