@@ -13,6 +13,10 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
+#: The exit code a backend reports for a task it has no trace of (OpenPAI's numbering; the
+#: orchestrator treats it as a transient platform failure and retries the job).
+LOST_EXIT_CODE = -1101
+
 
 @dataclass(frozen=True)
 class GpuInfo:

@@ -26,6 +26,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from pai_hub.backends.base import (
+    LOST_EXIT_CODE,
     Backend,
     GpuInfo,
     NodeInfo,
@@ -39,8 +40,6 @@ from pai_hub.backends.kubernetes import manifests as m
 
 log = logging.getLogger(__name__)
 
-#: Exit code of a task the backend has no trace of (the orchestrator retries it), as the local backend.
-LOST_EXIT_CODE = -1101
 STOPPED_EXIT_CODE = 143
 LOG_NAMES = ("all", "stdout", "stderr", "runtime.log")
 DEFAULT_GPU_MEMORY_MB = 16384

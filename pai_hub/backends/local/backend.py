@@ -31,18 +31,26 @@ from typing import Any
 import psutil
 
 import pai_runtime
-from pai_hub.backends.base import Backend, NodeInfo, Shell, TaskEvent, TaskExit, TaskLaunch, TaskRunning
+from pai_hub.backends.base import (
+    LOST_EXIT_CODE,
+    Backend,
+    NodeInfo,
+    Shell,
+    TaskEvent,
+    TaskExit,
+    TaskLaunch,
+    TaskRunning,
+)
 from pai_hub.backends.local.gpus import SIMULATED_GPU_MEMORY_MB, discover_gpus
 from pai_hub.backends.local.gpus import simulated_gpus as declare_simulated_gpus
+from pai_hub.backends.taskdir import TaskDirLogs
 from pai_runtime.env import build_env, task_environ
 from pai_runtime.procinfo import is_alive, kill_group
 from pai_runtime.spec import TaskSpec
-from pai_runtime.supervisor import EXIT_FILE, LOG_NAMES, PID_FILE, SPEC_FILE, STOP_FILE, read_json
+from pai_runtime.supervisor import EXIT_FILE, PID_FILE, SPEC_FILE, STOP_FILE, read_json
 
 log = logging.getLogger(__name__)
 
-#: Exit code reported for a task the backend has no trace of (it is retried by the orchestrator).
-LOST_EXIT_CODE = -1101
 _TASK_ID = re.compile(r"[A-Za-z0-9._~-]+")
 _SUN_PATH_MAX = 107
 #: How long adopt() waits for a supervisor that was forked but has not yet written pid.json.
@@ -55,7 +63,7 @@ def _check_task_id(task_id: str) -> str:
     return task_id
 
 
-class LocalBackend(Backend):
+class LocalBackend(TaskDirLogs, Backend):
     """Runs tasks as local processes (see module docstring).
 
     ``simulated_gpus``, when given, replaces GPU discovery: the node declares that many GPUs
@@ -400,21 +408,3 @@ class LocalBackend(Backend):
         os.set_blocking(master, False)
         return Shell(proc.pid, master, proc)
 
-    def log_names(self, task_id: str) -> list[str]:
-        """Every log of a started task (a log with no output yet reads empty)."""
-        log_dir = self._log_dir(task_id)
-        if not os.path.exists(f"{log_dir}/runtime.log"):
-            return []
-        return list(LOG_NAMES)
-
-    def read_log(self, task_id: str, name: str, offset: int = 0, limit: int | None = None) -> bytes:
-        if name not in LOG_NAMES:
-            raise KeyError(name)
-        log_dir = self._log_dir(task_id)
-        try:
-            with open(f"{log_dir}/{name}", "rb") as f:
-                if offset:
-                    f.seek(offset)
-                return f.read(-1 if limit is None else limit)
-        except FileNotFoundError:
-            return b""

@@ -33,6 +33,7 @@ from typing import Any
 
 import pai_runtime
 from pai_hub.backends.base import (
+    LOST_EXIT_CODE,
     Backend,
     GpuInfo,
     NodeInfo,
@@ -43,13 +44,13 @@ from pai_hub.backends.base import (
     TaskRunning,
 )
 from pai_hub.backends.slurm.jobscript import CONFIG_FILE, HOLD_FILE, STARTED_FILE
+from pai_hub.backends.taskdir import TaskDirLogs
 from pai_runtime.env import build_env, task_environ
 from pai_runtime.spec import TaskSpec
-from pai_runtime.supervisor import EXIT_FILE, LOG_NAMES, SPEC_FILE, STOP_FILE, read_json
+from pai_runtime.supervisor import EXIT_FILE, SPEC_FILE, STOP_FILE, read_json
 
 log = logging.getLogger(__name__)
 
-LOST_EXIT_CODE = -1101
 #: sbatch refused the job (bad node name, too many GPUs...): PodCreationPermanentError's code.
 START_FAILED_EXIT_CODE = -200
 #: Stopped (or cancelled by Slurm) before the runtime started: what the runtime reports for a stop.
@@ -84,7 +85,7 @@ def _write_json(path: str, data: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-class SlurmBackend(Backend):
+class SlurmBackend(TaskDirLogs, Backend):
     """Runs task attempts as Slurm batch jobs (see module docstring and docs/slurm.md).
 
     ``run_root``: shared task directories. ``slurm_conf``: SLURM_CONF for the Slurm commands (default:
@@ -553,23 +554,6 @@ class SlurmBackend(Backend):
         spec = read_json(f"{task_dir}/{SPEC_FILE}") or {}
         return spec.get("log_dir") or task_dir
 
-    def log_names(self, task_id: str) -> list[str]:
-        log_dir = self._log_dir(task_id)
-        if not os.path.exists(f"{log_dir}/runtime.log"):
-            return []
-        return list(LOG_NAMES)
-
-    def read_log(self, task_id: str, name: str, offset: int = 0, limit: int | None = None) -> bytes:
-        if name not in LOG_NAMES:
-            raise KeyError(name)
-        log_dir = self._log_dir(task_id)
-        try:
-            with open(f"{log_dir}/{name}", "rb") as f:
-                if offset:
-                    f.seek(offset)
-                return f.read(-1 if limit is None else limit)
-        except FileNotFoundError:
-            return b""
 
     def exec_shell(self, task_id: str) -> Shell:
         """bash on a PTY with the task's environment. While its Slurm job lives (running, or held for
