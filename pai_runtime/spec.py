@@ -7,7 +7,7 @@ or debugged from its directory alone.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -67,7 +67,12 @@ class TaskSpec:
     exit_spec: str | None = None
 
     def to_json_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """A JSON-ready dict. Shallow on purpose (``asdict`` deep-copies every value, once per task
+        launch): the containers are the spec's own, not to be changed by the caller."""
+        data = dict(self.__dict__)
+        data["task_roles"] = {k: dict(v.__dict__) for k, v in self.task_roles.items()}
+        data["peers"] = [dict(p.__dict__) for p in self.peers]
+        return data
 
     @classmethod
     def from_json_dict(cls, data: dict[str, Any]) -> TaskSpec:
