@@ -118,6 +118,8 @@ class UserRepository:
     def create_token(self, username: str, name: str = "", application: bool = True,
                      lifetime: float | None = None) -> str:
         token = secrets.token_urlsafe(32)
+        while token.startswith("-"):  # `pai --token -x...` would read it as an option
+            token = secrets.token_urlsafe(32)
         with self.store.sessions.begin() as s:
             if s.get(User, username) is None:
                 raise KeyError(username)

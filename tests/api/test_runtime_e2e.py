@@ -99,7 +99,7 @@ def test_syntax_error_is_never_retried_and_is_explained(srv):
     assert status["appExitSpec"]["phrase"] == "ContainerSyntaxError"
     assert status["appExitSpec"]["behavior"] == "PERMANENT" and status["appExitSpec"]["type"] == "USER_FAILURE"
     assert status["appExitMessages"]["runtime"]["originUserExitCode"] == 1
-    r = subprocess.run([sys.executable, "-m", "pai_hub.cli", "--url", srv.url, "--token", srv.admin_token,
+    r = subprocess.run([sys.executable, "-m", "pai_hub.cli", "--url", srv.url, f"--token={srv.admin_token}",
                         "job", "status", "syntax"], capture_output=True, text=True)
     assert "failure: ContainerSyntaxError" in r.stdout and "fix:" in r.stdout
 
@@ -171,11 +171,11 @@ def test_debug_reservation_keeps_the_gpu_and_gives_a_shell_in_the_failed_task(sr
         assert log.split("working in ")[1].strip() in out
         # another user may not open it
         other = srv.add_user("mallory")
-        r = subprocess.run([sys.executable, "-m", "pai_hub.cli", "--url", srv.url, "--token", other,
+        r = subprocess.run([sys.executable, "-m", "pai_hub.cli", "--url", srv.url, f"--token={other}",
                             "job", "debug", "admin~broken"], capture_output=True, text=True, stdin=subprocess.DEVNULL)
         assert r.returncode == 1 and "NoJobError" in r.stderr
         # release: the GPU is free and the waiting job runs
-        r = subprocess.run([sys.executable, "-m", "pai_hub.cli", "--url", srv.url, "--token", srv.admin_token,
+        r = subprocess.run([sys.executable, "-m", "pai_hub.cli", "--url", srv.url, f"--token={srv.admin_token}",
                             "job", "release", "broken"], capture_output=True, text=True)
         assert r.returncode == 0, r.stderr
         assert wait_state(c, "admin~both", {"SUCCEEDED", "FAILED"})["jobStatus"]["state"] == "SUCCEEDED"
