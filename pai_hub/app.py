@@ -28,6 +28,7 @@ from .api import groups as group_api
 from .api import jobs as job_api
 from .api import users as user_api
 from .api.base import NotFoundHandler
+from .api.experiments import experiment_routes
 from .api.marketplace import marketplace_routes
 from .backends.local import LocalBackend
 from .marketplace import setup_marketplace
@@ -94,6 +95,7 @@ def routes() -> list[tuple[str, type]]:
     out += [(r"/api/v1/?", user_api.InfoHandler), (r"/api/v1/info", user_api.InfoHandler)]
     out += monitoring_routes()  # /metrics, alerts, usage, timelines (pai_hub/monitoring)
     out += marketplace_routes()  # /marketplace/api/... (pai_hub/api/marketplace.py)
+    out += experiment_routes()  # /api/v2/experiments: NNI experiments (pai_hub/experiments)
     out += hub_routes(out)  # under JupyterHub: the API again below /services/<name>/, and the hub pages
     return out
 
@@ -209,6 +211,9 @@ class PaiHub(Application):
         self.controller = Controller(self.store, backend, machine, self._plan_of)
         await self.controller.start(backend_open=True)
         self.monitoring = start_monitoring(self)  # metrics, GPU health, alerts (pai_hub/monitoring)
+        from .experiments import start_experiments
+
+        start_experiments(self)  # NNI experiments whose trials are PAI jobs (pai_hub/experiments)
         return web.Application(routes(), pai=self, default_handler_class=NotFoundHandler,
                                log_function=log_function)  # API latency by handler (pai_hub/monitoring)
 

@@ -341,6 +341,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .monitoring.cli import add_ops
 
     add_ops(sub)  # pai job timeline, pai usage, pai alerts (pai_hub/monitoring/cli.py)
+    from .experiments.cli import add_experiments
+
+    add_experiments(sub)  # pai experiment create|list|show|stop|resume (pai_hub/experiments/cli.py)
     return p
 
 

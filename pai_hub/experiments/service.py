@@ -1,0 +1,473 @@
+"""Experiments: NNI 3.0 hyperparameter searches whose trials are PAI jobs (docs/experiments.md).
+
+One NNI manager per running experiment, started from NNI's own virtual environment (``PAI_NNI_PYTHON``,
+default ``build/nni-3.0/bin/python``; created by ``scripts/nni-compat-venv.sh 3.0``) with NNI's ``local``
+platform and our trial launcher (``launcher.py``) as the trial command — the launcher is the PAI training
+service: each trial is a PAI job in the experiment's VC. The manager listens on 127.0.0.1 on a free port
+(``bind_localhost.js``) and is reached only through this service (polling, and the authenticated UI proxy).
+Records are JSON files under ``<data_dir>/experiments/<id>/``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import json
+import logging
+import os
+import secrets
+import shlex
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+log = logging.getLogger("pai_hub.experiments")
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+LAUNCHER = HERE / "launcher.py"
+DRIVER = HERE / "nni_driver.py"
+BIND_JS = HERE / "bind_localhost.js"
+ACTIVE = {"STARTING", "RUNNING", "STOPPING"}
+TUNERS = {"Random", "TPE", "Anneal", "Evolution", "GridSearch", "Hyperband", "BOHB", "SMAC", "Batch", "GP",
+          "PBT", "DNGO", "Metis", "Hyperopt"}
+
+
+class ExperimentError(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+def nni_python() -> str | None:
+    explicit = os.environ.get("PAI_NNI_PYTHON")
+    if explicit:
+        return explicit
+    default = REPO / "build" / "nni-3.0" / "bin" / "python"
+    return str(default) if default.exists() else None
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie child of ours is not alive
+        return os.waitpid(pid, os.WNOHANG) == (0, 0)
+    except ChildProcessError:
+        return True
+
+
+def validate(body: dict[str, Any]) -> dict[str, Any]:
+    """The experiment request, checked and normalised; raises ExperimentError(400)."""
+    def bad(msg: str) -> ExperimentError:
+        return ExperimentError(400, "InvalidParametersError", msg)
+
+    space = body.get("searchSpace")
+    if not isinstance(space, dict) or not space:
+        raise bad("searchSpace: a non-empty mapping of parameter → {_type, _value} (NNI's format)")
+    for key, value in space.items():
+        if not isinstance(value, dict) or "_type" not in value or "_value" not in value:
+            raise bad(f"searchSpace.{key}: must be {{_type: ..., _value: ...}}")
+    tuner = body.get("tuner") or {"name": "Random"}
+    if isinstance(tuner, str):
+        tuner = {"name": tuner}
+    if not isinstance(tuner, dict) or tuner.get("name") not in TUNERS:
+        raise bad(f"tuner.name: one of {', '.join(sorted(TUNERS))}")
+    assessor = body.get("assessor")
+    if assessor is not None and (not isinstance(assessor, dict) or not assessor.get("name")):
+        raise bad("assessor: {name: Medianstop|Curvefitting, classArgs: {...}}")
+    try:
+        max_trials = int(body.get("maxTrialNumber", 10))
+        concurrency = int(body.get("trialConcurrency", 1))
+    except (TypeError, ValueError):
+        raise bad("maxTrialNumber and trialConcurrency must be integers") from None
+    if not 1 <= max_trials <= 10000 or not 1 <= concurrency <= 1000:
+        raise bad("maxTrialNumber: 1..10000; trialConcurrency: 1..1000")
+    trial = body.get("trial")
+    if not isinstance(trial, dict):
+        raise bad("trial: {command, cpu?, memoryMB?, gpu?, sku?, image?} or {protocol}, with codeDir or files")
+    template: dict[str, Any] = {}
+    if trial.get("protocol"):
+        proto = trial["protocol"]
+        if isinstance(proto, str):
+            import yaml
+            try:
+                proto = yaml.safe_load(proto)
+            except yaml.YAMLError as exc:
+                raise bad(f"trial.protocol: not valid YAML: {exc}") from None
+        if not isinstance(proto, dict) or not isinstance(proto.get("taskRoles"), dict) or not proto["taskRoles"]:
+            raise bad("trial.protocol: a job protocol (v2) with taskRoles")
+        template["protocol"] = proto
+    elif isinstance(trial.get("command"), str) and trial["command"].strip():
+        for key in ("cpu", "memoryMB", "gpu"):
+            if key in trial:
+                try:
+                    template[key] = int(trial[key])
+                except (TypeError, ValueError):
+                    raise bad(f"trial.{key}: must be an integer") from None
+        template["command"] = trial["command"]
+        for key in ("sku", "image"):
+            if trial.get(key):
+                template[key] = str(trial[key])
+    else:
+        raise bad("trial: needs command (with cpu/memoryMB/gpu/sku) or protocol")
+    files = trial.get("files") or {}
+    if not isinstance(files, dict) or not all(isinstance(v, str) for v in files.values()):
+        raise bad("trial.files: a mapping of relative file name → text")
+    for name in files:
+        if name.startswith("/") or ".." in Path(name).parts or not name:
+            raise bad(f"trial.files: {name!r} must be a relative path inside the code directory")
+    code_dir = trial.get("codeDir")
+    if code_dir is not None and (not isinstance(code_dir, str) or not os.path.isabs(code_dir)):
+        raise bad("trial.codeDir: an absolute directory on the PAI Hub host (or send trial.files)")
+    if code_dir and not files and not os.path.isdir(code_dir):
+        raise bad(f"trial.codeDir: {code_dir} is not a directory on the PAI Hub host")
+    name = str(body.get("name") or "experiment")
+    out = {"name": name[:100], "searchSpace": space, "tuner": tuner, "assessor": assessor,
+           "maxTrialNumber": max_trials, "trialConcurrency": concurrency,
+           "maxExperimentDuration": body.get("maxExperimentDuration"),
+           "virtualCluster": str(body.get("virtualCluster") or "default"),
+           "template": template, "codeDir": code_dir, "files": files}
+    return out
+
+
+def _metric(raw: Any) -> Any:
+    """NNI keeps metrics as JSON text, sometimes twice encoded."""
+    for _ in range(2):
+        if isinstance(raw, str):
+            try:
+                raw = json.loads(raw)
+            except ValueError:
+                break
+    if isinstance(raw, dict) and "default" in raw and len(raw) == 1:
+        return raw["default"]
+    return raw
+
+
+class ExperimentService:
+    def __init__(self, pai: Any) -> None:
+        self.pai = pai
+        self.root = Path(pai.data_dir) / "experiments"
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.records: dict[str, dict[str, Any]] = {}
+        self.procs: dict[str, subprocess.Popen] = {}
+        self._task: asyncio.Task | None = None
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._orphans: list[dict[str, Any]] = []
+        for path in sorted(self.root.glob("*/experiment.json")):
+            try:
+                rec = json.loads(path.read_text())
+            except (OSError, ValueError):
+                continue
+            if rec.get("state") in ACTIVE and not _alive(rec.get("pid")):
+                rec["state"], rec["message"] = "STOPPED", "the NNI manager was gone after a restart; resume it"
+                rec["uiAvailable"] = False
+                self._orphans.append(rec)
+            self.records[rec["id"]] = rec
+        atexit.register(self.shutdown)
+
+    # -- lifecycle --------------------------------------------------------------------------------
+    def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._task = loop.create_task(self._poll_forever())
+        self._cleanup = loop.create_task(self._stop_orphans())
+
+    async def _stop_orphans(self) -> None:
+        """Trial jobs of experiments whose NNI died with the previous server: stopped, and saved."""
+        for rec in self._orphans:
+            try:
+                await self._stop_trial_jobs(rec)
+            except Exception:  # keep the server up
+                log.exception("experiment %s: stopping its trial jobs failed", rec["id"])
+            self._save(rec)
+        self._orphans.clear()
+
+    def shutdown(self) -> None:
+        """At server exit: NNI managers do not outlive PAI Hub (their trials' jobs stop with them)."""
+        for rec in self.records.values():
+            if rec.get("state") in ACTIVE or rec.get("uiAvailable"):
+                self._kill(rec)
+
+    def _kill(self, rec: dict[str, Any]) -> None:
+        pid = rec.get("pid")
+        if _alive(pid):
+            try:
+                os.killpg(pid, signal.SIGTERM)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+    def _save(self, rec: dict[str, Any]) -> None:
+        path = self.root / rec["id"] / "experiment.json"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(rec, indent=1))
+        tmp.replace(path)
+
+    def lock(self, exp_id: str) -> asyncio.Lock:
+        return self._locks.setdefault(exp_id, asyncio.Lock())
+
+    # -- API operations -----------------------------------------------------------------------------
+    def get(self, exp_id: str, username: str, admin: bool = False) -> dict[str, Any]:
+        rec = self.records.get(exp_id)
+        if rec is None or (rec["username"] != username and not admin):
+            raise ExperimentError(404, "NoExperimentError", f"Experiment {exp_id} is not found.")
+        return rec
+
+    def list(self, username: str, admin: bool = False, everyone: bool = False) -> list[dict[str, Any]]:
+        recs = [r for r in self.records.values() if r["username"] == username or (admin and everyone)]
+        return sorted(recs, key=lambda r: -r["createdTime"])
+
+    async def create(self, username: str, request: dict[str, Any]) -> dict[str, Any]:
+        python = nni_python()
+        if not python or not os.path.exists(python):
+            raise ExperimentError(503, "NniUnavailableError",
+                                  "NNI 3.0 is not installed for PAI Hub: run scripts/nni-compat-venv.sh 3.0 "
+                                  "or set PAI_NNI_PYTHON")
+        exp_id = "".join(secrets.choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(8))
+        d = self.root / exp_id
+        (d / "home").mkdir(parents=True)
+        code_dir = request["codeDir"]
+        if request["files"]:
+            code_dir = str(d / "code")
+            for name, text in request["files"].items():
+                p = Path(code_dir, name)
+                p.parent.mkdir(parents=True, exist_ok=True)
+                p.write_text(text)
+        elif not code_dir:
+            code_dir = str(d / "code")
+            Path(code_dir).mkdir()
+        token = self.pai.users.create_token(username, name=f"experiment {exp_id}")
+        token_file = d / "token"
+        fd = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(token + "\n")
+        spec = {"url": f"http://127.0.0.1:{self.pai.port}", "tokenFile": str(token_file), "username": username,
+                "experimentId": exp_id, "virtualCluster": request["virtualCluster"], "codeDir": code_dir,
+                "binDir": str(Path(python).parent), "template": request["template"]}
+        (d / "launcher.json").write_text(json.dumps(spec, indent=1))
+        config: dict[str, Any] = {
+            "experimentName": request["name"], "searchSpace": request["searchSpace"],
+            "trialCommand": f"{shlex.quote(python)} {shlex.quote(str(LAUNCHER))} {shlex.quote(str(d / 'launcher.json'))}",
+            "trialCodeDirectory": code_dir, "trialConcurrency": request["trialConcurrency"],
+            "maxTrialNumber": request["maxTrialNumber"], "tuner": request["tuner"],
+            "trainingService": {"platform": "local"}, "experimentWorkingDirectory": str(d / "nni"),
+        }
+        if request["assessor"]:
+            config["assessor"] = request["assessor"]
+        if request["maxExperimentDuration"]:
+            config["maxExperimentDuration"] = str(request["maxExperimentDuration"])
+        (d / "nni-config.json").write_text(json.dumps(config, indent=1))
+        now = time.time()
+        rec = {"id": exp_id, "name": request["name"], "username": username, "state": "STARTING",
+               "nniStatus": None, "message": "", "createdTime": now, "completedTime": None,
+               "virtualCluster": request["virtualCluster"], "searchSpace": request["searchSpace"],
+               "tuner": request["tuner"], "assessor": request["assessor"],
+               "maxTrialNumber": request["maxTrialNumber"], "trialConcurrency": request["trialConcurrency"],
+               "trial": request["template"], "codeDir": code_dir, "port": None, "pid": None,
+               "uiAvailable": False, "trials": []}
+        self.records[exp_id] = rec
+        self._save(rec)
+        await self._launch(rec, "start", str(d / "nni-config.json"))
+        return rec
+
+    async def _launch(self, rec: dict[str, Any], action: str, source: str) -> None:
+        d = self.root / rec["id"]
+        port = free_port()
+        env = {**os.environ, "HOME": str(d / "home"), "NODE_OPTIONS": f"--require {BIND_JS}",
+               "PYTHONUNBUFFERED": "1"}
+        cmd = [nni_python() or "python3", str(DRIVER), action, source, str(port), rec["id"]]
+        proc = await asyncio.create_subprocess_exec(*cmd, env=env, stdout=asyncio.subprocess.PIPE,
+                                                    stderr=asyncio.subprocess.PIPE, cwd=str(d))
+        out, err = await proc.communicate()
+        (d / f"driver-{action}.log").write_bytes(out + b"\n" + err)
+        if proc.returncode != 0:
+            rec.update(state="ERROR", message=f"NNI did not start: {err.decode(errors='replace')[-2000:]}",
+                       completedTime=time.time())
+            self._save(rec)
+            raise ExperimentError(500, "NniUnavailableError", rec["message"])
+        pid = json.loads(out.decode().strip().splitlines()[-1])["pid"]
+        rec.update(port=port, pid=pid, state="RUNNING", uiAvailable=True, message="", completedTime=None)
+        self._save(rec)
+
+    async def stop(self, rec: dict[str, Any]) -> None:
+        async with self.lock(rec["id"]):
+            was = rec["state"]
+            if was in ACTIVE:
+                rec["state"] = "STOPPING"
+            await self._sync(rec)
+            if rec.get("port") and _alive(rec.get("pid")):
+                try:  # graceful: NNI cancels its trials (SIGINT → the launcher stops the PAI job)
+                    async with httpx.AsyncClient(timeout=10) as c:
+                        await c.delete(f"http://127.0.0.1:{rec['port']}/api/v1/nni/experiment")
+                except httpx.HTTPError:
+                    pass
+                for _ in range(100):
+                    if not _alive(rec["pid"]):
+                        break
+                    await asyncio.sleep(0.2)
+                else:
+                    try:
+                        os.killpg(rec["pid"], signal.SIGKILL)
+                    except (ProcessLookupError, PermissionError):
+                        pass
+            await self._stop_trial_jobs(rec)
+            for t in rec["trials"]:
+                if t["state"] in ("WAITING", "RUNNING", "UNKNOWN"):
+                    t["state"] = "USER_CANCELED"
+            rec["uiAvailable"] = False
+            if was in ACTIVE:
+                rec.update(state="STOPPED", completedTime=time.time())
+            self._save(rec)
+
+    async def resume(self, rec: dict[str, Any]) -> None:
+        async with self.lock(rec["id"]):
+            if rec["state"] in ACTIVE:
+                return
+            if rec["state"] == "DONE":
+                raise ExperimentError(400, "InvalidParametersError", f"Experiment {rec['id']} is DONE.")
+            await self._launch(rec, "resume", str(self.root / rec["id"] / "nni"))
+
+    async def _stop_trial_jobs(self, rec: dict[str, Any]) -> None:
+        """Every PAI job of this experiment's trials that is not final: stopped, whatever NNI did."""
+        machine = self.pai.controller.machine
+        prefix = f"nni_{rec['id']}_"
+        from ..orchestrator.records import TERMINAL
+        for job in list(machine.jobs.values()):
+            if job.username == rec["username"] and job.name.startswith(prefix) and job.state not in TERMINAL:
+                await self.pai.controller.stop(job.id)
+
+    # -- polling NNI --------------------------------------------------------------------------------
+    async def _poll_forever(self) -> None:
+        while True:
+            for rec in list(self.records.values()):
+                if rec["state"] in ("RUNNING",) and not self.lock(rec["id"]).locked():
+                    try:
+                        async with self.lock(rec["id"]):
+                            await self._sync(rec)
+                    except Exception:  # keep polling the others
+                        log.exception("experiment %s: polling NNI failed", rec["id"])
+            await asyncio.sleep(1.0)
+
+    async def _sync(self, rec: dict[str, Any]) -> None:
+        if not rec.get("port") or not _alive(rec.get("pid")):
+            if rec["state"] == "RUNNING":
+                rec.update(state="ERROR", message="the NNI manager exited", uiAvailable=False,
+                           completedTime=time.time())
+                self._save(rec)
+            return
+        base = f"http://127.0.0.1:{rec['port']}/api/v1/nni"
+        try:
+            async with httpx.AsyncClient(timeout=10) as c:
+                status = (await c.get(base + "/check-status")).json()
+                trials = (await c.get(base + "/trial-jobs")).json()
+                metrics = (await c.get(base + "/metric-data")).json()
+        except (httpx.HTTPError, ValueError):
+            return  # starting up, or going away
+        before = json.dumps([rec["nniStatus"], rec["trials"]], sort_keys=True)
+        rec["nniStatus"] = status.get("status")
+        errors = status.get("errors") or []
+        self._merge_trials(rec, trials, metrics)
+        if rec["state"] == "RUNNING":
+            if rec["nniStatus"] == "DONE":
+                rec.update(state="DONE", completedTime=time.time())
+            elif rec["nniStatus"] == "ERROR":
+                rec.update(state="ERROR", message="; ".join(map(str, errors)) or "NNI reported an error",
+                           completedTime=time.time())
+        if json.dumps([rec["nniStatus"], rec["trials"]], sort_keys=True) != before or rec["state"] != "RUNNING":
+            self._save(rec)
+
+    def _merge_trials(self, rec: dict[str, Any], trials: list[dict[str, Any]], metrics: list[dict[str, Any]]) -> None:
+        machine = self.pai.controller.machine
+        inter: dict[str, list[Any]] = {}
+        final: dict[str, Any] = {}
+        used: dict[str, str] = {}  # trial → the parameter id its metrics were reported for
+        for m in sorted(metrics, key=lambda m: (m.get("timestamp", 0), int(m.get("sequence", 0) or 0))):
+            tid = m.get("trialJobId")
+            if m.get("parameterId") not in (None, ""):
+                used.setdefault(tid, str(m["parameterId"]))
+            if m.get("type") == "FINAL":
+                final[tid] = _metric(m.get("data"))
+            elif m.get("type") == "PERIODICAL":
+                inter.setdefault(tid, []).append(_metric(m.get("data")))
+        # NNI 3.0's local platform hands parameters out first come, first served (compat.js), not by
+        # trial: a trial job that starts before an older one gets the older one's parameters. What a
+        # trial really ran with is the parameter set its metrics name (parameter_id); NNI's tuner uses
+        # the same key, so tuning is right; only NNI's own trial → parameters table can be off.
+        by_id: dict[str, Any] = {}
+        for t in trials:
+            for hp in t.get("hyperParameters") or []:
+                doc = _metric(hp)
+                if isinstance(doc, dict) and "parameter_id" in doc:
+                    by_id[str(doc["parameter_id"])] = doc.get("parameters")
+        out = []
+        for t in sorted(trials, key=lambda t: t.get("sequenceId", 0)):
+            tid = t["trialJobId"]
+            params: Any = None
+            for hp in t.get("hyperParameters") or []:
+                doc = _metric(hp)
+                params = doc.get("parameters", doc) if isinstance(doc, dict) else doc
+            if used.get(tid) in by_id:
+                params = by_id[used[tid]]
+            base = framework = f"{rec['username']}~nni_{rec['id']}_{tid}"
+            for attempt in range(2, 10):  # the last run of a trial re-run after a resume
+                if f"{base}_{attempt}" not in machine.names:
+                    break
+                framework = f"{base}_{attempt}"
+            job_id = machine.names.get(framework)
+            job = machine.jobs.get(job_id) if job_id is not None else None
+            out.append({"id": tid, "sequence": t.get("sequenceId"), "state": t.get("status"),
+                        "parameters": params, "intermediate": inter.get(tid, []), "final": final.get(tid),
+                        "startTime": t.get("startTime"), "endTime": t.get("endTime"),
+                        "job": {"name": framework, "url": f"/api/v2/jobs/{framework}",
+                                "state": job.state if job is not None else None}})
+        if out or not rec["trials"]:
+            rec["trials"] = out
+
+
+def view(rec: dict[str, Any], detail: bool = True) -> dict[str, Any]:
+    """The API's experiment object (without the NNI port, pid, or local paths of other users)."""
+    trials = rec["trials"]
+    finals = [t["final"] for t in trials if isinstance(t.get("final"), (int, float))]
+    summary = {
+        "id": rec["id"], "name": rec["name"], "username": rec["username"], "state": rec["state"],
+        "nniStatus": rec["nniStatus"], "message": rec["message"], "virtualCluster": rec["virtualCluster"],
+        "createdTime": int(rec["createdTime"] * 1000),
+        "completedTime": int(rec["completedTime"] * 1000) if rec.get("completedTime") else None,
+        "maxTrialNumber": rec["maxTrialNumber"], "trialConcurrency": rec["trialConcurrency"],
+        "trialCounts": _counts(trials), "bestFinal": max(finals) if finals else None,
+        "ui": f"/api/v2/experiments/{rec['id']}/ui/" if rec.get("uiAvailable") else None,
+    }
+    if detail:
+        summary.update(searchSpace=rec["searchSpace"], tuner=rec["tuner"], assessor=rec["assessor"],
+                       trial=rec["trial"], trials=trials)
+    return summary
+
+
+def _counts(trials: list[dict[str, Any]]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for t in trials:
+        out[t["state"]] = out.get(t["state"], 0) + 1
+    return out
+
+
+def start_experiments(pai: Any) -> ExperimentService:
+    """Called from ``PaiHub.start_services``: the service on ``pai.experiments``, polling NNI."""
+    service = ExperimentService(pai)
+    pai.experiments = service
+    service.start()
+    return service
