@@ -32,6 +32,18 @@ def is_alive(pid: int | None, start_time: int | None) -> bool:
     return proc_start_time(pid) == start_time
 
 
+def has_environ(pid: int | None, key: str, value: str) -> bool:
+    """True if process ``pid`` was started with ``key=value`` in its environment: a pid-reuse-safe
+    identity for a task (its ``FC_POD_UID`` is unique), read only when needed."""
+    if not pid:
+        return False
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            return f"{key}={value}".encode() in f.read().split(b"\0")
+    except OSError:
+        return False
+
+
 def kill_group(pgid: int, sig: int) -> bool:
     """Signal a process group; False if it no longer exists (or may not be signalled)."""
     try:

@@ -229,7 +229,7 @@ class TaskRun:
         sup_pid, sup_start = _supervisor_identity()
         write_json(f"{task_dir}/{PID_FILE}", {
             "supervisorPid": sup_pid, "supervisorStart": sup_start,
-            "taskPid": self.pid, "pgid": self.pid, "taskStart": proc_start_time(self.pid),
+            "taskPid": self.pid, "pgid": self.pid,  # identified by its FC_POD_UID when orphaned
             "startedAt": started_at,
         })
         try:

@@ -45,7 +45,7 @@ from pai_hub.backends.local.gpus import SIMULATED_GPU_MEMORY_MB, discover_gpus
 from pai_hub.backends.local.gpus import simulated_gpus as declare_simulated_gpus
 from pai_hub.backends.taskdir import TaskDirLogs
 from pai_runtime.env import build_env, task_environ
-from pai_runtime.procinfo import is_alive, kill_group
+from pai_runtime.procinfo import has_environ, is_alive, kill_group
 from pai_runtime.spec import TaskSpec
 from pai_runtime.supervisor import EXIT_FILE, PID_FILE, SPEC_FILE, STOP_FILE, read_json
 
@@ -367,7 +367,8 @@ class LocalBackend(TaskDirLogs, Backend):
                 return None
             return self._lost(task_id, "no trace of the task's supervisor")
         # The supervisor died without a word (killed, machine trouble): end what is left of the task.
-        if is_alive(pids.get("taskPid"), pids.get("taskStart")):
+        spec = read_json(f"{task_dir}/{SPEC_FILE}") or {}
+        if spec.get("task_uid") and has_environ(pids.get("taskPid"), "FC_POD_UID", spec["task_uid"]):
             kill_group(int(pids["pgid"]), signal.SIGKILL)
         return self._lost(task_id, "supervisor died without recording an exit")
 
