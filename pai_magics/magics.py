@@ -109,6 +109,12 @@ def _parsers() -> dict[str, _Parser]:
     d.add_argument("name")
     d.add_argument("--task", help="ROLE/INDEX (default: the task kept for debugging)")
 
+    x = new("nni", "NNI experiments whose trials are PAI jobs: create, list, show (a live trials view), stop, resume.")
+    x.add_argument("action", choices=["create", "list", "show", "stop", "resume"])
+    x.add_argument("target", nargs="?", help="create: the experiment's YAML file; show/stop/resume: its id")
+    x.add_argument("--wait", action="store_true", help="create/show: wait until the experiment ends")
+    x.add_argument("--all", action="store_true", help="list: everyone's (admins)")
+
     m = new("market", "The marketplace: list, show or use (submit a template) items.")
     m.add_argument("action", choices=["list", "show", "use"])
     m.add_argument("item", nargs="?", help="ITEM or ITEM@VERSION (show, use)")
@@ -341,6 +347,44 @@ class PaiMagics(Magics):
         return term
 
     # -- the cluster ----------------------------------------------------------------------------------
+    def _nni(self, o: argparse.Namespace, _cell: Any) -> Any:
+        from pai_hub.experiments.cli import load_request
+
+        from .widgets import TrialsView
+
+        with self.client() as c:
+            if o.action == "list":
+                rows = [("ID", "STATE", "NAME", "TRIALS", "BEST")]
+                for e in c.request("GET", "/api/v2/experiments", params={"all": "true"} if o.all else None):
+                    counts = ", ".join(f"{k} {v}" for k, v in sorted((e.get("trialCounts") or {}).items()))
+                    rows.append((e["id"], e["state"], e.get("name", ""), counts or "-",
+                                 "-" if e.get("bestFinal") is None else f"{e['bestFinal']:.6g}"))
+                _print_table(rows)
+                return None
+            if not o.target:
+                raise UsageError(f"%pai nni {o.action}: which {'file' if o.action == 'create' else 'experiment'}?")
+            if o.action == "create":
+                try:
+                    body = load_request(o.target)
+                except OSError as exc:
+                    raise UsageError(f"%pai nni create: {exc}") from None
+                experiment_id = c.request("POST", "/api/v2/experiments", json=body)["id"]
+                print(f"created experiment {experiment_id}")
+            elif o.action in ("stop", "resume"):
+                e = c.request("PUT", f"/api/v2/experiments/{o.target}/executionType", json={"value": o.action.upper()})
+                print(f"experiment {e['id']}: {e['state']}")
+                return None
+            else:
+                experiment_id = o.target
+        view = TrialsView(experiment_id, self.url, self.token)
+        if o.wait:
+            from IPython.display import display
+
+            display(view)
+            e = view.wait()
+            print(f"experiment {experiment_id}: {e['state'] if e else 'unknown'}")
+        return view
+
     def _market(self, o: argparse.Namespace, _cell: Any) -> Any:
         from pai_hub.marketplace.templates import TemplateError, template_job
 

@@ -393,3 +393,68 @@ class TerminalView(widgets.VBox):
             except RuntimeError:  # the loop has ended meanwhile
                 pass
         super().close()
+
+
+class TrialsView(widgets.VBox):
+    """An NNI experiment, live: its state, best final metric and a trials table (parameters,
+    intermediate and final metrics, state, the trial's PAI job), polled from the experiments API.
+
+    ``state`` (Label), ``trials`` (HTML table); ``experiment`` is the last answer, ``states_seen``
+    every state shown, ``wait()`` blocks until the experiment has ended."""
+
+    ENDED = ("DONE", "STOPPED", "FAILED", "ERROR")
+
+    def __init__(self, experiment_id: str, url: str | None = None, token: str | None = None, *,
+                 poll_interval: float = 2.0, start: bool = True, **kwargs: Any) -> None:
+        self.experiment_id = experiment_id
+        self._url, self._token = url, token
+        self.poll_interval = poll_interval
+        self.experiment: dict[str, Any] | None = None
+        self.states_seen: list[str] = []
+        self.error: str | None = None
+        self.done = threading.Event()
+        self._closing = False
+        self.header = widgets.HTML(f"<b>experiment {html.escape(experiment_id)}</b>")
+        self.state = widgets.Label("…", description="state")
+        self.best = widgets.Label("", description="best")
+        self.trials = widgets.HTML("")
+        super().__init__([self.header, self.state, self.best, self.trials], **kwargs)
+        if start:
+            threading.Thread(target=self._poll, name=f"pai-nni-{experiment_id}", daemon=True).start()
+
+    def refresh(self, client: PaiClient) -> None:
+        e = client.request("GET", f"/api/v2/experiments/{self.experiment_id}")
+        self.experiment = e
+        if not self.states_seen or self.states_seen[-1] != e["state"]:
+            self.states_seen.append(e["state"])
+        self.state.value = e["state"]
+        self.best.value = "" if e.get("bestFinal") is None else f"{e['bestFinal']:.6g}"
+        rows = "".join(
+            f"<tr><td>{t['sequence']}</td><td>{html.escape(t['state'])}</td>"
+            f"<td><code>{html.escape(json.dumps(t.get('parameters')))}</code></td>"
+            f"<td>{len(t.get('intermediate') or [])}</td><td>{'' if t.get('final') is None else t['final']}</td>"
+            f"<td>{html.escape((t.get('job') or {}).get('name', ''))} ({html.escape((t.get('job') or {}).get('state', ''))})</td></tr>"
+            for t in e.get("trials") or [])
+        self.trials.value = ("<table><tr><th>#</th><th>state</th><th>parameters</th><th>intermediate</th>"
+                             f"<th>final</th><th>job</th></tr>{rows}</table>")
+        if e["state"] in self.ENDED:
+            self.done.set()
+
+    def _poll(self) -> None:
+        with PaiClient(self._url, self._token) as client:
+            while not self._closing and not self.done.is_set():
+                try:
+                    self.refresh(client)
+                except PaiError as exc:
+                    self.error = f"{exc.code}: {exc.message}"
+                    self.state.value = f"error: {self.error}"
+                if not self.done.is_set():
+                    time.sleep(self.poll_interval)
+
+    def wait(self, timeout: float | None = None) -> dict[str, Any] | None:
+        self.done.wait(timeout)
+        return self.experiment
+
+    def close(self) -> None:
+        self._closing = True
+        super().close()
