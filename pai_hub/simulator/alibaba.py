@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import os
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -50,7 +51,9 @@ __all__ = [
     "write_config",
 ]
 
-DEFAULT_TRACE_DIR = Path("/work/shared/reference/traces")
+#: The reference traces beside a development checkout (``<checkout>/../shared/reference/traces``), or
+#: ``$PAI_REFERENCE_DIR/traces``.
+DEFAULT_TRACE_DIR = Path(os.environ.get("PAI_REFERENCE_DIR") or Path(__file__).resolve().parents[3] / "shared" / "reference") / "traces"
 DEFAULT_PODS = DEFAULT_TRACE_DIR / "alibaba-gpu-v2023" / "openb_pod_list_default.csv"
 DEFAULT_NODES = DEFAULT_TRACE_DIR / "alibaba-gpu-v2023" / "openb_node_list_gpu_node.csv"
 DEFAULT_VCS = DEFAULT_TRACE_DIR / "philly-derived" / "philly_vc.csv"

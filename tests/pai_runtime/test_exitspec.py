@@ -8,8 +8,9 @@ import pytest
 
 from pai_runtime import exitspec
 from pai_runtime.exitspec import compile_go_regex, go_regex, parse_spec
+from tests.server import REFERENCE
 
-FIXTURES = Path("/work/shared/reference/openpai/runtime-failure-analysis")
+FIXTURES = REFERENCE / "openpai/runtime-failure-analysis"
 
 
 @pytest.fixture(scope="module")

@@ -13,8 +13,9 @@ from pai_runtime.framework import env_from_framework, format_exports
 from pai_runtime.ports import hashed_ports
 from pai_runtime.render import render_secrets_fallback
 from pai_runtime.spec import TaskPeer, TaskRoleInfo, TaskSpec
+from tests.server import REFERENCE
 
-FRAMEWORK = Path("/work/shared/reference/openpai/runtime-test-data/framework.json")
+FRAMEWORK = REFERENCE / "openpai/runtime-test-data/framework.json"
 GOLDEN = [
     "export PAI_PORT_LIST_taskrole_0_tcp='29877,22353,29076'",
     "export PAI_CONTAINER_HOST_PORT_LIST='tcp:29877,22353,29076;udp:31903,33486,35953;ssh:39080;http:30643;'",

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import yaml
 
 from pai_hub.protocol import load, load_dict
 from pai_hub.protocol.prerequisites import plugin_invocations, prerequisite_closure
+from tests.server import REFERENCE
 
-JOBS = Path("/work/shared/reference/openpai/jobs")
+JOBS = REFERENCE / "openpai/jobs"
 
 
 def job(prereqs: list[dict], role: dict | None = None, **top) -> dict:
