@@ -311,11 +311,14 @@ class ExperimentService:
                 rec["state"] = "STOPPING"
             await self._sync(rec)
             if rec.get("port") and _alive(rec.get("pid")):
-                try:  # graceful: NNI cancels its trials (SIGINT → the launcher stops the PAI job)
+                try:  # graceful: NNI stops scheduling and cancels its trials
                     async with httpx.AsyncClient(timeout=10) as c:
                         await c.delete(f"http://127.0.0.1:{rec['port']}/api/v1/nni/experiment")
                 except httpx.HTTPError:
                     pass
+                # Stop the trial jobs now, before NNI's exit can make a trial fail on its own (its
+                # connection to NNI gone): a stopped experiment's jobs are STOPPED, not FAILED.
+                await self._stop_trial_jobs(rec)
                 for _ in range(100):
                     if not _alive(rec["pid"]):
                         break
