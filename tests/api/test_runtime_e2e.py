@@ -11,10 +11,9 @@ import sys
 import time
 
 import pytest
-from tornado.httpclient import HTTPRequest
-from tornado.websocket import websocket_connect
 
 from tests.server import Server, job_yaml, wait_state
+from tests.terminal import shell_session
 
 
 @pytest.fixture(scope="module")
@@ -134,19 +133,6 @@ def test_a_rule_edit_applies_to_the_next_failure_without_restart(srv):
         assert after["phrase"] == "ContainerCudaVersionMismatch"
 
 
-async def _shell(url: str, token: str, script: str) -> str:
-    conn = await websocket_connect(HTTPRequest(url, headers={"Authorization": f"Bearer {token}"}))
-    conn.write_message(json.dumps(["stdin", script]))
-    out = ""
-    while (msg := await asyncio.wait_for(conn.read_message(), 20)) is not None:
-        kind, *rest = json.loads(msg)
-        if kind == "stdout":
-            out += rest[0]
-        if kind == "disconnect":
-            break
-    return out
-
-
 def test_debug_reservation_keeps_the_gpu_and_gives_a_shell_in_the_failed_task(srv):
     host = socket.gethostname()
     extra = "extras:\n  debugReservation: {minutes: 10}"
@@ -164,7 +150,7 @@ def test_debug_reservation_keeps_the_gpu_and_gives_a_shell_in_the_failed_task(sr
         assert [g["job"] for g in nodes[0]["gpus"] if g["used"]] == ["admin~broken"]
         # the shell sees the task's GPUs, environment and working directory
         url = srv.url.replace("http", "ws", 1) + "/api/v2/jobs/admin~broken/tasks/worker/0/terminal"
-        out = asyncio.run(_shell(url, srv.admin_token,
+        out = asyncio.run(shell_session(url, {"Authorization": f"Bearer {srv.admin_token}"},
                                  "echo GPUS=$CUDA_VISIBLE_DEVICES ROLE=$PAI_CURRENT_TASK_ROLE_NAME; pwd; exit\n"))
         assert f"GPUS={gpu} ROLE=worker" in out
         log = c.get(task["containerLog"] + "/stdout").text

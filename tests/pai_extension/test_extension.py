@@ -10,11 +10,11 @@ import json
 
 import httpx
 import pytest
-from tornado.httpclient import HTTPClientError, HTTPRequest
-from tornado.websocket import websocket_connect
+from tornado.httpclient import HTTPClientError
 
 from tests.pai_extension.jupyter import JupyterServer
 from tests.server import REPO, Server, job_yaml, wait_state
+from tests.terminal import shell_session
 
 
 @pytest.fixture(scope="module")
@@ -96,20 +96,6 @@ def test_submit_logs_and_event_stream_through_the_proxy(pai, jupyter):
         assert r.text == "streamed-output\n" and int(r.headers["X-Log-Offset"]) == len(r.content)
 
 
-async def _shell(url: str, headers: dict[str, str], script: str) -> str:
-    conn = await websocket_connect(HTTPRequest(url, headers=headers))
-    conn.write_message(json.dumps(["set_size", 24, 100]))
-    conn.write_message(json.dumps(["stdin", script]))
-    out = ""
-    while (msg := await asyncio.wait_for(conn.read_message(), 20)) is not None:
-        kind, *rest = json.loads(msg)
-        if kind == "stdout":
-            out += rest[0]
-        if kind == "disconnect":
-            break
-    return out
-
-
 def test_debug_terminal_through_the_extension_is_the_tasks_shell(pai, jupyter):
     extra = "extras:\n  debugReservation: {minutes: 10}"
     submit(pai, pai.alice, job_yaml("broken", ["echo working in $PWD", "exit 2"], gpu=1, extra=extra))
@@ -120,18 +106,18 @@ def test_debug_terminal_through_the_extension_is_the_tasks_shell(pai, jupyter):
         assert task["subState"] == "DEBUGGING"
         work_dir = c.get(task["containerLog"] + "/stdout").text.split("working in ")[1].strip()
     ws = jupyter.url.replace("http", "ws", 1) + "/pai/api/jobs/{}/tasks/worker/0/terminal"
-    out = asyncio.run(_shell(ws.format("alice~broken"), jupyter.headers,
+    out = asyncio.run(shell_session(ws.format("alice~broken"), jupyter.headers,
                              "echo GPUS=$CUDA_VISIBLE_DEVICES; pwd; exit\n"))
     assert f"GPUS={task['containerGpus']}\r\n" in out and f"\r\n{work_dir}\r\n" in out, out
     # bob's task is not alice's to open, through the extension either
     with pai.client(pai.bob) as c:
         wait_state(c, "bob~bobs", {"FAILED"})
     with pytest.raises(HTTPClientError) as err:
-        asyncio.run(_shell(ws.format("bob~bobs"), jupyter.headers, "exit\n"))
+        asyncio.run(shell_session(ws.format("bob~bobs"), jupyter.headers, "exit\n"))
     assert err.value.code == 404
     # and nobody without the server's credentials
     with pytest.raises(HTTPClientError) as err:
-        asyncio.run(_shell(ws.format("alice~broken"), {}, "exit\n"))
+        asyncio.run(shell_session(ws.format("alice~broken"), {}, "exit\n"))
     assert err.value.code == 403
 
 

@@ -19,6 +19,7 @@ from .cells import (
     ChainCells,
     build_physical,
     build_virtual_tree,
+    dfs_leaves,
     update_used,
 )
 from .config import HivedConfig
@@ -643,17 +644,7 @@ class HivedAlgorithm(HealthMixin):
 
 
 def _leaves(c: Cell) -> list[Cell]:
-    if not c.children:
-        return [c]
-    out = []
-    stack = [c]
-    while stack:
-        x = stack.pop()
-        if x.children:
-            stack.extend(reversed(x.children))
-        else:
-            out.append(x)
-    return out
+    return dfs_leaves(c)
 
 
 def _obtainable(c: Cell) -> bool:
