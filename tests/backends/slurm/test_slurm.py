@@ -69,6 +69,14 @@ async def exits(backend, ids, timeout=60.0) -> dict[str, TaskExit]:
     return got
 
 
+async def until(condition, timeout=30.0) -> None:
+    """Wait for a condition of the test cluster, failing the test (not hanging) when it never holds."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "the test Slurm cluster did not get there in time"
+        await asyncio.sleep(0.05)
+
+
 def env_of(backend, task_id) -> dict[str, str]:
     out = backend.read_log(task_id, "stdout").decode()
     return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
@@ -159,13 +167,12 @@ def test_stop_running_and_pending(slurm_conf, tmp_path):
         await b.open()
         try:
             await b.start(launch("long", "trap 'echo got TERM; exit 143' TERM; sleep 60 & wait", node="node1"))
-            # Pending behind a job holding all of node2's GPUs.
             await b.start(launch("hog", "sleep 60", node="node2", gpus=(0, 1, 2, 3)))
+            # Only once the hog holds all of node2's GPUs is "pend" sure to wait behind it: submitted together,
+            # Slurm may start the 1-GPU job first while a previous test's job still frees a GPU there.
+            await until(lambda: all((b.task_dir(t) / "slurm_job.json").exists() for t in ("long", "hog")))
             await b.start(launch("pend", "echo never", node="node2", gpus=(0,)))
-            for _ in range(200):
-                if (b.task_dir("long") / "slurm_job.json").exists() and (b.task_dir("hog") / "slurm_job.json").exists():
-                    break
-                await asyncio.sleep(0.05)
+            await until(lambda: b.job_id("pend") is not None)
             await asyncio.sleep(0.5)
             for tid in ("long", "pend", "hog"):
                 await b.stop(tid, grace=3)
@@ -187,10 +194,7 @@ def test_adoption_after_restart(slurm_conf, tmp_path):
         await b.open()
         await b.start(launch("a-run", "sleep 4; echo done", node="node1"))
         await b.start(launch("a-quick", "exit 3", node="node2"))
-        for _ in range(200):
-            if (b.task_dir("a-run") / "slurm_job.json").exists():
-                break
-            await asyncio.sleep(0.05)
+        await until(lambda: (b.task_dir("a-run") / "slurm_job.json").exists())
         await b.close()  # tasks keep running
 
     async def second():
@@ -220,10 +224,7 @@ def test_debug_hold_keeps_allocation(slurm_conf, tmp_path):
             got = await exits(b, {"dbg"})
             assert got["dbg"].exit_code == 1  # reported at once, although the job holds on
             job_id = b.job_id("dbg")
-            for _ in range(100):
-                if (b.task_dir("dbg") / "hold").exists():
-                    break
-                await asyncio.sleep(0.05)
+            await until(lambda: (b.task_dir("dbg") / "hold").exists())
             env = {**os.environ, "SLURM_CONF": slurm_conf}
             state = subprocess.run(["squeue", "-h", "-j", job_id, "-o", "%T %b"], env=env, capture_output=True,
                                    text=True).stdout.strip()
