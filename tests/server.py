@@ -30,6 +30,8 @@ class Server:
     port: int = field(default_factory=free_port)
     args: tuple[str, ...] = ()
     proc: subprocess.Popen | None = None
+    #: extra environment of the server process (e.g. PAI_NNI_PYTHON)
+    env: dict[str, str] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
@@ -40,7 +42,7 @@ class Server:
         return (self.data_dir / "admin-token").read_text().strip()
 
     def start(self, timeout: float = 20) -> Server:
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
         env.pop("PAI_URL", None)
         env.pop("PAI_TOKEN", None)
         log = open(self.data_dir.parent / f"server-{self.port}.log", "ab")  # noqa: SIM115

@@ -2,8 +2,10 @@
 
 ``POST /api/v2/experiments`` (JSON or YAML) → 202; ``GET /api/v2/experiments[?all=true]``;
 ``GET /api/v2/experiments/{id}`` (with trials); ``GET .../{id}/trials``; ``PUT .../{id}/executionType``
-``{"value": "STOP"|"RESUME"}``; ``.../{id}/ui/...``: NNI's web UI and REST API, proxied for the owner
-only (Bearer header, or ``?token=`` once, which sets an HttpOnly cookie scoped to that path).
+``{"value": "STOP"|"RESUME"}``; ``/nni/{id}/...`` (and ``.../{id}/ui/...``): NNI's web UI and REST API,
+proxied for the owner only (Bearer header, or ``?token=`` once, which sets an HttpOnly cookie scoped to
+that path). The page lives at ``/nni/{id}/`` because NNI's UI renders nothing under a path that contains
+"experiment" (it takes that for its experiment-management page).
 """
 
 from __future__ import annotations
@@ -120,7 +122,8 @@ class ExperimentUiHandler(ExperimentAccess):
         rec = self.find(exp_id)
         if rec["username"] != self.me.username:
             raise ApiError(404, "NoExperimentError", f"Experiment {exp_id} is not found.")
-        base = f"/api/v2/experiments/{exp_id}/ui"
+        # the proxy's own root, whichever route (and hub service prefix) the request came by
+        base = self.request.path[: len(self.request.path) - len(path or "")].rstrip("/")
         if self._query_token:  # keep the token out of URLs: a cookie for this path, then redirect
             self.set_cookie(COOKIE, self._query_token, path=base, httponly=True, samesite="Strict")
             args = {k: v for k, v in self.request.query_arguments.items() if k != "token"}
@@ -175,7 +178,8 @@ def experiment_routes() -> list[tuple[str, type[web.RequestHandler]]]:
         (rf"/experiments/{EXP}/ui", ExperimentUiHandler),
         (rf"/experiments/{EXP}/ui(/.*)", ExperimentUiHandler),
     ]
-    return [(prefix + path, handler) for prefix in ("/api/v2", "/rest-server/api/v2") for path, handler in table]
+    out = [(prefix + path, handler) for prefix in ("/api/v2", "/rest-server/api/v2") for path, handler in table]
+    return [*out, (rf"/nni/{EXP}", ExperimentUiHandler), (rf"/nni/{EXP}(/.*)", ExperimentUiHandler)]
 
 
 __all__ = ["experiment_routes"]

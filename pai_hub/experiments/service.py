@@ -446,19 +446,29 @@ def view(rec: dict[str, Any], detail: bool = True) -> dict[str, Any]:
     """The API's experiment object (without the NNI port, pid, or local paths of other users)."""
     trials = rec["trials"]
     finals = [t["final"] for t in trials if isinstance(t.get("final"), (int, float))]
+    mode = optimize_mode(rec["tuner"])
     summary = {
         "id": rec["id"], "name": rec["name"], "username": rec["username"], "state": rec["state"],
         "nniStatus": rec["nniStatus"], "message": rec["message"], "virtualCluster": rec["virtualCluster"],
         "createdTime": int(rec["createdTime"] * 1000),
         "completedTime": int(rec["completedTime"] * 1000) if rec.get("completedTime") else None,
         "maxTrialNumber": rec["maxTrialNumber"], "trialConcurrency": rec["trialConcurrency"],
-        "trialCounts": _counts(trials), "bestFinal": max(finals) if finals else None,
-        "ui": f"/api/v2/experiments/{rec['id']}/ui/" if rec.get("uiAvailable") else None,
+        "trialCounts": _counts(trials), "optimizeMode": mode,
+        "bestFinal": (min if mode == "minimize" else max)(finals) if finals else None,
+        "ui": f"/nni/{rec['id']}/" if rec.get("uiAvailable") else None,
     }
     if detail:
         summary.update(searchSpace=rec["searchSpace"], tuner=rec["tuner"], assessor=rec["assessor"],
                        trial=rec["trial"], trials=trials)
     return summary
+
+
+def optimize_mode(tuner: Any) -> str:
+    """``maximize`` or ``minimize``: the tuner's ``classArgs.optimize_mode`` (NNI's default is maximize),
+    so the best trial is the one the tuner is looking for."""
+    args = tuner.get("classArgs") if isinstance(tuner, dict) else None
+    mode = args.get("optimize_mode") if isinstance(args, dict) else None
+    return "minimize" if mode == "minimize" else "maximize"
 
 
 def _counts(trials: list[dict[str, Any]]) -> dict[str, int]:

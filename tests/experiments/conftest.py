@@ -1,44 +1,19 @@
-"""Fixtures for experiments: NNI's own virtual environments (created by scripts/nni-compat-venv.sh under
-build/, never in the project venv) and a real ``pai server`` whose NNI managers are reaped after."""
+"""Fixtures for experiments: NNI 3.0 (tests/nni.py) and a real ``pai server`` whose NNI managers are
+reaped after."""
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.server import REPO, Server
-
-SCRIPT = REPO / "scripts" / "nni-compat-venv.sh"
-
-
-def nni_venv(version: str) -> Path:
-    """The venv with ``nni==version``, created on first use (pip, ~30 s); skip if it cannot be made."""
-    proc = subprocess.run(["bash", str(SCRIPT), version], capture_output=True, text=True, timeout=600)
-    if proc.returncode != 0:
-        pytest.skip(f"cannot create the NNI {version} virtual environment with {SCRIPT} (offline, or no "
-                    f"PyPI access?): {proc.stderr.strip()[-500:]}")
-    return Path(proc.stdout.strip().splitlines()[-1])
+from tests.nni import nni_venv, reap_nni
+from tests.server import Server
 
 
 @pytest.fixture(scope="session")
 def nni3() -> Path:
     return nni_venv("3.0")
-
-
-def reap_nni(data_dir: Path) -> None:
-    """NNI managers the server did not stop (it kills them at exit; this is the test's safety net)."""
-    for path in (data_dir / "experiments").glob("*/experiment.json"):
-        pid = json.loads(path.read_text()).get("pid")
-        if pid:
-            try:
-                os.killpg(pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
 
 
 @pytest.fixture

@@ -99,17 +99,26 @@ def test_six_trial_experiment_runs_to_done_with_metrics(make_server):
             assert other.get(ui + "/").status_code == 404
             assert other.get(f"/api/v2/experiments/{exp['id']}").status_code == 404
             assert other.get("/api/v2/experiments").json() == []
+        # the page, at a path without "experiment" in it (NNI's UI renders nothing under such a path)
+        page = e["ui"].rstrip("/")
+        assert page == f"/nni/{exp['id']}" and "experiment" not in page
+        assert other_status(server, bob, page + "/") == 404
         with httpx.Client(base_url=server.url) as browser:  # ?token= once, then an HttpOnly cookie
-            r = browser.get(ui + "/oview", params={"token": alice})
+            r = browser.get(page + "/oview", params={"token": alice})
             assert r.status_code == 302 and "token" not in r.headers["location"]
-            assert "httponly" in r.headers["set-cookie"].lower()
-            assert browser.get(ui + "/oview").status_code == 200
-            assert browser.get(ui + "/api/v1/nni/trial-jobs").json()[0]["status"] == "SUCCEEDED"
+            assert "httponly" in r.headers["set-cookie"].lower() and f"path={page}" in r.headers["set-cookie"].lower()
+            assert browser.get(page + "/oview").status_code == 200
+            assert browser.get(page + "/api/v1/nni/trial-jobs").json()[0]["status"] == "SUCCEEDED"
 
         r = c.put(f"/api/v2/experiments/{exp['id']}/executionType", json={"value": "STOP"})
         assert r.status_code == 202 and r.json()["state"] == "DONE" and r.json()["ui"] is None
         assert listeners(record["port"]) == set()
         assert c.get(ui + "/").status_code == 409
+
+
+def other_status(server, token: str, path: str) -> int:
+    with server.client(token) as c:
+        return c.get(path).status_code
 
 
 def pai(server, token: str, *args: str) -> subprocess.CompletedProcess:
@@ -207,7 +216,7 @@ def test_stop_then_resume_runs_the_remaining_trials(make_server):
 
 
 def test_server_exit_ends_nni_and_restart_stops_its_trial_jobs(make_server):
-    from tests.experiments.conftest import reap_nni
+    from tests.nni import reap_nni
     from tests.server import Server
 
     server = make_server()

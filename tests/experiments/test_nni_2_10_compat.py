@@ -18,7 +18,7 @@ import httpx
 import pytest
 import yaml
 
-from tests.experiments.conftest import nni_venv
+from tests.nni import nni_venv
 from tests.server import Server
 
 TRIAL = """import nni
