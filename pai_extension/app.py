@@ -32,6 +32,7 @@ class PaiExtensionApp(ExtensionApp):
             (r"/pai/api/context", handlers.ContextHandler),
             (r"/pai/api/(?:v2/)?jobs/([^/]+)/tasks/([A-Za-z0-9_]+)/(\d+)/terminal", handlers.TerminalProxyHandler),
             (r"/pai/api/(?:v2/)?(.*)", handlers.ProxyHandler),
+            (r"/pai/nni/([^/]+)(/.*|)", handlers.ExperimentUiHandler),
         ])
 
     @property

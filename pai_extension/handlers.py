@@ -112,6 +112,83 @@ class ProxyHandler(_PaiHandler):
         await self._proxy(path)
 
 
+_EXPERIMENT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+UI_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "content-length",
+          "content-encoding", "set-cookie", "content-security-policy", "x-frame-options"}
+
+
+class ExperimentUiHandler(ExtensionHandlerMixin, JupyterHandler):
+    """``/pai/nni/<id>/*``: the experiment's NNI web UI (PAI's ``/nni/<id>/*``), as this server's user,
+    for a Lab tab.
+
+    Not under ``/pai/api``: an API handler's content security policy forbids scripts, and the NNI UI is
+    a page. It finds its REST API relative to its own path (NNI strips ``/oview`` and ``/detail`` from
+    ``location.pathname``), so everything it loads comes back through here; and it renders nothing on a
+    path that contains "experiment", hence ``nni``. PAI lets only the owner in.
+    """
+
+    auth_resource = AUTH_RESOURCE
+
+    @property
+    def pai(self) -> AsyncPaiClient:
+        return self.extensionapp.client  # type: ignore[attr-defined]
+
+    def check_xsrf_cookie(self) -> None:
+        """NNI's UI changes its experiment with PUT/DELETE (axios, no Jupyter ``_xsrf`` header); they
+        are taken when the browser says the request came from this origin, as a same-origin page does."""
+        if self.request.headers.get("Sec-Fetch-Site") == "same-origin":
+            return
+        origin = self.request.headers.get("Origin")
+        if origin and origin.split("://", 1)[-1] == self.request.host:
+            return
+        super().check_xsrf_cookie()
+
+    async def _proxy(self, exp_id: str, path: str) -> None:
+        if not _EXPERIMENT_ID.match(exp_id) or any(s in (".", "..") for s in path.split("/")):
+            raise web.HTTPError(400, "bad experiment id or path")
+        if not path:
+            self.redirect(self.request.path + "/oview")
+            return
+        target = f"/nni/{exp_id}{path}"
+        kwargs: dict[str, Any] = {"headers": {k: v for k, v in self.request.headers.items()
+                                              if k.lower() in ("accept", "content-type", "if-none-match")}}
+        if self.request.query:
+            kwargs["params"] = httpx.QueryParams(self.request.query)
+        if self.request.method in ("POST", "PUT", "PATCH", "DELETE") and self.request.body:
+            kwargs["content"] = self.request.body
+        try:
+            r = await self.pai.send(self.request.method or "GET", target, **kwargs)
+        except PaiError as exc:
+            self.set_status(502)
+            self.finish(json.dumps({"code": exc.code, "message": exc.message}))
+            return
+        self.set_status(r.status_code)
+        for key, value in r.headers.items():
+            if key.lower() not in UI_HOP:
+                self.set_header(key, value)
+        self.finish(r.content)
+
+    @web.authenticated
+    @authorized
+    async def get(self, exp_id: str, path: str) -> None:
+        await self._proxy(exp_id, path)
+
+    @web.authenticated
+    @authorized
+    async def post(self, exp_id: str, path: str) -> None:
+        await self._proxy(exp_id, path)
+
+    @web.authenticated
+    @authorized
+    async def put(self, exp_id: str, path: str) -> None:
+        await self._proxy(exp_id, path)
+
+    @web.authenticated
+    @authorized
+    async def delete(self, exp_id: str, path: str) -> None:
+        await self._proxy(exp_id, path)
+
+
 def own_context(environ: Any = None) -> dict[str, Any]:
     """What this server's environment says about itself: its PAI job, VC, task and GPUs."""
     env = os.environ if environ is None else environ

@@ -121,6 +121,33 @@ def test_debug_terminal_through_the_extension_is_the_tasks_shell(pai, jupyter):
     assert err.value.code == 403
 
 
+def test_nni_web_ui_is_a_page_proxied_as_the_user(pai, jupyter):
+    """``/pai/nni/<id>/``: PAI's owner-only NNI proxy reached as the server's user (here alice, who has
+    no such experiment: PAI's 404 comes back), with a path NNI's page can live under."""
+    with jupyter.client() as c:
+        r = c.get("/pai/nni/abcdefgh/oview")
+        assert r.status_code == 404 and r.json()["code"] == "NoExperimentError"
+        r = c.get("/pai/nni/abcdefgh")
+        assert r.status_code == 302 and r.headers["location"].endswith("/pai/nni/abcdefgh/oview")
+        assert c.get("/pai/nni/abcdefgh/%2E%2E/%2E%2E/api/v2/users").status_code == 400
+    # no credentials: the login page, not PAI
+    r = httpx.get(jupyter.url + "/pai/nni/abcdefgh/oview")
+    assert r.status_code == 302 and "/login" in r.headers["location"]
+    # a browser session (cookie only): NNI's UI changes things with PUT/DELETE and no Jupyter XSRF
+    # header, which is let through from this origin only
+    with httpx.Client(base_url=jupyter.url, timeout=30) as browser:
+        assert browser.get("/api/status", params={"token": jupyter.token}).status_code == 200
+        assert browser.cookies, "no login cookie"
+        url = "/pai/nni/abcdefgh/api/v1/nni/experiment"
+        assert browser.put(url, json={}).status_code == 403
+        r = browser.put(url, json={}, headers={"Origin": "http://evil.example"})  # Jupyter blocks it first
+        assert r.status_code in (403, 404) and "NoExperimentError" not in r.text
+        r = browser.put(url, json={}, headers={"Sec-Fetch-Site": "same-origin"})
+        assert r.status_code == 404 and r.json()["code"] == "NoExperimentError"
+        r = browser.put(url, json={}, headers={"Origin": jupyter.url})
+        assert r.status_code == 404
+
+
 def test_enabled_on_install():
     """The wheel puts the server config snippet in <prefix>/etc/jupyter/jupyter_server_config.d."""
     import pai_extension
