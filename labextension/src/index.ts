@@ -1,13 +1,17 @@
 import { ILabShell, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
 import { ICommandPalette, IThemeManager, MainAreaWidget } from '@jupyterlab/apputils';
+import { URLExt } from '@jupyterlab/coreutils';
 import { IDefaultFileBrowser } from '@jupyterlab/filebrowser';
 import { IStatusBar } from '@jupyterlab/statusbar';
-import { extensionIcon, listIcon, runIcon } from '@jupyterlab/ui-components';
+import { extensionIcon, lineFormIcon, listIcon, runIcon } from '@jupyterlab/ui-components';
 import { Widget } from '@lumino/widgets';
 
 import { PaiApi } from './api';
+import { Experiment } from './experiment-model';
+import { ExperimentDetail, ExperimentsPanel } from './experiments';
 import { JobDetail, JobsPanel } from './jobs';
 import { MarketPanel } from './market';
+import { NniWebUi } from './nni-ui';
 import { commandForFile, defaultForm, jobNameFor, MarketItem, notebookToPython } from './model';
 import { PaiStatus } from './status';
 import { SubmitPanel } from './submit';
@@ -19,13 +23,15 @@ const CMD = {
   submit: 'pai:open-submit',
   submitFile: 'pai:submit-file',
   market: 'pai:open-marketplace',
+  experiments: 'pai:open-experiments',
+  experiment: 'pai:open-experiment',
   terminal: 'pai:open-terminal'
 };
 const RUNNABLE = /\.(ipynb|py|sh)$/;
 
 const plugin: JupyterFrontEndPlugin<void> = {
   id: 'pai-hub:plugin',
-  description: 'PAI Hub: jobs, submission, marketplace and status bar',
+  description: 'PAI Hub: jobs, submission, marketplace, experiments and status bar',
   autoStart: true,
   requires: [ILabShell],
   optional: [ICommandPalette, IStatusBar, IDefaultFileBrowser, IThemeManager],
@@ -94,6 +100,48 @@ const plugin: JupyterFrontEndPlugin<void> = {
     market.title.icon = extensionIcon;
     shell.add(market, 'left', { rank: 610 });
 
+    const experimentTabs = new Map<string, MainAreaWidget<ExperimentDetail>>();
+    const nniTabs = new Map<string, NniWebUi>();
+    const openNni = (e: Experiment) => {
+      let w = nniTabs.get(e.id);
+      if (!w || w.isDisposed) {
+        // NNI's page finds its REST API relative to this path (see pai_extension's ExperimentUiHandler)
+        w = new NniWebUi(URLExt.join(api.settings.baseUrl, 'pai/nni', e.id, 'oview'), e);
+        nniTabs.set(e.id, w);
+        shell.add(w, 'main');
+      }
+      shell.activateById(w.id);
+    };
+    const openExperiment = (id: string) => {
+      let w = experimentTabs.get(id);
+      if (!w || w.isDisposed) {
+        const content = new ExperimentDetail(api, id, openJob, openNni);
+        w = new MainAreaWidget({ content });
+        w.id = content.id;
+        w.title.label = content.title.label;
+        w.title.caption = content.title.caption;
+        w.title.icon = lineFormIcon;
+        content.title.changed.connect(() => (w!.title.label = content.title.label));
+        experimentTabs.set(id, w);
+        shell.add(w, 'main');
+        void content.start();
+      } else {
+        void w.content.load();
+      }
+      shell.activateById(w.id);
+    };
+    const experiments = new ExperimentsPanel(api, openExperiment);
+    experiments.title.icon = lineFormIcon;
+    shell.add(experiments, 'left', { rank: 620 });
+
+    app.commands.addCommand(CMD.experiments, {
+      label: 'PAI: NNI experiments',
+      execute: () => shell.activateById(experiments.id)
+    });
+    app.commands.addCommand(CMD.experiment, {
+      label: 'PAI: Open experiment',
+      execute: args => openExperiment(String(args.id))
+    });
     app.commands.addCommand(CMD.jobs, { label: 'PAI: Show my jobs', execute: () => shell.activateById(jobs.id) });
     app.commands.addCommand(CMD.submit, { label: 'PAI: Submit a job', execute: () => shell.activateById(submit.id) });
     app.commands.addCommand(CMD.market, { label: 'PAI: Marketplace', execute: () => shell.activateById(market.id) });
@@ -150,7 +198,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
     app.contextMenu.addItem({ command: CMD.submitFile, selector: '.jp-Notebook', rank: 100 });
     app.contextMenu.addItem({ command: CMD.submitFile, selector: '.jp-FileEditor', rank: 100 });
     if (palette) {
-      for (const command of [CMD.jobs, CMD.submit, CMD.market, CMD.submitFile]) {
+      for (const command of [CMD.jobs, CMD.submit, CMD.market, CMD.experiments, CMD.submitFile]) {
         palette.addItem({ command, category: 'PAI' });
       }
     }

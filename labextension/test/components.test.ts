@@ -1,37 +1,11 @@
 import { Widget } from '@lumino/widgets';
 import { describe, expect, it } from 'vitest';
 
-import type { IPaiApi } from '../src/api';
-import { PaiError } from '../src/errors';
 import { JobsPanel } from '../src/jobs';
 import { MarketPanel } from '../src/market';
 import { SubmitPanel } from '../src/submit';
-
-function fakeApi(routes: Record<string, any>, posted: string[] = []): IPaiApi {
-  return {
-    async get(path: string) {
-      if (path in routes) {
-        return routes[path];
-      }
-      throw new PaiError(404, 'NoApiError', `no ${path}`);
-    },
-    async text() {
-      return { text: '', offset: 0 };
-    },
-    async send(method: string, path: string, body?: string) {
-      posted.push(body ?? '');
-      const r = routes[`${method} ${path}`];
-      if (r instanceof Error) {
-        throw r;
-      }
-      return r;
-    },
-    async stream() {
-      return;
-    },
-    wsUrl: (p: string) => `ws://x/${p}`
-  };
-}
+import { PaiError } from '../src/errors';
+import { fakeApi } from './fakes';
 
 const flush = () => new Promise(r => setTimeout(r, 0));
 

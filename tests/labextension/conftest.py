@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from tests.e2e.hub import CHROMIUM
+from tests.nni import nni_venv, reap_nni
 from tests.server import REPO, Server, free_port
 
 ARTIFACTS = REPO / "test-artifacts" / "lab"
@@ -31,13 +32,17 @@ def require_deps() -> None:
 @pytest.fixture(scope="module")
 def pai(tmp_path_factory):
     require_deps()
-    srv = Server(tmp_path_factory.mktemp("lab") / "data", args=("--simulated-gpus", "4", "--node-cpu", "16"))
+    nni = nni_venv("3.0", skip=False)  # for the experiment views; the other tests run without it
+    srv = Server(tmp_path_factory.mktemp("lab") / "data", args=("--simulated-gpus", "4", "--node-cpu", "16"),
+                 env={"PAI_NNI_PYTHON": str(nni / "bin" / "python")} if nni else {})
+    srv.has_nni = nni is not None
     srv.data_dir.mkdir(parents=True)
     srv.start()
     srv.alice = srv.add_user("alice")
     yield srv
     srv.stop()
     srv.kill_tasks()
+    reap_nni(srv.data_dir)
 
 
 @pytest.fixture(scope="module")

@@ -1,12 +1,16 @@
 """The PAI Lab extension end to end: a real browser, a real ``jupyter lab`` with pai_extension, a
-real ``pai server``. Compose and submit a job from a file and read its logs; open a failed job's
-debug terminal and run a command in it; use a marketplace item in a submission."""
+real ``pai server`` (with NNI 3.0). Compose and submit a job from a file, a notebook and a shell script
+and read its logs; open a failed job's debug terminal and run a command in it; use a marketplace item
+in a submission; open an experiment's trials, chart and NNI web UI."""
 
 from __future__ import annotations
 
+import json
 import re
+import time
 
 import httpx
+import pytest
 
 from tests.labextension.conftest import shot
 from tests.server import job_yaml, wait_state
@@ -131,3 +135,124 @@ def test_marketplace_item_in_a_submission(page, lab, pai):
                            arg=light_bg)
     page.locator("#jupyterlab-splash").wait_for(state="detached")
     shot(page, "09-dark-theme")
+
+
+def test_submit_notebook_and_shell_script(page, lab, pai):
+    """"Submit as PAI job" on a notebook (code cells, magics commented out) and on a shell script
+    opened in the editor (its context menu)."""
+    nb = {"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": [
+        {"cell_type": "markdown", "metadata": {}, "source": ["# not code"]},
+        {"cell_type": "code", "metadata": {}, "execution_count": None, "outputs": [],
+         "source": ["%matplotlib inline\n", "answer = 6 * 7"]},
+        {"cell_type": "code", "metadata": {}, "execution_count": None, "outputs": [],
+         "source": ["print('nb-job-ok', answer)"]}]}
+    (lab.root / "analysis.ipynb").write_text(json.dumps(nb))
+    (lab.root / "run.sh").write_text("echo sh-job-ok $((6 * 7))\n")
+    files = page.locator(".lm-TabBar-tab[data-id=filebrowser]")
+    if files.get_attribute("aria-selected") != "true":
+        files.click()
+    item = page.locator(".jp-DirListing-item", has_text="analysis.ipynb").first
+    item.wait_for()
+    item.click(button="right")
+    page.locator(".lm-Menu-item", has_text="Submit as PAI job").click()
+    panel = page.locator("#pai-submit")
+    panel.wait_for(state="visible")
+    page.wait_for_function(
+        "document.querySelector('#pai-submit input[name=name]').value.startsWith('analysis-')")
+    assert "python3 analysis.py" in panel.locator("textarea[name=command]").input_value()
+    name = panel.locator("input[name=name]").input_value()
+    panel.locator(".pai-Submit").click()
+    page.locator(f"#pai-job-alice_{name}[data-state=SUCCEEDED]").wait_for(timeout=60_000)
+    page.wait_for_function("id => document.querySelector('#' + id + ' .pai-Log')?.textContent.includes('nb-job-ok 42')",
+                           arg=f"pai-job-alice_{name}")
+
+    page.locator(".jp-DirListing-item", has_text="run.sh").first.dblclick()
+    editor = page.locator(".jp-FileEditor").last
+    editor.wait_for()
+    editor.locator(".cm-content").click(button="right")
+    page.locator(".lm-Menu-item", has_text="Submit as PAI job").click()
+    page.wait_for_function("document.querySelector('#pai-submit input[name=name]').value.startsWith('run-')")
+    assert "bash run.sh" in panel.locator("textarea[name=command]").input_value()
+    name = panel.locator("input[name=name]").input_value()
+    panel.locator(".pai-Submit").click()
+    page.locator(f"#pai-job-alice_{name}[data-state=SUCCEEDED]").wait_for(timeout=60_000)
+    page.wait_for_function("id => document.querySelector('#' + id + ' .pai-Log')?.textContent.includes('sh-job-ok 42')",
+                           arg=f"pai-job-alice_{name}")
+    shot(page, "10-shell-script-job")
+
+
+TRIAL = """import nni
+p = nni.get_next_parameter()
+for i in range(3):
+    nni.report_intermediate_result(p['x'] * i + p['y'])
+nni.report_final_result(p['x'] * 10 + p['y'])
+"""
+
+
+def test_open_an_experiments_trials_chart_and_nni_ui(page, lab, pai):
+    if not pai.has_nni:
+        pytest.skip("NNI 3.0 could not be installed (scripts/nni-compat-venv.sh 3.0)")
+    space = {"x": {"_type": "choice", "_value": [1, 2, 3]}, "y": {"_type": "uniform", "_value": [0, 1]}}
+    with pai.client(pai.alice) as c:
+        r = c.post("/api/v2/experiments", json={
+            "name": "lab-search", "searchSpace": space, "tuner": {"name": "Random"}, "maxTrialNumber": 3,
+            "trialConcurrency": 3,
+            "trial": {"command": "python3 trial.py", "cpu": 1, "memoryMB": 256, "files": {"trial.py": TRIAL}}})
+        assert r.status_code == 202, r.text
+        exp_id = r.json()["id"]
+        deadline = time.monotonic() + 180
+        while (e := c.get(f"/api/v2/experiments/{exp_id}").json())["state"] not in ("DONE", "ERROR", "STOPPED"):
+            assert time.monotonic() < deadline, e
+            time.sleep(1)
+        assert e["state"] == "DONE" and e["ui"], e
+
+    open_sidebar(page, "PAI experiments")
+    panel = page.locator("#pai-experiments")
+    panel.get_by_role("button", name="Refresh").click()
+    row = panel.locator(f"tr[data-experiment='{exp_id}']")
+    row.wait_for()
+    assert "3 of 3 trials done" in row.text_content()
+    row.get_by_role("button", name=f"Open experiment lab-search ({exp_id})").click()
+    view = page.locator(f"#pai-experiment-{exp_id}[data-state=DONE]")
+    view.wait_for()
+    # the trials table: one row per trial, its parameters and metrics as the API has them
+    for t in e["trials"]:
+        cells = view.locator(f"tr[data-trial='{t['id']}'] td")
+        assert view.locator(f"tr[data-trial='{t['id']}'] td[data-param=x]").text_content() == str(t["parameters"]["x"])
+        assert float(view.locator(f"tr[data-trial='{t['id']}'] td.pai-Final").text_content()) == pytest.approx(
+            t["final"], rel=1e-5)
+        assert cells.nth(2).text_content() == "SUCCEEDED"
+    best = max(e["trials"], key=lambda t: t["final"])
+    assert view.locator("tr.pai-Best").get_attribute("data-trial") == best["id"]
+    # sorted by final metric (a header button, by keyboard)
+    view.get_by_role("button", name="Final").focus()
+    page.keyboard.press("Enter")
+    assert view.locator("tbody tr[data-trial]").first.get_attribute("data-trial") == best["id"]
+    # the chart: a mark per trial; the tabs switch with the arrow keys
+    assert view.locator(".pai-ChartBox [data-series='Final metric'] circle").count() == 3
+    view.get_by_role("tab", name="Final metrics").focus()
+    page.keyboard.press("ArrowRight")
+    view.locator(".pai-ChartBox[data-kind=intermediate]").wait_for()
+    assert view.locator(".pai-ChartBox .pai-Series-trial").count() == 3
+    shot(page, "11-experiment-trials")
+
+    # a trial is a PAI job: its link opens the job
+    view.locator(f"tr[data-trial='{best['id']}'] button.pai-Link").click()
+    job = best["job"]["name"].replace("~", "_")
+    page.locator(f"#pai-job-{job}[data-state=SUCCEEDED]").wait_for()
+
+    # NNI's own web UI in a Lab tab, through the Jupyter server as the user
+    page.locator(f".lm-TabBar-tab[title='NNI experiment {exp_id}']").click()
+    view.get_by_role("button", name="Open NNI web UI").click()
+    frame = page.frame_locator(f"#pai-nni-{exp_id} iframe")
+    frame.get_by_text(exp_id).first.wait_for(timeout=60_000)
+    frame.get_by_text("Best metric").first.wait_for()  # NNI's overview, its data fetched through the proxy
+    assert "lab-search" in frame.locator("body").inner_text()
+    shot(page, "12-nni-web-ui")
+
+    # stop from the Lab: NNI goes, and with it the UI button
+    page.locator(f".lm-TabBar-tab[title='NNI experiment {exp_id}']").click()
+    view.get_by_role("button", name="Stop experiment").click()
+    page.wait_for_function("id => document.querySelector(`#pai-experiment-${id} .pai-OpenNni`).disabled", arg=exp_id)
+    with pai.client(pai.alice) as c:
+        assert c.get(f"/api/v2/experiments/{exp_id}").json()["ui"] is None
