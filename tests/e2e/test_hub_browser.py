@@ -49,6 +49,13 @@ def test_spawn_waits_for_gpus_then_lands_in_lab_and_stops(hub, browser, shot):
 
         [job] = [j for j in notebook_jobs(admin, "alice") if j["state"] == "RUNNING"]
         assert job["totalGpuNumber"] == 1 and job["virtualCluster"] == "default"
+        # the PAI panels of the hub-spawned Lab: pai_extension calls PAI as alice (her server's hub
+        # token), so her notebook job is in her jobs panel and the status bar counts its GPU
+        page.locator(".lm-TabBar-tab[title='PAI jobs']").click()
+        page.locator(f"#pai-jobs tr[data-job='alice~{job['name']}']").wait_for(timeout=30_000)
+        page.wait_for_function("document.querySelector('.pai-Status')?.textContent.includes('1 GPU')",
+                               timeout=30_000)
+        shot(page, "03b-jupyterlab-pai-jobs")
 
         page.goto(hub.url + "/hub/home")
         page.wait_for_selector("#stop")
