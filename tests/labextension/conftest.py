@@ -118,3 +118,38 @@ def page(lab):
 
 def shot(page, name: str) -> None:
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+
+
+# WCAG 2 contrast of every piece of text in a panel against the background it is drawn on (alpha
+# blended up the tree); disabled controls are exempt, as WCAG exempts inactive components.
+CONTRAST_JS = """
+(selector) => {
+  const parse = c => { const m = c.match(/rgba?\\(([^)]+)\\)/); if (!m) return [0, 0, 0, 0];
+    const p = m[1].split(',').map(Number); return [p[0], p[1], p[2], p.length > 3 ? p[3] : 1]; };
+  const over = (top, under) => { const a = top[3] + under[3] * (1 - top[3]);
+    if (!a) return [0, 0, 0, 0];
+    return [0, 1, 2].map(i => (top[i] * top[3] + under[i] * under[3] * (1 - top[3])) / a).concat([a]); };
+  const background = el => { const layers = [];
+    for (let e = el; e; e = e.parentElement) { const c = parse(getComputedStyle(e).backgroundColor);
+      if (c[3] > 0) { layers.push(c); if (c[3] >= 1) break; } }
+    return layers.reverse().reduce((under, top) => over(top, under), [255, 255, 255, 1]); };
+  const lum = c => { const f = v => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
+    return 0.2126 * f(c[0]) + 0.7152 * f(c[1]) + 0.0722 * f(c[2]); };
+  const out = [];
+  for (const el of document.querySelectorAll(selector + ' *')) {
+    const own = [...el.childNodes].filter(n => n.nodeType === 3).map(n => n.textContent.trim()).join('');
+    if (!own || el.closest('[disabled], svg, .xterm') || el.matches('option')) continue;
+    const bg = background(el);
+    const fg = over(parse(getComputedStyle(el).color), bg);
+    const [a, b] = [lum(fg), lum(bg)].sort((x, y) => y - x);
+    out.push({ratio: Math.round((a + 0.05) / (b + 0.05) * 100) / 100, text: own.slice(0, 40),
+              cls: el.className && el.className.baseVal === undefined ? el.className : el.tagName});
+  }
+  return out.sort((x, y) => x.ratio - y.ratio);
+}
+"""
+
+
+def contrast(page, selector: str) -> list[dict]:
+    """The text of ``selector``'s panel with its contrast ratio, worst first."""
+    return page.evaluate(CONTRAST_JS, selector)

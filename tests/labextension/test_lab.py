@@ -12,7 +12,7 @@ import time
 import httpx
 import pytest
 
-from tests.labextension.conftest import shot
+from tests.labextension.conftest import contrast, shot
 from tests.server import job_yaml, wait_state
 
 
@@ -256,3 +256,30 @@ def test_open_an_experiments_trials_chart_and_nni_ui(page, lab, pai):
     page.wait_for_function("id => document.querySelector(`#pai-experiment-${id} .pai-OpenNni`).disabled", arg=exp_id)
     with pai.client(pai.alice) as c:
         assert c.get(f"/api/v2/experiments/{exp_id}").json()["ui"] is None
+
+
+def test_panels_text_is_readable_in_light_and_dark_themes(page, lab, pai):
+    """WCAG AA (4.5:1) for all the panels' text (state badges, links, notes, errors), in the theme the
+    page is in and then in the other one."""
+    panels = ["#pai-jobs", "#pai-submit", "#pai-market", "#pai-experiments", ".pai-JobDetail",
+              ".pai-ExperimentDetail"]
+    # an error line and a waiting reason, to measure their colours too
+    page.evaluate("""() => {
+        document.querySelector('#pai-submit [data-field-error=gpu]').textContent = 'too many GPUs';
+        const w = document.createElement('div'); w.className = 'pai-Waiting'; w.id = 'contrast-probe';
+        w.textContent = 'waiting: VC default has 0 of 4 GPUs free'; document.querySelector('#pai-jobs').append(w);
+    }""")
+    for _ in ("this theme", "the other theme"):
+        dark = page.evaluate("document.body.dataset.jpThemeLight === 'false'")
+        for sel in panels:
+            measured = contrast(page, sel)
+            assert measured, f"no text measured in {sel}"
+            low = [m for m in measured if m["ratio"] < 4.5]
+            assert not low, f"{'dark' if dark else 'light'} theme, {sel}: text below 4.5:1: {low[:5]}"
+        page.locator(".lm-MenuBar-itemLabel", has_text="Settings").click()
+        page.locator(".lm-Menu-item", has_text="Theme").first.hover()
+        page.get_by_role("menuitem", name="JupyterLab Light" if dark else "JupyterLab Dark", exact=True).click()
+        page.wait_for_function(f"document.body.dataset.jpThemeLight === '{str(dark).lower()}'")
+        page.locator("#jupyterlab-splash").wait_for(state="detached")
+    page.evaluate("""() => { document.querySelector('#contrast-probe').remove();
+        document.querySelector('#pai-submit [data-field-error=gpu]').textContent = ''; }""")
