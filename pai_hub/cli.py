@@ -108,6 +108,11 @@ def _client(args: argparse.Namespace) -> PaiClient:
 def cmd_submit(args: argparse.Namespace) -> int:
     text = _read(args.file, args.param)
     with _client(args) as c:
+        if args.dry_run:
+            r = c.submit(text, dry_run=True)
+            print(f"valid: {r['name']} ({r['totalTaskNumber']} tasks, {r['totalGpuNumber']} GPUs in "
+                  f"{r['virtualCluster']}); not submitted")
+            return 0
         c.submit(text)
         name = (yaml.safe_load(text) or {}).get("name", "?")
         print(f"submitted {c.framework(name)}")
@@ -299,6 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
     js.add_argument("file")
     js.add_argument("--param", action="append", metavar="KEY=VALUE")
     js.add_argument("--wait", action="store_true")
+    js.add_argument("--dry-run", action="store_true", help="check everything a submission checks, store nothing")
     js.add_argument("--timeout", type=float, default=3600)
     js.set_defaults(func=cmd_submit)
     jl = j.add_parser("list")

@@ -185,9 +185,10 @@ class PaiClient(_Paths):
         return super().framework(name)
 
     # -- jobs -----------------------------------------------------------------------------------
-    def submit(self, protocol_yaml: str) -> dict[str, Any]:
+    def submit(self, protocol_yaml: str, dry_run: bool = False) -> dict[str, Any]:
+        """Submit protocol YAML; ``dry_run``: every check, nothing stored (what the job would be)."""
         return self.request("POST", f"{API}/jobs", content=protocol_yaml.encode(),
-                            headers={"Content-Type": "text/yaml"})
+                            headers={"Content-Type": "text/yaml"}, params={"dryRun": "true"} if dry_run else None)
 
     def jobs(self, **filters: Any) -> list[dict[str, Any]]:
         params = {k: v for k, v in filters.items() if v not in (None, "")}

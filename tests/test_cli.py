@@ -38,6 +38,9 @@ def test_user_token_submit_list_status_logs_stop(server, tmp_path):
     job = tmp_path / "job.yaml"
     job.write_text(job_yaml("cli-job", ["echo epochs=<% $parameters.epochs %>"]).replace(
         "type: job", "type: job\nparameters:\n  epochs: 1"))
+    r = pai("job", "submit", str(job), "--dry-run", env=env)
+    assert r.returncode == 0 and "valid: cli-job (1 tasks, 0 GPUs in default); not submitted" in r.stdout, r
+    assert "cli-job" not in pai("job", "list", env=env).stdout
     r = pai("job", "submit", str(job), "--param", "epochs=5", "--wait", env=env)
     assert r.returncode == 0, r.stderr
     assert "submitted erin~cli-job" in r.stdout and "SUCCEEDED" in r.stdout

@@ -79,6 +79,8 @@ export interface JobForm {
   imageItem?: string; // a marketplace dockerimage item used instead of `image`
   command: string; // one command a line
   debugMinutes: number; // 0 = no debug reservation
+  parameters: string; // KEY=value a line: the protocol's parameters, used as <% $parameters.KEY %>
+  secrets: string; // KEY=value a line: the protocol's secrets (masked for everyone but the runtime)
 }
 
 export const TASK_ROLE = 'worker';
@@ -94,8 +96,39 @@ export function defaultForm(): JobForm {
     memoryMB: 1024,
     image: 'python:3.11',
     command: '',
-    debugMinutes: 0
+    debugMinutes: 0,
+    parameters: '',
+    secrets: ''
   };
+}
+
+const KEY = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/** `KEY=value` lines → a mapping, or the first bad line; blank lines and `# comments` are skipped. */
+export function parseKeyValues(text: string): { values: Record<string, string>; error?: string } {
+  const values: Record<string, string> = {};
+  for (const [i, raw] of text.split('\n').entries()) {
+    const line = raw.trim();
+    if (!line || line.startsWith('#')) {
+      continue;
+    }
+    const eq = line.indexOf('=');
+    const key = eq < 0 ? line : line.slice(0, eq).trim();
+    if (eq < 0 || !KEY.test(key)) {
+      return { values, error: `line ${i + 1}: KEY=value, with a key of letters, digits and "_"` };
+    }
+    values[key] = line.slice(eq + 1).trim();
+  }
+  return { values };
+}
+
+function keyValueLines(values: unknown): string {
+  if (!values || typeof values !== 'object') {
+    return '';
+  }
+  return Object.entries(values as Record<string, unknown>)
+    .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
+    .join('\n');
 }
 
 /** The job protocol v2 (as an object) the form stands for. */
@@ -122,6 +155,14 @@ export function formToProtocol(f: JobForm): Record<string, any> {
     },
     defaults: { virtualCluster: f.virtualCluster }
   };
+  const parameters = parseKeyValues(f.parameters ?? '').values;
+  if (Object.keys(parameters).length) {
+    job.parameters = parameters;
+  }
+  const secrets = parseKeyValues(f.secrets ?? '').values;
+  if (Object.keys(secrets).length) {
+    job.secrets = secrets;
+  }
   const extras: Record<string, any> = {};
   if (f.sku) {
     extras.hivedScheduler = { taskRoles: { [TASK_ROLE]: { skuType: f.sku } } };
@@ -175,7 +216,21 @@ export function yamlToForm(text: string, base: JobForm): JobForm {
   const sku = extraRoles ? (Object.values(extraRoles)[0] as any)?.skuType : undefined;
   f.sku = sku ? String(sku) : '';
   f.debugMinutes = Number(doc.extras?.debugReservation?.minutes ?? 0);
+  f.parameters = keyValueLines(doc.parameters);
+  f.secrets = keyValueLines(doc.secrets);
   return f;
+}
+
+/** A job as a marketplace template: the same protocol without the secrets' values (the marketplace
+ * refuses them: every reader would see them); the `<% $secrets.KEY %>` references stay. */
+export function templateText(text: string): { text: string; removedSecrets: string[] } {
+  const doc = jsyaml.load(text) as any;
+  if (!doc || typeof doc !== 'object') {
+    throw new Error('the job protocol must be a YAML mapping');
+  }
+  const removedSecrets = doc.secrets && typeof doc.secrets === 'object' ? Object.keys(doc.secrets) : [];
+  delete doc.secrets;
+  return { text: jsyaml.dump(doc, { lineWidth: 120, noRefs: true }), removedSecrets };
 }
 
 /** Which form field a server error is about (PAI names the protocol field first:
@@ -193,6 +248,8 @@ export function errorField(message: string): keyof JobForm | 'yaml' {
     [/resourcePerInstance\.memoryMB$/, 'memoryMB'],
     [/resourcePerInstance/, 'gpu'],
     [/\.commands/, 'command'],
+    [/^parameters/, 'parameters'],
+    [/^secrets/, 'secrets'],
     [/^prerequisites/, 'image']
   ];
   for (const [re, field] of rules) {
@@ -203,7 +260,7 @@ export function errorField(message: string): keyof JobForm | 'yaml' {
   if (/virtual cluster|not allowed to do operation/i.test(message)) {
     return 'virtualCluster';
   }
-  if (/already has a job|ConflictJob/i.test(message)) {
+  if (/already has a job|already exists|ConflictJob/i.test(message)) {
     return 'name';
   }
   return 'yaml';
@@ -226,6 +283,12 @@ export function checkForm(f: JobForm): Partial<Record<keyof JobForm, string>> {
   }
   if (!f.imageItem && !f.image.trim()) {
     errors.image = 'an image is required';
+  }
+  for (const key of ['parameters', 'secrets'] as const) {
+    const error = parseKeyValues(f[key] ?? '').error;
+    if (error) {
+      errors[key] = error;
+    }
   }
   return errors;
 }

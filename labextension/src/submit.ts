@@ -1,6 +1,7 @@
 /** The submission panel: a form (name, VC and SKU from the user's own list, instances, resources,
- * image, commands) and a YAML tab with the generated protocol, editable; the server validates
- * on submit and its errors are shown at the field they name. */
+ * image, commands, parameters, secrets) and a YAML tab with the generated protocol, editable. The
+ * server validates as you type (a dry-run submission) and its errors are shown at the field they
+ * name; submit; save as a marketplace template. */
 import { Widget } from '@lumino/widgets';
 import * as jsyaml from 'js-yaml';
 
@@ -14,6 +15,7 @@ import {
   formToYaml,
   JobForm,
   MarketItem,
+  templateText,
   yamlToForm
 } from './model';
 
@@ -21,6 +23,7 @@ type Tab = 'form' | 'yaml';
 
 export class SubmitPanel extends Widget {
   form: JobForm = defaultForm();
+  liveDelayMs: number;
   private tab: Tab = 'form';
   private yamlDirty = false;
   private controls: Record<string, HTMLInputElement | HTMLSelectElement | HTMLTextAreaElement> = {};
@@ -34,13 +37,21 @@ export class SubmitPanel extends Widget {
   private result = h('div', { class: 'pai-Result', role: 'status', 'aria-live': 'polite' });
   private submitBtn = h('button', { class: 'jp-Button pai-Button pai-Submit', type: 'button' }, 'Submit');
   private imageNote = h('div', { class: 'pai-Note' });
+  private templateBtn = h('button', { class: 'jp-Button pai-Button pai-SaveTemplate', type: 'button' }, 'Save as template');
+  private validity = h('div', { class: 'pai-Validity', role: 'status', 'aria-live': 'polite' });
+  /** fields the user changed: live errors are shown there only (all of them on submit) */
+  private touched = new Set<string>();
+  private validateTimer = 0;
+  private validation = 0;
 
   constructor(
     private api: IPaiApi,
-    private onSubmitted: (fw: string) => void = () => undefined
+    private onSubmitted: (fw: string) => void = () => undefined,
+    liveDelayMs = 600
   ) {
     super();
     this.id = 'pai-submit';
+    this.liveDelayMs = liveDelayMs;
     this.addClass('pai-Panel');
     this.addClass('pai-SubmitPanel');
     this.title.caption = 'Submit a PAI job';
@@ -49,8 +60,13 @@ export class SubmitPanel extends Widget {
       const f = field(label, control, name);
       this.controls[name] = control;
       this.errors[name] = f.error;
-      control.addEventListener('change', () => this.readForm());
-      control.addEventListener('input', () => this.readForm());
+      const edited = () => {
+        this.touched.add(name);
+        this.readForm();
+        this.scheduleValidation();
+      };
+      control.addEventListener('change', edited);
+      control.addEventListener('input', edited);
       this.formPane.append(f.row);
     };
     add('name', 'Job name', h('input', { type: 'text', autocomplete: 'off' }));
@@ -64,21 +80,29 @@ export class SubmitPanel extends Widget {
     this.formPane.append(this.imageNote);
     add('command', 'Commands (one a line)', h('textarea', { rows: '6', spellcheck: 'false' }));
     add('debugMinutes', 'Keep a failed task for debugging (minutes, 0 = no)', num(0));
+    add('parameters', 'Parameters (KEY=value a line; use as <% $parameters.KEY %>)',
+      h('textarea', { rows: '2', spellcheck: 'false' }));
+    add('secrets', 'Secrets (KEY=value a line; use as <% $secrets.KEY %>; masked for everyone else)',
+      h('textarea', { rows: '2', spellcheck: 'false', autocomplete: 'off', class: 'pai-Secrets' }));
     (this.controls.virtualCluster as HTMLSelectElement).addEventListener('change', () => void this.loadSkus());
     this.yamlText.setAttribute('aria-label', 'Job protocol (YAML)');
     this.yamlText.addEventListener('input', () => {
       this.yamlDirty = true;
+      this.touched.add('yaml');
+      this.scheduleValidation();
     });
     this.yamlPane.append(this.yamlText, this.yamlError);
     this.formTab.onclick = () => this.showTab('form');
     this.yamlTab.onclick = () => this.showTab('yaml');
     this.submitBtn.onclick = () => void this.submit();
+    this.templateBtn.onclick = () => void this.saveTemplate();
     this.node.append(
       h('h2', { class: 'pai-Title' }, 'Submit a PAI job'),
       h('div', { class: 'pai-Tabs', role: 'tablist', 'aria-label': 'Job editor' }, this.formTab, this.yamlTab),
       this.formPane,
       this.yamlPane,
-      h('div', { class: 'pai-Toolbar' }, this.submitBtn),
+      this.validity,
+      h('div', { class: 'pai-Toolbar' }, this.submitBtn, this.templateBtn),
       this.result
     );
     this.writeForm();
@@ -115,6 +139,8 @@ export class SubmitPanel extends Widget {
   setForm(form: JobForm): void {
     this.form = { ...form };
     this.yamlDirty = false;
+    this.touched.clear();
+    this.validity.textContent = '';
     this.writeForm();
     this.clearErrors();
   }
@@ -178,7 +204,9 @@ export class SubmitPanel extends Widget {
       memoryMB: n('memoryMB'),
       image: c.image.value.trim(),
       command: c.command.value,
-      debugMinutes: n('debugMinutes')
+      debugMinutes: n('debugMinutes'),
+      parameters: c.parameters.value,
+      secrets: c.secrets.value
     };
     this.yamlDirty = false;
     this.yamlText.value = formToYaml(this.form);
@@ -226,7 +254,87 @@ export class SubmitPanel extends Widget {
     return this.yamlDirty ? this.yamlText.value : formToYaml(this.form);
   }
 
+  scheduleValidation(): void {
+    window.clearTimeout(this.validateTimer);
+    this.validateTimer = window.setTimeout(() => void this.validate(), this.liveDelayMs);
+  }
+
+  /** Live validation: the YAML's syntax here, then everything a submission checks, by the server
+   * (``POST jobs?dryRun=true``: nothing is stored). Errors land at the fields the user touched. */
+  async validate(): Promise<boolean> {
+    const seq = ++this.validation;
+    const text = this.protocolText();
+    const show = (name: string, message: string) => {
+      this.clearErrors();
+      if (this.touched.has(name) || (name === 'yaml' && this.touched.size)) {
+        this.showError(name, message);
+      }
+      this.validity.textContent = '';
+      this.node.dataset.valid = 'false';
+    };
+    try {
+      jsyaml.load(text);
+    } catch (e: any) {
+      show('yaml', `The YAML cannot be read: ${e.message}`);
+      return false;
+    }
+    try {
+      const r = await this.api.send('POST', 'jobs?dryRun=true', text, 'text/yaml');
+      if (seq !== this.validation) {
+        return false; // a newer edit is being checked
+      }
+      this.clearErrors();
+      const tasks = r?.totalTaskNumber ?? 0;
+      const gpus = r?.totalGpuNumber ?? 0;
+      this.validity.textContent = `✓ Valid: ${tasks} task${tasks === 1 ? '' : 's'}, ${gpus} GPU${gpus === 1 ? '' : 's'} in ${r?.virtualCluster ?? ''}.`;
+      this.node.dataset.valid = 'true';
+      return true;
+    } catch (e: any) {
+      if (seq === this.validation) {
+        show(errorField(e.message), e.message);
+      }
+      return false;
+    }
+  }
+
+  /** The job as a private marketplace template named after it (secrets' values left out). */
+  async saveTemplate(): Promise<boolean> {
+    this.result.textContent = '';
+    let template: { text: string; removedSecrets: string[] };
+    try {
+      template = templateText(this.protocolText());
+    } catch (e: any) {
+      this.showError('yaml', `The YAML cannot be read: ${e.message}`);
+      return false;
+    }
+    const name = (jsyaml.load(template.text) as any)?.name || this.form.name;
+    if (!name) {
+      this.showError('name', 'a template needs a name: give the job one');
+      return false;
+    }
+    const body = {
+      name,
+      type: 'template',
+      protocol: template.text,
+      summary: `Job template saved from JupyterLab`,
+      visibility: 'private'
+    };
+    try {
+      await this.api.send('POST', 'marketplace/items', JSON.stringify(body));
+    } catch (e: any) {
+      this.result.textContent = `Not saved as a template: ${e.message}`;
+      return false;
+    }
+    const left = template.removedSecrets.length
+      ? ` Secrets left out (give them when you use it): ${template.removedSecrets.join(', ')}.`
+      : '';
+    this.result.textContent = `Saved "${name}" in the marketplace as a private template.${left}`;
+    return true;
+  }
+
   async submit(): Promise<boolean> {
+    window.clearTimeout(this.validateTimer);
+    this.validation++; // a pending live check must not overwrite what submit shows
     this.clearErrors();
     this.result.textContent = '';
     if (!this.yamlDirty) {

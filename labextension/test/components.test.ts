@@ -1,3 +1,4 @@
+import * as jsyaml from 'js-yaml';
 import { Widget } from '@lumino/widgets';
 import { describe, expect, it } from 'vitest';
 
@@ -84,6 +85,60 @@ describe('SubmitPanel', () => {
     ta.dispatchEvent(new Event('input'));
     await p.submit();
     expect(posted[0]).toBe('protocolVersion: 2\nname: edited\n');
+  });
+
+  it('validates live with a dry run, showing errors only at the fields I touched', async () => {
+    const posted: string[] = [];
+    const r: Record<string, any> = {
+      ...routes,
+      'POST jobs?dryRun=true': new PaiError(400, 'InvalidProtocolError', 'taskRoles.worker.resourcePerInstance.gpu: 64 GPUs, more than the 4 of VC default')
+    };
+    const p = new SubmitPanel(fakeApi(r, posted), () => undefined, 0);
+    const gpu = p.node.querySelector('input[name=gpu]') as HTMLInputElement;
+    const name = p.node.querySelector('input[name=name]') as HTMLInputElement;
+    name.value = 'live';
+    name.dispatchEvent(new Event('input'));
+    expect(await p.validate()).toBe(false);
+    expect(p.node.querySelector('[data-field-error=gpu]')!.textContent).toBe(''); // not touched yet
+    gpu.value = '64';
+    gpu.dispatchEvent(new Event('input'));
+    expect(await p.validate()).toBe(false);
+    expect(p.node.querySelector('[data-field-error=gpu]')!.textContent).toContain('more than the 4');
+    expect(posted.at(-1)).toContain('gpu: 64');
+    r['POST jobs?dryRun=true'] = { status: 200, dryRun: true, totalTaskNumber: 1, totalGpuNumber: 2, virtualCluster: 'default' };
+    gpu.value = '2';
+    gpu.dispatchEvent(new Event('input'));
+    expect(await p.validate()).toBe(true);
+    expect(p.node.querySelector('[data-field-error=gpu]')!.textContent).toBe('');
+    expect(p.node.querySelector('.pai-Validity')!.textContent).toBe('✓ Valid: 1 task, 2 GPUs in default.');
+    // a YAML syntax error is found here, without asking the server
+    const calls = posted.length;
+    p.showTab('yaml');
+    const ta = p.node.querySelector('textarea.pai-Yaml') as HTMLTextAreaElement;
+    ta.value = 'name: [unclosed';
+    ta.dispatchEvent(new Event('input'));
+    expect(await p.validate()).toBe(false);
+    expect(p.node.querySelector('[data-field-error=yaml]')!.textContent).toContain('cannot be read');
+    expect(posted).toHaveLength(calls);
+  });
+
+  it('carries parameters and secrets, and saves a template without the secrets', async () => {
+    const posted: string[] = [];
+    const p = new SubmitPanel(fakeApi({ ...routes, 'POST marketplace/items': { id: 7 } }, posted));
+    p.setForm({ ...p.form, name: 'tpl', command: 'echo <% $parameters.lr %> <% $secrets.key %>', parameters: 'lr=0.1', secrets: 'key=s3cret' });
+    const doc = jsyaml.load(p.protocolText()) as any;
+    expect(doc.parameters).toEqual({ lr: '0.1' });
+    expect(doc.secrets).toEqual({ key: 's3cret' });
+    expect(await p.saveTemplate()).toBe(true);
+    const body = JSON.parse(posted[0]);
+    expect(body).toMatchObject({ name: 'tpl', type: 'template', visibility: 'private' });
+    expect(body.protocol).not.toContain('s3cret');
+    expect(body.protocol).toContain('<% $secrets.key %>');
+    expect(p.node.querySelector('.pai-Result')!.textContent).toContain('Secrets left out (give them when you use it): key');
+    // a bad line is named before anything is sent
+    p.setForm({ ...p.form, parameters: 'no equals sign' });
+    expect(await p.submit()).toBe(false);
+    expect(p.node.querySelector('[data-field-error=parameters]')!.textContent).toContain('line 1');
   });
 
   it('takes a docker image item from the marketplace', () => {

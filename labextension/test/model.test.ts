@@ -13,9 +13,11 @@ import {
   formToYaml,
   jobNameFor,
   notebookToPython,
+  parseKeyValues,
   parseSSE,
   proxiedPath,
   taskRows,
+  templateText,
   usage,
   usageText,
   yamlToForm
@@ -57,6 +59,23 @@ describe('submission form', () => {
     const back = yamlToForm(formToYaml(f), defaultForm());
     expect(back).toEqual({ ...f, command: 'echo a\npython3 x.py', imageItem: undefined });
   });
+  it('reads KEY=value lines for parameters and secrets', () => {
+    expect(parseKeyValues('a=1\n\n# note\nB_2 = x=y ')).toEqual({ values: { a: '1', B_2: 'x=y' } });
+    expect(parseKeyValues('ok=1\n9bad=2').error).toContain('line 2');
+    const f = { ...defaultForm(), name: 'p', command: 'x', parameters: 'lr=0.1', secrets: 'token=t0p' };
+    const back = yamlToForm(formToYaml(f), defaultForm());
+    expect([back.parameters, back.secrets]).toEqual(['lr=0.1', 'token=t0p']);
+    expect(checkForm({ ...f, secrets: 'oops' }).secrets).toContain('line 1');
+    expect(errorField('secrets.token: must be a string')).toBe('secrets');
+    expect(errorField('Job alice~p already exists.')).toBe('name');
+  });
+
+  it('turns a job into a template without secret values', () => {
+    const t = templateText('name: j\nsecrets: {k: v}\ntaskRoles: {w: {commands: ["echo <% $secrets.k %>"]}}\n');
+    expect(t.removedSecrets).toEqual(['k']);
+    expect(jsyaml.load(t.text)).toEqual({ name: 'j', taskRoles: { w: { commands: ['echo <% $secrets.k %>'] } } });
+  });
+
   it('uses a marketplace image by reference', () => {
     const p = formToProtocol({ ...defaultForm(), name: 'j', command: 'x', imageItem: 'team-py' });
     expect(p.prerequisites[0]).toEqual({ name: 'image', type: 'dockerimage', marketplace: 'team-py' });

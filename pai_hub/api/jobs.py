@@ -95,6 +95,14 @@ class JobsHandler(JobAccess):
         except UnicodeDecodeError:
             raise ApiError(400, "InvalidProtocolError", "the job protocol must be UTF-8 text") from None
         job, plan = self._validate(text)
+        if self.get_query_argument("dryRun", "").lower() in ("true", "all", "1"):
+            # everything a submission checks, nothing stored or run (as kubectl's --dry-run=server)
+            if job.framework_name in self.pai.controller.machine.names:
+                raise ApiError(409, "ConflictJobError", f"Job {job.framework_name} already exists.")
+            self.send({"status": 200, "message": f"Job {job.name} is valid for user {job.username}.",
+                       "dryRun": True, "name": job.name, "virtualCluster": job.virtual_cluster,
+                       "totalGpuNumber": job.total_gpu, "totalTaskNumber": job.total_tasks})
+            return
         try:
             await self.pai.controller.submit(job, plan)
         except ConflictError as exc:

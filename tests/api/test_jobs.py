@@ -212,3 +212,20 @@ def test_a_live_event_stream_carries_every_event_up_to_the_end(server):
     assert body.rstrip().endswith('data: {"state": "SUCCEEDED"}')
     uids = [json.loads(line[6:])["uid"] for line in body.splitlines() if line.startswith("data: {\"uid")]
     assert len(uids) == len(set(uids))
+
+
+def test_dry_run_checks_everything_and_stores_nothing(server):
+    text = job_yaml("dry", ["echo hi"], gpu=1)
+    with server.client() as c:
+        r = c.post("/api/v2/jobs", params={"dryRun": "true"}, content=text)
+        assert r.status_code == 200, r.text
+        assert r.json()["dryRun"] is True and r.json()["totalGpuNumber"] == 1
+        assert c.get("/api/v2/jobs/admin~dry").status_code == 404  # nothing stored, nothing runs
+        r = c.post("/api/v2/jobs", params={"dryRun": "All"}, content=job_yaml("dry", ["echo hi"], gpu=64))
+        assert r.status_code == 400 and "resourcePerInstance" in r.json()["message"]
+        r = c.post("/api/v2/jobs", params={"dryRun": "true"}, content=text + "defaults: {virtualCluster: nope}\n")
+        assert r.status_code == 400 and r.json()["code"] == "NoVirtualClusterError"
+        assert submit(c, text).status_code == 202
+        r = c.post("/api/v2/jobs", params={"dryRun": "true"}, content=text)
+        assert r.status_code == 409 and r.json()["code"] == "ConflictJobError"
+        c.put("/api/v2/jobs/admin~dry/executionType", json={"value": "STOP"})

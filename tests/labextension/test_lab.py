@@ -137,6 +137,45 @@ def test_marketplace_item_in_a_submission(page, lab, pai):
     shot(page, "09-dark-theme")
 
 
+def test_live_validation_and_save_as_template(page, lab, pai):
+    """The panel asks the server (a dry run) as you type and puts its errors at the field; the job,
+    with parameters and a secret, is saved as a private marketplace template without the secret."""
+    open_sidebar(page, "Submit a PAI job")
+    panel = page.locator("#pai-submit")
+    panel.get_by_role("tab", name="Form").click()
+    panel.locator("input[name=name]").fill("tpl-e2e")
+    panel.locator("textarea[name=command]").fill("echo lr=<% $parameters.lr %> key=<% $secrets.key %>")
+    panel.locator("input[name=gpu]").fill("64")  # more than the cluster has: said without submitting
+    page.wait_for_function(
+        "document.querySelector('#pai-submit [data-field-error=gpu]').textContent.includes('resourcePerInstance')")
+    panel.locator("input[name=gpu]").fill("1")
+    panel.locator("textarea[name=parameters]").fill("lr=0.01")
+    panel.locator("textarea[name=secrets]").fill("key=s3cret-value")
+    page.wait_for_function("document.querySelector('#pai-submit').dataset.valid === 'true'")
+    assert panel.locator(".pai-Validity").text_content().startswith("✓ Valid: 1 task, 1 GPU")
+    assert panel.locator("[data-field-error=gpu]").text_content() == ""
+    with pai.client(pai.alice) as c:  # the live checks stored nothing
+        assert c.get("/api/v2/jobs/alice~tpl-e2e").status_code == 404
+    shot(page, "10-live-validation")
+    panel.get_by_role("button", name="Save as template").click()
+    result = panel.locator(".pai-Result")
+    page.wait_for_function("document.querySelector('#pai-submit .pai-Result').textContent.includes('Saved')")
+    assert "Secrets left out" in result.text_content()
+    with pai.client(pai.alice) as c:
+        item = c.get("/marketplace/api/items/tpl-e2e").json()
+    assert item["type"] == "template" and "s3cret" not in json.dumps(item)
+    assert "$secrets.key" in item["protocol"] and "lr: '0.01'" in item["protocol"]
+    # and it is in the marketplace browser, ready to use again
+    open_sidebar(page, "PAI marketplace")
+    market = page.locator("#pai-market")
+    market.locator("select[aria-label='Item type']").select_option("template")
+    market.get_by_label("Search the marketplace").fill("tpl-e2e")
+    market.locator("li[data-item='tpl-e2e'] button").click()
+    market.get_by_role("button", name="Use in submission panel").click()
+    panel.wait_for(state="visible")
+    page.wait_for_function("document.querySelector('#pai-submit textarea.pai-Yaml').value.includes('$parameters.lr')")
+
+
 def test_submit_notebook_and_shell_script(page, lab, pai):
     """"Submit as PAI job" on a notebook (code cells, magics commented out) and on a shell script
     opened in the editor (its context menu)."""
@@ -178,7 +217,7 @@ def test_submit_notebook_and_shell_script(page, lab, pai):
     page.locator(f"#pai-job-alice_{name}[data-state=SUCCEEDED]").wait_for(timeout=60_000)
     page.wait_for_function("id => document.querySelector('#' + id + ' .pai-Log')?.textContent.includes('sh-job-ok 42')",
                            arg=f"pai-job-alice_{name}")
-    shot(page, "10-shell-script-job")
+    shot(page, "11-shell-script-job")
 
 
 TRIAL = """import nni
@@ -234,7 +273,7 @@ def test_open_an_experiments_trials_chart_and_nni_ui(page, lab, pai):
     page.keyboard.press("ArrowRight")
     view.locator(".pai-ChartBox[data-kind=intermediate]").wait_for()
     assert view.locator(".pai-ChartBox .pai-Series-trial").count() == 3
-    shot(page, "11-experiment-trials")
+    shot(page, "12-experiment-trials")
 
     # a trial is a PAI job: its link opens the job
     view.locator(f"tr[data-trial='{best['id']}'] button.pai-Link").click()
@@ -248,7 +287,7 @@ def test_open_an_experiments_trials_chart_and_nni_ui(page, lab, pai):
     frame.get_by_text(exp_id).first.wait_for(timeout=60_000)
     frame.get_by_text("Best metric").first.wait_for()  # NNI's overview, its data fetched through the proxy
     assert "lab-search" in frame.locator("body").inner_text()
-    shot(page, "12-nni-web-ui")
+    shot(page, "13-nni-web-ui")
 
     # stop from the Lab: NNI goes, and with it the UI button
     page.locator(f".lm-TabBar-tab[title='NNI experiment {exp_id}']").click()
