@@ -40,6 +40,9 @@ class BaseHandler(web.RequestHandler):
                 raise unauthorized()
         elif not self.public:
             raise unauthorized("Guest is not allowed to do this operation.")
+        controller = getattr(self.pai, "controller", None)
+        if controller is not None and self.request.method in ("GET", "HEAD"):
+            await controller.settled()  # read only what is committed
 
     def _resolve(self, header: str) -> Principal | None:
         scheme, _, value = header.partition(" ")

@@ -45,6 +45,9 @@ class Controller:
         self._tasks: list[asyncio.Task] = []
         self._subscribers: dict[int, set[asyncio.Queue]] = {}
         self._closing = False
+        # Set while a turn's effects are being committed: the machine already holds them, the store
+        # not yet. Readers wait on it (:meth:`settled`) so that nothing is shown before it is stored.
+        self._committing: asyncio.Future | None = None
         # Called after each committed turn with (effects, seconds spent scheduling, now): metrics,
         # alerts and timelines watch the platform here without the loop knowing about them.
         self.observers: list[Callable[[Effects, float, float], None]] = []
@@ -102,6 +105,13 @@ class Controller:
         self._inputs.append(("call", fn, fut))
         self._wake.set()
         return await fut
+
+    async def settled(self) -> None:
+        """Return once no commit is in flight. The machine is changed before its turn is committed;
+        a reader that waits here sees only what the store holds (a job shown SUCCEEDED already has
+        its JobSucceeded event), so a crash can never take back what a client was shown."""
+        while self._committing is not None and not self._committing.done():
+            await asyncio.shield(self._committing)
 
     def subscribe(self, job_id: int) -> asyncio.Queue:
         """A queue that receives each committed event of a job (for server-sent events)."""
@@ -175,14 +185,18 @@ class Controller:
         scheduling = time.perf_counter() - started
         fx = self.machine.take_effects()
         if fx:
+            loop = asyncio.get_running_loop()
+            self._committing = committing = loop.create_future()
             try:
-                await asyncio.get_running_loop().run_in_executor(self._writer, job_store.persist, self.store, fx)
+                await loop.run_in_executor(self._writer, job_store.persist, self.store, fx)
             except Exception as exc:
                 log.exception("commit failed")
                 for fut, _ in waiters:
                     if not fut.done():
                         fut.set_exception(exc)
                 raise
+            finally:
+                committing.set_result(None)
         for fut, value in waiters:
             if not fut.done():
                 fut.set_result(value)
