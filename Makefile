@@ -13,6 +13,10 @@ $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@# an editable install gets no data files: enable pai_extension in every Jupyter server of the venv
+	mkdir -p $(VENV)/etc/jupyter/jupyter_server_config.d
+	ln -sfn $(abspath pai_extension/jupyter-config/jupyter_server_config.d/pai_extension.json) \
+	  $(VENV)/etc/jupyter/jupyter_server_config.d/pai_extension.json
 	touch $@
 
 install: $(BIN)/.installed

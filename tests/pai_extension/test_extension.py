@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
+from pathlib import Path
 
 import httpx
 import pytest
@@ -161,3 +163,9 @@ def test_enabled_on_install():
     snippet = json.loads((REPO / files[0]).read_text())
     assert snippet == {"ServerApp": {"jpserver_extensions": {"pai_extension": True}}}
     assert "pai_extension*" in project["tool"]["setuptools"]["packages"]["find"]["include"]
+    # and `make install` (an editable install, which gets no data files) puts it there too, so every
+    # Jupyter server of the environment, hub-spawned ones included, loads the extension
+    if sys.prefix != sys.base_prefix:
+        installed = Path(sys.prefix) / "etc" / "jupyter" / "jupyter_server_config.d" / "pai_extension.json"
+        assert installed.exists(), f"{installed} missing: run `make install`"
+        assert json.loads(installed.read_text()) == snippet
