@@ -30,6 +30,10 @@ stop() {
     if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then kill -9 "$pid" 2>/dev/null || true; fi
     rm -f "$f"
   done
+  # job steps outlive a killed slurmd (slurmstepd, working in this cluster's log directory)
+  for pid in $(pgrep -x slurmstepd 2>/dev/null || true); do
+    case "$(readlink "/proc/$pid/cwd" 2>/dev/null)" in "$dir"/*) kill -9 "$pid" 2>/dev/null || true ;; esac
+  done
 }
 
 wait_idle() {
