@@ -14,15 +14,11 @@ import asyncio
 import json
 import os
 import platform
-import signal
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-import httpx
+from benchmarks.local_server import pai_server
 
 JOB = """protocolVersion: 2
 name: {name}
@@ -36,12 +32,6 @@ taskRoles:
     resourcePerInstance: {{cpu: 1, memoryMB: 64, gpu: 0}}
     commands: ["true"]
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -145,33 +135,10 @@ def main() -> None:
                     help="where the throw-away data directory goes (like a real install's, not /tmp)")
     args = ap.parse_args()
     Path(args.base_dir).mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="pai-bench-", dir=args.base_dir) as tmp:
-        data = Path(tmp) / "data"
-        port = free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PAI_")}
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "pai_hub.cli", "server", "--ip", "127.0.0.1", "--port", str(port),
-             "--data-dir", str(data), "--node-cpu", str(args.node_cpu)],
-            stdout=subprocess.DEVNULL, stderr=open(Path(tmp) / "server.log", "wb"), env=env,  # noqa: SIM115
-        )
-        url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    if httpx.get(url + "/api/v2/info", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError("server did not start")
-                time.sleep(0.05)
-            token = (data / "admin-token").read_text().strip()
-            result = asyncio.run(run(url, token, args.jobs, args.concurrency))
-            result["control_plane_peak_rss_mb"] = round(peak_rss_mb(proc.pid), 1)
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(timeout=30)
+    with tempfile.TemporaryDirectory(prefix="pai-bench-", dir=args.base_dir) as tmp, \
+            pai_server(Path(tmp), args.node_cpu) as (url, token, proc):
+        result = asyncio.run(run(url, token, args.jobs, args.concurrency))
+        result["control_plane_peak_rss_mb"] = round(peak_rss_mb(proc.pid), 1)
     result["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version(),
                          "platform": platform.platform()}
     result["node_cpu_slots"] = args.node_cpu
