@@ -75,7 +75,9 @@ class PaiSpawner(Spawner):
     pai_poll_interval = Float(0.1, help="Seconds between job look-ups while a server starts.").tag(config=True)
     pai_connect_timeout = Float(
         120.0, help="How long poll() keeps retrying while the PAI service is unreachable (e.g. it is "
-        "starting with the hub) before it reports the server as still running."
+        "restarting) before it reports the server as still running. Not for a server restored by a "
+        "starting hub: the hub polls those before it starts the PAI service, so they are reported "
+        "running at once and the hub checks their URL itself."
     ).tag(config=True)
     stop_timeout = Float(60.0, help="Seconds stop() waits for the job to end.").tag(config=True)
     token_lifetime = Integer(24 * 3600, help="Lifetime (s) of the hub tokens the spawner mints.").tag(config=True)
@@ -116,6 +118,7 @@ class PaiSpawner(Spawner):
         self.profile: dict[str, Any] | None = None
         self._submitted = asyncio.Event()
         self._start_error: str | None = None
+        self._restored = False
         self.task_ip = ""
         self.task_port = 0
 
@@ -260,6 +263,7 @@ class PaiSpawner(Spawner):
             self._submitted.set()
             raise RuntimeError(f"cannot start the notebook job: {self._start_error}") from None
         self.framework = f"{self.user.name}~{name}"
+        self._restored = False
         self.log.info("%s: submitted PAI job %s (profile %s, VC %s)", self._log_name, self.framework,
                       profile["slug"], profile["vc"])
         self._submitted.set()
@@ -289,11 +293,17 @@ class PaiSpawner(Spawner):
         while True:
             try:
                 detail = await self._pai("GET", f"/api/v2/jobs/{self.framework}")
+                self._restored = False
                 break
             except PaiError as exc:
                 if exc.status == 404:
                     return 0
-                if exc.status not in (0, 502, 503) or time.monotonic() > deadline:
+                # Right after a hub restart, JupyterHub polls every restored server before it starts
+                # its managed services, the PAI service among them: waiting for PAI here would hold
+                # the hub's start-up until its init_spawners_timeout. Say "running"; the hub then
+                # checks the server's own URL, which is the truth for a restored server anyway.
+                unreachable = exc.status in (0, 502, 503)
+                if not unreachable or self._restored or time.monotonic() > deadline:
                     self.log.warning("%s: cannot poll %s: %s; assuming it runs", self._log_name, self.framework, exc)
                     return None
                 await asyncio.sleep(1.0)
@@ -349,6 +359,7 @@ class PaiSpawner(Spawner):
 
     def load_state(self, state: dict[str, Any]) -> None:
         super().load_state(state)
+        self._restored = bool(state.get("framework"))  # restored by a (re)starting hub: see poll()
         self.framework = state.get("framework", "")
         self.task_ip = state.get("ip", "")
         self.task_port = int(state.get("port") or 0)

@@ -81,3 +81,22 @@ def test_defaults_suit_queued_notebooks():
     assert callable(s.options_form) and callable(s.options_from_form)
     assert s.options_from_form({"profile": ["gpu-1"]}) == {"profile": "gpu-1"}
     assert s.options_from_form({}) == {}
+
+
+def test_a_restored_server_does_not_wait_for_the_pai_service():
+    """JupyterHub polls restored servers before it starts its managed services (PAI among them):
+    poll must answer at once, not hold the hub's start-up until init_spawners_timeout. Found by the
+    hub-restart test, whose hub took 13 s to start while a notebook ran."""
+    import asyncio
+    import socket
+    import time
+
+    with socket.socket() as sock:  # a port nothing listens on: the PAI service not started yet
+        sock.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    s = spawner(pai_url=url)
+    s._token = lambda: "hub-token"
+    s.load_state({"framework": "alice~jupyter-x", "ip": "127.0.0.1", "port": 31000})
+    started = time.monotonic()
+    assert asyncio.run(s.poll()) is None  # running, as far as anyone can tell: the hub checks its URL
+    assert time.monotonic() - started < s.pai_connect_timeout / 10
