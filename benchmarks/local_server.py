@@ -1,0 +1,88 @@
+"""A throw-away ``pai server`` (and a Jupyter server with pai_extension in front of it) for benchmarks:
+free ports on 127.0.0.1, stopped on exit."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait(url: str, proc: subprocess.Popen, headers: dict[str, str] | None = None, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(url, headers=headers, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline or proc.poll() is not None:
+            raise RuntimeError(f"{url} did not come up")
+        time.sleep(0.05)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
+@contextlib.contextmanager
+def pai_server(tmp: Path, node_cpu: int = 32, *args: str) -> Iterator[tuple[str, str, subprocess.Popen]]:
+    """``(url, admin token, process)`` of a server with its data directory in ``tmp``."""
+    data = tmp / "data"
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PAI_")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pai_hub.cli", "server", "--ip", "127.0.0.1", "--port", str(port),
+         "--data-dir", str(data), "--node-cpu", str(node_cpu), *args],
+        stdout=subprocess.DEVNULL, stderr=open(tmp / "server.log", "wb"), env=env,  # noqa: SIM115
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait(url + "/api/v2/info", proc, timeout=30)
+        yield url, (data / "admin-token").read_text().strip(), proc
+    finally:
+        _stop(proc)
+
+
+@contextlib.contextmanager
+def jupyter_with_pai(tmp: Path, pai_url: str, pai_token: str, token: str = "bench") -> Iterator[str]:
+    """A ``jupyter server`` with pai_extension calling ``pai_url`` as the token's user; its URL."""
+    root = tmp / "jupyter"
+    root.mkdir()
+    config = root / "config.py"
+    config.write_text("c.ServerApp.jpserver_extensions = {'pai_extension': True}\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PAI_", "JUPYTERHUB_"))}
+    env.update({"PAI_URL": pai_url, "PAI_TOKEN": pai_token, "JUPYTER_CONFIG_DIR": str(root / "cfg"),
+                "JUPYTER_RUNTIME_DIR": str(root / "runtime")})
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "jupyter_server", "--no-browser", "--allow-root", "--ip=127.0.0.1",
+         f"--port={port}", f"--IdentityProvider.token={token}", f"--config={config}",
+         f"--ServerApp.root_dir={root}", "--ServerApp.port_retries=0"],
+        stdout=subprocess.DEVNULL, stderr=open(root / "jupyter.log", "wb"), env=env,  # noqa: SIM115
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait(url + "/api/status", proc, headers={"Authorization": f"token {token}"})
+        yield url
+    finally:
+        _stop(proc)
