@@ -429,16 +429,25 @@ class TrialsView(widgets.VBox):
             self.states_seen.append(e["state"])
         self.state.value = e["state"]
         self.best.value = "" if e.get("bestFinal") is None else f"{e['bestFinal']:.6g}"
-        rows = "".join(
-            f"<tr><td>{t['sequence']}</td><td>{html.escape(t['state'])}</td>"
-            f"<td><code>{html.escape(json.dumps(t.get('parameters')))}</code></td>"
-            f"<td>{len(t.get('intermediate') or [])}</td><td>{'' if t.get('final') is None else t['final']}</td>"
-            f"<td>{html.escape((t.get('job') or {}).get('name', ''))} ({html.escape((t.get('job') or {}).get('state', ''))})</td></tr>"
-            for t in e.get("trials") or [])
+        rows = "".join(self._trial_row(t) for t in e.get("trials") or [])
         self.trials.value = ("<table><tr><th>#</th><th>state</th><th>parameters</th><th>intermediate</th>"
                              f"<th>final</th><th>job</th></tr>{rows}</table>")
         if e["state"] in self.ENDED:
             self.done.set()
+
+    @staticmethod
+    def _trial_row(t: dict[str, Any]) -> str:
+        """One trial as a table row. NNI lists a trial before its PAI job exists, and a state may
+        not be known yet: such fields are shown empty."""
+        def text(value: Any) -> str:
+            return "" if value is None else html.escape(str(value))
+
+        job = t.get("job") or {}
+        state = f" ({text(job.get('state'))})" if job.get("state") else ""
+        return (f"<tr><td>{text(t.get('sequence'))}</td><td>{text(t.get('state'))}</td>"
+                f"<td><code>{html.escape(json.dumps(t.get('parameters')))}</code></td>"
+                f"<td>{len(t.get('intermediate') or [])}</td><td>{text(t.get('final'))}</td>"
+                f"<td>{text(job.get('name'))}{state}</td></tr>")
 
     def _poll(self) -> None:
         with PaiClient(self._url, self._token) as client:
@@ -447,6 +456,9 @@ class TrialsView(widgets.VBox):
                     self.refresh(client)
                 except PaiError as exc:
                     self.error = f"{exc.code}: {exc.message}"
+                    self.state.value = f"error: {self.error}"
+                except Exception as exc:  # the watcher must outlive a bad answer, or wait() never ends
+                    self.error = f"{type(exc).__name__}: {exc}"
                     self.state.value = f"error: {self.error}"
                 if not self.done.is_set():
                     time.sleep(self.poll_interval)

@@ -162,3 +162,40 @@ def test_market_magics_list_show_and_use_a_template(shell, server, capsys, monke
         assert c.log("greeted")[0] == "hello notebook\n"
     with pytest.raises(UsageError, match="which item"):
         shell.run_line_magic("pai", "market use")
+
+
+def test_trials_view_shows_a_trial_whose_job_is_not_known_yet():
+    """NNI lists a trial before its PAI job exists (job state null): the row shows it, and the
+    widget's watcher does not die on it (it did, and ``%pai nni create --wait`` hung; found by CI)."""
+    from pai_magics.widgets import TrialsView
+
+    class Answers:  # what GET /api/v2/experiments/e1 returned at that moment
+        def request(self, method, path):
+            return {"state": "RUNNING", "bestFinal": None, "trials": [
+                {"id": "t0", "sequence": 0, "state": "WAITING", "parameters": {"x": 1}, "intermediate": [],
+                 "final": None, "job": {"name": "alice~nni_e1_t0", "url": "/api/v2/jobs/alice~nni_e1_t0",
+                                        "state": None}},
+                {"id": "t1", "sequence": None, "state": None, "parameters": None, "intermediate": None,
+                 "final": 0.5, "job": None}]}
+
+    view = TrialsView("e1", start=False)
+    view.refresh(Answers())
+    assert "alice~nni_e1_t0</td>" in view.trials.value and "None" not in view.trials.value
+    assert view.state.value == "RUNNING" and not view.done.is_set()
+
+
+def test_trials_view_watcher_outlives_an_unexpected_answer():
+    from pai_magics.widgets import TrialsView
+
+    view = TrialsView("e1", url="http://127.0.0.1:9", token="t", poll_interval=0.01, start=False)
+    calls = []
+
+    def refresh(client):
+        calls.append(client)
+        if len(calls) == 1:
+            raise KeyError("state")
+        view.done.set()
+
+    view.refresh = refresh
+    view._poll()  # returns only once the experiment has ended
+    assert len(calls) == 2 and view.done.is_set() and view.error == "KeyError: 'state'"
