@@ -5,7 +5,7 @@ from __future__ import annotations
 from jupyter_server.extension.application import ExtensionApp
 from traitlets import Unicode
 
-from pai_magics.client import AsyncPaiClient, hub_settings
+from pai_client.client import AsyncPaiClient, hub_settings
 
 from . import handlers
 

@@ -15,7 +15,7 @@ from jupyter_server.extension.handler import ExtensionHandlerMixin
 from tornado import iostream, web, websocket
 from tornado.httpclient import HTTPClientError, HTTPRequest
 
-from pai_magics.client import API, MARKET, AsyncPaiClient, PaiError
+from pai_client.client import API, MARKET, AsyncPaiClient, PaiError
 
 AUTH_RESOURCE = "pai"
 _SAFE_SEGMENT = re.compile(r"^[A-Za-z0-9_.~@%+=:,-]+$")

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from pai_magics.client import PaiClient, PaiError
+from pai_client.client import PaiClient, PaiError
 
 
 def _fail(message: str) -> int:

@@ -3,7 +3,7 @@
 ``%load_ext pai_magics`` registers the magics. Inside a hub-spawned notebook they are loaded
 automatically when the kernel's environment has ``PYTHONSTARTUP`` pointing at
 :data:`STARTUP_FILE` (see :func:`autoload_env`; docs/notebook.md). The client
-(:mod:`pai_magics.client`) has no IPython dependency.
+(:mod:`pai_client.client`) has no IPython dependency.
 """
 
 from __future__ import annotations

@@ -19,8 +19,9 @@ import yaml
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class
 
+from pai_client.client import PaiClient, PaiError
+
 from . import jobspec
-from .client import PaiClient, PaiError
 
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
 

@@ -1,7 +1,7 @@
 """ipywidgets views of PAI jobs: a live job view, a jobs table with filters, a debug terminal.
 
 Every live widget is fed by a daemon thread running its own asyncio loop with an
-:class:`~pai_magics.client.AsyncPaiClient`: the job view follows the job's server-sent events
+:class:`~pai_client.client.AsyncPaiClient`: the job view follows the job's server-sent events
 (falling back to polling if the stream breaks) and the terminal speaks terminado's JSON messages
 over PAI's websocket. A thread rather than a task on the kernel's loop, so that the view keeps
 moving while a cell blocks (``%%pai submit --wait``, ``time.sleep``); ipykernel sends comm messages
@@ -21,8 +21,8 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from .client import AsyncPaiClient, PaiClient, PaiError
-from .models import END_STATES, JobSnapshot
+from pai_client.client import AsyncPaiClient, PaiClient, PaiError
+from pai_client.models import END_STATES, JobSnapshot
 
 STATE_COLORS = {"WAITING": "#b58900", "RUNNING": "#268bd2", "STOPPING": "#cb4b16", "STOPPED": "#6c71c4",
                 "SUCCEEDED": "#2aa198", "FAILED": "#dc322f", "UNKNOWN": "#657b83"}

@@ -31,8 +31,8 @@ from jupyterhub.spawner import Spawner
 from tornado import web
 from traitlets import Bool, Callable, Dict, Float, Integer, List, Unicode, Union, default
 
+from pai_client.client import AsyncPaiClient, PaiError
 from pai_magics import autoload_env
-from pai_magics.client import AsyncPaiClient, PaiError
 
 from . import profiles as P
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from pai_magics.client import PaiClient, PaiError
+from pai_client.client import PaiClient, PaiError
 
 MAX_FILES_BYTES = 1 << 20
 

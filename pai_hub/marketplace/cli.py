@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pai_magics.client import PaiClient, PaiError
+from pai_client.client import PaiClient, PaiError
 
 from .. import protocol
 from .content import ITEM_TYPES, REF_KEY

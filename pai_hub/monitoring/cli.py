@@ -9,7 +9,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from pai_magics.client import PaiClient
+from pai_client.client import PaiClient
 
 
 def _client(args: argparse.Namespace) -> PaiClient:

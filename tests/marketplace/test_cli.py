@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import yaml
 
-from pai_magics.client import PaiClient
+from pai_client.client import PaiClient
 from tests.server import wait_state
 from tests.test_cli import pai
 

@@ -9,10 +9,10 @@ import pytest
 import yaml
 from IPython.core.error import UsageError
 
+from pai_client.client import SseEvent, _SseParser, hub_settings, protocol_text
+from pai_client.models import JobSnapshot
 from pai_hub import protocol
 from pai_magics import jobspec
-from pai_magics.client import SseEvent, _SseParser, hub_settings, protocol_text
-from pai_magics.models import JobSnapshot
 
 
 def test_a_cell_becomes_a_valid_gang_job_with_its_code_params_and_files(tmp_path):
@@ -140,7 +140,7 @@ def test_dry_run_prints_the_job(shell, capsys, monkeypatch):
 
 
 def test_market_magics_list_show_and_use_a_template(shell, server, capsys, monkeypatch):
-    from pai_magics.client import PaiClient
+    from pai_client.client import PaiClient
 
     monkeypatch.setenv("PAI_URL", server.url)
     monkeypatch.setenv("PAI_TOKEN", server.admin_token)

@@ -298,7 +298,7 @@ class PaiClient(_Paths):
         return self.framework(str((yaml.safe_load(text) or {}).get("name", "")))
 
     def snapshot(self, name: str) -> Any:
-        """The job as a typed :class:`pai_magics.models.JobSnapshot`."""
+        """The job as a typed :class:`pai_client.models.JobSnapshot`."""
         from .models import JobSnapshot
 
         return JobSnapshot.from_detail(self.job(name), self.framework(name))
@@ -468,7 +468,7 @@ class AsyncPaiClient(_Paths):
         return await self.request("GET", await self._job(name))
 
     async def snapshot(self, name: str) -> Any:
-        """The job as a typed :class:`pai_magics.models.JobSnapshot`."""
+        """The job as a typed :class:`pai_client.models.JobSnapshot`."""
         from .models import JobSnapshot
 
         return JobSnapshot.from_detail(await self.job(name), await self.resolve(name))

@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from pai_magics.client import AsyncPaiClient, PaiClient, PaiError, hub_settings
+from pai_client.client import AsyncPaiClient, PaiClient, PaiError, hub_settings
 from tests.server import Server, job_yaml
 
 
