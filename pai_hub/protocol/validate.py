@@ -21,6 +21,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from .errors import InvalidProtocol, ProtocolError
+from .field_errors import format_path
 from .models import (
     PREREQUISITE_TAGS,
     PREREQUISITE_TYPES,
@@ -49,17 +50,6 @@ _FORBIDDING_MODELS: dict[Loc, type] = {
     ("prerequisites", "*", "data", "callbacks", "*"): Callback,
     ("deployments", "*", "taskRoles", "*"): DeploymentTaskRole,
 }
-
-
-def format_path(loc: Loc) -> str:
-    """``('taskRoles', 'w', 'commands', 0)`` → ``taskRoles.w.commands[0]``."""
-    out = ""
-    for part in loc:
-        if isinstance(part, int) and not isinstance(part, bool):
-            out += f"[{part}]"
-        else:
-            out += ("." if out else "") + str(part)
-    return out
 
 
 def _shape(loc: Loc) -> Loc:

@@ -1,8 +1,10 @@
 """HiveD configuration: ``physicalCluster`` (skuTypes, cellTypes, physicalCells) and ``virtualClusters``.
 
 Read the way HiveD reads its ``hivedscheduler.yaml`` (notes/hived.md §1), plus OpenPAI's ``skuTypes``.
-Every error is a :class:`HivedConfigError` naming the key path and the reason; nothing here crashes
-on a bad config where HiveD panicked with a nil dereference.
+The shape of the file is checked by pydantic models, the rest (chains, addresses, pinned cells, VC
+safety) by code after them. Every error is a :class:`HivedConfigError` naming the key path and the
+reason (and what the key should hold); nothing here crashes on a bad config where HiveD panicked
+with a nil dereference.
 """
 
 from __future__ import annotations
@@ -10,9 +12,23 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    model_validator,
+)
+
+from ...protocol.field_errors import field_errors
 
 
 class HivedConfigError(ValueError):
@@ -144,28 +160,115 @@ def leaf_cells_for(gpu: float, cpu: float, memory_mb: float, sku: SkuType | None
     return need
 
 
-def _as_mapping(value: Any, path: str) -> dict[str, Any]:
+# -- the file's shape, as pydantic models ---------------------------------------------------------
+# Unknown keys are ignored, as HiveD's Go YAML decoding ignores them (its config file also holds the
+# scheduler's own settings). What the shape cannot say (chains, addresses, pinned cells, VC safety)
+# is checked after it, in code, with the same key paths.
+
+_HINTS = {
+    "childCellType": "the type of the child cells",
+    "childCellNumber": "how many child cells one cell of this type has",
+    "cellType": "a dotted path starting with a chain, such as POOL.K80-NODE",
+    "cellNumber": "how many cells of that type the virtual cluster gets",
+    "isNodeLevel": "whether one cell of this type is one node",
+    "gpu": "GPUs per leaf cell",
+    "cpu": "CPUs per leaf cell",
+    "memory": "memory per leaf cell, a quantity such as 8192Mi",
+    "pinnedCellId": "the pinnedCellId of a cell in physicalCells",
+}
+
+
+def _keys_as_text(value: Any) -> Any:
+    """YAML may key a mapping by a number (a VC named ``1``); HiveD's names are strings."""
     if value is None:
         return {}
-    if not isinstance(value, dict):
-        raise HivedConfigError(path, f"must be a mapping, got {type(value).__name__}")
-    return value
+    return {str(k): v for k, v in value.items()} if isinstance(value, dict) else value
 
 
-def _as_list(value: Any, path: str) -> list[Any]:
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        raise HivedConfigError(path, f"must be a list, got {type(value).__name__}")
-    return value
+def _number_as_text(value: Any) -> Any:
+    """An id written as a number (``pinnedCellId: 7``) is that number's text."""
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
-def _as_int(value: Any, path: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise HivedConfigError(path, f"must be an integer, got {value!r}")
-    if value < minimum:
-        raise HivedConfigError(path, f"must be at least {minimum}, got {value}")
-    return value
+def _none_as_empty_list(value: Any) -> Any:
+    return [] if value is None else value
+
+
+def _memory(value: Any) -> float:
+    return parse_memory_mb(value, "")
+
+
+_Count = Annotated[StrictInt, Field(ge=0)]
+_Amount = Annotated[StrictFloat, Field(ge=0)]  # an int is a float here; a bool or "1" is not
+_Name = Annotated[StrictStr, Field(min_length=1)]
+
+
+class _Section(BaseModel):
+    """A mapping of the file (fields are named by HiveD's camelCase keys); a key given with no value
+    (``vc1:``) is an empty mapping."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _none_is_empty(cls, value: Any) -> Any:
+        return {} if value is None else value
+
+
+class _SkuModel(_Section):
+    gpu: _Amount = 0
+    cpu: _Amount = 0
+    memory: Annotated[float, BeforeValidator(_memory)] = 0
+
+
+class _CellTypeModel(_Section):
+    childCellType: _Name
+    childCellNumber: Annotated[StrictInt, Field(ge=1)]
+    isNodeLevel: StrictBool = False
+
+
+class _PhysicalCellModel(_Section):
+    cellType: StrictStr | None = None  # read on top cells only
+    cellAddress: Any = None
+    pinnedCellId: Any = None
+    cellChildren: Annotated[list[_PhysicalCellModel], BeforeValidator(_none_as_empty_list)] = []
+
+
+class _PhysicalClusterModel(_Section):
+    skuTypes: Annotated[dict[str, _SkuModel], BeforeValidator(_keys_as_text)] = {}
+    cellTypes: Annotated[dict[str, _CellTypeModel], BeforeValidator(_keys_as_text)] = {}
+    physicalCells: Annotated[list[_PhysicalCellModel], BeforeValidator(_none_as_empty_list)] = []
+
+
+class _VirtualCellModel(_Section):
+    cellType: _Name
+    cellNumber: _Count = 0
+
+
+class _PinnedCellModel(_Section):
+    pinnedCellId: Annotated[StrictStr, BeforeValidator(_number_as_text)]
+
+
+class _VirtualClusterModel(_Section):
+    virtualCells: Annotated[list[_VirtualCellModel], BeforeValidator(_none_as_empty_list)] = []
+    pinnedCells: Annotated[list[_PinnedCellModel], BeforeValidator(_none_as_empty_list)] = []
+
+
+class _HivedFileModel(_Section):
+    physicalCluster: _PhysicalClusterModel = _PhysicalClusterModel()  # HiveD's default: an empty cluster
+    virtualClusters: Annotated[dict[str, _VirtualClusterModel], BeforeValidator(_keys_as_text)] = {}
+
+
+def _validated(raw: Any) -> _HivedFileModel:
+    """The file's shape, or a :class:`HivedConfigError` naming every wrong key (the first as ``path``)."""
+    try:
+        return _HivedFileModel.model_validate(raw)
+    except ValidationError as exc:
+        problems = field_errors(exc, _HINTS)
+    path, reason = problems[0]
+    if len(problems) > 1:
+        reason += "; also " + "; ".join(f"{p}: {r}" if p else r for p, r in problems[1:])
+    raise HivedConfigError(path, reason)
 
 
 def load_config(source: str | dict[str, Any], *, check_safety: bool = True) -> HivedConfig:
@@ -177,52 +280,23 @@ def load_config(source: str | dict[str, Any], *, check_safety: bool = True) -> H
             raise HivedConfigError("", f"Failed to read config file: {e}") from None
     else:
         raw = source
-    raw = _as_mapping(raw, "")
-    pc = _as_mapping(raw.get("physicalCluster"), "physicalCluster")  # HiveD's default: an empty cluster
-    sku_types = _parse_skus(pc.get("skuTypes"))
-    cell_types = _parse_cell_types(pc.get("cellTypes"))
+    if raw is None:
+        raw = {}
+    file = _validated(raw)
+    pc = file.physicalCluster
+    sku_types = {name: SkuType(float(s.gpu), float(s.cpu), s.memory) for name, s in pc.skuTypes.items()}
+    cell_types = {name: CellTypeSpec(c.childCellType, c.childCellNumber, c.isNodeLevel)
+                  for name, c in pc.cellTypes.items()}
     chains = _build_chains(cell_types)
-    physical = _parse_physical_cells(pc.get("physicalCells"), cell_types, chains)
+    physical = _parse_physical_cells(pc.physicalCells, cell_types, chains)
     used_chains = {p.cell_type for p in physical}
     chains = {name: c for name, c in chains.items() if name in used_chains}
     pinned = _pinned_index(physical, chains)
-    vcs = _parse_virtual_clusters(raw.get("virtualClusters"), chains, pinned)
+    vcs = _parse_virtual_clusters(file.virtualClusters, chains, pinned)
     config = HivedConfig(sku_types, cell_types, physical, vcs, chains, raw)
     if check_safety:
         check_vc_safety(config)
     return config
-
-
-def _parse_skus(value: Any) -> dict[str, SkuType]:
-    skus: dict[str, SkuType] = {}
-    for name, spec in _as_mapping(value, "physicalCluster.skuTypes").items():
-        path = f"physicalCluster.skuTypes.{name}"
-        spec = _as_mapping(spec, path)
-        vals = []
-        for key in ("gpu", "cpu"):
-            v = spec.get(key, 0)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
-                raise HivedConfigError(f"{path}.{key}", f"must be a non-negative number, got {v!r}")
-            vals.append(float(v))
-        mem = parse_memory_mb(spec.get("memory", 0), f"{path}.memory")
-        skus[str(name)] = SkuType(vals[0], vals[1], mem)
-    return skus
-
-
-def _parse_cell_types(value: Any) -> dict[str, CellTypeSpec]:
-    types: dict[str, CellTypeSpec] = {}
-    for name, spec in _as_mapping(value, "physicalCluster.cellTypes").items():
-        path = f"physicalCluster.cellTypes.{name}"
-        spec = _as_mapping(spec, path)
-        child = spec.get("childCellType")
-        if not isinstance(child, str) or not child:
-            raise HivedConfigError(f"{path}.childCellType", "is required (the type of the child cells)")
-        number = _as_int(spec.get("childCellNumber"), f"{path}.childCellNumber", 1)
-        node = spec.get("isNodeLevel", False)
-        if not isinstance(node, bool):
-            raise HivedConfigError(f"{path}.isNodeLevel", f"must be true or false, got {node!r}")
-        types[str(name)] = CellTypeSpec(child, number, node)
-    return types
 
 
 def _build_chains(cell_types: dict[str, CellTypeSpec]) -> dict[str, ChainSpec]:
@@ -249,30 +323,29 @@ def _build_chains(cell_types: dict[str, CellTypeSpec]) -> dict[str, ChainSpec]:
     return chains
 
 
-def _parse_physical_cells(value: Any, cell_types: dict[str, CellTypeSpec],
+def _parse_physical_cells(cells: list[_PhysicalCellModel], cell_types: dict[str, CellTypeSpec],
                           chains: dict[str, ChainSpec]) -> list[PhysicalCellSpec]:
     out: list[PhysicalCellSpec] = []
     seen_leaves: dict[tuple[str, int], str] = {}
-    for i, spec in enumerate(_as_list(value, "physicalCluster.physicalCells")):
+    for i, spec in enumerate(cells):
         path = f"physicalCluster.physicalCells[{i}]"
-        spec = _as_mapping(spec, path)
-        ctype = spec.get("cellType")
-        if not isinstance(ctype, str) or ctype not in cell_types:
-            raise HivedConfigError(f"{path}.cellType", f"physicalCells contains unknown cellType: {ctype}")
+        ctype = spec.cellType
+        if ctype not in cell_types:
+            known = ", ".join(cell_types) or "none"
+            raise HivedConfigError(f"{path}.cellType",
+                                   f"physicalCells contains unknown cellType: {ctype} (cellTypes defines: {known})")
         chain = chains[ctype]
         if chain.node_level == 0:
             raise HivedConfigError(f"{path}.cellType", f"top cell must be node-level or above: {ctype}")
-        addr = spec.get("cellAddress")
+        addr = spec.cellAddress
         address = str(i) if addr in (None, "") else str(addr)
         out.append(_build_physical(spec, chain, chain.top_level, address, i, None, path, seen_leaves))
     return out
 
 
-def _build_physical(spec: dict[str, Any], chain: ChainSpec, level: int, address: str, default_index: int,
+def _build_physical(spec: _PhysicalCellModel, chain: ChainSpec, level: int, address: str, default_index: int,
                     node: str | None, path: str, seen_leaves: dict[tuple[str, int], str]) -> PhysicalCellSpec:
-    pinned = spec.get("pinnedCellId") or None
-    if pinned is not None:
-        pinned = str(pinned)
+    pinned = str(spec.pinnedCellId) if spec.pinnedCellId else None
     cell = PhysicalCellSpec(chain.types[level - 1], address, pinned)
     if level == chain.node_level:
         node = address.rsplit("/", 1)[-1]
@@ -289,23 +362,22 @@ def _build_physical(spec: dict[str, Any], chain: ChainSpec, level: int, address:
             raise HivedConfigError(f"{path}.cellAddress",
                                    f"leaf {index} of node {node} is defined twice ({seen_leaves[key]} and {address})")
         seen_leaves[key] = address
-        if spec.get("cellChildren"):
+        if spec.cellChildren:
             raise HivedConfigError(f"{path}.cellChildren", f"a leaf cell ({cell.cell_type}) has no children")
         return cell
     n = chain.child_number[level - 1]
-    children = _as_list(spec.get("cellChildren"), f"{path}.cellChildren")
+    children = spec.cellChildren
     if children and len(children) != n:
         raise HivedConfigError(f"{path}.cellChildren",
                                f"{cell.cell_type} has {n} children (childCellNumber) but {len(children)} are listed")
     if not children:
-        children = [{} for _ in range(n)]
+        children = [_PhysicalCellModel() for _ in range(n)]
     for j, child in enumerate(children):
-        cpath = f"{path}.cellChildren[{j}]"
-        child = _as_mapping(child, cpath)
         idx = default_index * n + j
-        given = child.get("cellAddress")
+        given = child.cellAddress
         caddr = f"{address}/{idx if given in (None, '') else given}"
-        cell.children.append(_build_physical(child, chain, level - 1, caddr, idx, node, cpath, seen_leaves))
+        cell.children.append(_build_physical(child, chain, level - 1, caddr, idx, node,
+                                             f"{path}.cellChildren[{j}]", seen_leaves))
     return cell
 
 
@@ -327,39 +399,32 @@ def _pinned_index(physical: list[PhysicalCellSpec], chains: dict[str, ChainSpec]
     return out
 
 
-def _parse_virtual_clusters(value: Any, chains: dict[str, ChainSpec],
+def _parse_virtual_clusters(value: dict[str, _VirtualClusterModel], chains: dict[str, ChainSpec],
                             pinned: dict[str, tuple[str, int]]) -> dict[str, VirtualClusterSpec]:
     vcs: dict[str, VirtualClusterSpec] = {}
     pinned_owner: dict[str, str] = {}
-    for vc, spec in _as_mapping(value, "virtualClusters").items():
-        vc = str(vc)
+    for vc, spec in value.items():
         path = f"virtualClusters.{vc}"
-        spec = _as_mapping(spec, path)
         out = VirtualClusterSpec()
-        for i, cell in enumerate(_as_list(spec.get("virtualCells"), f"{path}.virtualCells")):
+        for i, cell in enumerate(spec.virtualCells):
             cpath = f"{path}.virtualCells[{i}]"
-            cell = _as_mapping(cell, cpath)
-            ctype = cell.get("cellType")
-            if not isinstance(ctype, str) or not ctype:
-                raise HivedConfigError(f"{cpath}.cellType", "is required (a dotted path starting with a chain)")
-            parts = ctype.split(".")
+            parts = cell.cellType.split(".")
             chain_name, last = parts[0], parts[-1]
             if chain_name not in chains:
                 raise HivedConfigError(f"{cpath}.cellType",
-                                       f"Illegal initial VC assignment: Chain {chain_name} does not exists in physical cluster")
+                                       f"Illegal initial VC assignment: Chain {chain_name} does not exists in physical "
+                                       f"cluster (chains: {', '.join(chains) or 'none'})")
             chain = chains[chain_name]
             if chain.level_of(last) is None:
                 raise HivedConfigError(f"{cpath}.cellType",
-                                       f"cellType {last} in VirtualCells is not found in cell types definition of chain {chain_name}")
-            number = _as_int(cell.get("cellNumber", 0), f"{cpath}.cellNumber", 0)
-            out.virtual_cells.append(VirtualCellSpec(chain_name, last, number))
-        for i, pc in enumerate(_as_list(spec.get("pinnedCells"), f"{path}.pinnedCells")):
+                                       f"cellType {last} in VirtualCells is not found in cell types definition of "
+                                       f"chain {chain_name} (its types: {', '.join(reversed(chain.types))})")
+            out.virtual_cells.append(VirtualCellSpec(chain_name, last, cell.cellNumber))
+        for i, pc in enumerate(spec.pinnedCells):
             ppath = f"{path}.pinnedCells[{i}]"
-            pc = _as_mapping(pc, ppath)
-            pid = pc.get("pinnedCellId")
-            if pid is None or str(pid) not in pinned:
+            pid = str(pc.pinnedCellId)
+            if pid not in pinned:
                 raise HivedConfigError(f"{ppath}.pinnedCellId", f"pinned cell not found in physicalCells: VC: {vc}, ID: {pid}")
-            pid = str(pid)
             if pid in pinned_owner:
                 raise HivedConfigError(f"{ppath}.pinnedCellId",
                                        f"pinned cell {pid} is already assigned to VC {pinned_owner[pid]}")

@@ -90,3 +90,42 @@ def test_leaf_cells_for():
     assert leaf_cells_for(3, 100, 1, None) == 3
     with pytest.raises(ValueError):
         leaf_cells_for(1, 0, 0, SkuType(0, 4, 100))
+
+
+@pytest.mark.parametrize("old, new, path, reason", [
+    ("cellNumber: 1}", "cellNumber: two}", "virtualClusters.a.virtualCells[0].cellNumber",
+     "must be an integer, got 'two' (how many cells of that type the virtual cluster gets)"),
+    ("cellNumber: 1}", "cellNumber: -1}", "virtualClusters.a.virtualCells[0].cellNumber", "must be at least 0, got -1"),
+    ("cellNumber: 1}", "cellNumber: 1.5}", "virtualClusters.a.virtualCells[0].cellNumber", "must be an integer, got 1.5"),
+    ("childCellType: K80, ", "", "physicalCluster.cellTypes.K80-NODE.childCellType",
+     "is required (the type of the child cells)"),
+    ("isNodeLevel: true", "isNodeLevel: maybe", "physicalCluster.cellTypes.K80-NODE.isNodeLevel",
+     "must be true or false, got 'maybe'"),
+    ("physicalCluster:\n", "physicalCluster:\n  skuTypes: {K80: {gpu: 1, memory: lots}}\n",
+     "physicalCluster.skuTypes.K80.memory", "a quantity such as 8192Mi, got 'lots'"),
+    ("virtualClusters:\n  a: {virtualCells: [{cellType: POOL.K80-NODE, cellNumber: 1}]}", "virtualClusters: []",
+     "virtualClusters", "must be a mapping, got list"),
+    ("cellNumber: 1}]}", "cellNumber: 1}], pinnedCells: [{}]}", "virtualClusters.a.pinnedCells[0].pinnedCellId",
+     "is required (the pinnedCellId of a cell in physicalCells)"),
+])
+def test_wrong_types_name_the_full_key_path_and_the_fix(old, new, path, reason):
+    assert old in BASE
+    with pytest.raises(HivedConfigError) as e:
+        load_config(BASE.replace(old, new))
+    assert e.value.path == path
+    assert reason in e.value.reason
+    assert str(e.value).startswith(f"{path}: ")
+
+
+def test_every_wrong_key_is_reported_at_once():
+    text = BASE.replace("physicalCluster:\n", "physicalCluster:\n  skuTypes: {K80: {gpu: -1, cpu: x}}\n")
+    with pytest.raises(HivedConfigError) as e:
+        load_config(text)
+    assert e.value.path == "physicalCluster.skuTypes.K80.gpu"
+    assert "physicalCluster.skuTypes.K80.cpu: must be a number, got 'x'" in e.value.reason
+
+
+def test_names_may_be_numbers_and_sections_may_be_empty():
+    cfg = load_config(BASE.replace("  a: {", "  1: {") + "  empty:\n")
+    assert list(cfg.virtual_clusters) == ["1", "empty"]
+    assert load_config("").virtual_clusters == {}
