@@ -9,6 +9,7 @@ from typing import Any
 
 from tornado import web
 
+from ..orchestrator.loop import StoreUnavailable
 from ..store.users import Principal
 from .errors import ApiError, bad_params, unauthorized
 from .hubauth import hub_principal
@@ -42,7 +43,10 @@ class BaseHandler(web.RequestHandler):
             raise unauthorized("Guest is not allowed to do this operation.")
         controller = getattr(self.pai, "controller", None)
         if controller is not None and self.request.method in ("GET", "HEAD"):
-            await controller.settled()  # read only what is committed
+            try:
+                await controller.settled()  # read only what is committed
+            except StoreUnavailable as exc:
+                raise ApiError(503, "UnavailableError", str(exc)) from None
 
     def _resolve(self, header: str) -> Principal | None:
         scheme, _, value = header.partition(" ")

@@ -13,46 +13,15 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
+# Shared with the pure core, which must not import backends; re-exported for backend code.
+from ..core import GpuInfo, NodeInfo, TaskLaunch
+
+__all__ = ["LOST_EXIT_CODE", "Backend", "GpuInfo", "NodeInfo", "Shell", "TaskEvent", "TaskExit", "TaskLaunch",
+           "TaskRunning"]
+
 #: The exit code a backend reports for a task it has no trace of (OpenPAI's numbering; the
 #: orchestrator treats it as a transient platform failure and retries the job).
 LOST_EXIT_CODE = -1101
-
-
-@dataclass(frozen=True)
-class GpuInfo:
-    """One GPU of a node. ``simulated`` GPUs are declared in config on machines without any."""
-
-    index: int
-    uuid: str
-    model: str
-    memory_mb: int
-    simulated: bool = False
-
-
-@dataclass(frozen=True)
-class NodeInfo:
-    """What a backend offers the scheduler: one node's name, address and capacity."""
-
-    name: str
-    ip: str
-    cpu: int
-    memory_mb: int
-    gpus: tuple[GpuInfo, ...] = ()
-
-
-@dataclass(frozen=True)
-class TaskLaunch:
-    """Everything a backend needs to start one attempt of one task.
-
-    ``task_id`` is unique per task attempt and is the key of every later call. ``spec`` is the
-    runtime's task spec (see :mod:`pai_runtime.spec`), JSON-serialisable; the backend passes it to
-    the runtime untouched, adding only what it alone knows (host IP, ports).
-    """
-
-    task_id: str
-    node: str
-    gpus: tuple[int, ...]
-    spec: dict[str, Any]
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,11 @@ Each turn drains every pending input (submissions, stop requests, backend task e
 them to the :class:`~.machine.Machine`, asks the scheduler for placements, commits the resulting
 effects in one transaction on a dedicated writer thread, and only then starts and stops tasks and
 answers the callers. Bursts therefore cost one commit, and nothing is acted on before it is stored.
+
+A commit that fails is retried, the same effects with backoff, until it succeeds (FrameworkController
+requeues a failed sync the same way): the turn neither acts nor ends meanwhile, so no other turn
+runs on top of uncommitted state, and readers waiting in :meth:`Controller.settled` are refused
+with :class:`StoreUnavailable` rather than shown what the store lacks.
 """
 
 from __future__ import annotations
@@ -12,21 +17,40 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..backends.base import Backend, TaskExit, TaskRunning
 from ..store import jobs as job_store
 from ..store.db import Store
-from .machine import Effects, Machine
+from .effects import Effects
+from .machine import Machine
 from .records import EXIT_START_FAILED, EXIT_TASK_LOST, JobRecord
+
+if TYPE_CHECKING:  # the read model's types
+    from ..core import NodeInfo
+    from ..scheduler.base import GangRequest, PodRequest
+    from ..scheduler.requests import ClusterFacts
+    from .records import JobAttemptRecord, TaskRecord
 
 log = logging.getLogger("pai_hub.orchestrator")
 
 
+#: First pause before a failed commit is retried, and the longest pause between retries.
+COMMIT_RETRY_FIRST = 0.05
+COMMIT_RETRY_MAX = 2.0
+#: How long a reader waits for the commit in flight before it is told the store is unavailable.
+SETTLE_TIMEOUT = 10.0
+
+
 class ConflictError(Exception):
     """A job of this name already exists for this user (names are unique per user, forever)."""
+
+
+class StoreUnavailable(Exception):
+    """The store has not accepted the commit in flight in time: what the machine holds cannot be
+    shown yet (the API answers 503). The loop keeps retrying that commit on its own."""
 
 
 class Controller:
@@ -47,7 +71,10 @@ class Controller:
         self._closing = False
         # Set while a turn's effects are being committed: the machine already holds them, the store
         # not yet. Readers wait on it (:meth:`settled`) so that nothing is shown before it is stored.
-        self._committing: asyncio.Future | None = None
+        # Its result says whether the commit succeeded (False only when the controller closed first).
+        self._committing: asyncio.Future[bool] | None = None
+        self.settle_timeout = SETTLE_TIMEOUT
+        self._outage_since: float | None = None  # monotonic time of the first failed commit of an outage
         # Called after each committed turn with (effects, seconds spent scheduling, now): metrics,
         # alerts and timelines watch the platform here without the loop knowing about them.
         self.observers: list[Callable[[Effects, float, float], None]] = []
@@ -106,12 +133,24 @@ class Controller:
         self._wake.set()
         return await fut
 
-    async def settled(self) -> None:
+    async def settled(self, timeout: float | None = None) -> None:
         """Return once no commit is in flight. The machine is changed before its turn is committed;
         a reader that waits here sees only what the store holds (a job shown SUCCEEDED already has
-        its JobSucceeded event), so a crash can never take back what a client was shown."""
+        its JobSucceeded event), so a crash can never take back what a client was shown.
+
+        Raises :class:`StoreUnavailable` when the commit is still not stored after ``timeout``
+        seconds (default :attr:`settle_timeout`): the store is failing and the loop is retrying."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + (self.settle_timeout if timeout is None else timeout)
         while self._committing is not None and not self._committing.done():
-            await asyncio.shield(self._committing)
+            try:
+                committed = await asyncio.wait_for(asyncio.shield(self._committing),
+                                                   max(0.0, deadline - loop.time()))
+            except asyncio.TimeoutError:
+                raise StoreUnavailable("the job store is not accepting writes; the service retries on "
+                                       "its own, try again shortly") from None
+            if not committed:
+                raise StoreUnavailable("the service is shutting down")
 
     def subscribe(self, job_id: int) -> asyncio.Queue:
         """A queue that receives each committed event of a job (for server-sent events)."""
@@ -125,6 +164,76 @@ class Controller:
             subs.discard(q)
             if not subs:
                 del self._subscribers[job_id]
+
+    # -- read model ---------------------------------------------------------------------------
+    # What the API, the hub pages, monitoring and experiments read of jobs and of the cluster. None
+    # of these change anything; handlers call :meth:`settled` first so that they show only what the
+    # store holds. Records are returned as they are (the machine's own objects): read, never write.
+    def job(self, framework_name: str) -> JobRecord | None:
+        """The job ``<user>~<name>``, or None."""
+        job_id = self.machine.names.get(framework_name)
+        return None if job_id is None else self.machine.jobs.get(job_id)
+
+    def job_by_id(self, job_id: int) -> JobRecord | None:
+        return self.machine.jobs.get(job_id)
+
+    def jobs(self, *, username: str | None = None, virtual_cluster: str | None = None,
+             states: Collection[str] | None = None) -> list[JobRecord]:
+        """Every job, or those of one user, one VC and/or in one of ``states``."""
+        return [j for j in self.machine.jobs.values()
+                if (username is None or j.username == username)
+                and (virtual_cluster is None or j.virtual_cluster == virtual_cluster)
+                and (states is None or j.state in states)]
+
+    def attempt(self, job_id: int) -> JobAttemptRecord | None:
+        """The job's current attempt."""
+        return self.machine.attempts.get(job_id)
+
+    def tasks(self, job_id: int) -> list[TaskRecord]:
+        """The tasks of the job's current attempt."""
+        return list(self.machine.tasks.get(job_id, ()))
+
+    def nodes(self) -> list[NodeInfo]:
+        return list(self.machine.nodes.values())
+
+    def has_node(self, name: str) -> bool:
+        return name in self.machine.nodes
+
+    def gpu_holders(self) -> dict[tuple[str, int], str]:
+        """(node, GPU index) -> the job holding it: running tasks and debug reservations."""
+        machine = self.machine
+        holders: dict[tuple[str, int], str] = {}
+        for job_id, tasks in machine.tasks.items():
+            for t in tasks:
+                if t.launch_state in ("launching", "running") or job_id in machine.debugging:
+                    for g in t.gpus:
+                        holders[(t.node or "", g)] = machine.jobs[job_id].framework_name
+        return holders
+
+    @property
+    def cluster_facts(self) -> ClusterFacts:
+        """What job requests are mapped with (SKUs per VC, pinned cells) for the config in force."""
+        return self.machine.cluster_facts
+
+    def cluster_status(self) -> dict[str, Any]:
+        """The scheduler's view of the cluster: per SKU and per node (``healthy``, ``skus``)."""
+        return self.machine.scheduler.cluster_status()
+
+    def vc_status(self, vc: str) -> dict[str, Any]:
+        """Capacity, use and free cells of one VC per SKU. Raises KeyError for an unknown VC."""
+        return self.machine.scheduler.vc_status(vc)
+
+    def validate(self, gang: GangRequest) -> str | None:
+        """Why the scheduler could never place ``gang`` as written (a 400 at submission), or None."""
+        return self.machine.scheduler.validate(gang)
+
+    def leaf_cells(self, gang: GangRequest, pod: PodRequest) -> int:
+        """Leaf cells one task of ``gang`` takes."""
+        return self.machine.scheduler.leaf_cells(gang, pod)
+
+    def scheduler_identity(self) -> int:
+        """Changes when a cluster reload replaces the scheduler (its marks, e.g. bad nodes, start over)."""
+        return id(self.machine.scheduler)
 
     # -- the loop -------------------------------------------------------------------------------
     async def _pump_backend(self) -> None:
@@ -185,18 +294,16 @@ class Controller:
         scheduling = time.perf_counter() - started
         fx = self.machine.take_effects()
         if fx:
-            loop = asyncio.get_running_loop()
-            self._committing = committing = loop.create_future()
+            self._committing = committing = asyncio.get_running_loop().create_future()
             try:
-                await loop.run_in_executor(self._writer, job_store.persist, self.store, fx)
-            except Exception as exc:
-                log.exception("commit failed")
+                await self._commit(fx)
+            except BaseException:  # closing: nothing of this turn may be acted on or shown
+                committing.set_result(False)
                 for fut, _ in waiters:
                     if not fut.done():
-                        fut.set_exception(exc)
+                        fut.set_exception(StoreUnavailable("the service closed before the change was stored"))
                 raise
-            finally:
-                committing.set_result(None)
+            committing.set_result(True)
         for fut, value in waiters:
             if not fut.done():
                 fut.set_result(value)
@@ -206,6 +313,33 @@ class Controller:
             except Exception:
                 log.exception("observer failed")
         await self._act(fx)
+
+    async def _commit(self, fx: Effects) -> None:
+        """Store ``fx``, retrying the same effects with exponential backoff until the store takes
+        them. Returns only once they are committed (or raises CancelledError when closing)."""
+        loop = asyncio.get_running_loop()
+        pause = COMMIT_RETRY_FIRST
+        retries = 0
+        while True:
+            try:
+                # after a failure, the transaction may have been committed all the same (a lost
+                # connection after COMMIT): writing it twice would duplicate its rows
+                if not (retries and await loop.run_in_executor(self._writer, job_store.committed, self.store, fx)):
+                    await loop.run_in_executor(self._writer, job_store.persist, self.store, fx)
+            except Exception as exc:
+                if self._outage_since is None:
+                    self._outage_since = time.monotonic()
+                    log.error("store commit failed (%s: %s); nothing of this turn is acted on or shown, "
+                              "retrying until the store accepts it", type(exc).__name__, exc)
+                retries += 1
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, COMMIT_RETRY_MAX)
+                continue
+            if self._outage_since is not None:
+                log.warning("store commit succeeded after %d retries (%.1f s without a store); resuming",
+                            retries, time.monotonic() - self._outage_since)
+                self._outage_since = None
+            return
 
     async def _act(self, fx: Effects) -> None:
         for launch in fx.starts:

@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from ..backends.base import NodeInfo, TaskLaunch
+from ..core import NodeInfo, TaskLaunch
 from ..scheduler.base import GangRequest, Placement, PodPlacement, Scheduler
 from ..scheduler.requests import ClusterFacts, build_gangs
+from .effects import Effects
 from .records import (
     EXIT_ATTEMPT_COMPLETED,
     EXIT_PREEMPTED,
@@ -58,26 +59,6 @@ def classify_exit(code: int, info: dict[str, Any] | None = None) -> str:
     if behavior == "PERMANENT" or (info or {}).get("retryable") is False:
         return "permanent"
     return "unknown"
-
-
-@dataclass
-class Effects:
-    """What one turn of the loop must persist, then do."""
-
-    new_jobs: list[JobRecord] = field(default_factory=list)
-    jobs: dict[int, JobRecord] = field(default_factory=dict)
-    attempts: dict[tuple[int, int], JobAttemptRecord] = field(default_factory=dict)
-    new_tasks: dict[str, TaskRecord] = field(default_factory=dict)
-    tasks: dict[str, TaskRecord] = field(default_factory=dict)
-    events: list[EventRecord] = field(default_factory=list)
-    starts: list[TaskLaunch] = field(default_factory=list)
-    stops: list[tuple[str, float]] = field(default_factory=list)
-
-    def __bool__(self) -> bool:
-        return bool(
-            self.new_jobs or self.jobs or self.attempts or self.new_tasks or self.tasks or self.events
-            or self.starts or self.stops
-        )
 
 
 @dataclass

@@ -12,7 +12,7 @@ import re
 from collections import Counter
 from typing import Any
 
-from ..backends.base import NodeInfo
+from ..core.nodes import NodeInfo
 
 CPU_SKU = "cpu"
 CPU_SLOT_BASE = 1000

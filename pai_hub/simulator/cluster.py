@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from ..backends.base import GpuInfo, NodeInfo
+from ..core.nodes import GpuInfo, NodeInfo
 
 __all__ = ["ClusterError", "ClusterModel", "SimNode", "load_config", "parse_cluster"]
 

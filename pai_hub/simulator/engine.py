@@ -24,7 +24,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..orchestrator.machine import Effects, Machine
+from ..orchestrator.effects import Effects
+from ..orchestrator.machine import Machine
 from ..orchestrator.records import EXIT_TASK_LOST, TERMINAL, WAITING, JobRecord
 from ..protocol.render import RenderedJob, RenderedTaskRole
 from ..scheduler.base import Decisions, GangRequest, Placement, Scheduler

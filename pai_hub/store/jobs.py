@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import bindparam, func, insert, select, update
 
-from ..orchestrator.machine import Effects
+from ..orchestrator.effects import Effects
 from ..orchestrator.records import EventRecord, JobAttemptRecord, JobRecord, TaskRecord
 from .db import Store
 from .models import Event, Job, JobAttempt, TaskAttempt
@@ -80,6 +80,17 @@ def persist(store: Store, fx: Effects) -> None:
             conn.execute(insert(Event), [asdict(e) for e in fx.events])
 
 
+def committed(store: Store, fx: Effects) -> bool:
+    """Whether ``fx`` is already stored: a commit reported as failed may have reached the database
+    all the same (a connection lost after COMMIT). A turn's transaction is all or nothing, and every
+    turn that inserts rows also appends events with ids the machine assigned, so its first event
+    tells. A turn without events only updates rows by key, which is safe to write twice."""
+    if not fx.events:
+        return False
+    with store.engine.connect() as conn:
+        return conn.execute(select(Event.id).where(Event.id == fx.events[0].id)).first() is not None
+
+
 def last_event_id(store: Store) -> int:
     with store.engine.connect() as conn:
         return conn.execute(select(func.max(Event.id))).scalar() or 0
@@ -127,4 +138,4 @@ def events(store: Store, job_id: int, after_id: int = 0, type: str | None = None
         return [dict(r._mapping) for r in conn.execute(q.order_by(Event.id))]
 
 
-__all__ = ["EventRecord", "events", "job_attempts", "load", "persist", "task_history"]
+__all__ = ["EventRecord", "committed", "events", "job_attempts", "load", "persist", "task_history"]

@@ -1,0 +1,222 @@
+"""A failed store commit is retried, never dropped: memory and the store cannot drift apart.
+
+The store is made to fail from inside ``job_store.persist`` (the same place a full disk or a lost
+database connection fails), once and then for a while. The loop must retry the same effects until
+they are stored, act on none of them before (no task started, no caller answered, no observer
+told), refuse readers with 503 rather than show what the store lacks, and recover by itself. The
+outages here are short; the code path is the one a 30 s outage takes (backoff capped at 2 s).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from sqlalchemy.exc import OperationalError
+from tornado import httpserver
+
+from pai_hub.app import PaiHub
+from pai_hub.orchestrator import loop as loop_module
+from pai_hub.orchestrator.effects import Effects
+from pai_hub.store import jobs as job_store
+from tests.server import free_port, job_yaml
+
+REAL_PERSIST = job_store.persist
+YAML = {"Content-Type": "text/yaml"}
+
+
+class FaultyStore:
+    """Stands in for ``job_store.persist``: fails while ``failing(fx)`` says so, else commits."""
+
+    def __init__(self, failing: Callable[[Effects], bool]) -> None:
+        self.failing = failing
+        self.failures = 0
+        self.calls = threading.Condition()
+
+    def __call__(self, store: Any, fx: Effects) -> None:
+        if self.failing(fx):
+            with self.calls:
+                self.failures += 1
+                self.calls.notify_all()
+            raise OperationalError("COMMIT", None, OSError("disk I/O error (injected)"))
+        REAL_PERSIST(store, fx)
+
+    async def wait_failures(self, n: int, timeout: float = 30) -> None:
+        def wait() -> None:
+            with self.calls:
+                assert self.calls.wait_for(lambda: self.failures >= n, timeout), f"{self.failures} failures"
+        await asyncio.get_running_loop().run_in_executor(None, wait)
+
+
+@dataclass
+class Service:
+    app: PaiHub
+    client: httpx.AsyncClient
+    starts: Counter = field(default_factory=Counter)  # task id -> backend.start calls
+    observed: list[Effects] = field(default_factory=list)
+
+    def stored_names(self) -> set[str]:
+        jobs, _, _ = job_store.load(self.app.store)
+        return {j.framework_name for j in jobs}
+
+    async def state(self, framework: str) -> str:
+        r = await self.client.get(f"/api/v2/jobs/{framework}")
+        assert r.status_code == 200, r.text
+        return r.json()["jobStatus"]["state"]
+
+    async def wait_state(self, framework: str, states: set[str], timeout: float = 60) -> None:
+        async with asyncio.timeout(timeout):
+            while await self.state(framework) not in states:
+                await asyncio.sleep(0.05)
+
+
+@asynccontextmanager
+async def service(tmp_path) -> AsyncIterator[Service]:
+    app = PaiHub(data_dir=str(tmp_path / "data"), node_cpu=4)
+    web_app = await app.start_services()
+    app.controller.settle_timeout = 0.3  # readers give up quickly here; 10 s in service
+    server = httpserver.HTTPServer(web_app)
+    port = free_port()
+    server.listen(port, address="127.0.0.1")
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=60,
+                                 headers={"Authorization": f"Bearer {app.admin_token}"}) as client:
+        svc = Service(app, client)
+        backend = app.controller.backend
+        real_start = backend.start
+
+        async def counting_start(launch: Any) -> None:
+            svc.starts[launch.task_id] += 1
+            await real_start(launch)
+
+        backend.start = counting_start  # type: ignore[method-assign]
+        app.controller.observers.append(lambda fx, _s, _n: svc.observed.append(fx))
+        try:
+            yield svc
+        finally:
+            server.stop()
+            await app.controller.close()
+            app.store.close()
+
+
+def _job_events(svc: Service, framework: str, reason: str) -> list[dict[str, Any]]:
+    job_id = svc.app.controller.machine.names[framework]
+    return [e for e in job_store.events(svc.app.store, job_id) if e["reason"] == reason]
+
+
+def test_a_commit_that_fails_once_is_retried_and_the_job_runs_once(tmp_path, monkeypatch):
+    failed = threading.Event()
+
+    def first_submission_fails(fx: Effects) -> bool:
+        if fx.new_jobs and not failed.is_set():
+            failed.set()
+            return True
+        return False
+
+    fault = FaultyStore(first_submission_fails)
+    monkeypatch.setattr(loop_module.job_store, "persist", fault)
+
+    async def scenario() -> None:
+        async with service(tmp_path) as svc:
+            r = await svc.client.post("/api/v2/jobs", content=job_yaml("once", ["true"]), headers=YAML)
+            assert r.status_code == 202, r.text
+            assert fault.failures == 1
+            assert "admin~once" in svc.stored_names()
+            await svc.wait_state("admin~once", {"SUCCEEDED"})
+            assert len(_job_events(svc, "admin~once", "JobSubmitted")) == 1
+            assert len(_job_events(svc, "admin~once", "JobSucceeded")) == 1
+            assert svc.starts and set(svc.starts.values()) == {1}, svc.starts
+
+    asyncio.run(scenario())
+
+
+def test_an_outage_acts_on_nothing_shows_nothing_and_heals_by_itself(tmp_path, monkeypatch, caplog):
+    outage = threading.Event()
+    fault = FaultyStore(lambda fx: outage.is_set())
+    monkeypatch.setattr(loop_module.job_store, "persist", fault)
+    caplog.set_level(logging.INFO, logger="pai_hub.orchestrator")
+
+    async def scenario() -> None:
+        async with service(tmp_path) as svc:
+            r = await svc.client.post("/api/v2/jobs", content=job_yaml("before", ["true"]), headers=YAML)
+            assert r.status_code == 202, r.text
+            await svc.wait_state("admin~before", {"SUCCEEDED"})
+            starts_before, observed_before = sum(svc.starts.values()), len(svc.observed)
+
+            outage.set()
+            during = asyncio.create_task(
+                svc.client.post("/api/v2/jobs", content=job_yaml("during", ["true"]), headers=YAML))
+            await fault.wait_failures(3)  # the same turn, retried with backoff
+            queued = asyncio.create_task(
+                svc.client.post("/api/v2/jobs", content=job_yaml("queued", ["true"]), headers=YAML))
+            await fault.wait_failures(5)
+
+            # the machine holds the job, the store does not: nobody is shown or told anything
+            assert "admin~during" in svc.app.controller.machine.names
+            assert "admin~during" not in svc.stored_names()
+            assert "admin~queued" not in svc.app.controller.machine.names  # no turn on top of it
+            assert not during.done() and not queued.done()
+            assert sum(svc.starts.values()) == starts_before
+            assert len(svc.observed) == observed_before
+            for path in ("/api/v2/jobs/admin~during", "/api/v2/jobs", "/api/v2/jobs/admin~before"):
+                r = await svc.client.get(path)
+                assert r.status_code == 503, (path, r.status_code, r.text)
+                assert r.json()["code"] == "UnavailableError", r.text
+
+            outage.clear()
+            for submission in (during, queued):
+                r = await submission
+                assert r.status_code == 202, r.text
+            for name in ("admin~during", "admin~queued"):
+                await svc.wait_state(name, {"SUCCEEDED"})
+                assert len(_job_events(svc, name, "JobSubmitted")) == 1
+            listed = {j["name"] for j in (await svc.client.get("/api/v2/jobs")).json()}
+            assert listed == {"before", "during", "queued"}
+            assert svc.stored_names() == {"admin~before", "admin~during", "admin~queued"}
+            assert set(svc.starts.values()) == {1}, svc.starts
+            assert len(svc.starts) == 3
+
+    asyncio.run(scenario())
+    failures = [r for r in caplog.records if "store commit failed" in r.getMessage()]
+    recoveries = [r for r in caplog.records if "store commit succeeded" in r.getMessage()]
+    assert len(failures) == 1 and len(recoveries) == 1, [r.getMessage() for r in caplog.records]
+    assert not any(r.exc_info for r in failures + recoveries)
+
+
+def test_a_turn_is_acted_on_only_once_committed(tmp_path, monkeypatch):
+    """Starts, answers and observers wait for the commit of the turn that decided them."""
+    entered, release = threading.Event(), threading.Event()
+
+    def gated(store: Any, fx: Effects) -> None:
+        if fx.starts:
+            entered.set()
+            assert release.wait(30)
+        REAL_PERSIST(store, fx)
+
+    monkeypatch.setattr(loop_module.job_store, "persist", gated)
+
+    async def scenario() -> None:
+        async with service(tmp_path) as svc:
+            observed_before = len(svc.observed)
+            post = asyncio.create_task(
+                svc.client.post("/api/v2/jobs", content=job_yaml("gated", ["true"]), headers=YAML))
+            await asyncio.get_running_loop().run_in_executor(None, entered.wait, 30)
+            # the turn that placed the job is being committed: its decisions exist only in memory
+            assert svc.app.controller.machine.names.get("admin~gated") is not None
+            assert not svc.starts
+            assert len(svc.observed) == observed_before
+            assert not post.done()
+            release.set()
+            r = await post
+            assert r.status_code == 202, r.text
+            assert list(svc.starts.values()) == [1]
+            assert any(fx.starts for fx in svc.observed[observed_before:])
+            await svc.wait_state("admin~gated", {"SUCCEEDED"})
+
+    asyncio.run(scenario())
