@@ -17,9 +17,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictFloat, StrictStr, ValidationError
+
+from ..protocol.field_errors import field_errors
 
 log = logging.getLogger("pai_hub.monitoring.alerts")
 
@@ -58,7 +61,7 @@ rules:
 
 
 class RuleError(ValueError):
-    pass
+    """The rules file is refused; the message names every wrong key (``rules[1].kind: ...``)."""
 
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
@@ -66,11 +69,12 @@ _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
 
 
 def parse_duration(value: Any) -> float:
+    """``30s`` / ``15m`` / ``2h`` / a number of seconds -> seconds; raises :class:`RuleError`."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
     m = _DURATION.match(str(value))
     if not m:
-        raise RuleError(f"for: {value!r} is not a duration such as 30s, 15m or 2h")
+        raise RuleError(f"must be a duration such as 30s, 15m or 2h, got {value!r}")
     return float(m.group(1)) * _UNITS[m.group(2)]
 
 
@@ -96,46 +100,69 @@ class Rule:
     labels: dict[str, str] = field(default_factory=dict)
 
 
+# -- the file's shape, as pydantic models ---------------------------------------------------------
+_RULE_KEYS = ("alert", "kind", "for", "severity", "summary", "threshold", "enabled", "labels")
+_HINTS = {
+    "alert": "the alert's name: letters, digits and _, not starting with a digit",
+    "rules": "a list of rules, each {alert, kind, for, severity, summary}",
+    "threshold": "percent of GPU utilisation",
+    "labels": "a mapping of label name to value",
+}
+
+
+def _text_values(value: Any) -> Any:
+    if value is None:
+        return {}
+    return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else value
+
+
+class _RuleModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    alert: Annotated[StrictStr, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+    kind: Literal[KINDS]  # type: ignore[valid-type]
+    for_seconds: Annotated[float, BeforeValidator(parse_duration)] = Field(0.0, alias="for")
+    severity: Literal[SEVERITIES] = "warning"  # type: ignore[valid-type]
+    summary: Annotated[str, BeforeValidator(lambda v: str(v or ""))] = ""
+    threshold: StrictFloat = 10.0
+    enabled: bool = True
+    labels: Annotated[dict[str, str], BeforeValidator(_text_values)] = {}
+
+
+class _RulesFileModel(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    rules: Annotated[list[_RuleModel], BeforeValidator(lambda v: [] if v is None else v)] = []
+
+
+def _problems(exc: ValidationError) -> list[str]:
+    out = []
+    for path, reason in field_errors(exc, _HINTS):
+        if reason.startswith("unknown key"):  # say which keys a rule may have
+            reason += f"; a rule has: {', '.join(_RULE_KEYS)}"
+        out.append(f"{path}: {reason}" if path else reason)
+    return out
+
+
 def parse_rules(text: str) -> list[Rule]:
+    """The rules of a rules file's text; raises :class:`RuleError` naming every wrong key."""
     try:
         doc = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
         raise RuleError(f"not valid YAML: {exc}") from None
-    if not isinstance(doc, dict) or not isinstance(doc.get("rules", []), list):
-        raise RuleError("expected a mapping with a list under 'rules'")
-    rules, names = [], set()
-    for i, raw in enumerate(doc.get("rules") or []):
-        where = f"rules[{i}]"
-        if not isinstance(raw, dict):
-            raise RuleError(f"{where}: expected a mapping")
-        unknown = set(raw) - {"alert", "kind", "for", "severity", "summary", "threshold", "enabled", "labels"}
-        if unknown:
-            raise RuleError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
-        name = raw.get("alert")
-        if not isinstance(name, str) or not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", name):
-            raise RuleError(f"{where}.alert: a name of letters, digits and _ is required")
-        if name in names:
-            raise RuleError(f"{where}.alert: {name} is defined twice")
-        names.add(name)
-        kind = raw.get("kind")
-        if kind not in KINDS:
-            raise RuleError(f"{where}.kind: {kind!r} is not one of {', '.join(KINDS)}")
-        severity = raw.get("severity", "warning")
-        if severity not in SEVERITIES:
-            raise RuleError(f"{where}.severity: {severity!r} is not one of {', '.join(SEVERITIES)}")
-        try:
-            for_s = parse_duration(raw.get("for", 0))
-        except RuleError as exc:
-            raise RuleError(f"{where}.{exc}") from None
-        threshold = raw.get("threshold", 10)
-        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)):
-            raise RuleError(f"{where}.threshold: a number (percent) is required")
-        labels = raw.get("labels") or {}
-        if not isinstance(labels, dict):
-            raise RuleError(f"{where}.labels: expected a mapping")
-        rules.append(Rule(name, kind, for_s, severity, str(raw.get("summary") or ""), float(threshold),
-                          bool(raw.get("enabled", True)), {str(k): str(v) for k, v in labels.items()}))
-    return rules
+    if not isinstance(doc, dict):
+        raise RuleError(f"expected a mapping with a list under 'rules', got {type(doc).__name__}")
+    try:
+        parsed = _RulesFileModel.model_validate(doc)
+    except ValidationError as exc:
+        raise RuleError("; ".join(_problems(exc))) from None
+    seen: set[str] = set()
+    for i, rule in enumerate(parsed.rules):
+        if rule.alert in seen:
+            raise RuleError(f"rules[{i}].alert: {rule.alert} is defined twice; give each rule its own name")
+        seen.add(rule.alert)
+    return [Rule(r.alert, r.kind, r.for_seconds, r.severity, r.summary, r.threshold, r.enabled, r.labels)
+            for r in parsed.rules]
 
 
 def default_rules() -> list[Rule]:

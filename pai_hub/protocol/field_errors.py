@@ -55,6 +55,9 @@ def _reason(err: Mapping[str, Any], hints: Mapping[str, str]) -> str:
         return f"must be a mapping, got {_type_name(value)}"
     if kind in ("list_type", "tuple_type"):
         return f"must be a list, got {_type_name(value)}"
+    if kind == "string_pattern_mismatch":
+        expected = hint or f"text matching {ctx.get('pattern')}"
+        return f"must be {expected}, got {describe_value(value)}"
     if kind.startswith("int_"):
         expected = "an integer"
     elif kind.startswith("float_"):

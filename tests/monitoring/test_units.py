@@ -193,6 +193,29 @@ def test_rule_errors_name_the_key(text, error):
         al.parse_rules(text)
 
 
+@pytest.mark.parametrize("text, message", [
+    ("rules: [{alert: X, kind: nope}]",
+     "rules[0].kind: must be one of 'gpu_unhealthy', 'task_low_gpu_utilization' or 'vc_queue_stuck', got 'nope'"),
+    ("rules: [{alert: X, kind: gpu_unhealthy}, {alert: Y, kind: gpu_unhealthy, threshold: high}]",
+     "rules[1].threshold: must be a number, got 'high' (percent of GPU utilisation)"),
+    ("rules: [{alert: '1x', kind: gpu_unhealthy}]", "rules[0].alert: must be the alert's name: letters, digits and _"),
+    ("rules: [{kind: gpu_unhealthy}]", "rules[0].alert: is required"),
+    ("rules: [{alert: X, kind: gpu_unhealthy, colour: red}]",
+     "rules[0].colour: unknown key 'colour'; a rule has: alert, kind, for, severity"),
+    ("rules: [{alert: X, kind: gpu_unhealthy, labels: [a]}]", "rules[0].labels: must be a mapping, got list"),
+])
+def test_rule_errors_give_the_full_path_and_the_fix(text, message):
+    with pytest.raises(al.RuleError) as err:
+        al.parse_rules(text)
+    assert message in str(err.value)
+
+
+def test_every_wrong_rule_key_is_reported_at_once():
+    with pytest.raises(al.RuleError) as err:
+        al.parse_rules("rules: [{alert: X, kind: nope, for: soon}]")
+    assert "rules[0].kind:" in str(err.value) and "rules[0].for: must be a duration such as 30s" in str(err.value)
+
+
 def test_rules_file_keeps_previous_rules_on_a_broken_edit(tmp_path):
     path = tmp_path / "alert-rules.yaml"
     rf = al.RulesFile(path)
