@@ -1,5 +1,6 @@
 /** NNI experiments in the Lab: the list (sidebar), an experiment's tab (progress, metric chart, trials
  * table with parameters and metrics, stop / resume); its NNI web UI tab is nni-ui.ts. */
+import { Poll } from '@lumino/polling';
 import { Widget } from '@lumino/widgets';
 
 import type { IPaiApi } from './api';
@@ -21,20 +22,23 @@ import {
   sortTrials,
   Trial
 } from './experiment-model';
+import { quietly, widgetPoll } from './polling';
 
 /** The sidebar: my experiments, newest first, with progress and the best metric. */
 export class ExperimentsPanel extends Widget {
   private body = h('tbody');
   private message = h('div', { class: 'pai-Message', role: 'status' });
-  private timer = 0;
   experiments: Experiment[] = [];
+  /** the list, kept fresh while it is shown */
+  readonly poll: Poll;
 
   constructor(
     private api: IPaiApi,
     private onOpen: (id: string) => void,
-    private refreshMs = 5000
+    refreshMs = 5000
   ) {
     super();
+    this.poll = widgetPoll(this, () => this.load(), { name: 'experiments', interval: refreshMs });
     this.id = 'pai-experiments';
     this.addClass('pai-Panel');
     this.addClass('pai-ExperimentsPanel');
@@ -53,7 +57,13 @@ export class ExperimentsPanel extends Widget {
     );
   }
 
-  async refresh(): Promise<void> {
+  /** Reload the list now (a failure is shown in the panel). */
+  refresh(): Promise<void> {
+    return quietly(() => this.load());
+  }
+
+  /** Reload the list; a failure is shown, and rethrown for the poll to back off. */
+  private async load(): Promise<void> {
     try {
       this.experiments = await this.api.get('experiments');
       this.message.textContent = this.experiments.length
@@ -61,7 +71,12 @@ export class ExperimentsPanel extends Widget {
         : 'No experiments yet: create one with `%pai nni create`, `pai experiment create` or POST /api/v2/experiments.';
     } catch (e: any) {
       this.message.textContent = `Cannot list experiments: ${e.message}`;
+      throw e;
     }
+    this.render();
+  }
+
+  private render(): void {
     this.body.replaceChildren(
       ...this.experiments.map(e =>
         h(
@@ -79,20 +94,6 @@ export class ExperimentsPanel extends Widget {
         )
       )
     );
-  }
-
-  protected onAfterShow(): void {
-    void this.refresh();
-    this.timer = window.setInterval(() => void this.refresh(), this.refreshMs);
-  }
-
-  protected onAfterHide(): void {
-    window.clearInterval(this.timer);
-  }
-
-  dispose(): void {
-    window.clearInterval(this.timer);
-    super.dispose();
   }
 }
 
@@ -113,16 +114,18 @@ export class ExperimentDetail extends Widget {
   private head = h('tr');
   private body = h('tbody');
   private sort: { key: SortKey; descending: boolean } = { key: 'sequence', descending: false };
-  private timer = 0;
+  /** the record, kept fresh while NNI runs trials and the tab is shown */
+  readonly poll: Poll;
 
   constructor(
     private api: IPaiApi,
     readonly experimentId: string,
     private onJob: (fw: string) => void,
     private onUi: (e: Experiment) => void,
-    private refreshMs = 3000
+    refreshMs = 3000
   ) {
     super();
+    this.poll = widgetPoll(this, () => this.follow(), { name: 'experiment', interval: refreshMs, auto: false });
     this.addClass('pai-Panel');
     this.addClass('pai-ExperimentDetail');
     this.id = `pai-experiment-${experimentId}`;
@@ -159,23 +162,32 @@ export class ExperimentDetail extends Widget {
     this.setTab();
   }
 
+  /** Load the experiment now and keep it fresh until it ends (resolves after the first load). */
   async start(): Promise<void> {
-    await this.load();
-    this.timer = window.setInterval(() => {
-      if (this.experiment && !ACTIVE_EXPERIMENT.has(this.experiment.state)) {
-        window.clearInterval(this.timer); // ended: the record no longer changes
-        return;
-      }
-      void this.load();
-    }, this.refreshMs);
+    await this.poll.refresh();
+    await this.poll.tick.catch(() => undefined); // rejected only if the tab closed meanwhile
   }
 
-  async load(): Promise<void> {
+  /** Load the experiment now (a failure is shown in the tab). */
+  load(): Promise<void> {
+    return quietly(() => this.fetch());
+  }
+
+  /** One tick of the poll: load, and stop once the experiment ended (its record no longer changes). */
+  private async follow(): Promise<void> {
+    await this.fetch();
+    if (!ACTIVE_EXPERIMENT.has(this.experiment!.state)) {
+      void this.poll.stop();
+    }
+  }
+
+  /** Load the experiment; a failure is shown, and rethrown for the poll to back off. */
+  private async fetch(): Promise<void> {
     try {
       this.experiment = await this.api.get(`experiments/${encodeURIComponent(this.experimentId)}`);
     } catch (e: any) {
       this.message.textContent = `Cannot load experiment ${this.experimentId}: ${e.message}`;
-      return;
+      throw e;
     }
     this.render();
   }
@@ -310,8 +322,7 @@ export class ExperimentDetail extends Widget {
       );
       await this.load();
       if (value === 'RESUME') {
-        window.clearInterval(this.timer);
-        void this.start();
+        void this.poll.refresh(); // running again: follow it
       }
     } catch (e: any) {
       if (this.experiment) {
@@ -319,10 +330,5 @@ export class ExperimentDetail extends Widget {
       }
       this.message.textContent = `Cannot ${value.toLowerCase()} the experiment: ${e.message}`;
     }
-  }
-
-  dispose(): void {
-    window.clearInterval(this.timer);
-    super.dispose();
   }
 }

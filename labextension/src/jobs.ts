@@ -1,4 +1,5 @@
 /** The jobs sidebar (my jobs, filtered) and a job's detail tab (live state, tasks, logs, stop, debug). */
+import { Poll } from '@lumino/polling';
 import { Widget } from '@lumino/widgets';
 
 import type { IPaiApi } from './api';
@@ -16,6 +17,7 @@ import {
   TaskRow,
   taskRows
 } from './model';
+import { quietly, widgetPoll } from './polling';
 
 export class JobsPanel extends Widget {
   private jobs: JobSummary[] = [];
@@ -30,14 +32,16 @@ export class JobsPanel extends Widget {
   });
   private body = h('tbody');
   private message = h('div', { class: 'pai-Message', role: 'status' });
-  private timer = 0;
+  /** the list, kept fresh while it is shown */
+  readonly poll: Poll;
 
   constructor(
     private api: IPaiApi,
     private onOpen: (fw: string) => void,
-    private refreshMs = 5000
+    refreshMs = 5000
   ) {
     super();
+    this.poll = widgetPoll(this, () => this.load(), { name: 'jobs', interval: refreshMs });
     this.id = 'pai-jobs';
     this.addClass('pai-Panel');
     this.addClass('pai-JobsPanel');
@@ -70,12 +74,20 @@ export class JobsPanel extends Widget {
     this.render();
   }
 
-  async refresh(): Promise<void> {
+  /** Reload the list now (a failure is shown in the panel). */
+  refresh(): Promise<void> {
+    return quietly(() => this.load());
+  }
+
+  /** Reload the list; a failure is shown, and rethrown for the poll to back off. */
+  private async load(): Promise<void> {
     try {
       this.jobs = await this.api.get('jobs');
       this.message.textContent = '';
     } catch (e: any) {
       this.message.textContent = `Cannot list jobs: ${e.message}`;
+      this.render();
+      throw e;
     }
     const vcs = [...new Set(this.jobs.map(j => j.virtualCluster))].sort();
     options(this.vcSel, [['', 'All VCs'], ...vcs.map(v => [v, v] as [string, string])], this.filter.vc);
@@ -103,20 +115,6 @@ export class JobsPanel extends Widget {
       this.message.textContent = '';
     }
   }
-
-  protected onAfterShow(): void {
-    void this.refresh();
-    this.timer = window.setInterval(() => void this.refresh(), this.refreshMs);
-  }
-
-  protected onAfterHide(): void {
-    window.clearInterval(this.timer);
-  }
-
-  dispose(): void {
-    window.clearInterval(this.timer);
-    super.dispose();
-  }
 }
 
 export class JobDetail extends Widget {
@@ -132,15 +130,22 @@ export class JobDetail extends Widget {
   private stopBtn = h('button', { class: 'jp-Button pai-Button pai-Stop' }, 'Stop job');
   private logTask: TaskRow | null = null;
   private logOffset = 0;
-  private logTimer = 0;
+  /** counts the logs shown, so that a read for an earlier one is dropped */
+  private logGeneration = 0;
+  /** whether the log was read after the job was seen ended (its last lines are in) */
+  private finalLogRead = false;
+  /** the chosen log, followed while the job runs and the tab is shown */
+  readonly logPoll: Poll;
   private abort = new AbortController();
 
   constructor(
     private api: IPaiApi,
     readonly fw: string,
-    private onTerminal: (fw: string, role: string, index: number) => void
+    private onTerminal: (fw: string, role: string, index: number) => void,
+    logRefreshMs = 1500
   ) {
     super();
+    this.logPoll = widgetPoll(this, () => this.readLog(), { name: 'job-log', interval: logRefreshMs, auto: false });
     this.addClass('pai-Panel');
     this.addClass('pai-JobDetail');
     this.id = `pai-job-${fw.replace(/[^A-Za-z0-9_-]/g, '_')}`;
@@ -152,7 +157,7 @@ export class JobDetail extends Widget {
     this.logSel.onchange = () => this.showLog(this.logTask);
     const followId = `${this.id}-follow`;
     this.follow.id = followId;
-    this.follow.onchange = () => this.schedule();
+    this.follow.onchange = () => this.followLog();
     this.node.append(
       h('h2', { class: 'pai-Title' }, fw, ' ', this.state),
       h('div', { class: 'pai-Toolbar' }, this.stopBtn),
@@ -318,26 +323,39 @@ export class JobDetail extends Widget {
     if (!t || !t.logPath) {
       return;
     }
-    if (this.logTask?.role !== t.role || this.logTask?.index !== t.index || this.logTask?.logPath !== t.logPath) {
-      this.log.textContent = '';
-    }
     this.logTask = t;
+    this.logGeneration += 1;
     this.log.textContent = '';
+    delete this.log.dataset.error;
     this.logOffset = 0;
+    this.finalLogRead = false;
     this.logTitle.textContent = `Logs of ${t.role}[${t.index}]`;
-    window.clearTimeout(this.logTimer);
-    void this.pollLog();
+    this.followLog();
   }
 
-  private async pollLog(): Promise<void> {
+  /** Read the log now; with Follow checked, keep reading (the poll stops itself once the job ended
+   * and its last lines are read), else stop. */
+  private followLog(): void {
+    if (this.follow.checked) {
+      void this.logPoll.refresh();
+    } else {
+      void this.logPoll.stop();
+      void quietly(() => this.readLog());
+    }
+  }
+
+  /** Append what the task wrote since the last read. A failure is noted on the log and rethrown
+   * (the poll backs off); a log that does not exist yet is no failure. */
+  private async readLog(): Promise<void> {
     const t = this.logTask;
     if (!t?.logPath) {
       return;
     }
+    const { logGeneration, logOffset } = this;
     try {
-      const r = await this.api.text(`${proxiedPath(t.logPath)}/${this.logSel.value}?offset=${this.logOffset}`);
-      if (t !== this.logTask) {
-        return;
+      const r = await this.api.text(`${proxiedPath(t.logPath)}/${this.logSel.value}?offset=${logOffset}`);
+      if (logGeneration !== this.logGeneration || logOffset !== this.logOffset) {
+        return; // another log was chosen, or another read got these lines first
       }
       if (r.text) {
         const atEnd = this.log.scrollTop + this.log.clientHeight >= this.log.scrollHeight - 4;
@@ -347,25 +365,19 @@ export class JobDetail extends Widget {
         }
       }
       this.logOffset = r.offset ?? this.logOffset + r.text.length;
+      delete this.log.dataset.error;
     } catch (e: any) {
       if (e.code !== 'NoTaskLogError') {
         this.log.dataset.error = e.message;
+        throw e;
       }
     }
-    this.schedule();
-  }
-
-  private schedule(): void {
-    window.clearTimeout(this.logTimer);
-    // follow while the job runs, and once more after it ended (the last lines)
-    if (this.follow.checked && !this.isDisposed) {
-      const final = FINAL_STATES.has(this.jobState);
-      if (!final || !this.log.dataset.finalRead) {
-        if (final) {
-          this.log.dataset.finalRead = '1';
-        }
-        this.logTimer = window.setTimeout(() => void this.pollLog(), final ? 500 : 1500);
+    // an ended job's log is read once more after the end was seen (its last lines), then no more
+    if (FINAL_STATES.has(this.jobState)) {
+      if (this.finalLogRead) {
+        void this.logPoll.stop();
       }
+      this.finalLogRead = true;
     }
   }
 
@@ -379,8 +391,7 @@ export class JobDetail extends Widget {
   }
 
   dispose(): void {
-    this.abort.abort();
-    window.clearTimeout(this.logTimer);
+    this.abort.abort(); // the event stream; the log poll goes with the widget
     super.dispose();
   }
 }

@@ -1,4 +1,5 @@
 /** The marketplace browser: search, filter by type and tag, an item's detail, "use in submission panel". */
+import { Debouncer } from '@lumino/polling';
 import { Widget } from '@lumino/widgets';
 
 import type { IPaiApi } from './api';
@@ -13,6 +14,8 @@ export class MarketPanel extends Widget {
   private detail = h('div', { class: 'pai-MarketDetail' });
   private message = h('div', { class: 'pai-Message', role: 'status' });
   private loaded = false;
+  /** a search as you type, once typing pauses */
+  private searchSoon = new Debouncer(() => this.refresh(), 250);
 
   constructor(
     private api: IPaiApi,
@@ -31,11 +34,7 @@ export class MarketPanel extends Widget {
       ['script', 'Scripts']
     ]);
     options(this.tagSel, [['', 'All tags']]);
-    let t = 0;
-    this.search.oninput = () => {
-      window.clearTimeout(t);
-      t = window.setTimeout(() => void this.refresh(), 250);
-    };
+    this.search.oninput = () => void this.searchSoon.invoke().catch(() => undefined);
     this.typeSel.onchange = () => void this.refresh();
     this.tagSel.onchange = () => void this.refresh();
     this.node.append(
@@ -124,5 +123,10 @@ export class MarketPanel extends Widget {
       void this.loadTags();
       void this.refresh();
     }
+  }
+
+  dispose(): void {
+    this.searchSoon.dispose();
+    super.dispose();
   }
 }

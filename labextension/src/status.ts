@@ -1,11 +1,14 @@
 /** The status bar item: my running jobs and the GPUs they hold. */
+import { Poll } from '@lumino/polling';
 import { Widget } from '@lumino/widgets';
 
 import type { IPaiApi } from './api';
 import { usage, usageText } from './model';
+import { widgetPoll } from './polling';
 
 export class PaiStatus extends Widget {
-  private timer = 0;
+  /** the summary, kept fresh while the status bar is shown */
+  readonly poll: Poll;
 
   constructor(
     private api: IPaiApi,
@@ -17,11 +20,11 @@ export class PaiStatus extends Widget {
     this.node.setAttribute('aria-label', 'PAI jobs');
     this.node.textContent = 'PAI';
     this.node.onclick = () => this.onClick();
-    void this.refresh();
-    this.timer = window.setInterval(() => void this.refresh(), periodMs);
+    this.poll = widgetPoll(this, () => this.load(), { name: 'status', interval: periodMs });
   }
 
-  async refresh(): Promise<void> {
+  /** Recount; a failure is shown, and rethrown for the poll to back off. */
+  private async load(): Promise<void> {
     try {
       const jobs = await this.api.get('jobs?state=RUNNING,WAITING');
       this.node.textContent = usageText(usage(jobs));
@@ -29,11 +32,7 @@ export class PaiStatus extends Widget {
     } catch (e: any) {
       this.node.textContent = 'PAI: unavailable';
       this.node.title = e.message;
+      throw e;
     }
-  }
-
-  dispose(): void {
-    window.clearInterval(this.timer);
-    super.dispose();
   }
 }

@@ -2,6 +2,7 @@
  * image, commands, parameters, secrets) and a YAML tab with the generated protocol, editable. The
  * server validates as you type (a dry-run submission) and its errors are shown at the field they
  * name; submit; save as a marketplace template. */
+import { Debouncer } from '@lumino/polling';
 import { Widget } from '@lumino/widgets';
 import * as jsyaml from 'js-yaml';
 
@@ -23,7 +24,6 @@ type Tab = 'form' | 'yaml';
 
 export class SubmitPanel extends Widget {
   form: JobForm = defaultForm();
-  liveDelayMs: number;
   private tab: Tab = 'form';
   private yamlDirty = false;
   private controls: Record<string, HTMLInputElement | HTMLSelectElement | HTMLTextAreaElement> = {};
@@ -41,7 +41,8 @@ export class SubmitPanel extends Widget {
   private validity = h('div', { class: 'pai-Validity', role: 'status', 'aria-live': 'polite' });
   /** fields the user changed: live errors are shown there only (all of them on submit) */
   private touched = new Set<string>();
-  private validateTimer = 0;
+  /** the live check, once editing pauses */
+  private validateSoon: Debouncer<boolean>;
   private validation = 0;
 
   constructor(
@@ -51,7 +52,7 @@ export class SubmitPanel extends Widget {
   ) {
     super();
     this.id = 'pai-submit';
-    this.liveDelayMs = liveDelayMs;
+    this.validateSoon = new Debouncer(() => this.validate(), liveDelayMs);
     this.addClass('pai-Panel');
     this.addClass('pai-SubmitPanel');
     this.title.caption = 'Submit a PAI job';
@@ -255,8 +256,8 @@ export class SubmitPanel extends Widget {
   }
 
   scheduleValidation(): void {
-    window.clearTimeout(this.validateTimer);
-    this.validateTimer = window.setTimeout(() => void this.validate(), this.liveDelayMs);
+    // a stopped check rejects: nothing to report, submit checks everything itself
+    void this.validateSoon.invoke().catch(() => undefined);
   }
 
   /** Live validation: the YAML's syntax here, then everything a submission checks, by the server
@@ -333,7 +334,7 @@ export class SubmitPanel extends Widget {
   }
 
   async submit(): Promise<boolean> {
-    window.clearTimeout(this.validateTimer);
+    void this.validateSoon.stop();
     this.validation++; // a pending live check must not overwrite what submit shows
     this.clearErrors();
     this.result.textContent = '';
@@ -372,5 +373,10 @@ export class SubmitPanel extends Widget {
     } finally {
       this.submitBtn.disabled = false;
     }
+  }
+
+  dispose(): void {
+    this.validateSoon.dispose();
+    super.dispose();
   }
 }
