@@ -18,7 +18,7 @@ import yaml
 from tornado import web
 
 from ..experiments import ExperimentError, view
-from ..experiments.service import validate
+from ..experiments.request import validate
 from .base import BaseHandler
 from .errors import ApiError, bad_params, forbidden
 

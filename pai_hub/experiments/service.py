@@ -34,8 +34,6 @@ LAUNCHER = HERE / "launcher.py"
 DRIVER = HERE / "nni_driver.py"
 BIND_JS = HERE / "bind_localhost.js"
 ACTIVE = {"STARTING", "RUNNING", "STOPPING"}
-TUNERS = {"Random", "TPE", "Anneal", "Evolution", "GridSearch", "Hyperband", "BOHB", "SMAC", "Batch", "GP",
-          "PBT", "DNGO", "Metis", "Hyperopt"}
 
 
 class ExperimentError(Exception):
@@ -71,80 +69,6 @@ def _alive(pid: int | None) -> bool:
         return os.waitpid(pid, os.WNOHANG) == (0, 0)
     except ChildProcessError:
         return True
-
-
-def validate(body: dict[str, Any]) -> dict[str, Any]:
-    """The experiment request, checked and normalised; raises ExperimentError(400)."""
-    def bad(msg: str) -> ExperimentError:
-        return ExperimentError(400, "InvalidParametersError", msg)
-
-    space = body.get("searchSpace")
-    if not isinstance(space, dict) or not space:
-        raise bad("searchSpace: a non-empty mapping of parameter → {_type, _value} (NNI's format)")
-    for key, value in space.items():
-        if not isinstance(value, dict) or "_type" not in value or "_value" not in value:
-            raise bad(f"searchSpace.{key}: must be {{_type: ..., _value: ...}}")
-    tuner = body.get("tuner") or {"name": "Random"}
-    if isinstance(tuner, str):
-        tuner = {"name": tuner}
-    if not isinstance(tuner, dict) or tuner.get("name") not in TUNERS:
-        raise bad(f"tuner.name: one of {', '.join(sorted(TUNERS))}")
-    assessor = body.get("assessor")
-    if assessor is not None and (not isinstance(assessor, dict) or not assessor.get("name")):
-        raise bad("assessor: {name: Medianstop|Curvefitting, classArgs: {...}}")
-    try:
-        max_trials = int(body.get("maxTrialNumber", 10))
-        concurrency = int(body.get("trialConcurrency", 1))
-    except (TypeError, ValueError):
-        raise bad("maxTrialNumber and trialConcurrency must be integers") from None
-    if not 1 <= max_trials <= 10000 or not 1 <= concurrency <= 1000:
-        raise bad("maxTrialNumber: 1..10000; trialConcurrency: 1..1000")
-    trial = body.get("trial")
-    if not isinstance(trial, dict):
-        raise bad("trial: {command, cpu?, memoryMB?, gpu?, sku?, image?} or {protocol}, with codeDir or files")
-    template: dict[str, Any] = {}
-    if trial.get("protocol"):
-        proto = trial["protocol"]
-        if isinstance(proto, str):
-            import yaml
-            try:
-                proto = yaml.safe_load(proto)
-            except yaml.YAMLError as exc:
-                raise bad(f"trial.protocol: not valid YAML: {exc}") from None
-        if not isinstance(proto, dict) or not isinstance(proto.get("taskRoles"), dict) or not proto["taskRoles"]:
-            raise bad("trial.protocol: a job protocol (v2) with taskRoles")
-        template["protocol"] = proto
-    elif isinstance(trial.get("command"), str) and trial["command"].strip():
-        for key in ("cpu", "memoryMB", "gpu"):
-            if key in trial:
-                try:
-                    template[key] = int(trial[key])
-                except (TypeError, ValueError):
-                    raise bad(f"trial.{key}: must be an integer") from None
-        template["command"] = trial["command"]
-        for key in ("sku", "image"):
-            if trial.get(key):
-                template[key] = str(trial[key])
-    else:
-        raise bad("trial: needs command (with cpu/memoryMB/gpu/sku) or protocol")
-    files = trial.get("files") or {}
-    if not isinstance(files, dict) or not all(isinstance(v, str) for v in files.values()):
-        raise bad("trial.files: a mapping of relative file name → text")
-    for name in files:
-        if name.startswith("/") or ".." in Path(name).parts or not name:
-            raise bad(f"trial.files: {name!r} must be a relative path inside the code directory")
-    code_dir = trial.get("codeDir")
-    if code_dir is not None and (not isinstance(code_dir, str) or not os.path.isabs(code_dir)):
-        raise bad("trial.codeDir: an absolute directory on the PAI Hub host (or send trial.files)")
-    if code_dir and not files and not os.path.isdir(code_dir):
-        raise bad(f"trial.codeDir: {code_dir} is not a directory on the PAI Hub host")
-    name = str(body.get("name") or "experiment")
-    out = {"name": name[:100], "searchSpace": space, "tuner": tuner, "assessor": assessor,
-           "maxTrialNumber": max_trials, "trialConcurrency": concurrency,
-           "maxExperimentDuration": body.get("maxExperimentDuration"),
-           "virtualCluster": str(body.get("virtualCluster") or "default"),
-           "template": template, "codeDir": code_dir, "files": files}
-    return out
 
 
 def _metric(raw: Any) -> Any:

@@ -51,10 +51,11 @@ def _reason(err: Mapping[str, Any], hints: Mapping[str, str]) -> str:
         return f"is required ({hint})" if hint else "is required"
     if kind == "extra_forbidden":
         return f"unknown key {err['loc'][-1]!r}" + (f"; allowed: {hint}" if hint else "")
+    suffix = f" ({hint})" if hint else ""
     if kind in ("dict_type", "model_type", "model_attributes_type"):
-        return f"must be a mapping, got {_type_name(value)}"
+        return f"must be a mapping, got {_type_name(value)}{suffix}"
     if kind in ("list_type", "tuple_type"):
-        return f"must be a list, got {_type_name(value)}"
+        return f"must be a list, got {_type_name(value)}{suffix}"
     if kind == "string_pattern_mismatch":
         expected = hint or f"text matching {ctx.get('pattern')}"
         return f"must be {expected}, got {describe_value(value)}"
@@ -64,10 +65,10 @@ def _reason(err: Mapping[str, Any], hints: Mapping[str, str]) -> str:
         expected = "a number"
     elif kind.startswith("bool_"):
         expected = "true or false"
-    elif kind.startswith("string_") and kind != "string_too_short":
-        expected = "a string"
     elif kind == "string_too_short":
         expected = "a non-empty string"
+    elif kind.startswith("string_"):
+        expected = "a string"
     elif kind == "literal_error":
         expected = f"one of {ctx.get('expected')}"
     elif kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
@@ -79,8 +80,8 @@ def _reason(err: Mapping[str, Any], hints: Mapping[str, str]) -> str:
         expected = f"at least {ctx.get('min_length', 1)} item(s)"
     else:
         expected = err["msg"][0].lower() + err["msg"][1:]
-        return f"{expected}, got {describe_value(value)}" + (f" ({hint})" if hint else "")
-    return f"must be {expected}, got {describe_value(value)}" + (f" ({hint})" if hint else "")
+        return f"{expected}, got {describe_value(value)}{suffix}"
+    return f"must be {expected}, got {describe_value(value)}{suffix}"
 
 
 def field_errors(exc: ValidationError, hints: Mapping[str, str] | None = None) -> FieldErrors:

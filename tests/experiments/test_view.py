@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from pai_hub.experiments.service import ExperimentError, validate, view
+from pai_hub.experiments.request import validate
+from pai_hub.experiments.service import ExperimentError, view
 
 SPACE = {"x": {"_type": "choice", "_value": [1, 2]}}
 
