@@ -4,7 +4,7 @@
 submission time — framework name, virtual cluster, gang allocation, completion thresholds, shm
 size, reserved ports and above all each role's entrypoint — so that backends and schedulers never
 re-interpret the raw protocol. ``$secrets`` references are deliberately left in the entrypoint: the
-runtime resolves them inside the container (:func:`pai_hub.protocol.template.render_secrets`), so
+runtime resolves them inside the container (:func:`pai_runtime.render.render_command`), so
 secret values never appear in stored commands.
 """
 

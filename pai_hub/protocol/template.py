@@ -14,69 +14,21 @@ Two renderers exist in OpenPAI and both are reproduced:
   names render as the empty string, as with pystache. Unlike pystache, values are **not**
   HTML-escaped (a password containing ``&`` stays intact) — a deliberate deviation.
 
-In both, ``x[0]`` inside a tag is the same as ``x.0``.
+In both, ``x[0]`` inside a tag is the same as ``x.0``. The grammar (:func:`tokenize`,
+:func:`lookup`) and :func:`render_secrets` belong to the runtime (:mod:`pai_runtime.render`), which
+renders inside tasks where this package is not importable; they are imported from there so that
+both sides render alike.
 """
 
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
+from pai_runtime.render import CLOSE, OPEN, Tag, lookup, normalize_name, render_secrets, tokenize
+
 __all__ = ["Tag", "js_string", "lookup", "normalize_name", "render_secrets", "render_template", "tokenize"]
-
-OPEN, CLOSE = "<%", "%>"
-_INDEX_RE = re.compile(r"\[\s*(\d+)\s*\]")
-_MISSING = object()
-
-
-@dataclass(frozen=True)
-class Tag:
-    """One token of a template: ``kind`` is ``"text"``, ``"name"`` or the mustache sigil."""
-
-    kind: str
-    value: str
-
-
-def normalize_name(name: str) -> str:
-    """Trim a tag name and rewrite ``[n]`` indices to ``.n`` (``a[0].b`` → ``a.0.b``)."""
-    return _INDEX_RE.sub(r".\1", name.strip())
-
-
-def tokenize(text: str) -> list[Tag]:
-    """Split a template into text and tag tokens, following mustache's tag grammar.
-
-    An opening ``<%`` without a matching ``%>`` is kept as literal text (mustache would raise;
-    a shell command is more useful than an error here).
-    """
-    tokens: list[Tag] = []
-    open_tag, close_tag = OPEN, CLOSE
-    pos = 0
-    while pos < len(text):
-        start = text.find(open_tag, pos)
-        if start < 0:
-            tokens.append(Tag("text", text[pos:]))
-            break
-        if start > pos:
-            tokens.append(Tag("text", text[pos:start]))
-        cursor = start + len(open_tag)
-        sigil = text[cursor] if cursor < len(text) and text[cursor] in "#^/>{&=!" else ""
-        cursor += len(sigil)
-        closing = "}" + close_tag if sigil == "{" else ("=" + close_tag if sigil == "=" else close_tag)
-        end = text.find(closing, cursor)
-        if end < 0:
-            tokens.append(Tag("text", text[start:]))
-            break
-        body = text[cursor:end].strip()
-        pos = end + len(closing)
-        if sigil == "=":
-            parts = body.split()
-            if len(parts) == 2:
-                open_tag, close_tag = parts
-        tokens.append(Tag(sigil or "name", body))
-    return tokens
 
 
 def js_string(value: Any) -> str:
@@ -107,27 +59,6 @@ def js_string(value: Any) -> str:
     return str(value)
 
 
-def lookup(context: Mapping[str, Any], name: str) -> Any:
-    """Resolve a dotted name (``$data.uri.0``); returns ``None`` when any step is missing."""
-    value: Any = context
-    for part in name.split("."):
-        if isinstance(value, Mapping):
-            found = value.get(part, _MISSING)
-            if found is _MISSING:  # YAML may give non-string keys (``1: x``); JS sees "1"
-                found = next((v for k, v in value.items() if str(k) == part), _MISSING)
-            value = found
-        elif isinstance(value, (list, tuple)) and part.isdigit():
-            index = int(part)
-            value = value[index] if index < len(value) else _MISSING
-        elif isinstance(value, (list, tuple, str)) and part == "length":
-            value = len(value)
-        else:
-            value = _MISSING
-        if value is _MISSING or value is None:
-            return None
-    return value
-
-
 def render_template(
     text: str, context: Mapping[str, Any], *, keep_unresolved: bool = True, strip: bool = True
 ) -> str:
@@ -146,26 +77,3 @@ def render_template(
         # every other tag kind is silently dropped, as OpenPAI does
     rendered = "".join(out)
     return rendered.strip() if strip else rendered
-
-
-def _python_string(value: Any) -> str:
-    return "" if value is None else str(value)
-
-
-def render_secrets(command: str, secrets: Mapping[str, Any] | None) -> str:
-    """Render ``$secrets`` references the way OpenPAI's runtime does before running the command.
-
-    ``secrets`` is the job's ``secrets`` mapping; ``None`` (no secrets file) leaves the command
-    unchanged. Names outside ``$secrets`` and missing secrets render as the empty string.
-    Values are converted with Python's ``str()`` (the runtime is Python) and not HTML-escaped.
-    """
-    if secrets is None:
-        return command
-    context = {"$secrets": secrets}
-    out: list[str] = []
-    for token in tokenize(command):
-        if token.kind == "text":
-            out.append(token.value)
-        elif token.kind in ("name", "&", "{"):
-            out.append(_python_string(lookup(context, normalize_name(token.value))))
-    return "".join(out)

@@ -11,7 +11,7 @@ from pathlib import Path
 from pai_runtime.env import build_env, convert_name
 from pai_runtime.framework import env_from_framework, format_exports
 from pai_runtime.ports import hashed_ports
-from pai_runtime.render import render_secrets_fallback
+from pai_runtime.render import render_command
 from pai_runtime.spec import TaskPeer, TaskRoleInfo, TaskSpec
 from tests.server import REFERENCE
 
@@ -118,12 +118,13 @@ def test_own_ports_hashed_when_missing() -> None:
     assert env["PAI_CONTAINER_HOST_PORT_LIST"].startswith("http:")
 
 
-def test_render_secrets_fallback() -> None:
+def test_render_command() -> None:
     secrets = {"time": 10, "list": [10, 20], "nested": {"date": {"days": [1, 2]}}}
-    assert render_secrets_fallback("sleep <% $secrets.time %>", secrets) == "sleep 10"
-    assert render_secrets_fallback("<% $secrets.list[1] %>-<%$secrets.list.0%>", secrets) == "20-10"
-    assert render_secrets_fallback("<% $secrets.nested.date.days.1 %>", secrets) == "2"
-    assert render_secrets_fallback("<% $secrets.missing %>", secrets) == "<% $secrets.missing %>"
+    assert render_command("sleep <% $secrets.time %>", secrets) == "sleep 10"
+    assert render_command("<% $secrets.list[1] %>-<%$secrets.list.0%>", secrets) == "20-10"
+    assert render_command("<% $secrets.nested.date.days.1 %>", secrets) == "2"
+    assert render_command("echo [<% $secrets.missing %>]", secrets) == "echo []"  # as OpenPAI's runtime
+    assert render_command("echo [<% $secrets.missing %>]", None) == "echo []"
 
 
 def test_foreground_runner(tmp_path: Path) -> None:
