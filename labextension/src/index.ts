@@ -1,5 +1,5 @@
 import { ILabShell, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
-import { ICommandPalette, IThemeManager, MainAreaWidget } from '@jupyterlab/apputils';
+import { ICommandPalette, IThemeManager } from '@jupyterlab/apputils';
 import { URLExt } from '@jupyterlab/coreutils';
 import { IDefaultFileBrowser } from '@jupyterlab/filebrowser';
 import { IStatusBar } from '@jupyterlab/statusbar';
@@ -15,6 +15,7 @@ import { NniWebUi } from './nni-ui';
 import { commandForFile, defaultForm, jobNameFor, MarketItem, notebookToPython } from './model';
 import { PaiStatus } from './status';
 import { SubmitPanel } from './submit';
+import { MainAreaTabs } from './tabs';
 import { TaskTerminal } from './terminal';
 
 const CMD = {
@@ -44,42 +45,16 @@ const plugin: JupyterFrontEndPlugin<void> = {
     themes: IThemeManager | null
   ) => {
     const api = new PaiApi();
-    const details = new Map<string, MainAreaWidget<JobDetail>>();
-    const terminals = new Map<string, MainAreaWidget<TaskTerminal>>();
+    const terminals = new MainAreaTabs<TaskTerminal>(shell, { icon: runIcon });
+    const openTerminal = (fw: string, role: string, index: number) =>
+      terminals.open(`${fw}/${role}/${index}`, () => new TaskTerminal(api, fw, role, index));
 
-    const openTerminal = (fw: string, role: string, index: number) => {
-      const key = `${fw}/${role}/${index}`;
-      let w = terminals.get(key);
-      if (!w || w.isDisposed) {
-        const content = new TaskTerminal(api, fw, role, index);
-        w = new MainAreaWidget({ content });
-        w.id = content.id;
-        w.title.label = content.title.label;
-        w.title.caption = content.title.caption;
-        w.title.icon = runIcon;
-        terminals.set(key, w);
-        shell.add(w, 'main');
-      }
-      shell.activateById(w.id);
-    };
-
-    const openJob = (fw: string) => {
-      let w = details.get(fw);
-      if (!w || w.isDisposed) {
-        const content = new JobDetail(api, fw, openTerminal);
-        w = new MainAreaWidget({ content });
-        w.id = content.id;
-        w.title.label = content.title.label;
-        w.title.caption = content.title.caption;
-        w.title.icon = listIcon;
-        details.set(fw, w);
-        shell.add(w, 'main');
-        void content.start();
-      } else {
-        void w.content.load();
-      }
-      shell.activateById(w.id);
-    };
+    const jobTabs = new MainAreaTabs<JobDetail>(shell, {
+      icon: listIcon,
+      opened: job => void job.start(),
+      reopened: job => void job.load()
+    });
+    const openJob = (fw: string) => jobTabs.open(fw, () => new JobDetail(api, fw, openTerminal));
 
     const jobs = new JobsPanel(api, openJob);
     jobs.title.icon = listIcon;
@@ -100,7 +75,11 @@ const plugin: JupyterFrontEndPlugin<void> = {
     market.title.icon = extensionIcon;
     shell.add(market, 'left', { rank: 610 });
 
-    const experimentTabs = new Map<string, MainAreaWidget<ExperimentDetail>>();
+    const experimentTabs = new MainAreaTabs<ExperimentDetail>(shell, {
+      icon: lineFormIcon,
+      opened: experiment => void experiment.start(),
+      reopened: experiment => void experiment.load()
+    });
     const nniTabs = new Map<string, NniWebUi>();
     const openNni = (e: Experiment) => {
       let w = nniTabs.get(e.id);
@@ -112,24 +91,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
       }
       shell.activateById(w.id);
     };
-    const openExperiment = (id: string) => {
-      let w = experimentTabs.get(id);
-      if (!w || w.isDisposed) {
-        const content = new ExperimentDetail(api, id, openJob, openNni);
-        w = new MainAreaWidget({ content });
-        w.id = content.id;
-        w.title.label = content.title.label;
-        w.title.caption = content.title.caption;
-        w.title.icon = lineFormIcon;
-        content.title.changed.connect(() => (w!.title.label = content.title.label));
-        experimentTabs.set(id, w);
-        shell.add(w, 'main');
-        void content.start();
-      } else {
-        void w.content.load();
-      }
-      shell.activateById(w.id);
-    };
+    const openExperiment = (id: string) =>
+      experimentTabs.open(id, () => new ExperimentDetail(api, id, openJob, openNni));
     const experiments = new ExperimentsPanel(api, openExperiment);
     experiments.title.icon = lineFormIcon;
     shell.add(experiments, 'left', { rank: 620 });
@@ -208,10 +171,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
       statusBar.registerStatusItem('pai-hub:status', { item: status as Widget, align: 'left', rank: 50 });
     }
     themes?.themeChanged.connect(() => {
-      for (const w of terminals.values()) {
-        if (!w.isDisposed) {
-          w.content.updateTheme();
-        }
+      for (const terminal of terminals.contents) {
+        terminal.updateTheme();
       }
     });
     console.log('pai-hub extension activated');

@@ -34,6 +34,17 @@ function attached<T extends Widget>(w: T): T {
   return w;
 }
 
+/** Hide `widget` a while: `count()` (its refreshes) stays; show it: one refresh at once. */
+async function expectRestWhileHidden(widget: Widget, count: () => number): Promise<void> {
+  const before = count();
+  widget.hide(); // a collapsed sidebar, a tab behind another
+  await pass(5000);
+  expect(count()).toBe(before);
+  widget.show();
+  await settle();
+  expect(count()).toBe(before + 1); // no stale view for up to an interval
+}
+
 describe('widgetPoll', () => {
   it('refreshes while the widget is shown, stands by while hidden, and catches up when shown', async () => {
     const w = attached(new Widget());
@@ -43,12 +54,7 @@ describe('widgetPoll', () => {
     expect(calls).toBe(1); // at once
     await pass(3000);
     expect(calls).toBe(4);
-    w.hide();
-    await pass(5000);
-    expect(calls).toBe(4);
-    w.show();
-    await settle();
-    expect(calls).toBe(5); // no stale view for up to an interval
+    await expectRestWhileHidden(w, () => calls);
     await pass(1000);
     expect(calls).toBe(6);
   });
@@ -129,12 +135,7 @@ describe('the panels refresh on a poll', () => {
     await settle();
     await pass(2000);
     expect(calls).toHaveLength(3);
-    p.hide();
-    await pass(5000);
-    expect(calls).toHaveLength(3);
-    p.show();
-    await settle();
-    expect(calls).toHaveLength(4);
+    await expectRestWhileHidden(p, () => calls.length);
     delete routes.jobs; // the list fails: said in the panel, asked for less often
     await pass(10_000);
     expect(p.node.querySelector('.pai-Message')!.textContent).toContain('Cannot list jobs');
@@ -177,12 +178,7 @@ describe('the panels refresh on a poll', () => {
     expect(d.node.dataset.state).toBe('RUNNING');
     await pass(2000);
     expect(calls).toHaveLength(3);
-    d.hide(); // a tab behind another
-    await pass(5000);
-    expect(calls).toHaveLength(3);
-    d.show();
-    await settle();
-    expect(calls).toHaveLength(4);
+    await expectRestWhileHidden(d, () => calls.length);
     routes['experiments/e1'] = { id: 'e1', name: 'n', state: 'STOPPED', trials: [] };
     await pass(1000);
     expect(d.node.dataset.state).toBe('STOPPED');
@@ -223,12 +219,18 @@ describe('JobDetail follows the log', () => {
     return { api, reads };
   }
 
-  it('reads while the job runs, once more after it ended, then stops; Follow off stops it', async () => {
+  /** A running job's tab, shown, its log followed every second (the first read done). */
+  async function runningJobTab() {
     const routes: Record<string, any> = { 'jobs/alice~j': job('RUNNING') };
     const { api, reads } = logApi(routes);
     const d = attached(new JobDetail(api, 'alice~j', () => undefined, 1000));
     await d.load();
     await settle();
+    return { routes, reads, d };
+  }
+
+  it('reads while the job runs, once more after it ended, then stops', async () => {
+    const { routes, reads, d } = await runningJobTab();
     expect(reads).toEqual(['jobs/alice~j/tasks/worker/0/logs/all?offset=0']);
     await pass(2000);
     expect(reads.at(-1)).toBe('jobs/alice~j/tasks/worker/0/logs/all?offset=14');
@@ -243,17 +245,8 @@ describe('JobDetail follows the log', () => {
 
   it('stands by while the tab is hidden, backs off while reads fail, stops when Follow is unticked', async () => {
     vi.spyOn(Math, 'random').mockReturnValue(0.999);
-    const routes: Record<string, any> = { 'jobs/alice~j': job('RUNNING') };
-    const { api, reads } = logApi(routes);
-    const d = attached(new JobDetail(api, 'alice~j', () => undefined, 1000));
-    await d.load();
-    await settle();
-    d.hide();
-    await pass(5000);
-    expect(reads).toHaveLength(1);
-    d.show();
-    await settle();
-    expect(reads).toHaveLength(2);
+    const { routes, reads, d } = await runningJobTab();
+    await expectRestWhileHidden(d, () => reads.length);
     routes.logFails = true;
     await pass(10_000);
     expect(reads.length).toBeLessThan(7);
@@ -272,15 +265,19 @@ describe('JobDetail follows the log', () => {
 });
 
 describe('typing is checked once it pauses', () => {
+  /** Type `values` into `input` one after the other, `pauseMs` apart. */
+  async function typeInto(input: HTMLInputElement, values: string[], pauseMs: number): Promise<void> {
+    for (const v of values) {
+      input.value = v;
+      input.dispatchEvent(new Event('input'));
+      await pass(pauseMs);
+    }
+  }
+
   it('MarketPanel searches once per pause', async () => {
     const { api, calls } = countingGet({ 'marketplace/items?keyword=abc': [] });
     const p = new MarketPanel(api, () => undefined);
-    const search = p.node.querySelector('input[type=search]') as HTMLInputElement;
-    for (const v of ['a', 'ab', 'abc']) {
-      search.value = v;
-      search.dispatchEvent(new Event('input'));
-      await pass(100);
-    }
+    await typeInto(p.node.querySelector('input[type=search]') as HTMLInputElement, ['a', 'ab', 'abc'], 100);
     expect(calls).toHaveLength(0);
     await pass(250);
     expect(calls).toEqual(['marketplace/items?keyword=abc']);
@@ -291,16 +288,11 @@ describe('typing is checked once it pauses', () => {
     const posted: string[] = [];
     const p = new SubmitPanel(fakeApi({ 'POST jobs?dryRun=true': { status: 200 }, 'POST jobs': { status: 202 } }, posted), () => undefined, 600);
     const name = p.node.querySelector('input[name=name]') as HTMLInputElement;
-    for (const v of ['j', 'jo', 'job']) {
-      name.value = v;
-      name.dispatchEvent(new Event('input'));
-      await pass(200);
-    }
+    await typeInto(name, ['j', 'jo', 'job'], 200);
     expect(posted).toHaveLength(0);
     await pass(600);
     expect(posted).toHaveLength(1);
-    name.value = 'job2';
-    name.dispatchEvent(new Event('input'));
+    void typeInto(name, ['job2'], 0);
     p.dispose();
     await pass(1000);
     expect(posted).toHaveLength(1);

@@ -22,6 +22,21 @@ def open_sidebar(page, caption: str) -> None:
         tab.click()
 
 
+def submit_opened_file(page, name_prefix: str, command: str, output: str) -> None:
+    """The submission panel "Submit as PAI job" opened: it names the job after the file and runs
+    it with `command`; submitted, the job succeeds and its log shows `output`."""
+    panel = page.locator("#pai-submit")
+    panel.wait_for(state="visible")
+    page.wait_for_function("prefix => document.querySelector('#pai-submit input[name=name]').value.startsWith(prefix)",
+                           arg=name_prefix)
+    assert command in panel.locator("textarea[name=command]").input_value()
+    name = panel.locator("input[name=name]").input_value()
+    panel.locator(".pai-Submit").click()
+    page.locator(f"#pai-job-alice_{name}[data-state=SUCCEEDED]").wait_for(timeout=60_000)
+    page.wait_for_function("([id, output]) => document.querySelector('#' + id + ' .pai-Log')?.textContent.includes(output)",
+                           arg=[f"pai-job-alice_{name}", output])
+
+
 def test_submit_file_watch_success_and_read_logs(page, lab, pai):
     (lab.root / "hello.py").write_text("import sys\nprint('hello-from-lab-job', sys.version_info[0])\n")
     page.locator(".jp-DirListing-item", has_text="hello.py").first.wait_for()
@@ -194,29 +209,14 @@ def test_submit_notebook_and_shell_script(page, lab, pai):
     item.wait_for()
     item.click(button="right")
     page.locator(".lm-Menu-item", has_text="Submit as PAI job").click()
-    panel = page.locator("#pai-submit")
-    panel.wait_for(state="visible")
-    page.wait_for_function(
-        "document.querySelector('#pai-submit input[name=name]').value.startsWith('analysis-')")
-    assert "python3 analysis.py" in panel.locator("textarea[name=command]").input_value()
-    name = panel.locator("input[name=name]").input_value()
-    panel.locator(".pai-Submit").click()
-    page.locator(f"#pai-job-alice_{name}[data-state=SUCCEEDED]").wait_for(timeout=60_000)
-    page.wait_for_function("id => document.querySelector('#' + id + ' .pai-Log')?.textContent.includes('nb-job-ok 42')",
-                           arg=f"pai-job-alice_{name}")
+    submit_opened_file(page, "analysis-", "python3 analysis.py", "nb-job-ok 42")
 
     page.locator(".jp-DirListing-item", has_text="run.sh").first.dblclick()
     editor = page.locator(".jp-FileEditor").last
     editor.wait_for()
     editor.locator(".cm-content").click(button="right")
     page.locator(".lm-Menu-item", has_text="Submit as PAI job").click()
-    page.wait_for_function("document.querySelector('#pai-submit input[name=name]').value.startsWith('run-')")
-    assert "bash run.sh" in panel.locator("textarea[name=command]").input_value()
-    name = panel.locator("input[name=name]").input_value()
-    panel.locator(".pai-Submit").click()
-    page.locator(f"#pai-job-alice_{name}[data-state=SUCCEEDED]").wait_for(timeout=60_000)
-    page.wait_for_function("id => document.querySelector('#' + id + ' .pai-Log')?.textContent.includes('sh-job-ok 42')",
-                           arg=f"pai-job-alice_{name}")
+    submit_opened_file(page, "run-", "bash run.sh", "sh-job-ok 42")
     shot(page, "11-shell-script-job")
 
 
