@@ -1,11 +1,12 @@
-/** A terminal tab into a PAI task: xterm.js over pai_extension's websocket (terminado's JSON
- * messages: ["stdin", s], ["set_size", rows, cols] out; ["stdout", s], ["disconnect", 1] in). */
+/** A terminal tab into a PAI task: xterm.js over pai_extension's websocket, which speaks terminado's
+ * messages (terminal-protocol.ts). */
 import { Message } from '@lumino/messaging';
 import { Widget } from '@lumino/widgets';
 import { FitAddon } from '@xterm/addon-fit';
 import { Terminal } from '@xterm/xterm';
 
 import type { IPaiApi } from './api';
+import { decodeFromShell, encodeToShell, ToShell } from './terminal-protocol';
 
 function cssVar(name: string, fallback: string): string {
   const v = getComputedStyle(document.body).getPropertyValue(name).trim();
@@ -40,6 +41,11 @@ export class TaskTerminal extends Widget {
     this.term.onResize(({ rows, cols }) => this.send(['set_size', rows, cols]));
   }
 
+  /** The xterm.js terminal (what the user sees and types into). */
+  get terminal(): Terminal {
+    return this.term;
+  }
+
   private theme() {
     return {
       background: cssVar('--jp-layout-color0', '#fff'),
@@ -54,9 +60,9 @@ export class TaskTerminal extends Widget {
     this.term.options.theme = this.theme();
   }
 
-  private send(msg: unknown[]): void {
+  private send(message: ToShell): void {
     if (this.ws?.readyState === WebSocket.OPEN) {
-      this.ws.send(JSON.stringify(msg));
+      this.ws.send(encodeToShell(message));
     }
   }
 
@@ -65,13 +71,14 @@ export class TaskTerminal extends Widget {
     this.ws = ws;
     ws.onopen = () => {
       this.node.dataset.connected = 'true';
-      this.send(['set_size', this.term.rows, this.term.cols]);
+      this.send(['set_size', this.term.rows, this.term.cols]); // the shell starts at the view's size
     };
     ws.onmessage = ev => {
-      const [kind, ...rest] = JSON.parse(ev.data);
-      if (kind === 'stdout') {
-        this.term.write(rest[0]);
-      } else if (kind === 'disconnect') {
+      const message = decodeFromShell(ev.data);
+      if (message?.[0] === 'stdout') {
+        this.term.write(message[1]);
+      } else if (message?.[0] === 'disconnect') {
+        this.node.dataset.connected = 'false';
         this.term.write('\r\n[the shell ended]\r\n');
       }
     };

@@ -32,18 +32,15 @@ from .records import (
     EXIT_START_FAILED,
     EXIT_STOP_REQUESTED,
     EXIT_TASK_LOST,
-    FAILED,
-    RUNNING,
-    STOPPED,
-    STOPPING,
-    SUCCEEDED,
-    TERMINAL,
-    WAITING,
     EventRecord,
     JobAttemptRecord,
     JobRecord,
     TaskRecord,
 )
+from .states import TERMINAL_JOB_STATES, AttemptState, JobState, LaunchState, TaskState, transition
+
+#: Launch states of a task a backend was asked to start and that has not ended.
+_STARTED = frozenset({LaunchState.LAUNCHING, LaunchState.RUNNING})
 
 
 def classify_exit(code: int, info: dict[str, Any] | None = None) -> str:
@@ -65,7 +62,7 @@ def classify_exit(code: int, info: dict[str, Any] | None = None) -> str:
 class Completion:
     """An attempt whose outcome is decided, waiting for its remaining tasks to end."""
 
-    state: str
+    state: JobState
     exit_code: int
     trigger: TaskRecord | None = None
 
@@ -150,52 +147,52 @@ class Machine:
     def stop(self, job_id: int, now: float) -> None:
         """The user asked to stop the job (executionType STOP)."""
         job = self.jobs[job_id]
-        if job.state in TERMINAL or job.execution_type == "STOP":
+        if job.state in TERMINAL_JOB_STATES or job.execution_type == "STOP":
             return
         job.execution_type = "STOP"
         self._job(job)
         self._event(job, "StopRequested", "stop requested", now)
-        self.completing[job.id] = Completion(STOPPED, EXIT_STOP_REQUESTED)
+        self.completing[job.id] = Completion(JobState.STOPPED, EXIT_STOP_REQUESTED)
         self._wind_down(job, now)
-        if job.state not in TERMINAL:
-            job.state = STOPPING
+        if job.state not in TERMINAL_JOB_STATES:
+            transition(job, JobState.STOPPING)
             job.sub_state = "AttemptDeletionRequested"
 
     def task_running(self, task_id: str, started_at: float | None, now: float) -> None:
         task = self.live.get(task_id)
-        if task is None or task.launch_state in ("running", "ended"):
+        if task is None or task.launch_state != LaunchState.LAUNCHING:
             return
-        task.launch_state = "running"
-        task.state = RUNNING
+        transition(task, LaunchState.RUNNING)
+        transition(task, TaskState.RUNNING)
         task.launched_at = started_at or now
         self._task(task)
         job = self.jobs[task.job_id]
         self._event(job, "TaskStarted", f"task {task.role}[{task.task_index}] started on {task.node}", now, task)
-        if job.state == WAITING:
-            job.state = RUNNING
+        if job.state == JobState.WAITING:
+            transition(job, JobState.RUNNING)
             job.sub_state = "AttemptRunning"
             job.launched_at = job.launched_at or task.launched_at
             self._job(job)
             att = self.attempts[job.id]
-            att.state = RUNNING
+            transition(att, AttemptState.RUNNING)
             att.launched_at = task.launched_at
             self._attempt(att)
 
     def task_exited(self, task_id: str, exit_code: int, started_at: float | None, finished_at: float,
                     now: float, diagnostics: str | None = None, exit_info: dict[str, Any] | None = None) -> None:
         task = self.live.get(task_id)
-        if task is None or task.launch_state == "ended":
+        if task is None or task.launch_state == LaunchState.ENDED:
             return
         job = self.jobs[task.job_id]
-        if exit_code == EXIT_TASK_LOST and task.launch_state == "launching":
+        if exit_code == EXIT_TASK_LOST and task.launch_state == LaunchState.LAUNCHING:
             # Decided and committed, but the backend never started it: start it now. Only once:
             # if it is lost again, that is a real loss (the backend refuses to start a task twice).
-            task.launch_state = "running"
+            transition(task, LaunchState.RUNNING)
             self._task(task)
             self.fx.starts.append(self._launch(job, task))
             return
         del self.live[task_id]
-        task.launch_state = "ended"
+        transition(task, LaunchState.ENDED)
         task.exit_code = exit_code
         task.exit_info = exit_info
         task.exit_diagnostics = diagnostics or (exit_info or {}).get("reason")
@@ -203,17 +200,17 @@ class Machine:
         task.completed_at = finished_at
         completion = self.completing.get(job.id)
         if exit_code == 0:
-            task.state = SUCCEEDED
+            transition(task, TaskState.SUCCEEDED)
         elif completion is not None:
-            task.state = STOPPED
+            transition(task, TaskState.STOPPED)
         else:
-            task.state = FAILED
+            transition(task, TaskState.FAILED)
         self._task(task)
         self._event(job, f"Task{task.state.capitalize()}",
                     f"task {task.role}[{task.task_index}] exited with code {exit_code}", now, task,
-                    "Normal" if task.state != FAILED else "Warning")
+                    "Normal" if task.state != TaskState.FAILED else "Warning")
         if completion is None:
-            if task.state == FAILED and self._retry_task(job, task, now):
+            if task.state == TaskState.FAILED and self._retry_task(job, task, now):
                 return
             self._apply_completion_policy(job, task, now)
         self._maybe_finish_attempt(job, now)
@@ -231,7 +228,7 @@ class Machine:
             self._placed(placement, now)
         for gang_id, reason in decisions.waiting_reasons.items():
             job = self.jobs.get(int(gang_id.split(".", 1)[0]))
-            if job is not None and job.state == WAITING and job.waiting_reason != reason:
+            if job is not None and job.state == JobState.WAITING and job.waiting_reason != reason:
                 job.waiting_reason = reason
                 self._job(job)
                 self._event(job, "Waiting", reason, now)
@@ -242,9 +239,9 @@ class Machine:
     def _preempt(self, gang_id: str, now: float) -> None:
         """Stop a job whose cells a higher-priority job needs; it is retried (not the user's fault)."""
         job = self._job_of_gang(gang_id)
-        if job is None or job.state in TERMINAL or job.id in self.completing:
+        if job is None or job.state in TERMINAL_JOB_STATES or job.id in self.completing:
             return
-        self.completing[job.id] = Completion(FAILED, EXIT_PREEMPTED)
+        self.completing[job.id] = Completion(JobState.FAILED, EXIT_PREEMPTED)
         job.exit_diagnostics = "preempted to make room for a higher-priority job"
         self._job(job)
         self._event(job, "Preempted", "preempted to make room for a higher-priority job; it will be requeued",
@@ -253,11 +250,11 @@ class Machine:
 
     # -- attempts -------------------------------------------------------------------------------
     def _start_attempt(self, job: JobRecord, plan: Any, now: float) -> None:
-        job.state = WAITING
+        transition(job, JobState.WAITING)
         job.sub_state = "AttemptCreationPending"
         job.waiting_reason = None
         self._job(job)
-        att = JobAttemptRecord(job.id, job.attempt_id, WAITING, now)
+        att = JobAttemptRecord(job.id, job.attempt_id, AttemptState.WAITING, now)
         self.attempts[job.id] = att
         self._attempt(att)
         tasks = []
@@ -273,7 +270,7 @@ class Machine:
         task = TaskRecord(
             task_id=f"{job.id}.{job.attempt_id}.{role}.{index}.{attempt}",
             job_id=job.id, job_attempt_id=job.attempt_id, role=role, task_index=index,
-            attempt_id=attempt, task_uid=uuid.uuid4().hex, state=WAITING, created_at=now,
+            attempt_id=attempt, task_uid=uuid.uuid4().hex, state=TaskState.WAITING, created_at=now,
         )
         self.live[task.task_id] = task
         self.fx.new_tasks[task.task_id] = task
@@ -282,7 +279,7 @@ class Machine:
     def _gangs(self, job: JobRecord, plan: Any, tasks: list[TaskRecord], pending_only: bool = True,
                ) -> list[GangRequest]:
         """The job's affinity groups for the scheduler (see :mod:`pai_hub.scheduler.requests`)."""
-        keys = [(t.role, t.task_index) for t in tasks if not pending_only or t.launch_state == "pending"]
+        keys = [(t.role, t.task_index) for t in tasks if not pending_only or t.launch_state == LaunchState.PENDING]
         return build_gangs(job.id, job.attempt_id, plan, keys, self.cluster_facts, job.submitted_at,
                            job.virtual_cluster)
 
@@ -311,7 +308,7 @@ class Machine:
         # the scheduler's leaf cells are GPU indices only for GPU tasks (CPU tasks hold CPU slots)
         task.node, task.ip, task.gpus = node.name, node.ip, list(pod.gpus) if role.gpu > 0 else []
         task.ports = {label: self.port_allocator(task.task_uid, label, n) for label, n in role.ports.items()}
-        task.launch_state = "launching"
+        transition(task, LaunchState.LAUNCHING)
         self._task(task)
 
     def _launch(self, job: JobRecord, task: TaskRecord) -> TaskLaunch:
@@ -333,7 +330,7 @@ class Machine:
         retry.node, retry.ip, retry.gpus = task.node, task.ip, list(task.gpus)
         role = plan.task_roles[task.role]
         retry.ports = {label: self.port_allocator(retry.task_uid, label, n) for label, n in role.ports.items()}
-        retry.launch_state = "launching"
+        transition(retry, LaunchState.LAUNCHING)
         tasks = self.tasks[job.id]
         tasks[tasks.index(task)] = retry
         self._event(job, "TaskRetried", f"task {task.role}[{task.task_index}] retry {retry.retries}", now, retry)
@@ -349,25 +346,25 @@ class Machine:
     def _decide_completion(self, job: JobRecord, task: TaskRecord) -> Completion | None:
         role = self.plans[job.id].task_roles[task.role]
         same_role = [t for t in self.tasks[job.id] if t.role == task.role]
-        failed = sum(t.state == FAILED for t in same_role)
-        succeeded = sum(t.state == SUCCEEDED for t in same_role)
+        failed = sum(t.state == TaskState.FAILED for t in same_role)
+        succeeded = sum(t.state == TaskState.SUCCEEDED for t in same_role)
         if role.min_failed != -1 and failed >= role.min_failed:
-            return Completion(FAILED, task.exit_code or 1, task)
+            return Completion(JobState.FAILED, task.exit_code or 1, task)
         if role.min_succeeded != -1 and succeeded >= role.min_succeeded:
-            return Completion(SUCCEEDED, 0, task)
-        if all(t.launch_state == "ended" for t in self.tasks[job.id]):
-            return Completion(SUCCEEDED, 0, task)
+            return Completion(JobState.SUCCEEDED, 0, task)
+        if all(t.launch_state == LaunchState.ENDED for t in self.tasks[job.id]):
+            return Completion(JobState.SUCCEEDED, 0, task)
         return None
 
     def _wind_down(self, job: JobRecord, now: float) -> None:
         """Stop what still runs of an attempt whose outcome is decided; finish it if nothing does."""
         grace = self.stop_grace
         for task in self.tasks.get(job.id, []):
-            if task.launch_state in ("launching", "running"):
+            if task.launch_state in _STARTED:
                 self.fx.stops.append((task.task_id, grace))
-            elif task.launch_state == "pending":
-                task.launch_state = "ended"
-                task.state = STOPPED
+            elif task.launch_state == LaunchState.PENDING:
+                transition(task, LaunchState.ENDED)
+                transition(task, TaskState.STOPPED)
                 task.completed_at = now
                 self.live.pop(task.task_id, None)
                 self._task(task)
@@ -380,19 +377,20 @@ class Machine:
 
     def _maybe_finish_attempt(self, job: JobRecord, now: float) -> None:
         completion = self.completing.get(job.id)
-        if completion is None or any(t.launch_state != "ended" for t in self.tasks[job.id]):
+        if completion is None or any(t.launch_state != LaunchState.ENDED for t in self.tasks[job.id]):
             return
         del self.completing[job.id]
         old_gangs = self._gang_ids(job)
         att = self.attempts[job.id]
-        att.state, att.completed_at, att.exit_code = completion.state, now, completion.exit_code
+        transition(att, AttemptState(completion.state))
+        att.completed_at, att.exit_code = now, completion.exit_code
         self._attempt(att)
         trigger = completion.trigger
         if trigger is not None:
             job.exit_trigger = {"taskRole": trigger.role, "taskIndex": trigger.task_index,
                                 "exitCode": trigger.exit_code}
             job.exit_info = trigger.exit_info
-        failed = completion.state == FAILED and job.execution_type != "STOP"
+        failed = completion.state == JobState.FAILED and job.execution_type != "STOP"
         if failed and self._retry_job(job, completion, now, release=old_gangs):
             return
         # the job ends here: keep its cells for debugging, or give them back
@@ -400,17 +398,17 @@ class Machine:
         if not minutes:
             for gang_id in old_gangs:
                 self.scheduler.release(gang_id)
-        job.state = completion.state
+        transition(job, completion.state)
         job.sub_state = "Completed"
         job.exit_code = completion.exit_code
         job.completed_at = now
-        if completion.state == FAILED and trigger is not None:
+        if completion.state == JobState.FAILED and trigger is not None:
             job.exit_diagnostics = (
                 f"task {trigger.role}[{trigger.task_index}] failed with exit code {trigger.exit_code}"
             )
         self._job(job)
         self._event(job, f"Job{job.state.capitalize()}", f"job {job.state.lower()} (exit code {job.exit_code})",
-                    now, type="Normal" if job.state != FAILED else "Warning")
+                    now, type="Normal" if job.state != JobState.FAILED else "Warning")
         if minutes:
             self._reserve_for_debugging(job, now + 60 * minutes, now)
         else:
@@ -450,7 +448,7 @@ class Machine:
     def _reserve_for_debugging(self, job: JobRecord, until: float, now: float) -> None:
         """Keep the failed tasks' cells (and so their GPUs) and directories until ``until``."""
         self.debugging[job.id] = until
-        failed = [t for t in self.tasks[job.id] if t.state == FAILED]
+        failed = [t for t in self.tasks[job.id] if t.state == TaskState.FAILED]
         for task in failed:
             task.debug_until = until
             self._task(task)
@@ -516,7 +514,7 @@ class Machine:
             self.tasks[job.id] = current
             if (job.id, job.attempt_id) in latest:
                 self.attempts[job.id] = latest[(job.id, job.attempt_id)]
-            if job.state in TERMINAL:
+            if job.state in TERMINAL_JOB_STATES:
                 until = max((t.debug_until or 0 for t in current), default=0)
                 if until:  # a debug reservation outlives a restart: its cells stay held
                     self.plans[job.id] = plan_of(job)
@@ -526,16 +524,16 @@ class Machine:
             plan = plan_of(job)
             self.plans[job.id] = plan
             for t in current:
-                if t.launch_state != "ended":
+                if t.launch_state != LaunchState.ENDED:
                     self.live[t.task_id] = t
-                if t.launch_state in ("launching", "running"):
+                if t.launch_state in _STARTED:
                     to_adopt.append(t.task_id)
             self._rebind(job, plan, current)
             if job.execution_type == "STOP":
-                self.completing[job.id] = Completion(STOPPED, EXIT_STOP_REQUESTED)
+                self.completing[job.id] = Completion(JobState.STOPPED, EXIT_STOP_REQUESTED)
             else:
                 for t in current:
-                    if t.launch_state == "ended" and job.id not in self.completing:
+                    if t.launch_state == LaunchState.ENDED and job.id not in self.completing:
                         completion = self._decide_completion(job, t)
                         if completion is not None:
                             self.completing[job.id] = completion
@@ -558,7 +556,7 @@ class Machine:
         for gang in self._gangs(job, plan, tasks, pending_only=False):
             members = [by_key[(p.role, p.index)] for p in gang.pods]
             if all(t.node is None for t in members):
-                if any(t.launch_state == "pending" for t in members):
+                if any(t.launch_state == LaunchState.PENDING for t in members):
                     self.scheduler.submit(gang)
                 continue
             self.scheduler.bind(Placement(gang.gang_id, tuple(

@@ -1,6 +1,8 @@
 """In-memory mirrors of the store's rows, mutated only by the state machine.
 
 Field names are the store's column names, so persisting a record is ``asdict`` and nothing more.
+States are the enums of :mod:`.states` (plain strings read back from the store are turned into
+them), changed only through :func:`.states.transition`.
 """
 
 from __future__ import annotations
@@ -8,17 +10,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-# OpenPAI's job and task states (notes/openpai.md §3.1).
+from .states import TERMINAL_JOB_STATES, AttemptState, JobState, LaunchState, TaskState
+
+# OpenPAI's job states (notes/openpai.md §3.1), by the names callers have always imported.
 WAITING, RUNNING, STOPPING, STOPPED, SUCCEEDED, FAILED, UNKNOWN = (
-    "WAITING",
-    "RUNNING",
-    "STOPPING",
-    "STOPPED",
-    "SUCCEEDED",
-    "FAILED",
-    "UNKNOWN",
+    JobState.WAITING,
+    JobState.RUNNING,
+    JobState.STOPPING,
+    JobState.STOPPED,
+    JobState.SUCCEEDED,
+    JobState.FAILED,
+    JobState.UNKNOWN,
 )
-TERMINAL = frozenset({STOPPED, SUCCEEDED, FAILED})
+TERMINAL = TERMINAL_JOB_STATES
 
 # Exit codes the platform itself assigns (OpenPAI's exit spec numbering).
 EXIT_STOP_REQUESTED = -210  # StopFrameworkRequested
@@ -35,7 +39,7 @@ class JobRecord:
     username: str
     name: str
     virtual_cluster: str
-    state: str
+    state: JobState
     config_yaml: str
     protocol: dict[str, Any]
     secrets: dict[str, Any]
@@ -59,6 +63,9 @@ class JobRecord:
     waiting_reason: str | None = None
     exit_info: dict[str, Any] | None = None  # the trigger task's failure analysis (OpenPAI's exit spec)
 
+    def __post_init__(self) -> None:
+        self.state = JobState(self.state)
+
     @property
     def retries(self) -> int:
         return self.retries_user + self.retries_platform
@@ -68,11 +75,14 @@ class JobRecord:
 class JobAttemptRecord:
     job_id: int
     attempt_id: int
-    state: str
+    state: AttemptState
     created_at: float
     launched_at: float | None = None
     completed_at: float | None = None
     exit_code: int | None = None
+
+    def __post_init__(self) -> None:
+        self.state = AttemptState(self.state)
 
 
 @dataclass
@@ -86,9 +96,9 @@ class TaskRecord:
     task_index: int
     attempt_id: int
     task_uid: str
-    state: str
+    state: TaskState
     created_at: float
-    launch_state: str = "pending"
+    launch_state: LaunchState = LaunchState.PENDING
     retries: int = 0
     accountable_retries: int = 0
     node: str | None = None
@@ -101,6 +111,10 @@ class TaskRecord:
     exit_diagnostics: str | None = None
     exit_info: dict[str, Any] | None = None  # failure analysis from the runtime (OpenPAI's exit spec)
     debug_until: float | None = None  # a failed task kept for debugging until then (sub-state DEBUGGING)
+
+    def __post_init__(self) -> None:
+        self.state = TaskState(self.state)
+        self.launch_state = LaunchState(self.launch_state)
 
 
 @dataclass

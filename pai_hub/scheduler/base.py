@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
 
 @dataclass(frozen=True)
@@ -71,6 +71,33 @@ class Decisions:
     waiting_reasons: dict[str, str] = field(default_factory=dict)
 
 
+SkuUse = dict[str, int]
+"""Leaf cells of one SKU: ``capacity``, ``used``, ``free`` (and, where they apply, ``bad``,
+``opportunistic``)."""
+
+VcStatus = dict[str, Any]
+"""One VC: ``{sku: SkuUse, ..., "nodes": {node: {sku: SkuUse}}}`` (docs/scheduler.md)."""
+
+
+class NodeStatus(TypedDict):
+    healthy: bool
+    skus: dict[str, SkuUse]
+
+
+class ClusterStatus(TypedDict):
+    """The whole cluster as the scheduler sees it: per node, per SKU and per VC."""
+
+    nodes: dict[str, NodeStatus]
+    skus: dict[str, SkuUse]
+    vcs: dict[str, dict[str, SkuUse]]
+
+
+class SchedulerInvariantError(RuntimeError):
+    """The scheduler's own bookkeeping contradicts itself (a cell freed twice, a placement on a
+    busy cell): a bug, raised where it happens instead of corrupting later decisions. A named error,
+    not ``assert``, so that ``python -O`` keeps the check."""
+
+
 class Scheduler(abc.ABC):
     """Decides where gangs run. Implementations hold no I/O and no clock of their own."""
 
@@ -104,3 +131,21 @@ class Scheduler(abc.ABC):
 
     @abc.abstractmethod
     def waiting_reason(self, gang_id: str) -> str | None: ...
+
+    # -- what the rest of the platform reads (through the controller's read model) ---------------
+    def validate(self, gang: GangRequest) -> str | None:
+        """Why ``gang`` could never be placed as written (refused with a 400 at submission), or
+        None. The default refuses nothing: such a gang waits, with its reason."""
+        return None
+
+    def leaf_cells(self, gang: GangRequest, pod: PodRequest) -> int:
+        """Leaf cells one task of ``gang`` takes (the unit of quotas and capacity). Default: its GPUs."""
+        return pod.gpu
+
+    @abc.abstractmethod
+    def vc_status(self, vc: str) -> VcStatus:
+        """Capacity, use and free leaf cells of one VC per SKU. Raises KeyError for an unknown VC."""
+
+    @abc.abstractmethod
+    def cluster_status(self) -> ClusterStatus:
+        """Every node (healthy or not, its use per SKU), the totals per SKU and per VC."""

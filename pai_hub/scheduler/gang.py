@@ -10,7 +10,20 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .base import Decisions, GangRequest, Placement, PodPlacement, Scheduler
+from .base import (
+    ClusterStatus,
+    Decisions,
+    GangRequest,
+    NodeStatus,
+    Placement,
+    PodPlacement,
+    Scheduler,
+    SkuUse,
+    VcStatus,
+)
+
+#: The one VC of a gang scheduler: it has no quotas, every gang shares every node.
+DEFAULT_VC = "default"
 
 
 @dataclass
@@ -135,6 +148,50 @@ class GangScheduler(Scheduler):
         decisions.waiting_reasons = {g: self._reasons[g] for g in self._order}
         self._dirty = False
         return decisions
+
+    # -- what the platform reads ----------------------------------------------------------------
+    def validate(self, gang: GangRequest) -> str | None:
+        """A task bigger than every node, or a gang bigger than the cluster, can never be placed."""
+        for pod in gang.pods:
+            if not any(n.cpu >= pod.cpu and n.memory_mb >= pod.memory_mb and len(n.gpus) >= pod.gpu
+                       for n in self.nodes.values()):
+                return (f"a task needs {pod.gpu} GPUs, {pod.cpu} CPUs and {pod.memory_mb} MB on one node; "
+                        "no node has that much")
+        nodes = self.nodes.values()
+        if (sum(p.gpu for p in gang.pods) > sum(len(n.gpus) for n in nodes)
+                or sum(p.cpu for p in gang.pods) > sum(n.cpu for n in nodes)
+                or sum(p.memory_mb for p in gang.pods) > sum(n.memory_mb for n in nodes)):
+            return self._explain(gang)
+        return None
+
+    def _node_use(self, n: NodeCapacity) -> dict[str, SkuUse]:
+        """A node's GPUs (SKU ``gpu``) and CPUs (SKU ``cpu``)."""
+        gpus, cpus = len(n.gpus), n.cpu
+        return {"gpu": {"capacity": gpus, "used": len(n.used_gpus), "free": gpus - len(n.used_gpus)},
+                "cpu": {"capacity": cpus, "used": n.used_cpu, "free": cpus - n.used_cpu}}
+
+    def cluster_status(self) -> ClusterStatus:
+        nodes: dict[str, NodeStatus] = {}
+        totals: dict[str, SkuUse] = {}
+        for n in self.nodes.values():
+            use = self._node_use(n)
+            nodes[n.name] = {"healthy": n.healthy, "skus": {s: {**u, "opportunistic": 0} for s, u in use.items()}}
+            for sku, u in use.items():
+                t = totals.setdefault(sku, {"capacity": 0, "used": 0, "free": 0, "bad": 0})
+                t["capacity"] += u["capacity"]
+                t["used"] += u["used"]
+                t["free" if n.healthy else "bad"] += u["free"]
+        vc = {s: {"capacity": t["capacity"], "used": t["used"], "free": t["free"]} for s, t in totals.items()}
+        return {"nodes": nodes, "skus": totals, "vcs": {DEFAULT_VC: vc}}
+
+    def vc_status(self, vc: str) -> VcStatus:
+        if vc != DEFAULT_VC:
+            raise KeyError(vc)
+        status = self.cluster_status()
+        out: VcStatus = {s: {**t, "opportunistic": 0} for s, t in status["skus"].items()}
+        out["nodes"] = {name: {s: {k: u[k] for k in ("capacity", "used", "free")} for s, u in n["skus"].items()}
+                        for name, n in status["nodes"].items()}
+        return out
 
     # -- placement ------------------------------------------------------------------------------
     @staticmethod

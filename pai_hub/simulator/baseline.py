@@ -25,7 +25,17 @@ import heapq
 from dataclasses import dataclass
 from typing import Any
 
-from ..scheduler.base import Decisions, GangRequest, Placement, PodPlacement, Scheduler
+from ..scheduler.base import (
+    ClusterStatus,
+    Decisions,
+    GangRequest,
+    NodeStatus,
+    Placement,
+    PodPlacement,
+    Scheduler,
+    SkuUse,
+    VcStatus,
+)
 
 __all__ = ["QuotaFifoScheduler"]
 
@@ -157,6 +167,30 @@ class QuotaFifoScheduler(Scheduler):
 
     def waiting_reason(self, gang_id: str) -> str | None:
         return self._reasons.get(gang_id)
+
+    def validate(self, gang: GangRequest) -> str | None:
+        return self._never(gang)
+
+    def cluster_status(self) -> ClusterStatus:
+        """Per node and per GPU type; a VC's use is counted against its quota, of no GPU type."""
+        nodes: dict[str, NodeStatus] = {}
+        skus: dict[str, SkuUse] = {}
+        for n in self._nodes:
+            used = n.gpus - len(n.free)
+            nodes[n.name] = {"healthy": n.healthy, "skus": {n.leaf_type: {
+                "capacity": n.gpus, "used": used, "free": len(n.free), "opportunistic": 0}}}
+            t = skus.setdefault(n.leaf_type, {"capacity": 0, "used": 0, "free": 0, "bad": 0})
+            t["capacity"] += n.gpus
+            t["used"] += used
+            t["free" if n.healthy else "bad"] += len(n.free)
+        vcs = {vc: {"gpu": {"capacity": q, "used": self.used.get(vc, 0), "free": q - self.used.get(vc, 0)}}
+               for vc, q in self.quotas.items()}
+        return {"nodes": nodes, "skus": skus, "vcs": vcs}
+
+    def vc_status(self, vc: str) -> VcStatus:
+        quota, used = self.quotas[vc], self.used.get(vc, 0)
+        return {"gpu": {"capacity": quota, "used": used, "free": quota - used, "bad": 0, "opportunistic": 0},
+                "nodes": {}}
 
     def schedule(self, now: float) -> Decisions:
         decisions = Decisions()

@@ -28,7 +28,7 @@ from ..orchestrator.effects import Effects
 from ..orchestrator.machine import Machine
 from ..orchestrator.records import EXIT_TASK_LOST, TERMINAL, WAITING, JobRecord
 from ..protocol.render import RenderedJob, RenderedTaskRole
-from ..scheduler.base import Decisions, GangRequest, Placement, Scheduler
+from ..scheduler.base import ClusterStatus, Decisions, GangRequest, Placement, PodRequest, Scheduler, VcStatus
 from .cluster import ClusterModel
 from .metrics import GuaranteeMonitor
 from .workload import SimJob, priority_class
@@ -78,6 +78,18 @@ class RecordingScheduler(Scheduler):
 
     def waiting_reason(self, gang_id: str) -> str | None:
         return self.inner.waiting_reason(gang_id)
+
+    def validate(self, gang: GangRequest) -> str | None:
+        return self.inner.validate(gang)
+
+    def leaf_cells(self, gang: GangRequest, pod: PodRequest) -> int:
+        return self.inner.leaf_cells(gang, pod)
+
+    def vc_status(self, vc: str) -> VcStatus:
+        return self.inner.vc_status(vc)
+
+    def cluster_status(self) -> ClusterStatus:
+        return self.inner.cluster_status()
 
 
 @dataclass(frozen=True)

@@ -123,8 +123,7 @@ class GuaranteeMonitor:
             if state.open is not None and (not violated or state.open[0] != head):
                 self.by_vc_seconds[vc] += now - state.open[1]
                 state.open = None
-            if violated and state.open is None:
-                assert head is not None
+            if violated and state.open is None and head is not None:
                 state.open = (head, now)
                 self.violating_jobs.add(head)
                 self.by_vc_jobs.setdefault(vc, set()).add(head)

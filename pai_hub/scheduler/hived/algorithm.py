@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..base import SchedulerInvariantError
 from .buddy import Mapper, add_to_free, binding_paths, remove_from_free, total_left
 from .cells import (
     FREE,
@@ -139,7 +140,8 @@ class HivedAlgorithm(HealthMixin):
             for vcell in spec.virtual_cells:
                 cspec = self.chains[vcell.chain]
                 lvl = cspec.level_of(vcell.cell_type)
-                assert lvl is not None
+                if lvl is None:  # the config's validation refuses such a VC
+                    raise SchedulerInvariantError(f"VC {vc}: cell type {vcell.cell_type} is not in chain {vcell.chain}")
                 for _ in range(vcell.cell_number):
                     top = build_virtual_tree(cspec, lvl, f"{vc}/{k}", vc)
                     k += 1
@@ -247,7 +249,8 @@ class HivedAlgorithm(HealthMixin):
             chain = self.pinned_virtual[req.vc][pinned].chain
         else:
             view = self.vc_views[(req.vc, chain)]
-        assert chain is not None
+        if chain is None:
+            raise SchedulerInvariantError(f"{req.name}: a guaranteed search needs a chain or a pinned cell")
         order = sorted(range(len(req.pods)), key=lambda i: req.pods[i])
         pods = [req.pods[i] for i in order]
         vleaves, fail, _ = view.schedule(pods, req.priority, suggested)
@@ -289,7 +292,8 @@ class HivedAlgorithm(HealthMixin):
                     continue
                 return False
         for parent, vs in groups:
-            assert parent.physical is not None
+            if parent.physical is None:
+                raise SchedulerInvariantError(f"virtual cell {parent.address} has children to map but is not bound itself")
             if not mapper.map_cells(vs, parent.physical.children):
                 return False
         return True
@@ -323,8 +327,9 @@ class HivedAlgorithm(HealthMixin):
 
     def _revert_lazy(self, g: Group) -> None:
         phys = g.flat_phys()
+        if g.saved_virt is None:
+            raise SchedulerInvariantError(f"{g.name} is reverted from lazy preemption but was never lazily preempted")
         update_used(phys, OPPORTUNISTIC, -1)
-        assert g.saved_virt is not None
         self._alloc(phys, [v for pod in g.saved_virt for v in pod], g.req.priority)
         g.virt, g.saved_virt, g.lazy_by = g.saved_virt, None, None
 
@@ -357,7 +362,8 @@ class HivedAlgorithm(HealthMixin):
         for p in phys:
             by_prio.setdefault(p.priority, []).append(p)
         for prio, ps in by_prio.items():
-            assert prio != FREE, "releasing a free cell"
+            if prio == FREE:
+                raise SchedulerInvariantError(f"releasing free cells: {', '.join(p.address for p in ps)}")
             update_used(ps, prio, -1)
             vs = [p.virtual for p in ps if p.virtual is not None]
             if vs:
@@ -418,7 +424,8 @@ class HivedAlgorithm(HealthMixin):
 
     def _allocate_preassigned(self, pre: Cell, reconcile: bool = True) -> None:
         pc = pre.physical
-        assert pc is not None
+        if pc is None:
+            raise SchedulerInvariantError(f"preassigned cell {pre.address} is not bound")
         self.vc_free[pre.vc][pre.chain][pre.level] -= 1
         remove_from_free(self.free[pc.chain], pc)
         if reconcile:
@@ -432,11 +439,13 @@ class HivedAlgorithm(HealthMixin):
     # -- groups -------------------------------------------------------------------------------------
     def allocate(self, req: GroupRequest, res: Result) -> Group:
         """Place a new group on ``res`` (no victims in the way)."""
-        assert res.phys is not None and res.chain is not None
+        if res.phys is None or res.chain is None:
+            raise SchedulerInvariantError(f"{req.name}: allocated from a search that found no cells")
         g = Group(req, ALLOCATED, res.phys, res.virt, res.chain)
         phys = g.flat_phys()
         for p in phys:
-            assert p.using is None and p.reserving is None, f"{p.address} is not free"
+            if p.using is not None or p.reserving is not None:
+                raise SchedulerInvariantError(f"{req.name}: cell {p.address} is not free")
             p.using = g
         if res.virt is not None:
             self._alloc(phys, [v for pod in res.virt for v in pod], req.priority)
@@ -457,11 +466,13 @@ class HivedAlgorithm(HealthMixin):
         return list(victims.values()), list(preemptors.values())
 
     def create_preempting(self, req: GroupRequest, res: Result) -> Group:
-        assert res.phys is not None and res.chain is not None
+        if res.phys is None or res.chain is None:
+            raise SchedulerInvariantError(f"{req.name}: preempting from a search that found no cells")
         g = Group(req, PREEMPTING, res.phys, res.virt, res.chain)
         phys = g.flat_phys()
         for p in phys:
-            assert p.reserving is None
+            if p.reserving is not None:
+                raise SchedulerInvariantError(f"{req.name}: cell {p.address} is already reserved by {p.reserving.name}")
             if p.using is not None:
                 p.using.state = BEING_PREEMPTED
                 self._release([p])
@@ -474,7 +485,8 @@ class HivedAlgorithm(HealthMixin):
     def finish_preempting(self, g: Group) -> None:
         """All victims are gone: the reserved cells become the preemptor's."""
         for p in g.flat_phys():
-            assert p.using is None
+            if p.using is not None:
+                raise SchedulerInvariantError(f"{g.name}: cell {p.address} is still used by {p.using.name}")
             p.reserving = None
             p.using = g
         g.state = ALLOCATED

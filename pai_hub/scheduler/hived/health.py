@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ..base import SchedulerInvariantError
 from .buddy import add_to_free, remove_from_free
 from .cells import Cell
 
@@ -101,7 +102,8 @@ class HealthMixin:
 
     def _undoom(self: HivedAlgorithm, pre: Cell) -> None:
         pc = pre.physical
-        assert pc is not None
+        if pc is None:
+            raise SchedulerInvariantError(f"doomed cell {pre.address} is not bound")
         self._unbind_subtree(pre)
         pre.doomed = False
         self.doomed.remove(pre)

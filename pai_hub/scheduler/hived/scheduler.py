@@ -6,7 +6,16 @@ import itertools
 from dataclasses import asdict
 from typing import Any
 
-from ..base import Decisions, GangRequest, Placement, PodPlacement, PodRequest, Scheduler
+from ..base import (
+    ClusterStatus,
+    Decisions,
+    GangRequest,
+    Placement,
+    PodPlacement,
+    PodRequest,
+    Scheduler,
+    VcStatus,
+)
 from . import reasons, status
 from .algorithm import ALLOCATED, BEING_PREEMPTED, PREEMPTING, Group, GroupRequest, HivedAlgorithm
 from .config import HivedConfig, SkuType, leaf_cells_for, load_config
@@ -254,10 +263,10 @@ class HivedScheduler(Scheduler):
         self._announced.update(x for x in snapshot.get("announced", []) if x in self.algo.groups)
 
     # -- status -----------------------------------------------------------------------------------
-    def vc_status(self, vc: str) -> dict[str, Any]:
+    def vc_status(self, vc: str) -> VcStatus:
         return status.vc_status(self.algo, vc)
 
-    def cluster_status(self) -> dict[str, Any]:
+    def cluster_status(self) -> ClusterStatus:
         return status.cluster_status(self.algo)
 
     def gang_state(self, gang_id: str) -> str | None:

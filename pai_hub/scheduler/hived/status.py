@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ..base import ClusterStatus, NodeStatus, SkuUse, VcStatus
 from .cells import OPPORTUNISTIC
 
 if TYPE_CHECKING:
@@ -14,7 +15,7 @@ def _sku_entry() -> dict[str, int]:
     return {"capacity": 0, "used": 0, "free": 0}
 
 
-def vc_status(algo: HivedAlgorithm, vc: str) -> dict[str, Any]:
+def vc_status(algo: HivedAlgorithm, vc: str) -> VcStatus:
     """``{sku: {capacity, used, free, bad, opportunistic}, "nodes": {node: {sku: {capacity, used, free}}}}``.
 
     capacity = leaf cells the VC is guaranteed (its virtual cells, pinned included); used = leaves
@@ -56,14 +57,14 @@ def vc_status(algo: HivedAlgorithm, vc: str) -> dict[str, Any]:
     return out
 
 
-def cluster_status(algo: HivedAlgorithm) -> dict[str, Any]:
+def cluster_status(algo: HivedAlgorithm) -> ClusterStatus:
     """``{"nodes": {node: {"healthy", "skus": {sku: {capacity, used, free, opportunistic}}}},
     "skus": {sku: {capacity, used, free, bad}}, "vcs": {vc: {sku: {capacity, used, free}}}}``."""
-    nodes: dict[str, Any] = {}
-    skus: dict[str, dict[str, int]] = {}
+    nodes: dict[str, NodeStatus] = {}
+    skus: dict[str, SkuUse] = {}
     for node, leaves in algo.node_leaves.items():
         healthy = node not in algo.bad_nodes
-        entry = {"healthy": healthy, "skus": {}}
+        entry: NodeStatus = {"healthy": healthy, "skus": {}}
         for leaf in leaves:
             sku = algo.chains[leaf.chain].leaf_type
             e = entry["skus"].setdefault(sku, {"capacity": 0, "used": 0, "free": 0, "opportunistic": 0})

@@ -7,6 +7,7 @@ list, stable-sorted in place on every call, so ties keep the previous order as i
 
 from __future__ import annotations
 
+from ..base import SchedulerInvariantError
 from .cells import FREE, OPPORTUNISTIC, Cell
 
 
@@ -140,5 +141,6 @@ def _lowest_common(cands: list[Cell], n: int, node: Cell) -> list[Cell]:
         key = (a.level, pos[lst[0]])
         if best_key is None or key < best_key:
             best, best_key = a, key
-    assert best is not None
+    if best is None:
+        raise SchedulerInvariantError(f"no cell holds {n} of the {len(cands)} candidates (the caller checked there are enough)")
     return members[best][:n]
