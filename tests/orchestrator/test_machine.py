@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pai_hub import protocol
-from pai_hub.backends.base import GpuInfo, NodeInfo
+from pai_hub.core import GpuInfo, NodeInfo
 from pai_hub.orchestrator.machine import Machine
 from pai_hub.orchestrator.records import JobRecord
 from pai_hub.orchestrator.specs import build_task_spec

@@ -16,6 +16,7 @@ from ..base import (
     Scheduler,
     VcStatus,
 )
+from ..feasibility import infeasible_reason
 from . import reasons, status
 from .algorithm import ALLOCATED, BEING_PREEMPTED, PREEMPTING, Group, GroupRequest, HivedAlgorithm
 from .config import HivedConfig, SkuType, leaf_cells_for, load_config
@@ -79,8 +80,9 @@ class HivedScheduler(Scheduler):
         return req, self.algo.validate(req)
 
     def validate(self, gang: GangRequest) -> str | None:
-        """Why ``gang`` can never be scheduled as written (for a 400 at submission), or None."""
-        return self.request_of(gang)[1]
+        """Why ``gang`` can never be scheduled as written (for a 400 at submission), or None: what
+        HiveD itself refuses, then more than its VC (or the cluster) could ever hold."""
+        return self.request_of(gang)[1] or infeasible_reason(gang, self.config, self.leaf_cells)
 
     # -- contract ---------------------------------------------------------------------------------
     def submit(self, gang: GangRequest) -> None:
