@@ -2,7 +2,24 @@ from __future__ import annotations
 
 import pytest
 
+from tests.requirements import require_reference, require_tool
 from tests.server import Server
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "needs_reference(*paths): the test fails, saying how to get it, "
+                                       "when shared/reference data is missing (tests/requirements.py)")
+    config.addinivalue_line("markers", "needs_tool(name, how): the test fails, saying how to install it, "
+                                       "when the program is not on PATH (tests/requirements.py)")
+
+
+@pytest.fixture(autouse=True)
+def _required(request: pytest.FixtureRequest) -> None:
+    """Apply the needs_* markers: a test whose requirement is missing fails, it never skips."""
+    for mark in request.node.iter_markers("needs_reference"):
+        require_reference(*mark.args)
+    for mark in request.node.iter_markers("needs_tool"):
+        require_tool(*mark.args)
 
 
 @pytest.fixture(scope="module")

@@ -6,9 +6,9 @@ import json
 import time
 
 import httpx
-import pytest
 import yaml
 
+from tests.requirements import require_reference
 from tests.server import REFERENCE, job_yaml, wait_state
 
 
@@ -19,8 +19,7 @@ def submit(c: httpx.Client, text: str) -> httpx.Response:
 def test_openpai_smoke_marketplace_job_succeeds(server):
     """OpenPAI's own smoke test (tests/jenkins/test_rest_server.sh): a marketplace-v2 job, polled to SUCCEEDED."""
     path = REFERENCE / "openpai/jobs/marketplace-v2/keras-tensorflow-mnist.yaml"
-    if not path.exists():
-        pytest.skip("reference data not present")
+    require_reference(path)
     doc = yaml.safe_load(path.read_text())
     doc["name"] = "smoke-keras"
     for role in doc["taskRoles"].values():

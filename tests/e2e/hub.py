@@ -46,7 +46,7 @@ def require_e2e_deps() -> None:
     missing = [what for what, ok in (("configurable-http-proxy (node_modules/.bin)", CHP.exists()),
                                      ("chromium (/usr/bin/chromium)", Path(CHROMIUM).exists())) if not ok]
     if missing:
-        pytest.skip(f"end-to-end dependencies missing: {', '.join(missing)}; run `make e2e-deps`")
+        pytest.fail(f"end-to-end dependencies missing: {', '.join(missing)}; run `make e2e-deps`", pytrace=False)
 
 
 @dataclass

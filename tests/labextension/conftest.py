@@ -15,6 +15,7 @@ import pytest
 
 from tests.e2e.hub import CHROMIUM
 from tests.nni import nni_venv, reap_nni
+from tests.requirements import require_file
 from tests.server import REPO, Server, free_port
 
 ARTIFACTS = REPO / "test-artifacts" / "lab"
@@ -23,16 +24,14 @@ TOKEN = "lab-e2e-token"
 
 
 def require_deps() -> None:
-    if not (PREBUILT / "package.json").exists():
-        pytest.skip("the Lab extension is not built: run `make labextension`")
-    if not Path(CHROMIUM).exists():
-        pytest.skip("chromium missing: run `make e2e-deps`")
+    require_file(PREBUILT / "package.json", "the built Lab extension", "make labextension")
+    require_file(Path(CHROMIUM), "chromium", "make e2e-deps (Debian package `chromium`)")
 
 
 @pytest.fixture(scope="module")
 def pai(tmp_path_factory):
     require_deps()
-    nni = nni_venv("3.0", skip=False)  # for the experiment views; the other tests run without it
+    nni = nni_venv("3.0", required=False)  # for the experiment views; the other tests run without it
     srv = Server(tmp_path_factory.mktemp("lab") / "data", args=("--simulated-gpus", "4", "--node-cpu", "16"),
                  env={"PAI_NNI_PYTHON": str(nni / "bin" / "python")} if nni else {})
     srv.has_nni = nni is not None

@@ -230,7 +230,8 @@ nni.report_final_result(p['x'] * 10 + p['y'])
 
 def test_open_an_experiments_trials_chart_and_nni_ui(page, lab, pai):
     if not pai.has_nni:
-        pytest.skip("NNI 3.0 could not be installed (scripts/nni-compat-venv.sh 3.0)")
+        pytest.fail("NNI 3.0 could not be installed: run `bash scripts/nni-compat-venv.sh 3.0` where PyPI is "
+                    "reachable", pytrace=False)
     space = {"x": {"_type": "choice", "_value": [1, 2, 3]}, "y": {"_type": "uniform", "_value": [0, 1]}}
     with pai.client(pai.alice) as c:
         r = c.post("/api/v2/experiments", json={

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 
 import pytest
@@ -44,7 +43,7 @@ def test_dashboard_and_scrape_config_shape():
     assert cfg["rule_files"] == ["pai-hub-alerts.yml"]
 
 
-@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool (Debian package `prometheus`) is missing")
+@pytest.mark.needs_tool("promtool", "make prometheus (Debian package `prometheus`)")
 def test_promtool_accepts_the_rules_and_the_config(tmp_path):
     r = subprocess.run(["promtool", "check", "rules", str(REPO / "deploy/prometheus/pai-hub-alerts.yml")],
                        capture_output=True, text=True, timeout=30)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import csv
 import io
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -212,8 +211,7 @@ def test_job_timeline(srv, users):
     assert "carol~tl" in events
 
 
-@pytest.mark.skipif(shutil.which("prometheus") is None,
-                    reason="Prometheus is not installed (Debian package `prometheus`; make test installs it)")
+@pytest.mark.needs_tool("prometheus", "make prometheus (Debian package `prometheus`)")
 def test_a_real_prometheus_scrapes_metrics(srv, tmp_path):
     config = deploy.prometheus_config(target=f"127.0.0.1:{srv.port}", token_file=str(srv.data_dir / "metrics-token"),
                                       scrape_interval="500ms")

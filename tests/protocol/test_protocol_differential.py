@@ -16,21 +16,19 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import jsonschema  # a test dependency (pyproject [test]): a plain import, never a skip
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from pai_hub.protocol import parse, validate_structure
-
-jsonschema = pytest.importorskip("jsonschema")
-hypothesis = pytest.importorskip("hypothesis")
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 REFERENCE = Path(__file__).resolve().parents[3] / "shared/reference"
 SCHEMA = REFERENCE / "openpai/protocol-v2.schema.json"
 JOBS = REFERENCE / "openpai/jobs"
 
-pytestmark = pytest.mark.skipif(not SCHEMA.is_file(), reason="shared/reference not available")
+pytestmark = pytest.mark.needs_reference(SCHEMA, JOBS)
 
 SOURCES = [
     JOBS / "marketplace-v2/tensorflow-cifar10.yaml",  # all 4 prerequisite types, deployments, 2 roles

@@ -57,10 +57,11 @@ def test_invalid_fixtures_rejected_at_the_same_field(name: str) -> None:
         assert errors[0].path == expected_path
 
 
-@pytest.mark.skipif(not SCHEMA.is_file(), reason="shared/reference not available")
+@pytest.mark.needs_reference(SCHEMA)
 @pytest.mark.parametrize("name", VALID + sorted(INVALID))
 def test_fixture_verdicts_match_server_schema(name: str) -> None:
-    jsonschema = pytest.importorskip("jsonschema")
+    import jsonschema  # a test dependency (pyproject [test])
+
     validator = jsonschema.Draft7Validator(json.loads(SCHEMA.read_text()))
     doc = parse((DATA / name).read_text())
     assert validator.is_valid(doc) == (name in VALID)
@@ -112,10 +113,7 @@ SECRET_VECTORS = [
 ]
 
 
-@pytest.mark.skipif(
-    not (REFERENCE / "openpai/runtime-test-data/render_test_secrets.yaml").is_file(),
-    reason="shared/reference not available",
-)
+@pytest.mark.needs_reference(REFERENCE / "openpai/runtime-test-data/render_test_secrets.yaml")
 def test_runtime_secret_vectors() -> None:
     text = (REFERENCE / "openpai/runtime-test-data/render_test_secrets.yaml").read_text()
     secrets = list(yaml.safe_load_all(text))

@@ -11,7 +11,7 @@ from pai_hub.protocol import InvalidProtocol, ProtocolParseError, load, load_dic
 REFERENCE = Path(__file__).resolve().parents[3] / "shared/reference"
 JOBS = REFERENCE / "openpai/jobs"
 
-pytestmark = pytest.mark.skipif(not JOBS.is_dir(), reason="shared/reference not available")
+pytestmark = pytest.mark.needs_reference(JOBS)
 
 # Published files that are not valid YAML (see reference/openpai/README.md).
 INVALID_YAML = {

@@ -11,7 +11,7 @@ from pai_hub.protocol import InvalidProtocol, JobProtocol, load, mask_secrets, m
 
 REFERENCE = Path(__file__).resolve().parents[3] / "shared/reference"
 JOBS = REFERENCE / "openpai/jobs"
-needs_reference = pytest.mark.skipif(not JOBS.is_dir(), reason="shared/reference not available")
+needs_reference = pytest.mark.needs_reference(JOBS)
 
 SIMPLE = """
 protocolVersion: 2

@@ -1,11 +1,6 @@
 from __future__ import annotations
 
-import pytest
-
-from pai_hub.simulator import hived_available
-
-SCHEDULERS_WITH_VCS = ["fifo", pytest.param("hived", marks=pytest.mark.skipif(
-    not hived_available(), reason="pai_hub.scheduler.hived is not importable"))]
+SCHEDULERS_WITH_VCS = ["fifo", "hived"]
 
 
 def two_node_config(gpus: int = 4, vcs: tuple[str, ...] = ("a", "b")) -> dict:

@@ -22,11 +22,10 @@ from pai_hub.simulator import (
 from pai_hub.simulator.alibaba import DEFAULT_NODES, DEFAULT_PODS, DEFAULT_VCS
 from pai_hub.simulator.cli import main
 
-from .conftest import hived_available, two_node_config
+from .conftest import two_node_config
 
 HEADER = "submit_time,duration,gpus,instances,vc,priority,user,name\n"
-needs_trace = pytest.mark.skipif(not (DEFAULT_PODS.exists() and DEFAULT_NODES.exists() and DEFAULT_VCS.exists()),
-                                 reason="the Alibaba v2023 trace is not in shared/reference/traces")
+needs_trace = pytest.mark.needs_reference(DEFAULT_PODS, DEFAULT_NODES, DEFAULT_VCS)  # the Alibaba v2023 trace
 
 
 # -- the plain CSV format ------------------------------------------------------------------------
@@ -148,10 +147,9 @@ def test_generated_hived_config_for_the_trace(tmp_path):
     small_config = cluster_config_for_trace(node_fraction=0.125)
     small = parse_cluster(small_config)
     assert 700 < small.capacity < 800
-    if hived_available():
-        from pai_hub.scheduler.hived import HivedScheduler
+    from pai_hub.scheduler.hived import HivedScheduler
 
-        HivedScheduler(small_config)  # HiveD accepts it (VC safety holds)
+    HivedScheduler(small_config)  # HiveD accepts it (VC safety holds)
 
 
 @needs_trace

@@ -15,7 +15,7 @@ from pai_hub.simulator import (
 )
 from pai_hub.simulator.metrics import distribution, percentile
 
-from .conftest import SCHEDULERS_WITH_VCS, hived_available, two_node_config
+from .conftest import SCHEDULERS_WITH_VCS, two_node_config
 
 
 def job(name: str, t: float, d: float, gpus: int, vc: str, priority: int = 100, instances: int = 1) -> SimJob:
@@ -73,7 +73,6 @@ def test_fifo_is_strict_within_a_vc_and_orders_by_priority():
     assert o["small-behind"].queueing == 108
 
 
-@pytest.mark.skipif(not hived_available(), reason="pai_hub.scheduler.hived is not importable")
 def test_hived_has_no_head_of_line_blocking():
     jobs = [job("big-running", 0, 100, 2, "a"), job("waits-for-4", 1, 10, 4, "a"), job("small", 2, 10, 1, "a")]
     o = by_name(run_simulation(jobs, two_node_config(), "hived"))
@@ -95,14 +94,12 @@ def test_quota_fifo_fragmentation_is_a_guarantee_violation():
     assert a["queueing_delay_s"]["max"] == 90.0  # a-4 waits until b's jobs end at 101
 
 
-@pytest.mark.skipif(not hived_available(), reason="pai_hub.scheduler.hived is not importable")
 def test_hived_keeps_the_guarantee_where_quota_fifo_fragments():
     report = simulate(fragmenting_trace(), two_node_config(), "hived")
     assert report["overall"]["guarantee_violations"]["gangs"] == 0
     assert report["vcs"]["a"]["queueing_delay_s"]["max"] == 0.0
 
 
-@pytest.mark.skipif(not hived_available(), reason="pai_hub.scheduler.hived is not importable")
 def test_hived_preempts_opportunistic_jobs_and_the_victim_is_requeued():
     jobs = [job("oppo-1", 0, 100, 4, "b", priority=-1), job("oppo-2", 0, 100, 4, "b", priority=-1),
             job("prod", 10, 50, 4, "a")]

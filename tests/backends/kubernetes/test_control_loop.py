@@ -17,8 +17,9 @@ from pai_hub.backends.kubernetes import KubernetesBackend
 from pai_hub.backends.kubernetes import manifests as m
 from tests.backends.kubernetes.conftest import make_spec
 from tests.backends.kubernetes.fake_apiserver import FakeApiServer
+from tests.requirements import require_module
 
-pytest.importorskip("kubernetes")
+require_module("kubernetes")
 
 NODE = {"metadata": {"name": "gpu-node-0", "labels": {"pai-worker": "true"}}, "spec": {},
         "status": {"allocatable": {"cpu": "16", "memory": "64Gi", "nvidia.com/gpu": "8"},

@@ -17,8 +17,9 @@ from pai_hub.backends.kubernetes import KubernetesBackend, node_info
 from pai_hub.backends.kubernetes import manifests as m
 from pai_runtime.spec import TaskSpec
 from tests.backends.kubernetes.conftest import make_spec
+from tests.requirements import require_module
 
-kubernetes_validate = pytest.importorskip("kubernetes_validate")
+kubernetes_validate = require_module("kubernetes_validate")
 
 #: The Kubernetes version the manifests are validated against.
 K8S_VERSION = "1.31.0"
@@ -155,7 +156,7 @@ def render_chart(values: dict[str, Any] | None = None, namespace: str = "pai") -
     own extras (``include``, ``tpl``, ``lookup``; the chart uses none), with ``_helpers.tpl``
     prepended to each template as Helm makes its definitions visible to all. Not ``helm template``:
     helm is not installable here (see docs/kubernetes.md)."""
-    go_template = pytest.importorskip("go_template")
+    go_template = require_module("go_template")
     import tempfile
 
     chart = yaml.safe_load((CHART / "Chart.yaml").read_text())

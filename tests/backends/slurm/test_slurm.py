@@ -15,6 +15,7 @@ import pytest
 from pai_hub.backends.base import TaskExit, TaskLaunch, TaskRunning
 from pai_hub.backends.slurm import SlurmBackend, parse_gres_gpus
 from pai_runtime.spec import TaskPeer, TaskRoleInfo, TaskSpec
+from tests.requirements import require_tool
 
 pytestmark = pytest.mark.timeout(120)
 SCRIPT = Path(__file__).resolve().parents[3] / "scripts" / "slurm-test-cluster.sh"
@@ -22,8 +23,8 @@ SCRIPT = Path(__file__).resolve().parents[3] / "scripts" / "slurm-test-cluster.s
 
 @pytest.fixture(scope="module")
 def slurm_conf():
-    if not (shutil.which("slurmctld") and shutil.which("slurmd") and shutil.which("munged")):
-        pytest.skip("Slurm not installed: apt-get install -y --no-install-recommends slurm-wlm munge")
+    for tool in ("slurmctld", "slurmd", "munged"):
+        require_tool(tool, "make slurm (apt-get install -y --no-install-recommends slurm-wlm munge)")
     if os.geteuid() != 0:
         pytest.skip("the test Slurm cluster runs its daemons as root")
     d = tempfile.mkdtemp(prefix="pai-slurm-")

@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 
 from pai_hub.scheduler.hived import HivedConfigError, SkuType, check_vc_safety, leaf_cells_for, load_config
+from tests.requirements import require_reference
 
 from .harness import HIVED, REFERENCE
 
@@ -11,11 +12,11 @@ CONFIGS = sorted([*HIVED.glob("example/config/*/hivedscheduler.yaml"), *HIVED.gl
                   REFERENCE / "openpai/rest-server-test-data/hivedscheduler.yaml"])
 
 
-@pytest.mark.skipif(not CONFIGS, reason="shared/reference not present")
+@pytest.mark.needs_reference(HIVED / "example/config", HIVED / "example/feature/file",
+                             HIVED / "branch-xiongyf-cell-as-sku/test/config")
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: str(p).split("reference/")[-1])
 def test_every_reference_config_loads(path):
-    if not path.exists():
-        pytest.skip("absent")
+    require_reference(path)
     load_config(path.read_text())
 
 

@@ -15,7 +15,7 @@ from pai_hub.scheduler.hived.config import HivedConfigError, load_config
 from .harness import HIVED, PodDriver, design_raw
 
 SCENARIOS = HIVED / "test-scenarios" / "hived_algorithm_test_v1.yaml"
-pytestmark = pytest.mark.skipif(not SCENARIOS.exists(), reason="shared/reference not present")
+pytestmark = pytest.mark.needs_reference(SCENARIOS)
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ from pai_hub.scheduler.hived import HivedScheduler
 from .harness import HIVED
 
 FEATURE = HIVED / "example/feature/file"
-pytestmark = pytest.mark.skipif(not FEATURE.exists(), reason="shared/reference not present")
+pytestmark = pytest.mark.needs_reference(FEATURE)
 
 
 def cfg(n):
