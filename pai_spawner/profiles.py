@@ -14,9 +14,13 @@ from __future__ import annotations
 
 import html
 import re
+from difflib import get_close_matches
 from typing import Any
 
-RESOURCE_KEYS = ("vc", "sku", "gpu", "cpu", "memoryMB", "image")
+from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationError, model_validator
+
+from pai_hub.protocol.field_errors import field_errors
+
 DEFAULT_PROFILES: list[dict[str, Any]] = [
     {"display_name": "CPU notebook", "slug": "cpu", "description": "1 CPU, 2 GB memory, no GPU",
      "default": True, "vc": "default", "gpu": 0, "cpu": 1, "memoryMB": 2048},
@@ -29,30 +33,102 @@ class ProfileError(ValueError):
     """A profile that is malformed or not available to the user."""
 
 
+# What each field should hold: the fix an error message offers (profile_list is admin-written Python).
+HINTS = {
+    "display_name": 'the name on the spawn form, e.g. "display_name": "1 GPU (V100)"',
+    "slug": 'letters, digits and dashes, e.g. "slug": "v100"; empty: made from display_name',
+    "description": "a line of text under the name",
+    "default": "True for the profile picked when the user picks none",
+    "vc": 'the virtual cluster the notebook runs in, e.g. "vc": "default"',
+    "sku": 'a SKU type of the VC (GET /api/v2/cluster/sku-types), e.g. "sku": "V100"',
+    "gpu": 'a whole number, e.g. "gpu": 1, not "1"',
+    "cpu": 'a whole number, e.g. "cpu": 4, not "4"',
+    "memoryMB": 'a whole number of MB, e.g. "memoryMB": 16384',
+    "image": 'a docker image, e.g. "image": "python:3.11"; empty: c.PaiSpawner.image',
+}
+OPTION_HINTS = {"profile": 'the slug of a profile offered to you, e.g. {"profile": "gpu-1"}'}
+
+
+class Profile(BaseModel):
+    """One profile of ``c.PaiSpawner.profile_list``: what a notebook runs on. Types are strict
+    (``"cpu": "2"`` is refused, not read as 2) and unknown keys are refused (a typo such as
+    ``memoryMb`` would otherwise be ignored silently and the default used)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    display_name: str = Field(min_length=1)
+    slug: str = ""
+    description: str = ""
+    default: bool = False
+    vc: str = Field("default", min_length=1)
+    sku: str | None = None
+    gpu: int = Field(0, ge=0)
+    cpu: int = Field(1, ge=0)
+    memoryMB: int = Field(2048, ge=0)
+    image: str | None = None
+
+    @model_validator(mode="after")
+    def _slug(self) -> Profile:
+        self.slug = slug_of({"slug": self.slug, "display_name": self.display_name})
+        if not self.slug:
+            raise ValueError(f"display_name {self.display_name!r} makes an empty slug; set one ({HINTS['slug']})")
+        return self
+
+
+class ProfileList(RootModel[list[Profile]]):
+    """The whole list: every slug names one profile."""
+
+    @model_validator(mode="after")
+    def _unique_slugs(self) -> ProfileList:
+        seen: dict[str, int] = {}
+        for i, p in enumerate(self.root):
+            if p.slug in seen:
+                raise ValueError(f"slug {p.slug!r} of profile_list[{i}] is repeated (profile_list[{seen[p.slug]}] "
+                                 "has it too); give each profile its own slug")
+            seen[p.slug] = i
+        return self
+
+
+class UserOptions(BaseModel):
+    """What a spawn request may ask for (the form, or the body of ``POST /hub/api/users/<u>/server``)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    profile: str | None = None
+
+
+def _error(exc: ValidationError, where: str, hints: dict[str, str]) -> ProfileError:
+    """The validation errors as one message that names each field by its path and says the fix."""
+    parts = []
+    for path, reason in field_errors(exc, hints):
+        part = f"{where}{'.' if path and not path.startswith('[') else ''}{path}: {reason}"
+        if reason.startswith("unknown key"):
+            close = get_close_matches(path.rsplit(".", 1)[-1], list(hints), n=1, cutoff=0.5)
+            part += f"; did you mean {close[0]!r}?" if close else f"; known keys: {', '.join(hints)}"
+        parts.append(part)
+    return ProfileError("; ".join(parts))
+
+
 def slug_of(profile: dict[str, Any]) -> str:
     slug = profile.get("slug") or profile.get("display_name") or ""
     return re.sub(r"[^a-z0-9-]+", "-", str(slug).lower()).strip("-")
 
 
 def normalize(profiles: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Fill in slugs and defaults; reject what cannot be a PAI task (the error names the profile)."""
-    out: list[dict[str, Any]] = []
-    seen: set[str] = set()
-    for i, p in enumerate(profiles):
-        if not isinstance(p, dict) or not p.get("display_name"):
-            raise ProfileError(f"profile_list[{i}]: a dict with display_name is required")
-        q = {"description": "", "vc": "default", "sku": None, "gpu": 0, "cpu": 1, "memoryMB": 2048, **p}
-        q["slug"] = slug_of(q)
-        if not q["slug"] or q["slug"] in seen:
-            raise ProfileError(f"profile_list[{i}]: slug {q['slug']!r} is empty or repeated")
-        seen.add(q["slug"])
-        for key in ("gpu", "cpu", "memoryMB"):
-            if not isinstance(q[key], int) or q[key] < 0:
-                raise ProfileError(f"profile_list[{i}].{key}: a non-negative integer is required")
-        if not isinstance(q["vc"], str) or not q["vc"]:
-            raise ProfileError(f"profile_list[{i}].vc: a virtual cluster name is required")
-        out.append(q)
-    return out
+    """Validate ``profile_list`` and fill in slugs and defaults; a :class:`ProfileError` names the
+    field (``profile_list[1].gpu``) and what it should hold."""
+    try:
+        return [p.model_dump() for p in ProfileList.model_validate(list(profiles)).root]
+    except ValidationError as exc:
+        raise _error(exc, "profile_list", HINTS) from None
+
+
+def check_user_options(options: dict[str, Any] | None) -> UserOptions:
+    """The spawn request's options, checked: an unknown key or a non-string profile is refused."""
+    try:
+        return UserOptions.model_validate(options or {})
+    except ValidationError as exc:
+        raise _error(exc, "user_options", OPTION_HINTS) from None
 
 
 def allowed(profiles: list[dict[str, Any]], vcs: set[str],
@@ -73,10 +149,10 @@ def allowed(profiles: list[dict[str, Any]], vcs: set[str],
 
 def choose(profiles: list[dict[str, Any]], user_options: dict[str, Any]) -> dict[str, Any]:
     """The profile ``user_options`` picks (``{"profile": slug}``), else the default, else the first."""
+    slug = check_user_options(user_options).profile
     if not profiles:
         raise ProfileError("no profile is available to you: ask an administrator for access to a "
                            "virtual cluster")
-    slug = (user_options or {}).get("profile")
     if slug:
         for p in profiles:
             if p["slug"] == slug:

@@ -10,12 +10,15 @@ and counted against that VC. No PAI admin token and no impersonation route are n
 
 State (``get_state``) is the job's framework name plus where the server listens, so ``poll`` and
 ``stop`` work after a hub restart (set ``c.JupyterHub.cleanup_servers = False``).
+
+Like kubespawner: all spawners of the hub share one PAI client per event loop (``access.py``),
+``poll()`` reads a cache that one watcher per hub keeps fresh (``watcher.py``), ``progress()``
+follows the job's event stream, and waits back off with JupyterHub's ``exponential_backoff``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import re
 import secrets
@@ -28,13 +31,16 @@ from typing import Any
 import httpx
 import yaml
 from jupyterhub.spawner import Spawner
+from jupyterhub.utils import exponential_backoff
 from tornado import web
 from traitlets import Bool, Callable, Dict, Float, Integer, List, Unicode, Union, default
 
-from pai_client.client import AsyncPaiClient, PaiError
+from pai_client import API, PaiError
 from pai_magics import autoload_env
 
 from . import profiles as P
+from .access import UserPai, shared_client
+from .watcher import Answer, NotebookJobs, hub_watcher
 
 TERMINAL = ("SUCCEEDED", "FAILED", "STOPPED")
 PORT_LABEL = "jupyter"
@@ -72,7 +78,17 @@ class PaiSpawner(Spawner):
     allow_root = Bool(
         None, allow_none=True, help="Pass --allow-root to the server; None = when the hub runs as root."
     ).tag(config=True)
-    pai_poll_interval = Float(0.1, help="Seconds between job look-ups while a server starts.").tag(config=True)
+    pai_poll_interval = Float(
+        0.1, help="Seconds before the first look at a starting server's job; the waits between looks "
+        "then double (with jitter, JupyterHub's exponential_backoff) up to pai_poll_max_interval."
+    ).tag(config=True)
+    pai_poll_max_interval = Float(
+        2.0, help="The longest wait between two looks at a starting or stopping server's job."
+    ).tag(config=True)
+    pai_watch_interval = Float(
+        10.0, help="Seconds between two listings of the hub's notebook jobs by the hub's one watcher, "
+        "whose cache answers poll() (one request per user with a server, per listing)."
+    ).tag(config=True)
     pai_connect_timeout = Float(
         120.0, help="How long poll() keeps retrying while the PAI service is unreachable (e.g. it is "
         "restarting) before it reports the server as still running. Not for a server restored by a "
@@ -137,17 +153,15 @@ class PaiSpawner(Spawner):
         _TOKENS[name] = (token, time.time() + self.token_lifetime)
         return token
 
-    def _client(self) -> AsyncPaiClient:
-        client = AsyncPaiClient(self.pai_url, self._token(), timeout=30)
-        client.username = self.user.name
-        return client
+    @property
+    def pai(self) -> UserPai:
+        """PAI as this spawner's user, through the event loop's one shared client."""
+        return UserPai(shared_client(self.pai_url), self._token)
 
-    async def _pai(self, method: str, path: str, **kwargs: Any) -> Any:
-        client = self._client()
-        try:
-            return await client.request(method, path, **kwargs)
-        finally:
-            await client.aclose()
+    @property
+    def watcher(self) -> NotebookJobs:
+        """The hub's one watcher of notebook jobs (per event loop, PAI URL and job name prefix)."""
+        return hub_watcher(shared_client(self.pai_url), self.job_name_prefix, self.pai_watch_interval)
 
     # -- profiles and the options form -------------------------------------------------------------
     async def _all_profiles(self) -> list[dict[str, Any]]:
@@ -160,12 +174,12 @@ class PaiSpawner(Spawner):
 
     async def _my_profiles(self) -> list[dict[str, Any]]:
         profiles = await self._all_profiles()
-        me = await self._pai("GET", "/api/v2/users/me")
+        me = await self.pai.request("GET", f"{API}/users/me")
         vcs = set(me.get("virtualCluster") or [])
         skus: dict[str, set[str] | None] = {}
         for vc in {p["vc"] for p in profiles if p.get("sku") and p["vc"] in vcs}:
             try:
-                skus[vc] = set(await self._pai("GET", "/api/v2/cluster/sku-types", params={"vc": vc}))
+                skus[vc] = set(await self.pai.request("GET", f"{API}/cluster/sku-types", params={"vc": vc}))
             except PaiError:
                 skus[vc] = None  # the route is not there (yet): do not filter on SKUs
         return P.allowed(profiles, vcs, skus)
@@ -256,78 +270,101 @@ class PaiSpawner(Spawner):
         try:
             profile = self.profile or P.choose(await self._my_profiles(), self.user_options or {})
             name = self._job_name()
-            await self._pai("POST", "/api/v2/jobs", content=self.job_protocol(name, profile).encode(),
-                            headers={"Content-Type": "text/yaml"})
+            await self.pai.request("POST", f"{API}/jobs", content=self.job_protocol(name, profile).encode(),
+                                   headers={"Content-Type": "text/yaml"})
         except (P.ProfileError, PaiError) as exc:
             self._start_error = str(getattr(exc, "message", exc))
             self._submitted.set()
             raise RuntimeError(f"cannot start the notebook job: {self._start_error}") from None
         self.framework = f"{self.user.name}~{name}"
         self._restored = False
+        self.watcher.record(self.framework, {"name": name, "username": self.user.name, "state": "WAITING"})
         self.log.info("%s: submitted PAI job %s (profile %s, VC %s)", self._log_name, self.framework,
                       profile["slug"], profile["vc"])
         self._submitted.set()
-        client = self._client()
-        try:
-            while True:
-                detail = await client.request("GET", f"/api/v2/jobs/{self.framework}")
-                status = detail["jobStatus"]
-                if status["state"] in TERMINAL:
-                    raise RuntimeError(f"notebook job {self.framework} ended {status['state']} before the "
-                                       f"server was up: {status.get('appExitDiagnostics') or 'see its logs'}")
-                for role in detail["taskRoles"].values():
-                    for task in role["taskStatuses"]:
-                        port = (task.get("containerPorts") or {}).get(PORT_LABEL)
-                        if task["taskState"] == "RUNNING" and port:
-                            self.task_ip = task.get("containerIp") or "127.0.0.1"
-                            self.task_port = int(str(port).split(",")[0])
-                            return (self.task_ip, self.task_port)
-                await asyncio.sleep(self.pai_poll_interval)
-        finally:
-            await client.aclose()
+        self.task_ip, self.task_port = await exponential_backoff(
+            self._listening, f"notebook job {self.framework} did not start", start_wait=self.pai_poll_interval,
+            max_wait=self.pai_poll_max_interval, timeout=self.start_timeout)
+        return (self.task_ip, self.task_port)
+
+    async def _listening(self) -> tuple[str, int] | None:
+        """Where the server listens once its task runs; None while it does not (yet)."""
+        detail = await self.pai.job(self.framework)
+        status = detail["jobStatus"]
+        if status["state"] in TERMINAL:
+            raise RuntimeError(f"notebook job {self.framework} ended {status['state']} before the "
+                               f"server was up: {status.get('appExitDiagnostics') or 'see its logs'}")
+        for role in detail["taskRoles"].values():
+            for task in role["taskStatuses"]:
+                port = (task.get("containerPorts") or {}).get(PORT_LABEL)
+                if task["taskState"] == "RUNNING" and port:
+                    return task.get("containerIp") or "127.0.0.1", int(str(port).split(",")[0])
+        return None
 
     async def poll(self) -> int | None:
+        """From the hub's watched cache of notebook jobs: no request per server and poll."""
         if not self.framework:
             return 0
-        deadline = time.monotonic() + self.pai_connect_timeout
-        while True:
+        try:
+            answer = await exponential_backoff(
+                self._known, f"PAI did not answer about {self.framework}", start_wait=0.5, max_wait=5,
+                timeout=self.pai_connect_timeout)
+        except asyncio.TimeoutError:
+            answer = Answer(error=PaiError(0, "Timeout", f"no answer within {self.pai_connect_timeout}s"))
+        if answer.error is not None:
+            self.log.warning("%s: cannot poll %s: %s; assuming it runs", self._log_name, self.framework,
+                             answer.error)
+            return None
+        self._restored = False
+        job = answer.job
+        if job is None:  # not among its user's notebook jobs: look at it once, it may be gone
             try:
-                detail = await self._pai("GET", f"/api/v2/jobs/{self.framework}")
-                self._restored = False
-                break
+                job = (await self.pai.job(self.framework))["jobStatus"]
             except PaiError as exc:
                 if exc.status == 404:
+                    self.watcher.forget(self.framework)
                     return 0
-                # Right after a hub restart, JupyterHub polls every restored server before it starts
-                # its managed services, the PAI service among them: waiting for PAI here would hold
-                # the hub's start-up until its init_spawners_timeout. Say "running"; the hub then
-                # checks the server's own URL, which is the truth for a restored server anyway.
-                unreachable = exc.status in (0, 502, 503)
-                if not unreachable or self._restored or time.monotonic() > deadline:
-                    self.log.warning("%s: cannot poll %s: %s; assuming it runs", self._log_name, self.framework, exc)
-                    return None
-                await asyncio.sleep(1.0)
-        status = detail["jobStatus"]
-        if status["state"] not in TERMINAL:
+                self.log.warning("%s: cannot poll %s: %s; assuming it runs", self._log_name, self.framework, exc)
+                return None
+            self.watcher.record(self.framework, job)
+        return exit_status(job)
+
+    async def _known(self) -> Answer | None:
+        """The watcher's answer, or None to ask again later: PAI is unreachable (e.g. restarting).
+
+        Right after a hub restart, JupyterHub polls every restored server before it starts its
+        managed services, the PAI service among them: waiting for PAI here would hold the hub's
+        start-up until its init_spawners_timeout. A restored server is then reported running; the
+        hub checks the server's own URL, which is the truth for a restored server anyway."""
+        answer = await self.watcher.lookup(self.framework, self._token)
+        if answer.error is not None and answer.error.status in (0, 502, 503) and not self._restored:
             return None
-        code = status.get("appExitCode")
-        return int(code) if isinstance(code, int) else (0 if status["state"] == "SUCCEEDED" else 1)
+        return answer
 
     async def stop(self, now: bool = False) -> None:
         if not self.framework:
             return
         try:
-            await self._pai("PUT", f"/api/v2/jobs/{self.framework}/executionType", json={"value": "STOP"})
+            await self.pai.stop(self.framework)
         except PaiError as exc:
             if exc.status == 404:
                 return
             raise
-        deadline = time.monotonic() + self.stop_timeout
-        while time.monotonic() < deadline:
-            if await self.poll() is not None:
-                return
-            await asyncio.sleep(0.2)
-        self.log.warning("%s: job %s did not end within %ss", self._log_name, self.framework, self.stop_timeout)
+        try:
+            await exponential_backoff(self._ended, f"job {self.framework} did not end",
+                                      max_wait=self.pai_poll_max_interval, timeout=self.stop_timeout)
+        except asyncio.TimeoutError:
+            self.log.warning("%s: job %s did not end within %ss", self._log_name, self.framework, self.stop_timeout)
+
+    async def _ended(self) -> bool:
+        try:
+            status = (await self.pai.job(self.framework))["jobStatus"]
+        except PaiError as exc:
+            if exc.status == 404:
+                return True
+            raise
+        self.watcher.record(self.framework, status)
+        return status["state"] in TERMINAL
 
     async def progress(self) -> Any:
         """The job's events as progress: submitted, waiting (with the scheduler's reason), placed, started."""
@@ -335,19 +372,14 @@ class PaiSpawner(Spawner):
         if self._start_error:
             yield {"progress": 100, "failed": True, "message": self._start_error}
             return
-        headers = {"Authorization": f"Bearer {self._token()}", "Accept": "text/event-stream"}
-        url = f"{self.pai_url.rstrip('/')}/api/v2/jobs/{self.framework}/events"
         try:
-            async with httpx.AsyncClient(timeout=httpx.Timeout(30, read=None)) as http, \
-                    http.stream("GET", url, headers=headers) as r:
-                async for line in r.aiter_lines():
-                    if not line.startswith("data:"):
-                        continue
-                    event = json.loads(line[5:])
-                    item = progress_event(event)
-                    if item is not None:
-                        yield item
-        except (httpx.HTTPError, ValueError) as exc:
+            async for sse in self.pai.events(self.framework):
+                if sse.event == "end":
+                    return
+                item = progress_event(sse.json())
+                if item is not None:
+                    yield item
+        except (PaiError, httpx.HTTPError, ValueError) as exc:
             self.log.info("%s: event stream of %s ended: %s", self._log_name, self.framework, exc)
 
     # -- state ------------------------------------------------------------------------------------
@@ -366,9 +398,22 @@ class PaiSpawner(Spawner):
 
     def clear_state(self) -> None:
         super().clear_state()
+        if self.framework:
+            try:
+                self.watcher.forget(self.framework)
+            except RuntimeError:
+                pass  # no event loop runs: no watcher to tell
         self.framework = ""
         self.task_ip = ""
         self.task_port = 0
+
+
+def exit_status(job: dict[str, Any]) -> int | None:
+    """poll()'s answer for a job (its summary or its ``jobStatus``): None while it runs, else its exit code."""
+    if job["state"] not in TERMINAL:
+        return None
+    code = job.get("appExitCode")
+    return int(code) if isinstance(code, int) else (0 if job["state"] == "SUCCEEDED" else 1)
 
 
 PROGRESS = {"JobSubmitted": 10, "Waiting": 20, "Preempted": 20, "Placed": 40, "TaskStarted": 60}

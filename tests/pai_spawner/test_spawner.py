@@ -1,20 +1,10 @@
 """PaiSpawner's pure parts: the notebook's job, progress events, state (the I/O is in tests/e2e)."""
 
-from types import SimpleNamespace
-
 import yaml
 
-from pai_spawner import PaiSpawner
 from pai_spawner import profiles as P
 from pai_spawner.spawner import progress_event
-
-
-def spawner(name: str = "", **kwargs) -> PaiSpawner:
-    s = PaiSpawner(user=SimpleNamespace(name="alice", url="/user/alice/"), hub=None,
-                   orm_spawner=SimpleNamespace(name=name, user_options=None, state=None, server=None), **kwargs)
-    s.get_env = lambda: {"JUPYTERHUB_API_TOKEN": "hub-secret", "JUPYTERHUB_USER": "alice",
-                         "JUPYTERHUB_SERVICE_PREFIX": "/user/alice/exp 1/"}
-    return s
+from tests.pai_spawner.spawners import spawner
 
 
 def test_job_is_a_one_task_notebook_with_tokens_as_secrets():
@@ -95,7 +85,6 @@ def test_a_restored_server_does_not_wait_for_the_pai_service():
         sock.bind(("127.0.0.1", 0))
         url = f"http://127.0.0.1:{sock.getsockname()[1]}"
     s = spawner(pai_url=url)
-    s._token = lambda: "hub-token"
     s.load_state({"framework": "alice~jupyter-x", "ip": "127.0.0.1", "port": 31000})
     started = time.monotonic()
     assert asyncio.run(s.poll()) is None  # running, as far as anyone can tell: the hub checks its URL
