@@ -37,6 +37,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from pai_runtime.exitcodes import EXIT_RUNTIME_FAILURE, EXIT_UNKNOWN_FAILURE
+
 DATA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
 TABLE_FILE = os.path.join(DATA_DIR, "k8s-job-exit-spec.yaml")
 RULES_FILE = os.path.join(DATA_DIR, "runtime-exit-spec.yaml")
@@ -50,9 +52,6 @@ PLATFORM_LOG_TAIL_BYTES = 64 * 1024
 #: Matched strings are cut to this many characters (OpenPAI: 2048).
 MATCH_MAX_CHARS = 2048
 
-UNKNOWN_FAILURE_CODE = 255  # PAIRuntimeUnknownFailed: no rule matched
-PREREQUISITE_FAILED_CODE = 240  # PrerequisiteCallbackFailed (PAI Hub)
-RUNTIME_FAILURE_CODE = 256  # PAIRuntimeExitAbnormally
 
 GpuInfo = dict[str, Any]
 GpuInfoHook = Callable[[list[int]], "GpuInfo | None"]
@@ -244,7 +243,7 @@ class ExitSpec:
         unknown positive codes take entry 256's meaning, unknown negative ones entry -8000's."""
         found = self.table.get(code) or _default_table().get(code)
         if found is None:
-            fallback = RUNTIME_FAILURE_CODE if code > 0 else -8000
+            fallback = EXIT_RUNTIME_FAILURE if code > 0 else -8000
             found = self.table.get(fallback) or _default_table().get(fallback) or {}
         return {**found, "code": code}
 
@@ -278,7 +277,7 @@ class ExitSpec:
                         continue
                     matched_gpu = dict(pattern.gpu_info)
                 return rule.code, pattern, matched_user, matched_platform, matched_gpu
-        return UNKNOWN_FAILURE_CODE, None, None, None, None
+        return EXIT_UNKNOWN_FAILURE, None, None, None, None
 
     def describe(self, code: int, origin: int) -> dict[str, Any]:
         """The failure record of ``code`` (no log matching)."""

@@ -37,9 +37,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pai_runtime.env import convert_name
+from pai_runtime.exitcodes import EXIT_PREREQUISITE_FAILED
 from pai_runtime.render import render_command
 from pai_runtime.spec import TaskSpec
-from pai_runtime.supervisor import PREREQUISITE_FAILED_EXIT_CODE, PREREQUISITE_FAILED_FILE, RUNTIME_SCRIPT
+from pai_runtime.supervisor import PREREQUISITE_FAILED_FILE, RUNTIME_SCRIPT
 
 ENTRY_POINT_GROUP = "pai_hub.runtime_plugins"
 PLUGIN_PREFIX = "com.microsoft.pai.runtimeplugin."
@@ -418,7 +419,7 @@ def runtime_script(spec: TaskSpec, env: dict[str, str], task_dir: str, work_dir:
             if policy == "fail":
                 out.append(f'      __pai_log ERROR {_q(label + ": containerStart callback failed with exit code ")}'
                            f'"$__pai_rc"{_q("; failurePolicy is fail: the task fails (exit code ")}'
-                           f'{PREREQUISITE_FAILED_EXIT_CODE}{_q(") without running its command")}')
+                           f'{EXIT_PREREQUISITE_FAILED}{_q(") without running its command")}')
                 out.append(f"      __pai_failed={_q(name)}; __pai_started_{i}=0")
                 out.append("      printf '{\"name\": %s, \"plugin\": %s, \"event\": \"containerStart\", \"exitCode\": %s}\\n' "
                            f"{_q(json.dumps(name))} {_q(json.dumps(plugin))} \"$__pai_rc\" > {_q(marker)}")
@@ -428,7 +429,7 @@ def runtime_script(spec: TaskSpec, env: dict[str, str], task_dir: str, work_dir:
             out.append("    fi")
             out.append("  fi")
         out.append("fi")
-    out.append(_USER % {"failed_code": PREREQUISITE_FAILED_EXIT_CODE, "command": _q(command)})
+    out.append(_USER % {"failed_code": EXIT_PREREQUISITE_FAILED, "command": _q(command)})
     for i in reversed(range(len(prepared))):
         invocation, fragments = prepared[i]
         name = str(invocation.get("name") or invocation.get("plugin") or f"plugin {i}")

@@ -35,7 +35,9 @@ import socket
 import time
 from typing import Any
 
+from pai_runtime.atomic import write_json_atomic
 from pai_runtime.env import RUNTIME_SETTINGS_ENV_NAMES, build_env, task_environ
+from pai_runtime.exitcodes import EXIT_PREREQUISITE_FAILED, EXIT_RUNTIME_FAILURE, EXIT_STOPPED
 from pai_runtime.procinfo import kill_group, proc_start_time
 from pai_runtime.render import render_command
 from pai_runtime.spec import TaskSpec
@@ -46,8 +48,6 @@ EXIT_FILE = "exit.json"
 STOP_FILE = "stop"
 LOG_NAMES = ("stdout", "stderr", "all", "runtime.log")
 
-#: Exit code when the runtime itself could not run the command (OpenPAI's PAIRuntimeExitAbnormally).
-RUNTIME_FAILURE_EXIT_CODE = 256
 #: How long to keep copying output after the main process ended (escaped daemons may hold the pipes).
 DRAIN_SECONDS = 2.0
 BASH = "/bin/bash"
@@ -59,23 +59,11 @@ _O_LOG = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
 #: The environment every task starts from, computed once per process.
 BASE_ENVIRON = {k: v for k, v in task_environ(os.environ).items() if k not in RUNTIME_SETTINGS_ENV_NAMES}
 #: With plugins: the generated script, and the marker it leaves when a prerequisite with failurePolicy
-#: fail failed (the task then ends with code 240, PrerequisiteCallbackFailed).
+#: fail failed (the task then ends with EXIT_PREREQUISITE_FAILED, PrerequisiteCallbackFailed).
 RUNTIME_SCRIPT = "runtime.sh"
 PREREQUISITE_FAILED_FILE = "prerequisite.failed"
-PREREQUISITE_FAILED_EXIT_CODE = 240
 _MY_PID = os.getpid()
 _MY_START: int | None = None
-
-
-def write_json_atomic(path: str, data: dict[str, Any]) -> None:
-    """Write JSON so that readers see either nothing or the whole document (tmp + rename)."""
-    tmp = f"{path}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
-    try:
-        os.write(fd, json.dumps(data).encode())
-    finally:
-        os.close(fd)
-    os.rename(tmp, path)
 
 
 def write_json(path: str, data: dict[str, Any], mode: int = 0o644) -> None:
@@ -121,7 +109,7 @@ class TaskRun:
         self._spec = spec  # handed over by the launcher, which wrote spec.json itself
         self.task_dir = os.path.abspath(task_dir)
         self.task_id = os.path.basename(self.task_dir)
-        self.record: dict[str, Any] = {"exitCode": RUNTIME_FAILURE_EXIT_CODE, "startedAt": None}
+        self.record: dict[str, Any] = {"exitCode": EXIT_RUNTIME_FAILURE, "startedAt": None}
         self.pid = 0
         self.pidfd: int | None = None
         self.targets: dict[int, str] = {}  # pipe read end -> log file path
@@ -186,7 +174,7 @@ class TaskRun:
         stop_path = f"{task_dir}/{STOP_FILE}"
         if os.path.exists(stop_path):
             _log_line(runtime_fd, "task stopped before it started")
-            self.record.update(exitCode=128 + signal.SIGTERM, signal=int(signal.SIGTERM))
+            self.record.update(exitCode=EXIT_STOPPED, signal=int(signal.SIGTERM))
             self._write_record()
             return False
         if spec.plugins:
@@ -329,7 +317,7 @@ class TaskRun:
             from pai_runtime import exitspec
 
             marker = f"{self.task_dir}/{PREREQUISITE_FAILED_FILE}"
-            if self._plugins and code == PREREQUISITE_FAILED_EXIT_CODE and os.path.exists(marker):
+            if self._plugins and code == EXIT_PREREQUISITE_FAILED and os.path.exists(marker):
                 info = exitspec.describe_code(code, code, self._exit_spec)
                 info["prerequisite"] = read_json(marker)
             else:
@@ -340,13 +328,13 @@ class TaskRun:
 
     def fail(self, error: str) -> dict[str, Any]:
         """Record a runtime failure (the command did not run)."""
-        self.record["exitCode"] = RUNTIME_FAILURE_EXIT_CODE
+        self.record["exitCode"] = EXIT_RUNTIME_FAILURE
         self.record["error"] = error
         try:
             from pai_runtime import exitspec
 
             self.record["exitInfo"] = exitspec.describe_code(
-                RUNTIME_FAILURE_EXIT_CODE, RUNTIME_FAILURE_EXIT_CODE, self._exit_spec)
+                EXIT_RUNTIME_FAILURE, EXIT_RUNTIME_FAILURE, self._exit_spec)
         except Exception as exc:
             self.record["exitInfoError"] = f"{type(exc).__name__}: {exc}"
         if self._runtime_fd >= 0:
@@ -368,7 +356,9 @@ class TaskRun:
         self._runtime_fd = -1
         self.finished = True
         try:
-            write_json_atomic(f"{self.task_dir}/{EXIT_FILE}", self.record)
+            # Not fsynced: one per task would stall the launcher's loop; a record lost to a power cut
+            # reads as a lost task, which is retried (pai_runtime.atomic).
+            write_json_atomic(f"{self.task_dir}/{EXIT_FILE}", self.record, durable=False)
         except OSError:
             pass  # the task directory is gone: nobody is left to tell
         return self.record

@@ -10,6 +10,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+# The exit codes the platform itself assigns (OpenPAI's numbering): one table, the runtime's.
+from pai_runtime.exitcodes import (  # noqa: F401 (re-exported: the core imports them from here)
+    EXIT_ATTEMPT_COMPLETED,
+    EXIT_PREEMPTED,
+    EXIT_START_FAILED,
+    EXIT_STOP_REQUESTED,
+    EXIT_TASK_LOST,
+)
+
 from .states import TERMINAL_JOB_STATES, AttemptState, JobState, LaunchState, TaskState
 
 # OpenPAI's job states (notes/openpai.md §3.1), by the names callers have always imported.
@@ -23,13 +32,6 @@ WAITING, RUNNING, STOPPING, STOPPED, SUCCEEDED, FAILED, UNKNOWN = (
     JobState.UNKNOWN,
 )
 TERMINAL = TERMINAL_JOB_STATES
-
-# Exit codes the platform itself assigns (OpenPAI's exit spec numbering).
-EXIT_STOP_REQUESTED = -210  # StopFrameworkRequested
-EXIT_ATTEMPT_COMPLETED = -220  # FrameworkAttemptCompletion: killed because the attempt completed
-EXIT_TASK_LOST = -1101  # the backend has no trace of a task it was running
-EXIT_PREEMPTED = -1003  # PodPreemptedForCriticalPod: stopped to make room for a higher-priority job
-EXIT_START_FAILED = -200  # PodCreationPermanentError: the backend could not start the task
 
 
 @dataclass

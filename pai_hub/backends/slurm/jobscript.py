@@ -24,6 +24,9 @@ import socket
 import sys
 import time
 
+from pai_runtime.atomic import write_json_atomic
+from pai_runtime.supervisor import SPEC_FILE, STOP_FILE
+
 HOLD_FILE = "hold"
 STARTED_FILE = "slurm_job.json"
 CONFIG_FILE = "slurm.json"
@@ -41,31 +44,23 @@ def _slurm_gpus() -> list[int] | None:
     return None
 
 
-def _write_json(path: str, data: dict) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f)
-    os.replace(tmp, path)
-
-
 def main(argv: list[str]) -> int:
     task_dir = argv[0]
     notify = argv[2] if len(argv) > 2 and argv[1] == "--notify" else None
     with open(f"{task_dir}/{CONFIG_FILE}") as f:
         config = json.load(f)
-    spec_path = f"{task_dir}/spec.json"
+    spec_path = f"{task_dir}/{SPEC_FILE}"
     with open(spec_path) as f:
         spec = json.load(f)
     gpus = _slurm_gpus() if config.get("gpus", 0) else []
     if gpus is not None and gpus != spec.get("gpus"):
         spec["gpus"] = gpus
-        _write_json(spec_path, spec)
+        write_json_atomic(spec_path, spec, mode=0o600)
     started = time.time()
-    _write_json(f"{task_dir}/{STARTED_FILE}", {
+    write_json_atomic(f"{task_dir}/{STARTED_FILE}", {
         "jobId": os.environ.get("SLURM_JOB_ID"), "node": os.environ.get("SLURMD_NODENAME"),
         "host": socket.gethostname(), "gpus": spec.get("gpus") or [], "startedAt": started,
-        "pid": os.getpid()})
+        "pid": os.getpid()}, mode=0o600)
 
     from pai_runtime.__main__ import main as runtime_main
 
@@ -73,7 +68,7 @@ def main(argv: list[str]) -> int:
         notify = None  # another host: the backend polls exit.json instead
     code = runtime_main([task_dir] + (["--notify", notify] if notify else []))
     hold = float(config.get("holdSeconds") or 0)
-    if code != 0 and hold > 0 and not os.path.exists(f"{task_dir}/stop"):
+    if code != 0 and hold > 0 and not os.path.exists(f"{task_dir}/{STOP_FILE}"):
         def leave(_signum: int, _frame: object) -> None:
             raise SystemExit(code if 0 <= code <= 255 else 255)
 
