@@ -28,7 +28,6 @@ from typing import Any
 from pai_hub.simulator import (
     ClusterModel,
     cluster_config_for_trace,
-    hived_available,
     load_alibaba,
     make_report,
     make_scheduler,
@@ -61,7 +60,6 @@ def replay(jobs: list, cluster: ClusterModel, scheduler: str) -> dict[str, Any]:
         "vcs_with_queueing": sum(v["queueing_delay_s"]["mean"] > 0 for v in report["vcs"].values()),
         "makespan_s": report["makespan_s"],
         "decision_points": report["decision_points"],
-        "preemption_handled_by": report["preemption_handled_by"],
     }
 
 
@@ -96,10 +94,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--since", type=float, default=9_900_000.0)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--as-recorded", action="store_true", help="also replay the unmodified trace (timing)")
-    p.add_argument("--schedulers", default=None, help="comma list (default: hived,fifo; fifo if HiveD is missing)")
+    p.add_argument("--schedulers", default=None, help="comma list (default: hived,fifo)")
     args = p.parse_args(argv)
-    have_hived = hived_available()
-    schedulers = args.schedulers.split(",") if args.schedulers else (["hived", "fifo"] if have_hived else ["fifo"])
+    schedulers = args.schedulers.split(",") if args.schedulers else ["hived", "fifo"]
     weights = read_vc_weights(args.vcs)
     loaded = scenario(
         f"loaded: pods created from t={args.since:g}, arrivals x{args.time_scale:g}, "
@@ -110,7 +107,6 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark": "trace_replay",
         "machine": {"python": platform.python_version(), "platform": platform.platform(),
                     "cpus": __import__("os").cpu_count()},
-        "hived_available": have_hived,
         "scenarios": [loaded],
     }
     if args.as_recorded:

@@ -227,13 +227,14 @@ class Machine:
         for placement in decisions.placements:
             self._placed(placement, now)
         for gang_id, reason in decisions.waiting_reasons.items():
-            job = self.jobs.get(int(gang_id.split(".", 1)[0]))
+            job = self._job_of_gang(gang_id)
             if job is not None and job.state == JobState.WAITING and job.waiting_reason != reason:
                 job.waiting_reason = reason
                 self._job(job)
                 self._event(job, "Waiting", reason, now)
 
     def _job_of_gang(self, gang_id: str) -> JobRecord | None:
+        """Gang ids start with the job id (:func:`pai_hub.scheduler.requests.build_gangs`)."""
         return self.jobs.get(int(gang_id.split(".", 1)[0]))
 
     def _preempt(self, gang_id: str, now: float) -> None:
@@ -287,7 +288,9 @@ class Machine:
         return [g.gang_id for g in self._gangs(job, self.plans[job.id], self.tasks[job.id], pending_only=False)]
 
     def _placed(self, placement: Placement, now: float) -> None:
-        job = self.jobs[int(placement.gang_id.split(".", 1)[0])]
+        job = self._job_of_gang(placement.gang_id)
+        if job is None:
+            raise KeyError(f"placement of {placement.gang_id}: no such job")
         by_key = {(t.role, t.task_index): t for t in self.tasks[job.id]}
         placed = []
         for pod in placement.pods:

@@ -15,6 +15,8 @@ from __future__ import annotations
 from typing import Any
 
 from ..scheduler.base import Scheduler
+from ..scheduler.gang import GangScheduler
+from ..scheduler.hived import HivedScheduler
 from .alibaba import VcAssigner, cluster_config_for_trace, load_alibaba, read_vc_weights, write_config
 from .baseline import QuotaFifoScheduler
 from .cluster import ClusterError, ClusterModel, load_config, parse_cluster
@@ -34,7 +36,6 @@ __all__ = [
     "VcAssigner",
     "cluster_config_for_trace",
     "format_report",
-    "hived_available",
     "load_alibaba",
     "load_config",
     "load_csv",
@@ -51,28 +52,14 @@ __all__ = [
 SCHEDULERS = ("hived", "fifo", "gang")
 
 
-def hived_available() -> bool:
-    try:
-        from ..scheduler.hived import HivedScheduler  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 def make_scheduler(name: str, cluster: ClusterModel) -> Scheduler:
     """``hived`` (HiveD, from the cluster's HiveD config), ``fifo`` (quota-FIFO baseline) or
     ``gang`` (the single-pool gang scheduler: no VCs, priority then FIFO with backfill)."""
     if name == "fifo":
         return QuotaFifoScheduler.from_cluster(cluster)
     if name == "gang":
-        from ..scheduler.gang import GangScheduler
-
         return GangScheduler({n.name: (n.cpu, n.memory_mb, tuple(range(n.gpus))) for n in cluster.nodes})
     if name == "hived":
-        try:
-            from ..scheduler.hived import HivedScheduler
-        except ImportError as e:
-            raise RuntimeError(f"the HiveD scheduler is not available: {e}") from None
         return HivedScheduler(cluster.config)
     raise ValueError(f"unknown scheduler {name!r}; choose one of {', '.join(SCHEDULERS)}")
 

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from . import SCHEDULERS, hived_available, run_simulation
+from . import SCHEDULERS, run_simulation
 from .alibaba import (
     DEFAULT_NODES,
     DEFAULT_VCS,
@@ -37,8 +37,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--cluster", metavar="CONFIG",
                    help="HiveD config (YAML/JSON: physicalCluster + virtualClusters). Default for --format "
                         "alibaba: generated from --nodes and --vcs")
-    p.add_argument("--scheduler", choices=SCHEDULERS, default=None,
-                   help="hived (default when available), fifo (quota-FIFO baseline) or gang")
+    p.add_argument("--scheduler", choices=SCHEDULERS, default="hived",
+                   help="hived (default), fifo (quota-FIFO baseline) or gang")
     p.add_argument("--format", choices=("alibaba", "csv"), default=None,
                    help="trace format (default: guessed from the header line)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"pai simulate: {trace}: no such file", file=err)
         return 2
     fmt = args.format or _guess_format(trace)
-    scheduler = args.scheduler or ("hived" if hived_available() else "fifo")
+    scheduler = args.scheduler
     try:
         if fmt == "alibaba":
             weights = read_vc_weights(args.vcs)

@@ -7,18 +7,15 @@ job to :class:`~pai_hub.orchestrator.machine.Machine` at its submission time, ca
 stop the machine asks for (completion policy, preemption) exits at once with code 143. Job
 outcomes are read back from the machine's records.
 
-Preemption: the scheduler names victim gangs in ``Decisions.preemptions``. If the machine has
-not begun stopping a victim's attempt by the end of that turn (the machine's own preemption
-handling is not there yet), the simulator reports the victim's first running task as lost
-(``EXIT_TASK_LOST``, a transient platform failure): the machine fails the attempt, stops the
-other tasks and requeues the job as a platform retry — the effect the machine's own handling has.
+Preemption: the scheduler names victim gangs in ``Decisions.preemptions``; the machine stops
+their attempts (``EXIT_PREEMPTED``) and requeues the jobs as platform retries. The simulator counts
+the victims and, until each is gone, tells the guarantee monitor that preemption is under way.
 A requeued job runs its full duration again (no checkpoints).
 """
 
 from __future__ import annotations
 
 import heapq
-import inspect
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -26,9 +23,12 @@ from typing import Any
 
 from ..orchestrator.effects import Effects
 from ..orchestrator.machine import Machine
-from ..orchestrator.records import EXIT_TASK_LOST, TERMINAL, WAITING, JobRecord
+from ..orchestrator.records import TERMINAL, WAITING, JobRecord
+from ..orchestrator.states import LaunchState
 from ..protocol.render import RenderedJob, RenderedTaskRole
 from ..scheduler.base import ClusterStatus, Decisions, GangRequest, Placement, PodRequest, Scheduler, VcStatus
+from ..scheduler.hived import load_config
+from ..scheduler.requests import ClusterFacts
 from .cluster import ClusterModel
 from .metrics import GuaranteeMonitor
 from .workload import SimJob, priority_class
@@ -36,6 +36,7 @@ from .workload import SimJob, priority_class
 __all__ = ["EXIT_STOPPED", "JobOutcome", "RecordingScheduler", "SimResult", "Simulation", "plan_for"]
 
 EXIT_STOPPED = 143  # SIGTERM: what a stopped task reports
+_STARTED = frozenset({LaunchState.LAUNCHING, LaunchState.RUNNING})
 _EXIT, _SUBMIT = 0, 1  # event order within one instant: exits free cells before submissions queue
 
 
@@ -126,17 +127,9 @@ def _no_ports(task_uid: str, label: str, n: int) -> list[int]:
 
 
 def _machine(scheduler: Scheduler, cluster: ClusterModel) -> Machine:
-    """The real machine; given the cluster's facts (SKUs per VC) where it takes them, as the service does."""
-    kwargs: dict[str, Any] = {}
-    if "cluster_facts" in inspect.signature(Machine).parameters:
-        try:
-            from ..scheduler.hived import load_config
-            from ..scheduler.requests import ClusterFacts
-
-            kwargs["cluster_facts"] = ClusterFacts.from_config(load_config(cluster.config))
-        except ImportError:
-            pass
-    return Machine(scheduler, cluster.node_infos(), _no_spec, _no_ports, **kwargs)
+    """The real machine, given the cluster's facts (SKUs per VC) as the service does."""
+    facts = ClusterFacts.from_config(load_config(cluster.config))
+    return Machine(scheduler, cluster.node_infos(), _no_spec, _no_ports, cluster_facts=facts)
 
 
 @dataclass
@@ -169,7 +162,6 @@ class SimResult:
     end: float
     preemptions: dict[str, int] = field(default_factory=dict)  # VC of the victim -> victim gangs
     lazy_preemptions: int = 0
-    machine_handles_preemption: bool | None = None
     wall_s: float = 0.0
     decision_points: int = 0
     schedule_calls: int = 0
@@ -193,7 +185,6 @@ class Simulation:
         self.victims: dict[str, int] = {}  # victim gang -> job id, until its attempt ends
         self.victims_seen: set[str] = set()
         self.preemptions: dict[str, int] = {}
-        self.machine_handles: bool | None = None
         self._events: list[tuple[float, int, int, str, Any]] = []
         self._seq = 0
         self.now = 0.0
@@ -227,7 +218,7 @@ class Simulation:
         return SimResult(
             outcomes=[self.outcomes[k] for k in sorted(self.outcomes)], cluster=self.cluster, monitor=self.monitor,
             scheduler=self.scheduler_name, start=start, end=max(end, start), preemptions=dict(self.preemptions),
-            lazy_preemptions=self.scheduler.lazy_preempted, machine_handles_preemption=self.machine_handles,
+            lazy_preemptions=self.scheduler.lazy_preempted,
             wall_s=time.perf_counter() - wall, decision_points=self.decision_points,
             schedule_calls=self.scheduler.calls,
         )
@@ -242,7 +233,7 @@ class Simulation:
         self.outcomes[record.id] = JobOutcome(job, record.id)
         self._apply(self.machine.take_effects(), now)
 
-    def _exit(self, task_id: str, code: int, now: float, diagnostics: str | None = None) -> None:
+    def _exit(self, task_id: str, code: int, now: float) -> None:
         entry = self.running.pop(task_id, None)
         if entry is None:
             return  # stopped earlier: its natural exit is stale
@@ -250,7 +241,7 @@ class Simulation:
         outcome = self.outcomes[job_id]
         outcome.gpu_seconds += gpus * (now - started)
         self.monitor.task_ended(outcome.job.vc, outcome.job.priority, node, gpus)
-        self.machine.task_exited(task_id, code, started, now, now, diagnostics)
+        self.machine.task_exited(task_id, code, started, now, now)
         self._apply(self.machine.take_effects(), now)
 
     def _turn(self, now: float) -> None:
@@ -270,15 +261,9 @@ class Simulation:
             self.preemptions[outcome.job.vc] = self.preemptions.get(outcome.job.vc, 0) + 1
             outcome.preempted += 1
         job = self.machine.jobs[job_id]
-        live = [t for t in self.machine.tasks.get(job_id, []) if t.launch_state in ("launching", "running")]
-        if job.attempt_id != attempt or not live:
-            return
-        self.victims[gang_id] = job_id
-        if job_id in self.machine.completing:
-            self.machine_handles = True if self.machine_handles is None else self.machine_handles
-            return  # the machine is stopping it
-        self.machine_handles = False
-        self._exit(live[0].task_id, EXIT_TASK_LOST, now, "preempted (simulator)")
+        live = [t for t in self.machine.tasks.get(job_id, []) if t.launch_state in _STARTED]
+        if job.attempt_id == attempt and live:
+            self.victims[gang_id] = job_id  # the machine is stopping it
 
     # -- effects ------------------------------------------------------------------------------------
     def _apply(self, fx: Effects, now: float) -> None:
@@ -324,4 +309,4 @@ class Simulation:
         job = self.machine.jobs[job_id]
         if job.state in TERMINAL or job.attempt_id != int(gang_id.split(".")[1]):
             return True
-        return all(t.launch_state == "ended" for t in self.machine.tasks.get(job_id, []))
+        return all(t.launch_state == LaunchState.ENDED for t in self.machine.tasks.get(job_id, []))

@@ -76,7 +76,6 @@ class GuaranteeMonitor:
         self.by_vc_seconds: Counter = Counter()
         self.by_vc_points: Counter = Counter()
         self.decision_points = 0
-        self.skipped_points = 0
 
     # -- inputs -------------------------------------------------------------------------------------
     def gang_waiting(self, job: int, vc: str, priority: int, submitted: float, pods: tuple[int, ...],
@@ -114,7 +113,6 @@ class GuaranteeMonitor:
     def settle(self, now: float, preempting: bool) -> None:
         """Called at every settled decision point."""
         if preempting:
-            self.skipped_points += 1
             return
         for vc in sorted(self.dirty):
             state = self.vcs[vc]

@@ -52,8 +52,6 @@ def make_report(result: SimResult) -> dict[str, Any]:
         "makespan_s": round(makespan, 3),
         "decision_points": result.decision_points,
         "schedule_calls": result.schedule_calls,
-        "preemption_handled_by": ("none seen" if result.machine_handles_preemption is None else
-                                  "machine" if result.machine_handles_preemption else "simulator"),
         "overall": overall,
         "vcs": vcs,
     }

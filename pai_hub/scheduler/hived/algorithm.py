@@ -8,7 +8,6 @@ deterministic: ordered dicts, lists in config order, no clock.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from ..base import SchedulerInvariantError
 from .buddy import Mapper, add_to_free, binding_paths, remove_from_free, total_left
@@ -114,7 +113,7 @@ class HivedAlgorithm(HealthMixin):
         self.leaf_at: dict[tuple[str, int], list[Cell]] = {}
         self.nodes: list[str] = []
         for top in self.tops:
-            for leaf in _leaves(top):
+            for leaf in dfs_leaves(top):
                 if leaf.node not in self.node_leaves:
                     self.node_leaves[leaf.node] = []
                     self.nodes.append(leaf.node)
@@ -648,15 +647,11 @@ class HivedAlgorithm(HealthMixin):
     def vc_leaf_cells(self, vc: str) -> list[Cell]:
         out = [leaf for cc in self.vc_cells.get(vc, {}).values() for leaf in cc.levels[1]]
         for top in self.pinned_virtual.get(vc, {}).values():
-            out.extend(_leaves(top))
+            out.extend(dfs_leaves(top))
         return out
 
-    def describe(self) -> dict[str, Any]:
-        return {name: {"state": g.state, "priority": g.req.priority, "lazy_by": g.lazy_by} for name, g in self.groups.items()}
 
 
-def _leaves(c: Cell) -> list[Cell]:
-    return dfs_leaves(c)
 
 
 def _obtainable(c: Cell) -> bool:

@@ -23,8 +23,6 @@ class Cell:
         "chain",
         "children",
         "doomed",
-        "group_using",
-        "healthy_override",
         "in_free",
         "index",
         "is_virtual",
@@ -37,7 +35,6 @@ class Cell:
         "nodes",
         "parent",
         "physical",
-        "pinned_id",
         "pinned_vc",
         "preassigned",
         "reserving",
@@ -45,7 +42,6 @@ class Cell:
         "used_at",
         "using",
         "vc",
-        "view_node",
         "virtual",
     )
 
@@ -64,17 +60,13 @@ class Cell:
         self.node: str | None = None  # the node of a cell at or below node level
         self.nodes: list[str] = []
         self.index = -1  # leaf device index (physical leaves)
-        self.view_node: Cell | None = None  # the node-level (or lower top) ancestor of a leaf
         # physical
         self.virtual: Cell | None = None
         self.split = False
         self.in_free = False
-        self.pinned_id: str | None = None
         self.pinned_vc: str | None = None  # set when a VC owns this pinned cell
         self.using: Any = None  # group using this leaf
         self.reserving: Any = None  # group reserving this leaf (preemptor)
-        self.group_using = None
-        self.healthy_override = None
         # virtual
         self.vc: str | None = None
         self.preassigned: Cell | None = None
@@ -159,7 +151,7 @@ class ChainCells:
 
 
 def _finish(cell: Cell, node_level: int) -> None:
-    """Leaf counts, view-node links and leaf lists for a freshly built tree."""
+    """Leaf counts, and leaf lists on view nodes and tops, for a freshly built tree."""
     stack = [cell]
     post: list[Cell] = []
     while stack:
@@ -170,11 +162,7 @@ def _finish(cell: Cell, node_level: int) -> None:
         if c.children:
             c.leaf_count = sum(ch.leaf_count for ch in c.children)
     for c in post:
-        if c.level == node_level or (c.parent is None and c.level < node_level):
-            c.leaves = dfs_leaves(c)
-            for leaf in c.leaves:
-                leaf.view_node = c
-        elif c.parent is None:
+        if c.level == node_level or c.parent is None:  # view nodes and tops
             c.leaves = dfs_leaves(c)
 
 
@@ -190,7 +178,6 @@ def build_physical(config: HivedConfig) -> tuple[dict[str, ChainCells], list[Cel
             node = spec.address.rsplit("/", 1)[-1]
         c.node = node
         if spec.pinned_cell_id:
-            c.pinned_id = spec.pinned_cell_id
             pinned[spec.pinned_cell_id] = c
         if level == 1:
             c.index = int(spec.address.rsplit("/", 1)[-1])

@@ -10,10 +10,6 @@ if TYPE_CHECKING:
     from .algorithm import Group, GroupRequest, HivedAlgorithm, Miss
 
 
-def _count(n: int, what: str) -> str:
-    return f"{n} {what}"
-
-
 def _sku_words(algo: HivedAlgorithm, chains: list[str]) -> str:
     types = list(dict.fromkeys(algo.chains[c].leaf_type for c in chains))
     return "/".join(types) if types else "cells"

@@ -244,15 +244,11 @@ class HivedScheduler(Scheduler):
             gang = _gang_from(entry["gang"])
             pl = entry["placement"]
             placement = Placement(pl["gang_id"], tuple(PodPlacement(r, i, n, tuple(gp)) for r, i, n, gp in pl["pods"]))
-            if entry.get("lazy_by"):
-                types = None
-                gang_req = gang
-            else:
-                types = entry.get("pre_types")
-                gang_req = gang
             if gang.gang_id in self.algo.groups:
                 continue
-            self.bind(placement, gang_req, types)
+            # a lazily preempted gang lost its virtual cells: no preassigned types to restore
+            types = None if entry.get("lazy_by") else entry.get("pre_types")
+            self.bind(placement, gang, types)
             g = self.algo.groups.get(gang.gang_id)
             if g is not None and entry.get("lazy_by") and g.virt is not None:
                 self.algo._lazy_preempt(g, entry["lazy_by"])

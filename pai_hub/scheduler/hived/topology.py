@@ -90,9 +90,6 @@ class TopologyView:
                 need = pods[k]
         return None, Failure("capacity")
 
-    def free_leaves(self) -> int:
-        return sum(n.leaf_count - n.n_used for n in self.nodes)
-
 
 def _key_cross(n: Cell) -> tuple[bool, int]:
     return (not n.healthy, -n.n_used)
