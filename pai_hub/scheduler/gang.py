@@ -1,8 +1,8 @@
 """All-or-nothing placement over the nodes' CPUs, memory and GPUs, in priority then FIFO order.
 
-This is the single-machine placement the HiveD scheduler will replace (issue: "The HiveD
-scheduler"). A gang that does not fit does not block smaller gangs behind it (backfill), and every
-waiting gang has a reason a researcher can read.
+One pool, no virtual clusters: the simulator's ``gang`` baseline and the state machine's tests use
+it (the service places every job with HiveD). A gang that does not fit does not block smaller gangs
+behind it (backfill), and every waiting gang has a reason a researcher can read.
 """
 
 from __future__ import annotations

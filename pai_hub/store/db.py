@@ -48,9 +48,13 @@ class Store:
 
 def open_store(url: str) -> Store:
     """Open (and migrate to head) the database at ``url``."""
-    kwargs = {}
+    kwargs: dict = {}
     if url.startswith("sqlite"):
         kwargs["connect_args"] = {"check_same_thread": False}
+    else:
+        # a database server that restarted leaves dead connections in the pool: test each before
+        # use, so that the commit the loop retries after an outage gets a live one
+        kwargs["pool_pre_ping"] = True
     engine = create_engine(url, **kwargs)
     if url.startswith("sqlite"):
         event.listen(engine, "connect", _tune_sqlite)
