@@ -11,17 +11,16 @@ from __future__ import annotations
 import abc
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from terminado.management import PtyWithClients
 
 # Shared with the pure core, which must not import backends; re-exported for backend code.
 from ..core import GpuInfo, NodeInfo, TaskLaunch
 
 __all__ = ["LOST_EXIT_CODE", "Backend", "GpuInfo", "NodeInfo", "Shell", "TaskEvent", "TaskExit", "TaskLaunch",
            "TaskRunning"]
-
-#: The exit code a backend reports for a task it has no trace of (OpenPAI's numbering; the
-#: orchestrator treats it as a transient platform failure and retries the job).
-LOST_EXIT_CODE = -1101
 
 
 @dataclass(frozen=True)
@@ -44,35 +43,6 @@ class TaskRunning:
 
 
 TaskEvent = TaskRunning | TaskExit
-
-
-@dataclass
-class Shell:
-    """An interactive shell in a task's environment: a process on the slave side of a PTY whose
-    master side is ``fd`` (read its output, write its input)."""
-
-    pid: int
-    fd: int
-    process: Any = None
-
-    def close(self) -> None:
-        """End the shell and everything it started."""
-        import os
-        import signal
-
-        try:
-            os.killpg(self.pid, signal.SIGHUP)
-        except (ProcessLookupError, PermissionError):
-            pass
-        try:
-            os.close(self.fd)
-        except OSError:
-            pass
-        if self.process is not None:
-            try:
-                self.process.wait(timeout=5)
-            except Exception:
-                self.process.kill()
 
 
 class Backend(abc.ABC):
@@ -111,13 +81,15 @@ class Backend(abc.ABC):
     async def adopt(self, known_task_ids: list[str]) -> list[TaskEvent]:
         """After a restart: the state of each known task (running, or exited meanwhile).
 
-        Tasks the backend has no trace of are reported as ``TaskExit`` with exit code -1101
-        (lost) so the orchestrator can retry them.
+        Tasks the backend has no trace of are reported as ``TaskExit`` with exit code
+        ``EXIT_TASK_LOST`` (-1101, :mod:`pai_runtime.exitcodes`) so the orchestrator can retry them.
         """
 
-    def exec_shell(self, task_id: str) -> Shell:
+    def exec_shell(self, task_id: str) -> PtyWithClients:
         """An interactive shell with the task's working directory, environment and GPUs (for
-        debugging a failed task kept by its debug reservation, or a running one)."""
+        debugging a failed task kept by its debug reservation, or a running one), as a terminado
+        terminal: the hub's terminal websocket reads, writes and resizes its ``ptyproc`` and ends it
+        with ``killpg``. Raises KeyError when the task has no shell to open."""
         raise NotImplementedError(f"the {self.name} backend cannot open shells")
 
     @abc.abstractmethod

@@ -34,7 +34,7 @@ def test_kill_9_while_20_jobs_run_then_restart(crashable, tmp_path):
         for name in list(expected)[:4]:
             wait_state(c, name, {"RUNNING"})
     srv.kill()  # SIGKILL: no cleanup, no goodbye
-    time.sleep(1.5)
+    time.sleep(1.5)  # the workload: the short jobs end while the server is down
     srv.start()
     with srv.client() as c:
         for name, (state, code) in expected.items():

@@ -16,6 +16,7 @@ import pytest
 from pai_hub.backends.base import TaskExit, TaskLaunch, TaskRunning
 from pai_hub.backends.local import LOST_EXIT_CODE, LocalBackend, discover_gpus
 from pai_runtime.spec import TaskPeer, TaskRoleInfo, TaskSpec
+from tests.waiting import wait_for, wait_for_async
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -108,6 +109,21 @@ def test_env_logs_cwd_and_exit_codes(tmp_path: Path) -> None:
     run(main())
 
 
+def log_or_empty(backend: LocalBackend, task_id: str, name: str) -> bytes:
+    try:
+        return backend.read_log(task_id, name)
+    except KeyError:  # not written yet
+        return b""
+
+
+def process_state(pid: int) -> str:
+    """The state letter of ``/proc/<pid>/stat`` (``Z`` for a zombie), or ``gone``."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0]
+    except FileNotFoundError:
+        return "gone"
+
+
 def test_running_event_signal_death_and_stop(tmp_path: Path) -> None:
     async def main() -> None:
         backend = LocalBackend(tmp_path / "run")
@@ -115,10 +131,11 @@ def test_running_event_signal_death_and_stop(tmp_path: Path) -> None:
         try:
             await backend.start(launch("selfkill", "kill -KILL $$"))
             await backend.start(launch("sleeper", "sleep 30"))
-            await backend.start(launch("stubborn", 'trap "echo got TERM" TERM; while true; do sleep 0.05; done'))
+            await backend.start(launch("stubborn", 'trap "echo got TERM" TERM; echo trapped; while true; do sleep 0.05; done'))
             first = await asyncio.wait_for(backend.events().__anext__(), 5)
             assert isinstance(first, TaskRunning) and first.task_id == "selfkill"
-            await asyncio.sleep(0.5)  # let the traps be installed
+            await wait_for_async(lambda: b"trapped" in log_or_empty(backend, "stubborn", "stdout"), 10,
+                                 "the stubborn task's TERM trap installed")
             t0 = time.monotonic()
             await backend.stop("sleeper", grace=5)
             await backend.stop("stubborn", grace=0.5)
@@ -219,7 +236,7 @@ def test_supervisor_gone_without_exit_is_lost(tmp_path: Path) -> None:
 
     launcher_pid = run(first_life())
     os.kill(launcher_pid, signal.SIGKILL)  # the supervisor itself dies: nobody will write exit.json
-    time.sleep(0.1)
+    wait_for(lambda: process_state(launcher_pid) in ("gone", "Z"), 5, "the killed launcher gone")
 
     async def second_life() -> None:
         b = LocalBackend(root)

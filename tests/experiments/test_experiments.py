@@ -151,7 +151,7 @@ def test_stop_stops_running_trial_jobs_and_trials_wait_for_quota(make_server, tm
                 break
             assert time.monotonic() < deadline, states
             time.sleep(0.5)
-        time.sleep(3)  # still at most 2 running, and no more than 3 submitted
+        time.sleep(3)  # deliberate: proves NO further trial runs or is submitted (at most 2 running, 3 submitted)
         assert sorted(j["state"] for j in trial_jobs(c, exp_id)) == ["RUNNING", "RUNNING", "WAITING"]
         shown = pai(server, alice, "show", exp_id)
         assert shown.returncode == 0 and "RUNNING" in shown.stdout and f"nni_{exp_id}_" in shown.stdout

@@ -58,7 +58,7 @@ def test_a_job_is_shown_final_only_once_its_final_event_is_stored(tmp_path, monk
                 assert app.controller.machine.jobs[app.controller.machine.names["admin~quick"]].state in TERMINAL
 
                 detail = asyncio.create_task(c.get("/api/v2/jobs/admin~quick"))
-                await asyncio.sleep(0.5)
+                await asyncio.sleep(0.5)  # deliberate: proves the read does NOT answer while the commit is held
                 assert not detail.done(), "the detail answered before the job's end was committed"
                 release.set()
                 r = await detail

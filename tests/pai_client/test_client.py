@@ -9,6 +9,7 @@ import pytest
 
 from pai_client.client import AsyncPaiClient, PaiClient, PaiError, hub_settings
 from tests.server import Server, job_yaml
+from tests.waiting import wait_for_async
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +62,11 @@ def test_async_client_submits_streams_waits_logs_and_stops(hub_pai, hub_env):
             assert text == "out-1\n" and offset == len(text)
             assert (await c.log("a1", "w", 1, "stdout", offset=offset))[0] == ""
             await c.submit(job_yaml("a2", ["sleep 60"]))
-            await asyncio.sleep(0.2)
+
+            async def a2_running() -> bool:
+                return (await c.job("a2"))["jobStatus"]["state"] == "RUNNING"
+
+            await wait_for_async(a2_running, 30, "a2 RUNNING, to be stopped")
             await c.stop("a2")
             assert (await c.wait("a2", timeout=30))["jobStatus"]["state"] == "STOPPED"
             assert [j["name"] for j in await c.jobs(state="STOPPED")] == ["a2"]

@@ -78,6 +78,13 @@ async def until(condition, timeout=30.0) -> None:
         await asyncio.sleep(0.05)
 
 
+def log_or_empty(backend, task_id) -> bytes:
+    try:
+        return backend.read_log(task_id, "stdout")
+    except (KeyError, OSError):  # not written yet
+        return b""
+
+
 def env_of(backend, task_id) -> dict[str, str]:
     out = backend.read_log(task_id, "stdout").decode()
     return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
@@ -167,14 +174,15 @@ def test_stop_running_and_pending(slurm_conf, tmp_path):
         b = SlurmBackend(tmp_path / "run", slurm_conf=slurm_conf)
         await b.open()
         try:
-            await b.start(launch("long", "trap 'echo got TERM; exit 143' TERM; sleep 60 & wait", node="node1"))
+            await b.start(launch("long", "trap 'echo got TERM; exit 143' TERM; echo trapped; sleep 60 & wait",
+                                 node="node1"))
             await b.start(launch("hog", "sleep 60", node="node2", gpus=(0, 1, 2, 3)))
             # Only once the hog holds all of node2's GPUs is "pend" sure to wait behind it: submitted together,
             # Slurm may start the 1-GPU job first while a previous test's job still frees a GPU there.
             await until(lambda: all((b.task_dir(t) / "slurm_job.json").exists() for t in ("long", "hog")))
             await b.start(launch("pend", "echo never", node="node2", gpus=(0,)))
             await until(lambda: b.job_id("pend") is not None)
-            await asyncio.sleep(0.5)
+            await until(lambda: b"trapped" in log_or_empty(b, "long"))  # its TERM trap is in place
             for tid in ("long", "pend", "hog"):
                 await b.stop(tid, grace=3)
             got = await exits(b, {"long", "pend", "hog"})
@@ -199,7 +207,7 @@ def test_adoption_after_restart(slurm_conf, tmp_path):
         await b.close()  # tasks keep running
 
     async def second():
-        await asyncio.sleep(1.5)
+        await until(lambda: (tmp_path / "run" / "tasks" / "a-quick" / "exit.json").exists())  # ended meanwhile
         b = SlurmBackend(tmp_path / "run", slurm_conf=slurm_conf)
         await b.open()
         try:
