@@ -1,4 +1,9 @@
-"""A shell over a task-terminal websocket (terminado's JSON messages), for tests of debug terminals."""
+"""A shell over a task-terminal websocket, for tests of debug terminals.
+
+The websocket speaks terminado's JSON messages: the server says ``["setup", {}]`` first, then
+``["stdout", text]`` as the shell prints and ``["disconnect", 1]`` when it ends; the client sends
+``["set_size", rows, cols]`` and ``["stdin", text]``.
+"""
 
 from __future__ import annotations
 
@@ -9,13 +14,16 @@ from tornado.httpclient import HTTPRequest
 from tornado.websocket import websocket_connect
 
 
-async def shell_session(url: str, headers: dict[str, str], script: str) -> str:
-    """Send ``script`` to the shell at ``url`` and return everything it printed until it disconnects."""
+async def shell_session(url: str, headers: dict[str, str], script: str, timeout: float = 20) -> str:
+    """Send ``script`` to the shell at ``url`` once it is set up, and return everything it printed
+    until it disconnects."""
     conn = await websocket_connect(HTTPRequest(url, headers=headers))
+    first = await asyncio.wait_for(conn.read_message(), timeout)
+    assert first is not None and json.loads(first) == ["setup", {}], first
     conn.write_message(json.dumps(["set_size", 24, 100]))
     conn.write_message(json.dumps(["stdin", script]))
     out = ""
-    while (msg := await asyncio.wait_for(conn.read_message(), 20)) is not None:
+    while (msg := await asyncio.wait_for(conn.read_message(), timeout)) is not None:
         kind, *rest = json.loads(msg)
         if kind == "stdout":
             out += rest[0]

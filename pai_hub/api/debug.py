@@ -2,24 +2,25 @@
 
 ``GET /jobs/{fw}/debug`` shows what is kept and until when; ``DELETE`` releases it early (its GPUs
 go back to the VC). ``/jobs/{fw}/tasks/{role}/{index}/terminal`` is a websocket to a shell in the
-task's environment, speaking terminado's JSON messages (``["stdin", text]``, ``["set_size", rows,
-cols]`` in; ``["stdout", text]``, ``["disconnect", 1]`` out) so JupyterLab's terminal can use it.
+task's environment, served by terminado (the terminals of Jupyter itself) and speaking its JSON
+messages: ``["stdin", text]`` and ``["set_size", rows, cols]`` in; ``["setup", {}]`` once, then
+``["stdout", text]`` and, when the shell ends, ``["disconnect", 1]`` out. The shell's output is
+decoded incrementally, so a character split across two reads of the PTY arrives whole.
 """
 
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import json
-import os
-import struct
-import termios
+import signal
 import time
 from typing import Any
 
-from tornado import websocket
+from terminado import TermSocket
+from terminado.management import PtyWithClients, TermManagerBase
+from tornado import web
+from tornado.ioloop import IOLoop
 
-from ..backends.base import Shell
 from . import views
 from .errors import ApiError
 from .jobs import JobAccess
@@ -41,10 +42,54 @@ class DebugHandler(JobAccess):
         self.send({"message": f"debug reservation of {framework_name} released"})
 
 
-class TerminalHandler(JobAccess, websocket.WebSocketHandler):
+class TaskTerminals(TermManagerBase):
+    """The server's debug terminals: terminado's reading, writing and ending of terminals, for
+    terminals the backends open (one per websocket) instead of a shell command of the manager's."""
+
+    def __init__(self) -> None:
+        super().__init__(shell_command=[])
+        self._ending: set[asyncio.Future[bool]] = set()
+
+    def attach(self, terminal: PtyWithClients, client: TermSocket) -> None:
+        """Send the terminal's output to ``client`` from now on."""
+        terminal.clients.append(client)
+        self.start_reading(terminal)
+
+    def on_eof(self, ptywclients: PtyWithClients) -> None:
+        """As terminado's, but the shell is closed and reaped in the I/O thread: closing waits for the
+        process, which must not hold the event loop."""
+        fd = ptywclients.ptyproc.fd
+        self.ptys_by_fd.pop(fd, None)
+        IOLoop.current().remove_handler(fd)
+        self.blocking_io_executor.submit(ptywclients.ptyproc.close)
+
+    def client_disconnected(self, websocket: Any) -> None:
+        """The websocket closed: hang up the shell's process group, then end it if it lingers."""
+        terminal = websocket.terminal
+        if terminal is None or terminal.clients:
+            return
+        try:
+            terminal.killpg(signal.SIGHUP)
+        except OSError:
+            pass  # already gone
+        ending = asyncio.ensure_future(terminal.terminate(force=True))
+        self._ending.add(ending)
+        ending.add_done_callback(self._ending.discard)
+
+
+def task_terminals(application: web.Application) -> TaskTerminals:
+    """The application's one terminal manager, made on first use."""
+    terminals = application.settings.get("pai_terminals")
+    if terminals is None:
+        terminals = application.settings["pai_terminals"] = TaskTerminals()
+    return terminals
+
+
+class TerminalHandler(JobAccess, TermSocket):
     """A shell in a task that is running, or kept for debugging (owner or admin only)."""
 
-    shell: Shell | None = None
+    def initialize(self) -> None:  # type: ignore[override]
+        TermSocket.initialize(self, task_terminals(self.application))
 
     async def get(self, framework_name: str, role: str, index: str) -> None:  # type: ignore[override]
         job = self.find_job(framework_name)
@@ -56,51 +101,31 @@ class TerminalHandler(JobAccess, websocket.WebSocketHandler):
             raise ApiError(409, "TaskNotAvailableError",
                            f"task {role}/{index} is {task.state} and not kept for debugging; ask for "
                            "extras.debugReservation: {minutes: N} to keep a failed task")
-        try:
-            self.shell = self.pai.controller.backend.exec_shell(task.task_id)
+        try:  # a process to start, or an exec session to open: not on the event loop
+            self.terminal = await asyncio.get_running_loop().run_in_executor(
+                None, self.pai.controller.backend.exec_shell, task.task_id)
         except (KeyError, NotImplementedError) as exc:
             raise ApiError(409, "TaskNotAvailableError", f"no shell for task {role}/{index}: {exc}") from None
         await super().get(framework_name, role, index)
+        if self.ws_connection is None and self.terminal is not None:  # not a websocket request after all
+            self.terminal.killpg(signal.SIGHUP)
+            self.terminal = None
 
-    def open(self, *args: Any) -> None:
-        assert self.shell is not None
-        asyncio.get_running_loop().add_reader(self.shell.fd, self._pump)
+    def open(self, *args: Any) -> None:  # type: ignore[override]
+        assert self.terminal is not None
+        self.term_name = self.request.path
+        self.send_json_message(["setup", {}])
+        self.term_manager.attach(self.terminal, self)
 
-    def _pump(self) -> None:
-        assert self.shell is not None
+    def on_message(self, message: str | bytes) -> Any:
+        """terminado's, for well-formed messages to a live shell; anything else is ignored."""
         try:
-            data = os.read(self.shell.fd, 65536)
-        except BlockingIOError:
-            return
-        except OSError:
-            data = b""
-        if not data:  # the shell ended
-            self._end()
-            return
-        self.write_message(json.dumps(["stdout", data.decode("utf-8", "replace")]))
-
-    def on_message(self, message: str | bytes) -> None:
-        if self.shell is None:
-            return
-        try:
-            kind, *args = json.loads(message)
-        except (ValueError, TypeError):
-            return
-        if kind == "stdin" and args:
-            os.write(self.shell.fd, str(args[0]).encode())
-        elif kind == "set_size" and len(args) >= 2:
-            fcntl.ioctl(self.shell.fd, termios.TIOCSWINSZ, struct.pack("HHHH", int(args[0]), int(args[1]), 0, 0))
-
-    def _end(self) -> None:
-        if self.shell is not None:
-            asyncio.get_running_loop().remove_reader(self.shell.fd)
-            self.shell.close()
-            self.shell = None
-            try:
-                self.write_message(json.dumps(["disconnect", 1]))
-                self.close()
-            except websocket.WebSocketClosedError:
-                pass
-
-    def on_close(self) -> None:
-        self._end()
+            command = json.loads(message)
+            kind = command[0]
+            valid = (kind == "stdin" and isinstance(command[1], str)) or (
+                kind == "set_size" and all(isinstance(n, int) and n > 0 for n in command[1:3]) and len(command) >= 3)
+        except (ValueError, TypeError, IndexError, KeyError):
+            return None
+        if not valid or self.terminal is None:
+            return None
+        return super().on_message(message)

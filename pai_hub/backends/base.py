@@ -13,14 +13,13 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
-    from terminado.management import PtyWithClients
-
 # Shared with the pure core, which must not import backends; re-exported for backend code.
 from ..core import GpuInfo, NodeInfo, TaskLaunch
 
-__all__ = ["LOST_EXIT_CODE", "Backend", "GpuInfo", "NodeInfo", "Shell", "TaskEvent", "TaskExit", "TaskLaunch",
-           "TaskRunning"]
+if TYPE_CHECKING:
+    from terminado.management import PtyWithClients
+
+__all__ = ["Backend", "GpuInfo", "NodeInfo", "TaskEvent", "TaskExit", "TaskLaunch", "TaskRunning"]
 
 
 @dataclass(frozen=True)

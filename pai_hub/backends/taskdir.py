@@ -1,34 +1,192 @@
-"""Logs read from a task attempt's directory, for backends whose tasks write them to a filesystem
-the control plane sees (the local backend; Slurm with a shared run root)."""
+"""Backends whose task attempts live in directories on a filesystem the control plane sees.
+
+The local backend and the Slurm backend (with a shared run root) keep every task attempt in
+``<run_root>/tasks/<task_id>/`` (``spec.json``, ``exit.json``, the ``stop`` marker, logs; see
+:mod:`pai_runtime.supervisor`) and hear exits as datagrams carrying the task id on
+``<run_root>/events.sock``. :class:`TaskDirBackend` is what they share: task-id checks, the socket,
+exit records into events, the stop marker, logs, and debug shells in the task's environment. Each
+backend adds how its tasks are launched, stopped and adopted.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
+import re
+import socket
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from pai_runtime.supervisor import LOG_NAMES
+from pai_hub.backends.base import Backend
+from pai_hub.backends.events import TaskEvents
+from pai_runtime.env import build_env
+from pai_runtime.spec import TaskSpec
+from pai_runtime.supervisor import EXIT_FILE, LOG_NAMES, SPEC_FILE, STOP_FILE, read_json
+
+if TYPE_CHECKING:
+    from terminado.management import PtyWithClients
+
+_TASK_ID = re.compile(r"[A-Za-z0-9._~-]+")
+_SUN_PATH_MAX = 107
 
 
-class TaskDirLogs:
-    """``log_names`` and ``read_log`` over ``stdout``, ``stderr``, ``all`` and ``runtime.log``."""
+def is_task_id(task_id: Any) -> bool:
+    """A task id is also a directory name: no ``/``, no ``.``/``..``, nothing a shell would expand."""
+    return isinstance(task_id, str) and bool(_TASK_ID.fullmatch(task_id)) and task_id not in (".", "..")
 
-    def _log_dir(self, task_id: str) -> str:  # the backend knows where a task's directory is
-        raise NotImplementedError
+
+def check_task_id(task_id: str) -> str:
+    if not is_task_id(task_id):
+        raise ValueError(f"invalid task id {task_id!r}: must match [A-Za-z0-9._~-]+")
+    return task_id
+
+
+class TaskDirBackend(TaskEvents, Backend):
+    """The shared half of the local and Slurm backends (see module docstring).
+
+    Subclasses call :meth:`_listen` in ``open()`` and :meth:`_stop_listening` in ``close()``, and
+    give :meth:`_shell_argv` (what runs on a debug shell's PTY) and :meth:`_shell_environ`.
+    """
+
+    def __init__(self, run_root: Path | str) -> None:
+        super().__init__()
+        self.run_root = Path(os.path.abspath(run_root))
+        self.tasks_dir = self.run_root / "tasks"
+        self.socket_path = self.run_root / "events.sock"
+        self._tasks = str(self.tasks_dir)
+        self._kill_timers: dict[str, asyncio.TimerHandle] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._sock: socket.socket | None = None
+        self._sock_ino: int | None = None
+
+    def task_dir(self, task_id: str) -> Path:
+        """The attempt directory of ``task_id`` (spec.json, exit.json, logs, work/...)."""
+        return self.tasks_dir / check_task_id(task_id)
+
+    # -- exits ---------------------------------------------------------------------------------
+
+    def _listen(self) -> None:
+        """Bind ``events.sock`` and hear exit datagrams. Bind before anything else: an exit that
+        happens from now on is heard, one that happened before is found by adopt() in exit.json."""
+        assert self._loop is not None
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC)
+        path = str(self.socket_path)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        if len(path.encode()) <= _SUN_PATH_MAX:
+            sock.bind(path)
+        else:  # too long for sun_path: bind through a directory fd
+            dfd = os.open(self.run_root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            try:
+                sock.bind(f"/proc/self/fd/{dfd}/{self.socket_path.name}")
+            finally:
+                os.close(dfd)
+        os.chmod(path, 0o600)
+        self._sock_ino = os.stat(path).st_ino
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+        self._sock = sock
+        self._loop.add_reader(sock.fileno(), self._on_datagrams)
+
+    def _stop_listening(self) -> None:
+        """Close the socket and cancel pending force-kills (running tasks keep running)."""
+        if self._sock is not None:
+            if self._loop is not None:
+                self._loop.remove_reader(self._sock.fileno())
+            self._sock.close()
+            self._sock = None
+            with contextlib.suppress(OSError):  # only our own socket: a newer backend may have bound the path
+                if os.stat(self.socket_path).st_ino == self._sock_ino:
+                    os.unlink(self.socket_path)
+        for handle in self._kill_timers.values():
+            handle.cancel()
+        self._kill_timers.clear()
+
+    def _on_datagrams(self) -> None:
+        sock = self._sock
+        while sock is not None:
+            try:
+                data = sock.recv(1024)
+            except OSError:  # drained (EAGAIN), or closed
+                return
+            task_id = data.decode(errors="replace")
+            if task_id in self._live:  # else a duplicate, or a task this control plane does not know
+                record = self._exit_record(task_id)
+                if record is not None:
+                    self._emit_exit(task_id, record)
+
+    def _exit_record(self, task_id: str) -> dict[str, Any] | None:
+        return read_json(f"{self._tasks}/{task_id}/{EXIT_FILE}")
+
+    def _forget(self, task_id: str) -> None:
+        super()._forget(task_id)
+        timer = self._kill_timers.pop(task_id, None)
+        if timer is not None:
+            timer.cancel()
+
+    def _mark_stopped(self, task_dir: str) -> None:
+        """Leave the ``stop`` marker: a runtime that has not started the command yet sees it and
+        does not start it (it closes the race between a launch and a stop)."""
+        os.makedirs(task_dir, 0o700, exist_ok=True)  # the task may not have been created yet
+        os.close(os.open(f"{task_dir}/{STOP_FILE}", os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))
+
+    # -- logs ----------------------------------------------------------------------------------
+
+    def _log_dir(self, task_id: str) -> str:
+        try:
+            task_dir = str(self.task_dir(task_id))
+        except ValueError:
+            raise KeyError(task_id) from None
+        if not os.path.isdir(task_dir):
+            raise KeyError(task_id)
+        spec = read_json(f"{task_dir}/{SPEC_FILE}") or {}
+        return spec.get("log_dir") or f"{task_dir}/logs"  # the runtime's default
 
     def log_names(self, task_id: str) -> list[str]:
         """Every log of a started task (a log with no output yet reads empty)."""
-        log_dir = self._log_dir(task_id)
-        if not os.path.exists(f"{log_dir}/runtime.log"):
+        if not os.path.exists(f"{self._log_dir(task_id)}/runtime.log"):
             return []
         return list(LOG_NAMES)
 
     def read_log(self, task_id: str, name: str, offset: int = 0, limit: int | None = None) -> bytes:
         if name not in LOG_NAMES:
             raise KeyError(name)
-        log_dir = self._log_dir(task_id)
         try:
-            with open(f"{log_dir}/{name}", "rb") as f:
+            with open(f"{self._log_dir(task_id)}/{name}", "rb") as f:
                 if offset:
                     f.seek(offset)
                 return f.read(-1 if limit is None else limit)
         except FileNotFoundError:
             return b""
+
+    # -- shells --------------------------------------------------------------------------------
+
+    def exec_shell(self, task_id: str) -> PtyWithClients:
+        """A terminal in the task's environment, rebuilt from its spec.json (the task itself may have
+        ended): its working directory, its PAI_* variables and its CUDA_VISIBLE_DEVICES."""
+        from terminado.management import PtyWithClients
+
+        task_dir = str(self.task_dir(task_id))
+        data = read_json(f"{task_dir}/{SPEC_FILE}")
+        if data is None:
+            raise KeyError(task_id)
+        spec = TaskSpec.from_json_dict(data)
+        env = dict(self._shell_environ())
+        env.update(spec.env)
+        env.update(build_env(spec))  # last: a job's env may not widen its GPU mask
+        env.update(TERM="xterm-256color", PAI_DEBUG_SHELL="1")
+        cwd = spec.work_dir or f"{task_dir}/work"
+        os.makedirs(cwd, exist_ok=True)
+        # A new session with the PTY as its controlling terminal (job control works), made by
+        # terminado's ptyprocess; its output is decoded incrementally, so a character split across
+        # two reads arrives whole.
+        return PtyWithClients(self._shell_argv(task_id, env, cwd), env, cwd)
+
+    def _shell_environ(self) -> dict[str, str]:
+        """The environment a debug shell starts from, before the task's own variables."""
+        raise NotImplementedError
+
+    def _shell_argv(self, task_id: str, env: dict[str, str], cwd: str) -> list[str]:
+        """What runs on a debug shell's PTY."""
+        return ["/bin/bash", "-i"]

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from pai_hub.backends.base import TaskExit, TaskLaunch, TaskRunning
-from pai_hub.backends.local import LOST_EXIT_CODE, LocalBackend, discover_gpus
+from pai_hub.backends.local import LocalBackend, discover_gpus
+from pai_runtime.exitcodes import EXIT_TASK_LOST
 from pai_runtime.spec import TaskPeer, TaskRoleInfo, TaskSpec
 from tests.waiting import wait_for, wait_for_async
 
@@ -211,7 +212,7 @@ def test_survives_control_plane_death_and_adopts(tmp_path: Path) -> None:
             assert isinstance(adopted["done-later"], TaskExit) and adopted["done-later"].exit_code == 5
             assert isinstance(adopted["long"], TaskRunning)
             assert isinstance(adopted["never-seen"], TaskExit)
-            assert adopted["never-seen"].exit_code == LOST_EXIT_CODE
+            assert adopted["never-seen"].exit_code == EXIT_TASK_LOST
             await b.stop("long", grace=1)  # its exit reaches b through the same socket path
             got = await exits(b, {"long"})
             assert got["long"].exit_code == 143
@@ -243,7 +244,7 @@ def test_supervisor_gone_without_exit_is_lost(tmp_path: Path) -> None:
         await b.open()
         try:
             (event,) = await b.adopt(["orphan"])
-            assert isinstance(event, TaskExit) and event.exit_code == LOST_EXIT_CODE
+            assert isinstance(event, TaskExit) and event.exit_code == EXIT_TASK_LOST
         finally:
             await b.close()
 

@@ -22,25 +22,18 @@ import json
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pai_hub.backends.base import (
-    LOST_EXIT_CODE,
-    Backend,
-    GpuInfo,
-    NodeInfo,
-    Shell,
-    TaskEvent,
-    TaskExit,
-    TaskLaunch,
-    TaskRunning,
-)
+from pai_hub.backends.base import Backend, GpuInfo, NodeInfo, TaskEvent, TaskExit, TaskLaunch, TaskRunning
+from pai_hub.backends.events import TaskEvents, exit_event
 from pai_hub.backends.kubernetes import manifests as m
+from pai_runtime.exitcodes import EXIT_STOPPED, EXIT_TASK_LOST
+
+if TYPE_CHECKING:
+    from pai_hub.backends.kubernetes.shell import ExecTerminal
 
 log = logging.getLogger(__name__)
 
-STOPPED_EXIT_CODE = 143
 LOG_NAMES = ("all", "stdout", "stderr", "runtime.log")
 DEFAULT_GPU_MEMORY_MB = 16384
 
@@ -86,7 +79,7 @@ def node_info(node: dict[str, Any], default_gpu_model: str = "nvidia",
     )
 
 
-class KubernetesBackend(Backend):
+class KubernetesBackend(TaskEvents, Backend):
     """Runs task attempts as Pods in one namespace of a Kubernetes cluster (see module docstring).
 
     ``api_client``: a ``kubernetes.client.ApiClient`` (tests pass one aimed at a fake API server);
@@ -122,6 +115,7 @@ class KubernetesBackend(Backend):
     ) -> None:
         if gpu_isolation not in m.GPU_ISOLATION_MODES:
             raise ValueError(f"gpu_isolation must be one of {m.GPU_ISOLATION_MODES}")
+        super().__init__()
         self.namespace = namespace
         self.image = image
         self.node_selector = node_selector
@@ -140,9 +134,7 @@ class KubernetesBackend(Backend):
         self._context = context
         self._core: Any = None
         self._nodes: list[NodeInfo] = []
-        self._queue: asyncio.Queue[TaskEvent | None] = asyncio.Queue()
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._live: set[str] = set()  # task ids started or adopted and not yet reported ended
         self._stopping: set[str] = set()
         self._services: set[str] = set()
         self._watch_thread: threading.Thread | None = None
@@ -223,7 +215,7 @@ class KubernetesBackend(Backend):
         thread, self._watch_thread = self._watch_thread, None
         if thread is not None and self._loop is not None:
             await self._call(thread.join, 10)
-        self._queue.put_nowait(None)
+        self._end_events()
 
     # -- nodes ---------------------------------------------------------------------------------
 
@@ -373,31 +365,25 @@ class KubernetesBackend(Backend):
                 continue
             event = self._event_of(task_id, pod, deleted=kind == "DELETED")
             if isinstance(event, TaskExit):
-                self._live.discard(task_id)
-                self._stopping.discard(task_id)
+                self._forget(task_id)
                 self._queue.put_nowait(event)
 
+    def _forget(self, task_id: str) -> None:
+        super()._forget(task_id)
+        self._stopping.discard(task_id)
+
     def _event_of(self, task_id: str, pod: dict[str, Any] | None, *, deleted: bool = False) -> TaskEvent:
-        now = time.time()
-        record = m.exit_record(pod, LOST_EXIT_CODE) if pod is not None else None
+        record = m.exit_record(pod, EXIT_TASK_LOST) if pod is not None else None
         if record is None and (deleted or pod is None):
             if task_id in self._stopping:
-                record = {"exitCode": STOPPED_EXIT_CODE, "signal": 15, "reason": "stopped (pod deleted)"}
+                record = {"exitCode": EXIT_STOPPED, "signal": 15, "reason": "stopped (pod deleted)"}
             else:
-                record = {"exitCode": LOST_EXIT_CODE, "reason": "pod deleted" if pod is not None
+                record = {"exitCode": EXIT_TASK_LOST, "reason": "pod deleted" if pod is not None
                           else "no pod for the task"}
         if record is None:
             assert pod is not None
             return TaskRunning(task_id, m.started_at(pod))
-        return TaskExit(task_id, int(record.get("exitCode", LOST_EXIT_CODE)), record.get("startedAt"),
-                        record.get("finishedAt") or now, record)
-
-    async def events(self) -> AsyncIterator[TaskEvent]:
-        while True:
-            event = await self._queue.get()
-            if event is None:
-                return
-            yield event
+        return exit_event(task_id, record)
 
     # -- adoption ------------------------------------------------------------------------------
 
@@ -476,12 +462,12 @@ class KubernetesBackend(Backend):
                      stderr=False, tty=False, binary=True)
         return out if isinstance(out, bytes) else str(out).encode()
 
-    def exec_shell(self, task_id: str) -> Shell:
+    def exec_shell(self, task_id: str) -> ExecTerminal:
         """``bash -i`` (else ``sh -i``) in the task container through pods/exec, behind a local PTY
-        (see :class:`pai_hub.backends.kubernetes.shell.ExecShell`). Only while the container runs."""
-        from pai_hub.backends.kubernetes.shell import ExecShell
+        (see :class:`pai_hub.backends.kubernetes.shell.ExecTerminal`). Only while the container runs."""
+        from pai_hub.backends.kubernetes.shell import ExecTerminal
 
         pod = self._pod(task_id)
         if (pod.get("status") or {}).get("phase") != "Running":
             raise KeyError(f"{task_id}: its pod is not running")
-        return ExecShell.open(self._core, m.pod_name(task_id), self.namespace, m.CONTAINER)
+        return ExecTerminal.open(self._core, m.pod_name(task_id), self.namespace, m.CONTAINER)

@@ -18,52 +18,32 @@ import asyncio
 import json
 import logging
 import os
-import re
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import psutil
 
 import pai_runtime
-from pai_hub.backends.base import (
-    LOST_EXIT_CODE,
-    Backend,
-    NodeInfo,
-    Shell,
-    TaskEvent,
-    TaskExit,
-    TaskLaunch,
-    TaskRunning,
-)
+from pai_hub.backends.base import NodeInfo, TaskEvent, TaskExit, TaskLaunch, TaskRunning
+from pai_hub.backends.events import lost_record
 from pai_hub.backends.local.gpus import SIMULATED_GPU_MEMORY_MB, discover_gpus
 from pai_hub.backends.local.gpus import simulated_gpus as declare_simulated_gpus
-from pai_hub.backends.taskdir import TaskDirLogs
-from pai_runtime.env import build_env, task_environ
+from pai_hub.backends.taskdir import TaskDirBackend, check_task_id, is_task_id
+from pai_runtime.env import task_environ
 from pai_runtime.procinfo import has_environ, is_alive, kill_group
-from pai_runtime.spec import TaskSpec
-from pai_runtime.supervisor import EXIT_FILE, PID_FILE, SPEC_FILE, STOP_FILE, read_json
+from pai_runtime.supervisor import EXIT_FILE, PID_FILE, SPEC_FILE, read_json
 
 log = logging.getLogger(__name__)
 
-_TASK_ID = re.compile(r"[A-Za-z0-9._~-]+")
-_SUN_PATH_MAX = 107
 #: How long adopt() waits for a supervisor that was forked but has not yet written pid.json.
 _LAUNCH_SETTLE_SECONDS = 0.5
 
 
-def _check_task_id(task_id: str) -> str:
-    if not isinstance(task_id, str) or not _TASK_ID.fullmatch(task_id) or task_id in (".", ".."):
-        raise ValueError(f"invalid task id {task_id!r}: must match [A-Za-z0-9._~-]+")
-    return task_id
-
-
-class LocalBackend(TaskDirLogs, Backend):
+class LocalBackend(TaskDirBackend):
     """Runs tasks as local processes (see module docstring).
 
     ``simulated_gpus``, when given, replaces GPU discovery: the node declares that many GPUs
@@ -86,9 +66,7 @@ class LocalBackend(TaskDirLogs, Backend):
         memory_mb: int | None = None,
         simulated_gpu_memory_mb: int = SIMULATED_GPU_MEMORY_MB,
     ) -> None:
-        self.run_root = Path(os.path.abspath(run_root))
-        self.tasks_dir = self.run_root / "tasks"
-        self.socket_path = self.run_root / "events.sock"
+        super().__init__(run_root)
         self.node_name = node_name or socket.gethostname()
         self.ip = ip
         if simulated_gpus is not None:
@@ -98,13 +76,6 @@ class LocalBackend(TaskDirLogs, Backend):
         self.gpus = tuple(gpus)
         self.cpu = cpu if cpu is not None else (os.cpu_count() or 1)
         self.memory_mb = memory_mb if memory_mb is not None else psutil.virtual_memory().total // (1 << 20)
-        self._tasks = str(self.tasks_dir)
-        self._queue: asyncio.Queue[TaskEvent | None] = asyncio.Queue()
-        self._live: set[str] = set()
-        self._kill_timers: dict[str, asyncio.TimerHandle] = {}
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._sock: socket.socket | None = None
-        self._sock_ino: int | None = None
         self._launcher: subprocess.Popen[bytes] | None = None
         self._launcher_in: asyncio.WriteTransport | None = None
         self._watched: dict[int, int] = {}  # supervisor pid -> pidfd registered with the loop
@@ -115,34 +86,8 @@ class LocalBackend(TaskDirLogs, Backend):
     async def open(self) -> None:
         self._loop = asyncio.get_running_loop()
         os.makedirs(self.tasks_dir, mode=0o700, exist_ok=True)
-        # Bind before anything else: an exit that happens from now on is heard, one that happened
-        # before is found by adopt() in exit.json.
-        self._sock = self._bind()
-        self._loop.add_reader(self._sock.fileno(), self._on_datagrams)
+        self._listen()
         await self._start_launcher()
-
-    def _bind(self) -> socket.socket:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC)
-        path = str(self.socket_path)
-        try:
-            os.unlink(path)
-        except FileNotFoundError:
-            pass
-        if len(path.encode()) <= _SUN_PATH_MAX:
-            sock.bind(path)
-        else:  # too long for sun_path: bind through a directory fd
-            dfd = os.open(self.run_root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-            try:
-                sock.bind(f"/proc/self/fd/{dfd}/{self.socket_path.name}")
-            finally:
-                os.close(dfd)
-        os.chmod(path, 0o600)
-        self._sock_ino = os.stat(path).st_ino
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
-        except OSError:
-            pass
-        return sock
 
     async def _start_launcher(self) -> None:
         assert self._loop is not None
@@ -183,22 +128,10 @@ class LocalBackend(TaskDirLogs, Backend):
         for task_id in list(self._live):
             event = self._inspect(task_id, final=True)
             if isinstance(event, TaskExit):
-                self._emit(event)
+                self._queue.put_nowait(event)
 
     async def close(self) -> None:
-        if self._sock is not None:
-            if self._loop is not None:
-                self._loop.remove_reader(self._sock.fileno())
-            self._sock.close()
-            self._sock = None
-            try:  # unlink only our own socket: a newer backend may have bound the path since
-                if os.stat(self.socket_path).st_ino == self._sock_ino:
-                    os.unlink(self.socket_path)
-            except OSError:
-                pass
-        for handle in self._kill_timers.values():
-            handle.cancel()
-        self._kill_timers.clear()
+        self._stop_listening()
         for pidfd in self._watched.values():
             if self._loop is not None:
                 self._loop.remove_reader(pidfd)
@@ -210,7 +143,7 @@ class LocalBackend(TaskDirLogs, Backend):
             self._launcher_in = None
             await asyncio.sleep(0)
         self._launcher = None
-        self._queue.put_nowait(None)
+        self._end_events()
 
     # -- description ---------------------------------------------------------------------------
 
@@ -220,14 +153,10 @@ class LocalBackend(TaskDirLogs, Backend):
 
     # -- tasks ---------------------------------------------------------------------------------
 
-    def task_dir(self, task_id: str) -> Path:
-        """The attempt directory of ``task_id`` (spec.json, pid.json, exit.json, logs/, work/)."""
-        return self.tasks_dir / _check_task_id(task_id)
-
     async def start(self, launch: TaskLaunch) -> None:
         if self._launcher_in is None:
             raise RuntimeError("LocalBackend.start() before open()")
-        task_id = _check_task_id(launch.task_id)
+        task_id = check_task_id(launch.task_id)
         task_dir = f"{self._tasks}/{task_id}"
         if os.path.exists(f"{task_dir}/{PID_FILE}") or os.path.exists(f"{task_dir}/{EXIT_FILE}"):
             raise ValueError(f"task {task_id} was already started")
@@ -252,10 +181,8 @@ class LocalBackend(TaskDirLogs, Backend):
     async def stop(self, task_id: str, grace: float = 10.0) -> None:
         if task_id not in self._live:
             return  # unknown, or already ended: nothing to do
-        task_dir = f"{self._tasks}/{task_id}"
         # The marker covers a supervisor that has not yet written pid.json: it checks for it.
-        os.makedirs(task_dir, 0o700, exist_ok=True)  # the launcher may not have created it yet
-        os.close(os.open(f"{task_dir}/{STOP_FILE}", os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))
+        self._mark_stopped(f"{self._tasks}/{task_id}")
         self._signal(task_id, signal.SIGTERM)
         if task_id not in self._kill_timers and self._loop is not None:
             self._kill_timers[task_id] = self._loop.call_later(
@@ -281,48 +208,6 @@ class LocalBackend(TaskDirLogs, Backend):
         if self._signal(task_id, signal.SIGKILL) is None and tries < 40 and self._loop is not None:
             self._kill_timers[task_id] = self._loop.call_later(0.25, self._force_kill, task_id, tries + 1)
 
-    # -- events --------------------------------------------------------------------------------
-
-    def _on_datagrams(self) -> None:
-        sock = self._sock
-        while sock is not None:
-            try:
-                data = sock.recv(1024)
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError:
-                return
-            task_id = data.decode(errors="replace")
-            if task_id not in self._live:
-                continue  # a duplicate, or a task this control plane does not (yet) know
-            record = read_json(f"{self._tasks}/{task_id}/{EXIT_FILE}")
-            if record is not None:
-                self._emit_exit(task_id, record)
-
-    def _emit_exit(self, task_id: str, record: dict[str, Any]) -> TaskExit:
-        self._live.discard(task_id)
-        timer = self._kill_timers.pop(task_id, None)
-        if timer is not None:
-            timer.cancel()
-        event = TaskExit(task_id, int(record.get("exitCode", LOST_EXIT_CODE)), record.get("startedAt"),
-                         record.get("finishedAt") or time.time(), record)
-        self._queue.put_nowait(event)
-        return event
-
-    def _emit(self, event: TaskExit) -> None:
-        self._live.discard(event.task_id)
-        timer = self._kill_timers.pop(event.task_id, None)
-        if timer is not None:
-            timer.cancel()
-        self._queue.put_nowait(event)
-
-    async def events(self) -> AsyncIterator[TaskEvent]:
-        while True:
-            event = await self._queue.get()
-            if event is None:
-                return
-            yield event
-
     # -- adoption ------------------------------------------------------------------------------
 
     async def adopt(self, known_task_ids: list[str]) -> list[TaskEvent]:
@@ -334,23 +219,15 @@ class LocalBackend(TaskDirLogs, Backend):
                     found[tid] = self._inspect(tid, final=True)
         return [event for event in found.values() if event is not None]
 
-    def _lost(self, task_id: str, reason: str) -> TaskExit:
-        self._live.discard(task_id)
-        now = time.time()
-        return TaskExit(task_id, LOST_EXIT_CODE, None, now,
-                        {"exitCode": LOST_EXIT_CODE, "finishedAt": now, "reason": reason})
-
     def _inspect(self, task_id: str, *, final: bool) -> TaskEvent | None:
         """What became of one task; None when it may still be launching (look again later)."""
-        if not isinstance(task_id, str) or not _TASK_ID.fullmatch(task_id) or task_id in (".", ".."):
-            return self._lost(task_id, "invalid task id")
+        if not is_task_id(task_id):
+            return self._ended(task_id, lost_record("invalid task id"))
         task_dir = f"{self._tasks}/{task_id}"
         exit_path = f"{task_dir}/{EXIT_FILE}"
         record = read_json(exit_path)
         if record is not None:
-            self._live.discard(task_id)
-            return TaskExit(task_id, int(record.get("exitCode", LOST_EXIT_CODE)), record.get("startedAt"),
-                            record.get("finishedAt") or time.time(), record)
+            return self._ended(task_id, record)
         pids = read_json(f"{task_dir}/{PID_FILE}")
         if pids is not None and is_alive(pids.get("supervisorPid"), pids.get("supervisorStart")):
             # From now on its exit datagram is accepted (this runs with no await in between).
@@ -359,53 +236,18 @@ class LocalBackend(TaskDirLogs, Backend):
             return TaskRunning(task_id, pids.get("startedAt"))
         record = read_json(exit_path)  # it may have ended between the two looks
         if record is not None:
-            self._live.discard(task_id)
-            return TaskExit(task_id, int(record.get("exitCode", LOST_EXIT_CODE)), record.get("startedAt"),
-                            record.get("finishedAt") or time.time(), record)
+            return self._ended(task_id, record)
         if pids is None:
             if not final and os.path.exists(f"{task_dir}/{SPEC_FILE}"):
                 return None
-            return self._lost(task_id, "no trace of the task's supervisor")
+            return self._ended(task_id, lost_record("no trace of the task's supervisor"))
         # The supervisor died without a word (killed, machine trouble): end what is left of the task.
         spec = read_json(f"{task_dir}/{SPEC_FILE}") or {}
         if spec.get("task_uid") and has_environ(pids.get("taskPid"), "FC_POD_UID", spec["task_uid"]):
             kill_group(int(pids["pgid"]), signal.SIGKILL)
-        return self._lost(task_id, "supervisor died without recording an exit")
+        return self._ended(task_id, lost_record("supervisor died without recording an exit"))
 
-    # -- logs ----------------------------------------------------------------------------------
+    # -- shells --------------------------------------------------------------------------------
 
-    def _log_dir(self, task_id: str) -> str:
-        try:
-            task_dir = str(self.task_dir(task_id))
-        except ValueError:
-            raise KeyError(task_id) from None
-        if not os.path.isdir(task_dir):
-            raise KeyError(task_id)
-        spec = read_json(f"{task_dir}/{SPEC_FILE}") or {}
-        return spec.get("log_dir") or f"{task_dir}/logs"
-
-    def exec_shell(self, task_id: str) -> Shell:
-        """bash on a new PTY, in the task's working directory with its PAI_* environment and its
-        CUDA_VISIBLE_DEVICES, rebuilt from its spec.json (the task itself may have ended)."""
-        task_dir = str(self.task_dir(task_id))
-        data = read_json(f"{task_dir}/{SPEC_FILE}")
-        if data is None:
-            raise KeyError(task_id)
-        spec = TaskSpec.from_json_dict(data)
-        env = dict(task_environ(os.environ))
-        env.update(spec.env)
-        env.update(build_env(spec))
-        env.update(TERM="xterm-256color", PAI_DEBUG_SHELL="1")
-        cwd = spec.work_dir or f"{task_dir}/work"
-        os.makedirs(cwd, exist_ok=True)
-        master, slave = os.openpty()
-        try:
-            # setsid --ctty: a new session whose controlling terminal is the PTY (job control works);
-            # subprocess, not fork: the control plane has threads.
-            proc = subprocess.Popen(["setsid", "--ctty", "/bin/bash", "-i"], stdin=slave, stdout=slave,
-                                    stderr=slave, cwd=cwd, env=env, close_fds=True)
-        finally:
-            os.close(slave)
-        os.set_blocking(master, False)
-        return Shell(proc.pid, master, proc)
-
+    def _shell_environ(self) -> dict[str, str]:
+        return task_environ(os.environ)

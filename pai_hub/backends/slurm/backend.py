@@ -22,50 +22,26 @@ import json
 import logging
 import os
 import re
-import signal
-import socket
-import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pai_runtime
-from pai_hub.backends.base import (
-    LOST_EXIT_CODE,
-    Backend,
-    GpuInfo,
-    NodeInfo,
-    Shell,
-    TaskEvent,
-    TaskExit,
-    TaskLaunch,
-    TaskRunning,
-)
+from pai_hub.backends.base import GpuInfo, NodeInfo, TaskEvent, TaskLaunch, TaskRunning
+from pai_hub.backends.events import lost_record
 from pai_hub.backends.slurm.jobscript import CONFIG_FILE, HOLD_FILE, STARTED_FILE
-from pai_hub.backends.taskdir import TaskDirLogs
-from pai_runtime.env import build_env, task_environ
-from pai_runtime.spec import TaskSpec
+from pai_hub.backends.taskdir import TaskDirBackend, check_task_id, is_task_id
+from pai_runtime.atomic import write_json_atomic
+from pai_runtime.env import task_environ
+from pai_runtime.exitcodes import EXIT_START_FAILED, EXIT_STOPPED
 from pai_runtime.supervisor import EXIT_FILE, SPEC_FILE, STOP_FILE, read_json
 
 log = logging.getLogger(__name__)
 
-#: sbatch refused the job (bad node name, too many GPUs...): PodCreationPermanentError's code.
-START_FAILED_EXIT_CODE = -200
-#: Stopped (or cancelled by Slurm) before the runtime started: what the runtime reports for a stop.
-STOPPED_EXIT_CODE = 128 + signal.SIGTERM
-_TASK_ID = re.compile(r"[A-Za-z0-9._~-]+")
-_SUN_PATH_MAX = 107
 _FINAL_STATES = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "BOOT_FAIL",
                  "DEADLINE", "PREEMPTED", "REVOKED", "SPECIAL_EXIT"}
 _GRES_GPU = re.compile(r"(?:^|,)gpu(?::([A-Za-z0-9_.-]+))?:(\d+)")
-
-
-def _check_task_id(task_id: str) -> str:
-    if not isinstance(task_id, str) or not _TASK_ID.fullmatch(task_id) or task_id in (".", ".."):
-        raise ValueError(f"invalid task id {task_id!r}: must match [A-Za-z0-9._~-]+")
-    return task_id
 
 
 def parse_gres_gpus(gres: str) -> tuple[str | None, int]:
@@ -77,15 +53,7 @@ def parse_gres_gpus(gres: str) -> tuple[str | None, int]:
     return model, total
 
 
-def _write_json(path: str, data: dict[str, Any]) -> None:
-    tmp = f"{path}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f)
-    os.replace(tmp, path)
-
-
-class SlurmBackend(TaskDirLogs, Backend):
+class SlurmBackend(TaskDirBackend):
     """Runs task attempts as Slurm batch jobs (see module docstring and docs/slurm.md).
 
     ``run_root``: shared task directories. ``slurm_conf``: SLURM_CONF for the Slurm commands (default:
@@ -117,9 +85,7 @@ class SlurmBackend(TaskDirLogs, Backend):
         gpu_memory_mb: int = 0,
         simulated_gpus: bool = False,
     ) -> None:
-        self.run_root = Path(os.path.abspath(run_root))
-        self.tasks_dir = self.run_root / "tasks"
-        self.socket_path = self.run_root / "events.sock"
+        super().__init__(run_root)
         self.partition = partition
         self.python = python or sys.executable
         self.sbatch_args = list(sbatch_args)
@@ -139,20 +105,13 @@ class SlurmBackend(TaskDirLogs, Backend):
         package_root = os.path.dirname(os.path.dirname(os.path.abspath(pai_runtime.__file__)))
         self._package_root = package_root
         self._env = env
-        self._tasks = str(self.tasks_dir)
         self._nodes: list[NodeInfo] = []
         self._node_ip: dict[str, str] = {}
-        self._queue: asyncio.Queue[TaskEvent | None] = asyncio.Queue()
         self._submit: asyncio.Queue[tuple[str, TaskLaunch, dict[str, Any]] | None] = asyncio.Queue()
-        self._live: set[str] = set()
         self._started: set[str] = set()  # live tasks whose job was seen running (TaskRunning sent)
         self._job_ids: dict[str, str] = {}  # task id -> Slurm job id
         self._missing: dict[str, int] = {}  # task id -> squeue rounds without its job and exit.json
-        self._kill_timers: dict[str, asyncio.TimerHandle] = {}
         self._workers: list[asyncio.Task[None]] = []
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._sock: socket.socket | None = None
-        self._sock_ino: int | None = None
         self._last_squeue = 0.0
         self._closing = False
 
@@ -192,31 +151,11 @@ class SlurmBackend(TaskDirLogs, Backend):
         self._closing = False
         os.makedirs(self.tasks_dir, mode=0o700, exist_ok=True)
         if self.notify:
-            self._sock = self._bind()
-            self._loop.add_reader(self._sock.fileno(), self._on_datagrams)
+            self._listen()
         await self.refresh_nodes()
         self._workers = [asyncio.create_task(self._submitter(), name=f"slurm-submit-{i}")
                          for i in range(self.submit_concurrency)]
         self._workers.append(asyncio.create_task(self._poller(), name="slurm-poll"))
-
-    def _bind(self) -> socket.socket:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC)
-        path = str(self.socket_path)
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(path)
-        if len(path.encode()) <= _SUN_PATH_MAX:
-            sock.bind(path)
-        else:
-            dfd = os.open(self.run_root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-            try:
-                sock.bind(f"/proc/self/fd/{dfd}/{self.socket_path.name}")
-            finally:
-                os.close(dfd)
-        os.chmod(path, 0o600)
-        self._sock_ino = os.stat(path).st_ino
-        with contextlib.suppress(OSError):
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
-        return sock
 
     async def close(self) -> None:
         self._closing = True
@@ -231,26 +170,13 @@ class SlurmBackend(TaskDirLogs, Backend):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await w
         self._workers = []
-        if self._sock is not None:
-            if self._loop is not None:
-                self._loop.remove_reader(self._sock.fileno())
-            self._sock.close()
-            self._sock = None
-            with contextlib.suppress(OSError):
-                if os.stat(self.socket_path).st_ino == self._sock_ino:
-                    os.unlink(self.socket_path)
-        for handle in self._kill_timers.values():
-            handle.cancel()
-        self._kill_timers.clear()
-        self._queue.put_nowait(None)
+        self._stop_listening()
+        self._end_events()
 
     # -- description ---------------------------------------------------------------------------
 
     def nodes(self) -> list[NodeInfo]:
         return list(self._nodes)
-
-    def task_dir(self, task_id: str) -> Path:
-        return self.tasks_dir / _check_task_id(task_id)
 
     def job_id(self, task_id: str) -> str | None:
         """The Slurm job id of a task attempt, once submitted."""
@@ -264,7 +190,7 @@ class SlurmBackend(TaskDirLogs, Backend):
     async def start(self, launch: TaskLaunch) -> None:
         if self._loop is None or self._closing:
             raise RuntimeError("SlurmBackend.start() before open() or after close()")
-        task_id = _check_task_id(launch.task_id)
+        task_id = check_task_id(launch.task_id)
         task_dir = f"{self._tasks}/{task_id}"
         if launch.node not in self._node_ip and self._nodes:
             raise RuntimeError(f"no Slurm node {launch.node!r}")
@@ -299,8 +225,8 @@ class SlurmBackend(TaskDirLogs, Backend):
         except FileExistsError:
             if os.path.exists(f"{task_dir}/{CONFIG_FILE}") or os.path.exists(f"{task_dir}/{EXIT_FILE}"):
                 raise ValueError(f"task {os.path.basename(task_dir)} was already started") from None
-        _write_json(f"{task_dir}/{SPEC_FILE}", spec)
-        _write_json(f"{task_dir}/{CONFIG_FILE}", config)
+        write_json_atomic(f"{task_dir}/{SPEC_FILE}", spec, mode=0o600)
+        write_json_atomic(f"{task_dir}/{CONFIG_FILE}", config, mode=0o600)
 
     def _sbatch_argv(self, task_id: str, launch: TaskLaunch, config: dict[str, Any]) -> list[str]:
         task_dir = f"{self._tasks}/{task_id}"
@@ -327,20 +253,20 @@ class SlurmBackend(TaskDirLogs, Backend):
             task_id, launch, config = item
             task_dir = f"{self._tasks}/{task_id}"
             if os.path.exists(f"{task_dir}/{STOP_FILE}"):
-                self._emit_exit(task_id, {"exitCode": STOPPED_EXIT_CODE, "finishedAt": time.time(),
+                self._emit_exit(task_id, {"exitCode": EXIT_STOPPED, "finishedAt": time.time(),
                                           "reason": "stopped before it was submitted to Slurm"})
                 continue
             try:
                 out = await self._run(*self._sbatch_argv(task_id, launch, config))
             except Exception as exc:
                 log.warning("sbatch of %s failed: %s", task_id, exc)
-                self._emit_exit(task_id, {"exitCode": START_FAILED_EXIT_CODE, "finishedAt": time.time(),
+                self._emit_exit(task_id, {"exitCode": EXIT_START_FAILED, "finishedAt": time.time(),
                                           "diagnostics": f"sbatch failed: {exc}"})
                 continue
             job_id = out.strip().split(";")[0]
             self._job_ids[task_id] = job_id
             config = {**config, "jobId": job_id, "submittedAt": time.time()}
-            await asyncio.to_thread(_write_json, f"{task_dir}/{CONFIG_FILE}", config)
+            await asyncio.to_thread(write_json_atomic, f"{task_dir}/{CONFIG_FILE}", config, mode=0o600)
             if os.path.exists(f"{task_dir}/{STOP_FILE}") and task_id in self._live:
                 await self._scancel(job_id, None)  # stopped while sbatch ran
 
@@ -359,8 +285,7 @@ class SlurmBackend(TaskDirLogs, Backend):
         if task_id not in self._live:
             await self.release(task_id)  # an ended task kept for debugging: end its hold
             return
-        os.makedirs(task_dir, 0o700, exist_ok=True)
-        os.close(os.open(f"{task_dir}/{STOP_FILE}", os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))
+        self._mark_stopped(task_dir)
         job_id = self.job_id(task_id)
         if job_id is None:
             return  # not submitted yet: the submitter sees the marker
@@ -395,31 +320,11 @@ class SlurmBackend(TaskDirLogs, Backend):
 
     # -- events --------------------------------------------------------------------------------
 
-    def _on_datagrams(self) -> None:
-        sock = self._sock
-        while sock is not None:
-            try:
-                data = sock.recv(1024)
-            except OSError:
-                return
-            task_id = data.decode(errors="replace")
-            if task_id in self._live:
-                record = read_json(f"{self._tasks}/{task_id}/{EXIT_FILE}")
-                if record is not None:
-                    self._emit_exit(task_id, record)
-
-    def _emit_exit(self, task_id: str, record: dict[str, Any]) -> None:
-        if task_id not in self._live:
-            return
-        self._live.discard(task_id)
+    def _forget(self, task_id: str) -> None:
+        super()._forget(task_id)
         self._started.discard(task_id)
         self._missing.pop(task_id, None)
         self._job_ids.pop(task_id, None)
-        timer = self._kill_timers.pop(task_id, None)
-        if timer is not None:
-            timer.cancel()
-        self._queue.put_nowait(TaskExit(task_id, int(record.get("exitCode", LOST_EXIT_CODE)),
-                                        record.get("startedAt"), record.get("finishedAt") or time.time(), record))
 
     def _scan(self, task_ids: list[str]) -> list[tuple[str, str, dict[str, Any] | None]]:
         """(task id, 'exit'|'started', record) for live tasks whose files changed (runs in a thread)."""
@@ -486,19 +391,11 @@ class SlurmBackend(TaskDirLogs, Backend):
             self._emit_exit(tid, record)
 
     def _no_record(self, tid: str, job_id: str, state: str | None) -> dict[str, Any]:
-        now = time.time()
         if os.path.exists(f"{self._tasks}/{tid}/{STOP_FILE}"):
-            return {"exitCode": STOPPED_EXIT_CODE, "finishedAt": now, "slurmJobId": job_id, "slurmState": state,
-                    "reason": "stopped before the runtime recorded an exit"}
-        return {"exitCode": LOST_EXIT_CODE, "finishedAt": now, "slurmJobId": job_id, "slurmState": state,
-                "reason": f"Slurm job {job_id} ended ({state or 'gone from squeue'}) without an exit record"}
-
-    async def events(self) -> AsyncIterator[TaskEvent]:
-        while True:
-            event = await self._queue.get()
-            if event is None:
-                return
-            yield event
+            return {"exitCode": EXIT_STOPPED, "finishedAt": time.time(), "slurmJobId": job_id,
+                    "slurmState": state, "reason": "stopped before the runtime recorded an exit"}
+        return lost_record(f"Slurm job {job_id} ended ({state or 'gone from squeue'}) without an exit record",
+                           slurmJobId=job_id, slurmState=state)
 
     # -- adoption ------------------------------------------------------------------------------
 
@@ -512,13 +409,13 @@ class SlurmBackend(TaskDirLogs, Backend):
                 by_name[j.get("name", "")] = j
         events: list[TaskEvent] = []
         for tid in known_task_ids:
-            if not isinstance(tid, str) or not _TASK_ID.fullmatch(tid) or tid in (".", ".."):
-                events.append(TaskExit(tid, LOST_EXIT_CODE, None, time.time(), {"reason": "invalid task id"}))
+            if not is_task_id(tid):
+                events.append(self._ended(tid, lost_record("invalid task id")))
                 continue
             d = f"{self._tasks}/{tid}"
             record = read_json(f"{d}/{EXIT_FILE}")
             if record is not None:
-                events.append(self._exit_event(tid, record))
+                events.append(self._ended(tid, record))
                 continue
             cfg = read_json(f"{d}/{CONFIG_FILE}") or {}
             job = jobs.get(str(cfg.get("jobId"))) if cfg.get("jobId") else by_name.get(f"{self.prefix}{tid}")
@@ -534,54 +431,20 @@ class SlurmBackend(TaskDirLogs, Backend):
             record = read_json(f"{d}/{EXIT_FILE}")  # it may have ended between the two looks
             if record is None:
                 record = self._no_record(tid, str(cfg.get("jobId")), state)
-            events.append(self._exit_event(tid, record))
+            events.append(self._ended(tid, record))
         return events
 
-    @staticmethod
-    def _exit_event(tid: str, record: dict[str, Any]) -> TaskExit:
-        return TaskExit(tid, int(record.get("exitCode", LOST_EXIT_CODE)), record.get("startedAt"),
-                        record.get("finishedAt") or time.time(), record)
+    # -- shells --------------------------------------------------------------------------------
 
-    # -- logs and shells -----------------------------------------------------------------------
+    def _shell_environ(self) -> dict[str, str]:
+        return self._env
 
-    def _log_dir(self, task_id: str) -> str:
-        try:
-            task_dir = str(self.task_dir(task_id))
-        except ValueError:
-            raise KeyError(task_id) from None
-        if not os.path.isdir(task_dir):
-            raise KeyError(task_id)
-        spec = read_json(f"{task_dir}/{SPEC_FILE}") or {}
-        return spec.get("log_dir") or task_dir
-
-
-    def exec_shell(self, task_id: str) -> Shell:
-        """bash on a PTY with the task's environment. While its Slurm job lives (running, or held for
-        debugging) the shell is a step in the allocation (``srun --jobid J --overlap --pty``) on the
-        task's node; after it, a shell on this host in the shared task directory."""
-        task_dir = str(self.task_dir(task_id))
-        data = read_json(f"{task_dir}/{SPEC_FILE}")
-        if data is None:
-            raise KeyError(task_id)
-        spec = TaskSpec.from_json_dict(data)
-        env = dict(self._env)
-        env.update(spec.env)
-        env.update(build_env(spec))
-        env.update(TERM="xterm-256color", PAI_DEBUG_SHELL="1")
-        cwd = spec.work_dir or f"{task_dir}/work"
-        os.makedirs(cwd, exist_ok=True)
+    def _shell_argv(self, task_id: str, env: dict[str, str], cwd: str) -> list[str]:
+        """While the task's Slurm job lives (running, or held for debugging) the shell is a step in
+        its allocation on the task's node (``srun --jobid J --overlap --pty``); after it, a shell on
+        this host in the shared task directory."""
         job_id = self.job_id(task_id)
-        alive = job_id is not None and (task_id in self._live or os.path.exists(f"{task_dir}/{HOLD_FILE}"))
-        if alive:
-            argv = ["setsid", "--ctty", "srun", f"--jobid={job_id}", "--overlap", "--pty", f"--chdir={cwd}",
-                    "--ntasks=1", "--export=ALL", "env", f"CUDA_VISIBLE_DEVICES={env['CUDA_VISIBLE_DEVICES']}",
-                    "/bin/bash", "-i"]
-        else:
-            argv = ["setsid", "--ctty", "/bin/bash", "-i"]
-        master, slave = os.openpty()
-        try:
-            proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, cwd=cwd, env=env, close_fds=True)
-        finally:
-            os.close(slave)
-        os.set_blocking(master, False)
-        return Shell(proc.pid, master, proc)
+        if job_id is not None and (task_id in self._live or os.path.exists(f"{self._tasks}/{task_id}/{HOLD_FILE}")):
+            return ["srun", f"--jobid={job_id}", "--overlap", "--pty", f"--chdir={cwd}", "--ntasks=1",
+                    "--export=ALL", "env", f"CUDA_VISIBLE_DEVICES={env['CUDA_VISIBLE_DEVICES']}", "/bin/bash", "-i"]
+        return super()._shell_argv(task_id, env, cwd)

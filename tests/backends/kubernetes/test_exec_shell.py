@@ -1,19 +1,15 @@
-"""The exec adapter: a local PTY in front of an exec websocket. The websocket here is a FAKE
-in-process object with the WSClient methods the adapter calls (it echoes stdin on stdout); no API
-server is involved."""
+"""The exec adapter: a terminado terminal (a local PTY) in front of an exec websocket. The websocket
+here is a FAKE in-process object with the WSClient methods the adapter calls (it echoes stdin on
+stdout); no API server is involved."""
 
 from __future__ import annotations
 
-import fcntl
 import json
-import os
 import select
-import struct
-import termios
 import threading
 import time
 
-from pai_hub.backends.kubernetes.shell import RESIZE_CHANNEL, ExecShell
+from pai_hub.backends.kubernetes.shell import RESIZE_CHANNEL, ExecTerminal
 
 
 class FakeWs:
@@ -48,34 +44,52 @@ class FakeWs:
         self.open = False
 
 
-def read_until(fd: int, needle: bytes, timeout: float = 5.0) -> bytes:
-    got = b""
+def read_until(terminal: ExecTerminal, needle: str, timeout: float = 5.0) -> str:
+    """What the hub reads from the terminal (decoded by it) until ``needle`` has come."""
+    got = ""
     deadline = time.monotonic() + timeout
     while needle not in got and time.monotonic() < deadline:
-        if select.select([fd], [], [], 0.1)[0]:
-            got += os.read(fd, 4096)
+        if select.select([terminal.ptyproc.fd], [], [], 0.1)[0]:
+            got += terminal.ptyproc.read(65536)
     return got
 
 
 def test_pty_adapter_round_trip_resize_and_close() -> None:
     ws = FakeWs()
-    shell = ExecShell.attach(ws)
-    assert shell.pid == -1
-    os.write(shell.fd, b"ls -l\r")
-    assert b"echo:ls -l\r" in read_until(shell.fd, b"echo:ls -l\r")  # raw: bytes pass untouched
-    fcntl.ioctl(shell.fd, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))  # as the hub does
+    terminal = ExecTerminal(ws)
+    assert terminal.ptyproc.isalive()
+    terminal.ptyproc.write("ls -l\r")  # what the hub's websocket does with ["stdin", "ls -l\r"]
+    assert "echo:ls -l\r" in read_until(terminal, "echo:ls -l\r")  # raw: bytes pass untouched
+    terminal.ptyproc.setwinsize(40, 120)  # what the hub does with ["set_size", 40, 120]
     deadline = time.monotonic() + 5
     while not ws.channels and time.monotonic() < deadline:
         time.sleep(0.02)
     assert ws.channels[-1] == (RESIZE_CHANNEL, json.dumps({"Height": 40, "Width": 120}))
-    ws.open = False  # the remote shell ended: the hub reads EOF/EIO from the master side
+    ws.open = False  # the remote shell ended: the hub reads end of file from the terminal
     deadline = time.monotonic() + 5
     ended = False
     while not ended and time.monotonic() < deadline:
-        if select.select([shell.fd], [], [], 0.1)[0]:
+        if select.select([terminal.ptyproc.fd], [], [], 0.1)[0]:
             try:
-                ended = os.read(shell.fd, 4096) == b""
-            except OSError:
+                terminal.ptyproc.read(4096)
+            except EOFError:
                 ended = True
     assert ended
-    shell.close()
+    terminal.ptyproc.close()
+    assert not terminal.ptyproc.isalive()
+
+
+def test_a_character_split_across_two_frames_arrives_whole() -> None:
+    """The exec websocket carries bytes: the terminal decodes them once, incrementally."""
+    ws = FakeWs()
+    euro = "\u20ac".encode()
+    terminal = ExecTerminal(ws)
+    with ws.lock:
+        ws.out.append(b"price: " + euro[:1])
+    first = read_until(terminal, "price: ")
+    with ws.lock:
+        ws.out.append(euro[1:] + b" each\n")
+    text = first + read_until(terminal, "each")
+    terminal.killpg()  # what the hub does when its websocket closes
+    assert "\ufffd" not in text and "price: \u20ac each" in text
+    assert not ws.open
