@@ -72,10 +72,6 @@ def _strip_tag(loc: Loc) -> Loc:
     return loc
 
 
-def _things(n: int, noun: str) -> str:
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
-
-
 def _convert(err: dict[str, Any]) -> ProtocolError:
     kind: str = err["type"]
     loc: Loc = tuple(err["loc"])
