@@ -72,9 +72,10 @@ class Service:
         return r.json()["jobStatus"]["state"]
 
     async def wait_state(self, framework: str, states: set[str], timeout: float = 60) -> None:
-        async with asyncio.timeout(timeout):
-            while await self.state(framework) not in states:
-                await asyncio.sleep(0.05)
+        deadline = asyncio.get_running_loop().time() + timeout
+        while (state := await self.state(framework)) not in states:
+            assert asyncio.get_running_loop().time() < deadline, f"{framework} stayed {state}"
+            await asyncio.sleep(0.05)
 
 
 @asynccontextmanager
