@@ -1,4 +1,6 @@
-"""A template item turned into a job: the one recipe under ``pai market use`` and ``%pai market use``."""
+"""A marketplace template item turned into a job: the one recipe under ``pai market use`` and
+``%pai market use``. Client side: it reads the item the API answered and needs only the protocol's
+pure parser, so a kernel running ``%pai market use`` loads no server code."""
 
 from __future__ import annotations
 
@@ -7,8 +9,10 @@ from typing import Any
 
 import yaml
 
-from .. import protocol
-from .content import REF_KEY
+from pai_hub import protocol
+
+ITEM_TYPES = ("template", "data", "script", "dockerimage")  # as the marketplace API names them
+REF_KEY = "marketplace"  # a prerequisite's reference to an item, and the job's record in ``extras``
 
 
 class TemplateError(ValueError):

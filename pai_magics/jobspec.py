@@ -19,6 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pai_client import jobdoc
+from pai_client.jobdoc import JobDescription, RoleDescription
+
 ROLE = "worker"
 CELL_FILE = "pai_cell.py"
 MAX_FILE_BYTES = 256 * 1024  # a job's protocol is at most max_job_bytes (1 MiB by default)
@@ -106,7 +109,8 @@ def _files(job: CellJob) -> list[str]:
 
 
 def build(job: CellJob) -> dict[str, Any]:
-    """The protocol document (a mapping) for ``job``."""
+    """The protocol document (a mapping) for ``job``, written by the one job-document builder
+    (:mod:`pai_client.jobdoc`). A marketplace docker image item becomes the job's image."""
     name = job.name or default_name()
     if not _NAME.match(name):
         raise SpecError(f"--name {name!r}: letters, digits, '_' and '-' only")
@@ -116,43 +120,21 @@ def build(job: CellJob) -> dict[str, Any]:
             raise SpecError(f"{flag} {value}: must be at least {low}")
     if not job.code.strip():
         raise SpecError("the cell is empty: write the code the job should run below %%pai submit")
-    image = "image"
-    prerequisites: list[dict[str, Any]] = [{"name": image, "type": "dockerimage", "uri": job.image}]
-    role_prereqs: list[str] = []
-    role: dict[str, Any] = {}
+    image_item: str | None = None
+    prerequisites: list[dict[str, Any]] = []
     for ref in job.prereqs:
         kind = ref.get("type")
-        entry = {"name": ref["name"], "marketplace": ref["marketplace"]}
-        if kind:
-            entry["type"] = kind
         if kind == "dockerimage":
-            prerequisites[0] = entry  # the item is the job's image
-            image = ref["name"]
-        else:
-            prerequisites.append(entry)
-            role_prereqs.append(ref["name"])
+            image_item = ref["marketplace"]
+            continue
+        prerequisites.append({"name": ref["name"], "marketplace": ref["marketplace"], **({"type": kind} if kind else {})})
     commands = [f"export {k}={shlex.quote(v)}" for k, v in job.params.items()]
     commands += _files(job)
     commands.append(_write_file(CELL_FILE, job.code.encode()))
     commands.append(f"exec {shlex.quote(job.python)} {CELL_FILE}")
-    role.update({
-        "instances": job.instances,
-        "dockerImage": image,
-        "resourcePerInstance": {"cpu": job.cpu, "memoryMB": job.memory_mb, "gpu": job.gpu},
-        "commands": commands,
-    })
-    if role_prereqs:
-        role["prerequisites"] = role_prereqs
-    doc: dict[str, Any] = {"protocolVersion": 2, "name": name, "type": "job", "jobRetryCount": job.retries,
-                           "prerequisites": prerequisites, "taskRoles": {ROLE: role}}
-    if job.params:
-        doc["parameters"] = dict(job.params)
-    if job.vc:
-        doc["defaults"] = {"virtualCluster": job.vc}
-    extras: dict[str, Any] = {"paiHub": {"submitFrom": "notebook"}}
-    if job.sku:
-        extras["hivedScheduler"] = {"taskRoles": {ROLE: {"skuType": job.sku}}}
-    if job.debug_minutes:
-        extras["debugReservation"] = {"minutes": job.debug_minutes}
-    doc["extras"] = extras
-    return doc
+    role = RoleDescription(ROLE, commands, instances=job.instances, cpu=job.cpu, memory_mb=job.memory_mb,
+                           gpu=job.gpu, sku=job.sku, prerequisites=[p["name"] for p in prerequisites])
+    return jobdoc.build(JobDescription(
+        name=name, roles=[role], image=job.image, image_item=image_item, virtual_cluster=job.vc,
+        retries=job.retries, parameters=dict(job.params), prerequisites=prerequisites,
+        extras={"paiHub": {"submitFrom": "notebook"}}, debug_minutes=job.debug_minutes))

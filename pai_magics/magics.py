@@ -20,6 +20,9 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class
 
 from pai_client.client import PaiClient, PaiError
+from pai_client.console import job_rows, parse_task, print_table, write_logs
+from pai_client.experiments import load_request
+from pai_client.templates import TemplateError, template_job
 
 from . import jobspec
 
@@ -133,14 +136,11 @@ def _parsers() -> dict[str, _Parser]:
     return p
 
 
-def _task(value: str | None, flag: str = "--task") -> tuple[str | None, int]:
-    if not value:
-        return None, 0
-    role, _, idx = value.partition("/")
+def _task(value: str | None) -> tuple[str | None, int]:
     try:
-        return role, int(idx or 0)
-    except ValueError:
-        raise UsageError(f"{flag} {value!r}: expected ROLE/INDEX, e.g. worker/0") from None
+        return parse_task(value)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
 
 
 @magics_class
@@ -280,10 +280,7 @@ class PaiMagics(Magics):
             me = None if o.all else c.whoami()["username"]
             jobs = c.jobs(state=o.state or None, vc=o.vc or None, keyword=o.keyword or None, username=me,
                           limit=o.limit)
-        rows = [("NAME", "USER", "STATE", "VC", "TASKS", "GPUS", "RETRIES")]
-        rows += [(j["name"], j["username"], j["state"], j["virtualCluster"], str(j["totalTaskNumber"]),
-                  str(j["totalGpuNumber"]), str(j["retries"])) for j in jobs]
-        _print_table(rows)
+        print_table(job_rows(jobs))
         return None
 
     def _status(self, o: argparse.Namespace, _cell: Any) -> Any:
@@ -307,13 +304,7 @@ class PaiMagics(Magics):
     def _logs(self, o: argparse.Namespace, _cell: Any) -> None:
         role, index = _task(o.task)
         with self.client() as c:
-            if o.follow:
-                for chunk in c.follow(o.name, role, index, o.log):
-                    sys.stdout.write(chunk)
-                    sys.stdout.flush()
-            else:
-                text, _ = c.log(o.name, role, index, o.log)
-                sys.stdout.write(text)
+            write_logs(c, o.name, role, index, o.log, follow=o.follow)
 
     def _stop(self, o: argparse.Namespace, _cell: Any) -> None:
         with self.client() as c:
@@ -338,8 +329,7 @@ class PaiMagics(Magics):
             if role is None:
                 role, index = c.debug_task(o.name)
             framework = c.framework(o.name)
-            url = c.terminal_url(o.name, role, index)
-            headers = {"Authorization": f"Bearer {c.token}"} if c.token else {}
+            url, headers = c.terminal_url(o.name, role, index), c.auth_headers()
         term = TerminalView(url, headers, title=f"{framework} {role}/{index}")
         if term.error:
             term.close()
@@ -349,18 +339,16 @@ class PaiMagics(Magics):
 
     # -- the cluster ----------------------------------------------------------------------------------
     def _nni(self, o: argparse.Namespace, _cell: Any) -> Any:
-        from pai_hub.experiments.cli import load_request
-
         from .widgets import TrialsView
 
         with self.client() as c:
             if o.action == "list":
                 rows = [("ID", "STATE", "NAME", "TRIALS", "BEST")]
-                for e in c.request("GET", "/api/v2/experiments", params={"all": "true"} if o.all else None):
+                for e in c.experiments(all=o.all):
                     counts = ", ".join(f"{k} {v}" for k, v in sorted((e.get("trialCounts") or {}).items()))
                     rows.append((e["id"], e["state"], e.get("name", ""), counts or "-",
                                  "-" if e.get("bestFinal") is None else f"{e['bestFinal']:.6g}"))
-                _print_table(rows)
+                print_table(rows)
                 return None
             if not o.target:
                 raise UsageError(f"%pai nni {o.action}: which {'file' if o.action == 'create' else 'experiment'}?")
@@ -369,10 +357,10 @@ class PaiMagics(Magics):
                     body = load_request(o.target)
                 except OSError as exc:
                     raise UsageError(f"%pai nni create: {exc}") from None
-                experiment_id = c.request("POST", "/api/v2/experiments", json=body)["id"]
+                experiment_id = c.create_experiment(body)["id"]
                 print(f"created experiment {experiment_id}")
             elif o.action in ("stop", "resume"):
-                e = c.request("PUT", f"/api/v2/experiments/{o.target}/executionType", json={"value": o.action.upper()})
+                e = c.experiment_execution(o.target, o.action.upper())
                 print(f"experiment {e['id']}: {e['state']}")
                 return None
             else:
@@ -387,15 +375,13 @@ class PaiMagics(Magics):
         return view
 
     def _market(self, o: argparse.Namespace, _cell: Any) -> Any:
-        from pai_hub.marketplace.templates import TemplateError, template_job
-
         with self.client() as c:
             if o.action == "list":
                 items = c.market_items(type=o.type, tag=o.tag, keyword=o.keyword)
                 rows = [("ITEM", "TYPE", "VERSION", "AUTHOR", "VISIBILITY", "SUMMARY")]
                 rows += [(i["name"], i["type"], str(i.get("version", "")), i.get("author", ""),
                           i.get("visibility", ""), (i.get("summary") or "")[:60]) for i in items]
-                _print_table(rows)
+                print_table(rows)
                 return None
             if not o.item:
                 raise UsageError(f"%pai market {o.action}: which item? e.g. %pai market {o.action} pytorch-mnist")
@@ -405,15 +391,14 @@ class PaiMagics(Magics):
                       f"{item.get('author', '')}\n{item.get('summary') or ''}\n\n{item.get('protocol', '')}")
                 return None
             try:
-                name, text = template_job(item, o.param, o.name)
+                _name, text = template_job(item, o.param, o.name)
             except TemplateError as exc:
                 raise UsageError(f"%pai market use: {exc}") from None
-            c.submit(text)
+            framework = c.submit_job(text)
             try:
                 c.market_use(item["name"])
             except PaiError:
                 pass  # the job is submitted; the use count is not worth a failure
-            framework = c.framework(name)
             print(f"submitted {framework} from {item['name']}@{item['version']}")
         return self._view(framework, o.wait, 3600.0)
 
@@ -427,7 +412,7 @@ class PaiMagics(Magics):
             skus = ", ".join(f"{k} {s.get('used', 0)}/{s.get('capacity', 0)}" for k, s in (v.get("skus") or {}).items())
             rows.append((name, f"{v.get('capacity', 0):g}", f"{v.get('usedCapacity', 0):g}", f"{used:g}/{guaranteed:g}" if isinstance(used, (int, float)) and isinstance(guaranteed, (int, float)) else f"{used}/{guaranteed}",
                          str(v.get("running", "-")), str(v.get("queue", "-")), skus or "-"))
-        _print_table(rows)
+        print_table(rows)
 
     def _sku(self, o: argparse.Namespace, _cell: Any) -> None:
         with self.client() as c:
@@ -435,15 +420,10 @@ class PaiMagics(Magics):
         rows = [("SKU", "GPU", "CPU", "MEMORY")]
         rows += [(name, str(s.get("gpu", "-")), str(s.get("cpu", "-")), str(s.get("memory", "-")))
                  for name, s in sorted(skus.items())]
-        _print_table(rows)
+        print_table(rows)
 
     def _whoami(self, _o: argparse.Namespace, _cell: Any) -> None:
         with self.client() as c:
             me = c.whoami()
             print(f"{me['username']}{' (admin)' if me.get('admin') else ''} at {c.url}")
 
-
-def _print_table(rows: list[tuple[str, ...]]) -> None:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    for r in rows:
-        print("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())

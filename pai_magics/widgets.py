@@ -21,6 +21,7 @@ from typing import Any
 
 import ipywidgets as widgets
 
+from pai_client import terminal
 from pai_client.client import AsyncPaiClient, PaiClient, PaiError
 from pai_client.models import END_STATES, JobSnapshot
 
@@ -315,34 +316,21 @@ class TerminalView(widgets.VBox):
         self.connected.wait(connect_timeout)
 
     async def _run(self, rows: int, cols: int) -> None:
-        from tornado.httpclient import HTTPClientError, HTTPRequest
-        from tornado.websocket import websocket_connect
-
         try:
-            self._conn = await websocket_connect(HTTPRequest(self.url, headers=self.headers, request_timeout=15))
-        except HTTPClientError as exc:
-            body = exc.response.body if exc.response is not None else b""
-            try:
-                err = json.loads(body)
-                self.error = f"{err['code']}: {err['message']}"
-            except (ValueError, KeyError, TypeError):
-                self.error = str(exc)
-        except OSError as exc:
-            self.error = f"cannot connect to {self.url}: {exc}"
+            self._conn = await terminal.connect(self.url, self.headers)
+        except PaiError as exc:
+            self.error = exc.message if exc.code in ("Error", "ConnectionError") else f"{exc.code}: {exc.message}"
         if self.error:
             self.status.value = f"<b>{html.escape(self._title)}</b> {html.escape(self.error)}"
             self.connected.set()
             self._finish()
             return
         self.status.value = f"<b>{html.escape(self._title)}</b> connected"
-        self._conn.write_message(json.dumps(["set_size", rows, cols]))
+        self._conn.write_message(terminal.message("set_size", rows, cols))
         self.connected.set()
         try:
             while (message := await self._conn.read_message()) is not None:
-                try:
-                    kind, *rest = json.loads(message)
-                except (ValueError, TypeError):
-                    continue
+                kind, rest = terminal.parse(message)
                 if kind == "stdout" and rest:
                     with self._changed:
                         self.text += str(rest[0])
@@ -369,7 +357,7 @@ class TerminalView(widgets.VBox):
     def send(self, data: str) -> None:
         if self._conn is None or self.closed.is_set():
             raise PaiError(0, "TerminalClosed", "the terminal is not connected")
-        message = json.dumps(["stdin", data])
+        message = terminal.message("stdin", data)
         try:
             self._thread.loop.call_soon_threadsafe(self._conn.write_message, message)
         except RuntimeError:  # the loop has ended meanwhile
@@ -423,7 +411,7 @@ class TrialsView(widgets.VBox):
             threading.Thread(target=self._poll, name=f"pai-nni-{experiment_id}", daemon=True).start()
 
     def refresh(self, client: PaiClient) -> None:
-        e = client.request("GET", f"/api/v2/experiments/{self.experiment_id}")
+        e = client.experiment(self.experiment_id)
         self.experiment = e
         if not self.states_seen or self.states_seen[-1] != e["state"]:
             self.states_seen.append(e["state"])

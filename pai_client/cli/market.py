@@ -13,21 +13,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pai_client.client import PaiClient, PaiError
+from pai_hub import protocol
 
-from .. import protocol
-from .content import ITEM_TYPES, REF_KEY
-from .templates import TemplateError, template_job
-
-
-def _client(args: argparse.Namespace) -> PaiClient:
-    return PaiClient(args.url, args.token)
-
-
-def _table(rows: list[tuple[str, ...]]) -> None:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    for r in rows:
-        print("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())
+from ..console import print_table
+from ..errors import PaiError
+from ..templates import ITEM_TYPES, REF_KEY, TemplateError, template_job
+from .common import client as _client
+from .common import command, group, wait_and_report
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -41,7 +33,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     rows += [(i["name"], i["type"], str(i["version"]), i["author"], i["visibility"]
               + ("" if i["status"] == "approved" or i["visibility"] != "public" else f" ({i['status']})"),
               str(i["starNumber"]), str(i["useNumber"]), (i["summary"] or "")[:60]) for i in items]
-    _table(rows)
+    print_table(rows)
     return 0
 
 
@@ -96,23 +88,19 @@ def cmd_use(args: argparse.Namespace) -> int:
     with _client(args) as c:
         item = c.market_item(args.item)
         try:
-            name, text = template_job(item, args.param, args.name)
+            _name, text = template_job(item, args.param, args.name)
         except TemplateError as exc:
             raise PaiError(0, "InvalidParametersError", str(exc)) from None
         if args.print:
             print(text, end="")
             return 0
-        c.submit(text)
+        framework = c.submit_job(text)
         try:
             c.market_use(item["name"])
         except PaiError:
             pass  # the job is submitted; the count is not worth a failure
-        print(f"submitted {c.framework(name)} from {item['name']}@{item['version']}")
-        if args.wait:
-            state = c.wait(name, timeout=args.timeout)["jobStatus"]["state"]
-            print(state)
-            return 0 if state == "SUCCEEDED" else 1
-    return 0
+        print(f"submitted {framework} from {item['name']}@{item['version']}")
+        return wait_and_report(c, framework, args.timeout) if args.wait else 0
 
 
 def cmd_star(args: argparse.Namespace) -> int:
@@ -131,9 +119,8 @@ def cmd_delete(args: argparse.Namespace) -> int:
 
 def add_market(sub: Any) -> None:
     """Add ``pai market ...`` to the ``pai`` parser's subcommands."""
-    m = sub.add_parser("market", help="the marketplace: shared job templates, data, scripts, images") \
-        .add_subparsers(dest="sub", required=True)
-    ml = m.add_parser("list", help="items you can see, with filters")
+    m = group(sub, "market", "the marketplace: shared job templates, data, scripts, images")
+    ml = command(m, "list", cmd_list, json=True, help="items you can see, with filters")
     ml.add_argument("--type", choices=[*ITEM_TYPES, "all"])
     ml.add_argument("--tag", action="append", help="must carry this tag (repeatable: all)")
     ml.add_argument("--category", action="append", help="must be in this category (repeatable: all)")
@@ -141,14 +128,9 @@ def add_market(sub: Any) -> None:
     ml.add_argument("--author")
     ml.add_argument("--starred", action="store_true", help="only items you starred")
     ml.add_argument("--sort", default="name", choices=["name", "updated", "created", "stars", "uses"])
-    ml.add_argument("--json", action="store_true")
-    ml.set_defaults(func=cmd_list)
-    ms = m.add_parser("show", help="an item and its content (ITEM or ITEM@VERSION)")
-    ms.add_argument("item")
+    ms = command(m, "show", cmd_show, "item", json=True, help="an item and its content (ITEM or ITEM@VERSION)")
     ms.add_argument("--version", type=int)
     ms.add_argument("--content", action="store_true", help="print only the stored YAML")
-    ms.add_argument("--json", action="store_true")
-    ms.set_defaults(func=cmd_show)
     mp = m.add_parser("publish", help="publish FILE as an item, or as a new version of your item")
     mp.add_argument("file", help="a job template, or one prerequisite (YAML); - reads stdin")
     mp.add_argument("--type", default="template", choices=ITEM_TYPES)
@@ -162,18 +144,12 @@ def add_market(sub: Any) -> None:
     mp.add_argument("--summary")
     mp.add_argument("--description-file", help="a markdown file with the description")
     mp.set_defaults(func=cmd_publish)
-    mu = m.add_parser("use", help="submit a template item as a job (ITEM or ITEM@VERSION)")
-    mu.add_argument("item")
+    mu = command(m, "use", cmd_use, "item", help="submit a template item as a job (ITEM or ITEM@VERSION)")
     mu.add_argument("--param", action="append", metavar="KEY=VALUE")
     mu.add_argument("--name", help="job name (default: <template name>_<8 hex>)")
     mu.add_argument("--wait", action="store_true")
     mu.add_argument("--timeout", type=float, default=3600)
     mu.add_argument("--print", action="store_true", help="print the job instead of submitting it")
-    mu.set_defaults(func=cmd_use)
     for name, on in (("star", True), ("unstar", False)):
-        st = m.add_parser(name)
-        st.add_argument("item")
-        st.set_defaults(func=cmd_star, command_star=on)
-    md = m.add_parser("delete", help="delete your item (every version; submitted jobs keep their copy)")
-    md.add_argument("item")
-    md.set_defaults(func=cmd_delete)
+        command(m, name, cmd_star, "item").set_defaults(command_star=on)
+    command(m, "delete", cmd_delete, "item", help="delete your item (every version; submitted jobs keep their copy)")

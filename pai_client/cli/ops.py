@@ -1,4 +1,7 @@
-"""``pai job timeline``, ``pai usage`` and ``pai alerts`` (added to the ``pai`` parser by :func:`add_ops`)."""
+"""``pai job timeline``, ``pai usage`` and ``pai alerts`` (added to the ``pai`` parser by :func:`add_ops`).
+
+``pai alerts export-rules`` renders the server's alert rules: it is a server command
+(``python -m pai_hub.cli``, see :mod:`.dispatch`); it is declared here only for ``--help``."""
 
 from __future__ import annotations
 
@@ -6,14 +9,11 @@ import argparse
 import json
 import sys
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
-from pai_client.client import PaiClient
-
-
-def _client(args: argparse.Namespace) -> PaiClient:
-    return PaiClient(args.url, args.token)
+from ..console import print_table
+from .common import client as _client
+from .common import command
 
 
 def _secs(value: float | None) -> str:
@@ -35,12 +35,6 @@ def _local(iso: str | None) -> str:
     return t.strftime("%Y-%m-%d %H:%M:%S.") + f"{t.microsecond // 1000:03d}"
 
 
-def _table(rows: list[tuple[str, ...]]) -> None:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    for r in rows:
-        print("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())
-
-
 def cmd_timeline(args: argparse.Namespace) -> int:
     with _client(args) as c:
         if args.csv:
@@ -58,14 +52,14 @@ def cmd_timeline(args: argparse.Namespace) -> int:
     rows += [(_local(e["time"]), "+" + _secs(e["since_previous_s"]), "+" + _secs(e["since_submission_s"]),
               e["task"] or "-", e["reason"], e["state"] or "-", e["message"]) for e in data["events"]]
     print()
-    _table(rows)
+    print_table(rows)
     if data["tasks"]:
         print()
         rows = [("TASK", "ATTEMPT", "NODE", "GPUS", "STATE", "QUEUEING", "LAUNCH", "RUN")]
         rows += [(t["task"], f"{t['job_attempt']}.{t['task_attempt']}", t["node"] or "-",
                   ",".join(map(str, t["gpus"])) or "-", t["state"], _secs(t["queueing_s"]), _secs(t["launch_s"]),
                   _secs(t["run_s"])) for t in data["tasks"]]
-        _table(rows)
+        print_table(rows)
     return 0
 
 
@@ -82,7 +76,7 @@ def cmd_usage(args: argparse.Namespace) -> int:
     rows = [(rep["by"].upper(), "GPU-HOURS", "TASKS", "JOBS")]
     rows += [(r["key"], f"{r['gpuHours']:.3f}", str(r["tasks"]), str(r["jobs"])) for r in rep["rows"]]
     rows.append(("total", f"{rep['totalGpuHours']:.3f}", "", ""))
-    _table(rows)
+    print_table(rows)
     return 0
 
 
@@ -98,57 +92,27 @@ def cmd_alerts(args: argparse.Namespace) -> int:
     rows = [("STATE", "SINCE", "SEVERITY", "ALERT", "SUMMARY")]
     rows += [(a["state"], _local(a["startsAt"]), a["labels"].get("severity", ""), a["labels"].get("alertname", ""),
               a["annotations"].get("summary", "")) for a in alerts]
-    _table(rows)
+    print_table(rows)
     return 0
 
 
-def cmd_export_rules(args: argparse.Namespace) -> int:
-    from .alerts import RuleError, default_rules, parse_rules, prometheus_rules
-
-    try:
-        rules = parse_rules(Path(args.rules).read_text()) if args.rules else default_rules()
-    except RuleError as exc:
-        print(f"pai: {args.rules}: {exc}", file=sys.stderr)
-        return 1
-    text = prometheus_rules(rules)
-    if args.output:
-        Path(args.output).write_text(text)
-        print(f"wrote {args.output}")
-    else:
-        sys.stdout.write(text)
-    return 0
-
-
-def _job_subparsers(sub: argparse._SubParsersAction) -> argparse._SubParsersAction:
-    job = sub.choices["job"]
-    return next(a for a in job._actions if isinstance(a, argparse._SubParsersAction))
-
-
-def add_ops(sub: argparse._SubParsersAction) -> None:
-    """Add ``job timeline``, ``usage`` and ``alerts`` to the ``pai`` parser's sub-commands."""
-    jt = _job_subparsers(sub).add_parser("timeline", help="a job's state transitions with the time between them")
-    jt.add_argument("name")
-    jt.add_argument("--json", action="store_true")
+def add_ops(sub: argparse._SubParsersAction, job: Any) -> None:
+    """Add ``job timeline`` (to ``job``, the job subcommands), ``usage`` and ``alerts``."""
+    jt = command(job, "timeline", cmd_timeline, "name", json=True,
+                 help="a job's state transitions with the time between them")
     jt.add_argument("--csv", action="store_true", help="CSV of the events (with --tasks: of the task phases)")
     jt.add_argument("--tasks", action="store_true", help="with --csv: one row per task attempt")
-    jt.set_defaults(func=cmd_timeline)
 
-    u = sub.add_parser("usage", help="GPU-hours by user, vc, sku or job over a period")
+    u = command(sub, "usage", cmd_usage, json=True, help="GPU-hours by user, vc, sku or job over a period")
     u.add_argument("--since", help="start: ISO 8601 (2024-05-01) or epoch seconds; default 30 days before --until")
     u.add_argument("--until", help="end: ISO 8601 or epoch seconds; default now")
     u.add_argument("--by", choices=("user", "vc", "sku", "job"), default="user")
     u.add_argument("--user", help="(admins) only this user's jobs")
     u.add_argument("--csv", action="store_true")
-    u.add_argument("--json", action="store_true")
-    u.set_defaults(func=cmd_usage)
 
-    a = sub.add_parser("alerts", help="alerts (non-admins: about their own jobs); export-rules for Prometheus")
+    a = command(sub, "alerts", cmd_alerts, json=True,
+                help="alerts (non-admins: about their own jobs); export-rules for Prometheus")
     a.add_argument("--state", choices=("firing", "resolved", "all"), default="firing")
-    a.add_argument("--json", action="store_true")
-    a.set_defaults(func=cmd_alerts)
-    asub = a.add_subparsers(dest="alerts_command")
-    ex = asub.add_parser("export-rules", help="print (or write) the alert rules as a Prometheus rules file; "
-                         "no server needed")
-    ex.add_argument("--rules", help="an alert rules file (default: the built-in default rules)")
-    ex.add_argument("-o", "--output", help="write here instead of standard output")
-    ex.set_defaults(func=cmd_export_rules)
+    a.add_subparsers(dest="alerts_command").add_parser(
+        "export-rules", add_help=False, help="print (or write: -o FILE) the alert rules as a Prometheus rules "
+        "file; --rules FILE for your own rules; no server needed")

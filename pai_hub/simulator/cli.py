@@ -1,6 +1,7 @@
 """``pai simulate TRACE [--cluster CONFIG] [--scheduler hived|fifo|gang] [--format alibaba|csv] [--json]``.
 
-The lead wires :func:`add_parser` into ``pai_hub.cli``; ``python -m pai_hub.simulator.cli`` runs it
+``pai simulate`` is a server command: the client (``pai_client.cli``) hands it to ``pai_hub.cli``,
+which adds :func:`add_parser`; ``python -m pai_hub.simulator.cli`` runs it
 alone.
 """
 

@@ -1,5 +1,5 @@
-"""Pure parts of the notebook front door: the cell-to-job builder, client settings, SSE parsing,
-typed snapshots, and the magics' argument errors (no server)."""
+"""Pure parts of the notebook front door: the cell-to-job builder, typed snapshots, and the
+magics' argument errors (no server). The client's own pure parts are in tests/pai_client."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import pytest
 import yaml
 from IPython.core.error import UsageError
 
-from pai_client.client import SseEvent, _SseParser, hub_settings, protocol_text
 from pai_client.models import JobSnapshot
 from pai_hub import protocol
 from pai_magics import jobspec
@@ -46,8 +45,10 @@ def test_sku_and_marketplace_prerequisites():
         {"name": "img", "marketplace": "img@2", "type": "dockerimage"},
         {"name": "mnist", "marketplace": "mnist", "type": "data"}]))
     assert doc["extras"]["hivedScheduler"] == {"taskRoles": {"worker": {"skuType": "v100"}}}
-    assert doc["prerequisites"][0] == {"name": "img", "marketplace": "img@2", "type": "dockerimage"}
-    assert doc["taskRoles"]["worker"]["dockerImage"] == "img"
+    # a docker image item is the job's image (pai_client.jobdoc: the prerequisite named "image")
+    assert doc["prerequisites"][0] == {"name": "image", "type": "dockerimage", "marketplace": "img@2"}
+    assert doc["prerequisites"][1] == {"name": "mnist", "marketplace": "mnist", "type": "data"}
+    assert doc["taskRoles"]["worker"]["dockerImage"] == "image"
     assert doc["taskRoles"]["worker"]["prerequisites"] == ["mnist"]
 
 
@@ -63,33 +64,6 @@ def test_params_need_names():
     assert jobspec.parse_params(["a=1", "B_2=x=y"]) == {"a": "1", "B_2": "x=y"}
     with pytest.raises(jobspec.SpecError):
         jobspec.parse_params(["1a=2"])
-
-
-def test_settings_come_from_pai_env_or_from_the_hub():
-    assert hub_settings({"PAI_URL": "http://p:1", "PAI_TOKEN": "t"}) == ("http://p:1", "t")
-    hub = {"JUPYTERHUB_API_URL": "http://127.0.0.1:8081/hub/api", "JUPYTERHUB_API_TOKEN": "ht"}
-    assert hub_settings(hub) == ("http://127.0.0.1:8081/services/pai", "ht")
-    assert hub_settings({**hub, "JUPYTERHUB_PUBLIC_HUB_URL": "https://hub.example.org/jh/hub/",
-                         "PAI_SERVICE_NAME": "gpu"}) == ("https://hub.example.org/jh/services/gpu", "ht")
-    assert hub_settings({}) == (None, None)
-
-
-def test_sse_parser():
-    p = _SseParser()
-    out = [p.feed(x) for x in [": keep-alive", "", 'data: {"reason": "JobSubmitted"}', "", "event: end",
-                               'data: {"state": "FAILED"}', ""]]
-    assert [e for e in out if e] == [SseEvent("message", {"reason": "JobSubmitted"}),
-                                     SseEvent("end", {"state": "FAILED"})]
-
-
-def test_protocol_text_takes_models_mappings_and_text():
-    text = ("protocolVersion: 2\nname: m\ntype: job\nprerequisites: [{name: i, type: dockerimage, uri: x}]\n"
-            "taskRoles:\n  w:\n    dockerImage: i\n    resourcePerInstance: {cpu: 1, memoryMB: 64, gpu: 0}\n"
-            "    commands: [\"true\"]\n")
-    model = protocol.load(text)
-    assert yaml.safe_load(protocol_text(model))["name"] == "m"
-    assert yaml.safe_load(protocol_text({"name": "d"})) == {"name": "d"}
-    assert protocol_text(text) is text
 
 
 def test_snapshot_reads_failure_and_debugging():
@@ -170,7 +144,8 @@ def test_trials_view_shows_a_trial_whose_job_is_not_known_yet():
     from pai_magics.widgets import TrialsView
 
     class Answers:  # what GET /api/v2/experiments/e1 returned at that moment
-        def request(self, method, path):
+        def experiment(self, experiment_id):
+            assert experiment_id == "e1"
             return {"state": "RUNNING", "bestFinal": None, "trials": [
                 {"id": "t0", "sequence": 0, "state": "WAITING", "parameters": {"x": 1}, "intermediate": [],
                  "final": None, "job": {"name": "alice~nni_e1_t0", "url": "/api/v2/jobs/alice~nni_e1_t0",
