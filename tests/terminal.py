@@ -11,17 +11,19 @@ import asyncio
 import json
 
 from tornado.httpclient import HTTPRequest
-from tornado.websocket import websocket_connect
+from tornado.websocket import WebSocketClientConnection, websocket_connect
 
 
-async def shell_session(url: str, headers: dict[str, str], script: str, timeout: float = 20) -> str:
-    """Send ``script`` to the shell at ``url`` once it is set up, and return everything it printed
-    until it disconnects."""
+async def connect(url: str, headers: dict[str, str], timeout: float = 20) -> WebSocketClientConnection:
+    """Open the terminal and wait until the server has set it up."""
     conn = await websocket_connect(HTTPRequest(url, headers=headers))
     first = await asyncio.wait_for(conn.read_message(), timeout)
     assert first is not None and json.loads(first) == ["setup", {}], first
-    conn.write_message(json.dumps(["set_size", 24, 100]))
-    conn.write_message(json.dumps(["stdin", script]))
+    return conn
+
+
+async def output_until_end(conn: WebSocketClientConnection, timeout: float = 20) -> str:
+    """Everything the shell prints from now until it ends."""
     out = ""
     while (msg := await asyncio.wait_for(conn.read_message(), timeout)) is not None:
         kind, *rest = json.loads(msg)
@@ -30,3 +32,12 @@ async def shell_session(url: str, headers: dict[str, str], script: str, timeout:
         if kind == "disconnect":
             break
     return out
+
+
+async def shell_session(url: str, headers: dict[str, str], script: str, timeout: float = 20) -> str:
+    """Send ``script`` to the shell at ``url`` once it is set up, and return everything it printed
+    until it disconnects."""
+    conn = await connect(url, headers, timeout)
+    conn.write_message(json.dumps(["set_size", 24, 100]))
+    conn.write_message(json.dumps(["stdin", script]))
+    return await output_until_end(conn, timeout)

@@ -9,13 +9,11 @@ import sys
 import time
 
 import pytest
-from tornado.httpclient import HTTPRequest
-from tornado.websocket import websocket_connect
 
 from tests.server import Server, job_yaml, wait_state
-from tests.terminal import shell_session
+from tests.terminal import connect, output_until_end, shell_session
 
-#: One ASCII byte short of 64 KiB: the first '€' (3 bytes in UTF-8) straddles the 64 KiB mark, and
+#: Two ASCII bytes short of 64 KiB: the first "€" (3 bytes in UTF-8) straddles the 64 KiB mark, and
 #: its followers straddle every read boundary of the PTY (4095 bytes) that does not fall between two.
 PREFIX = "a" * 65534
 EUROS = "\u20ac" * 4000
@@ -52,8 +50,8 @@ def test_a_character_split_across_reads_arrives_whole(srv):
                                             f'{sys.executable} -c "{program}"; exit\n'))
         finally:
             c.put("/api/v2/jobs/admin~busy/executionType", json={"value": "STOP"})
-    assert "\ufffd" not in out
-    assert PREFIX + EUROS + "." in out
+    assert "\ufffd" not in out, f"{out.count(chr(0xFFFD))} characters lost to U+FFFD"
+    assert PREFIX + EUROS + "." in out, "the output did not arrive as printed"
 
 
 def test_malformed_messages_are_ignored(srv):
@@ -70,16 +68,8 @@ def test_malformed_messages_are_ignored(srv):
 
 async def _session_with_noise(url: str, headers: dict[str, str]) -> str:
     """A session whose client sends messages terminado's protocol does not have before its command."""
-    conn = await websocket_connect(HTTPRequest(url, headers=headers))
-    assert json.loads(await asyncio.wait_for(conn.read_message(), 20)) == ["setup", {}]
+    conn = await connect(url, headers)
     for noise in ("not json", "[]", '["set_size", "x", 3]', '["stdin", 5]', '{"a": 1}', '["bogus"]'):
         conn.write_message(noise)
     conn.write_message(json.dumps(["stdin", "echo still-$((40+2)); exit\n"]))
-    out = ""
-    while (msg := await asyncio.wait_for(conn.read_message(), 20)) is not None:
-        kind, *rest = json.loads(msg)
-        if kind == "stdout":
-            out += rest[0]
-        if kind == "disconnect":
-            break
-    return out
+    return await output_until_end(conn)

@@ -6,6 +6,7 @@ scripts/e2e-k8s.sh against a real cluster."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -50,6 +51,24 @@ def backend_for(fake: FakeApiServer, **kw: Any) -> KubernetesBackend:
     return KubernetesBackend(namespace="pai", api_client=client_for(fake), watch_timeout=5, **kw)
 
 
+@contextlib.asynccontextmanager
+async def opened(fake: FakeApiServer, **kw: Any) -> AsyncIterator[tuple[KubernetesBackend, AsyncIterator[Any]]]:
+    """An open backend on the fake and its events, closed at the end."""
+    backend = backend_for(fake, **kw)
+    await backend.open()
+    try:
+        yield backend, backend.events().__aiter__()
+    finally:
+        await backend.close()
+
+
+async def started(backend: KubernetesBackend, events: AsyncIterator[Any], *tasks: TaskLaunch) -> None:
+    """Start ``tasks`` and see each reported running."""
+    for task in tasks:
+        await backend.start(task)
+        assert isinstance(await next_event(events), TaskRunning)
+
+
 async def next_event(events: AsyncIterator[Any], timeout: float = 10.0) -> Any:
     return await asyncio.wait_for(events.__anext__(), timeout)
 
@@ -61,28 +80,20 @@ def launch(role: str = "worker", index: int = 0) -> TaskLaunch:
 
 def test_nodes_come_from_the_cluster(fake: FakeApiServer) -> None:
     async def main() -> None:
-        backend = backend_for(fake, node_selector="pai-worker=true")
-        await backend.open()
-        try:
+        async with opened(fake, node_selector="pai-worker=true") as (backend, _):
             nodes = backend.nodes()
             assert [n.name for n in nodes] == ["gpu-node-0"]  # the NotReady node is not offered
             assert nodes[0].ip == "10.0.0.1" and len(nodes[0].gpus) == 8 and nodes[0].memory_mb == 65536
-        finally:
-            await backend.close()
 
     asyncio.run(main())
 
 
 def test_start_bind_exit_and_logs(fake: FakeApiServer) -> None:
     async def main() -> None:
-        backend = backend_for(fake)
-        await backend.open()
-        events = backend.events().__aiter__()
         task = launch()
         pod = m.pod_name(task.task_id)
-        try:
-            await backend.start(task)
-            assert isinstance(await next_event(events), TaskRunning)
+        async with opened(fake) as (backend, events):
+            await started(backend, events, task)
             objs = fake.store.objects
             assert objs["pods"][pod]["spec"]["nodeName"] == "gpu-node-0"  # bound through pods/binding
             assert objs["pods"][pod]["spec"]["schedulerName"] == "pai"
@@ -111,44 +122,29 @@ def test_start_bind_exit_and_logs(fake: FakeApiServer) -> None:
                 await loop.run_in_executor(None, backend.read_log, "nope.0.w.0.0", "all")
             with pytest.raises(KeyError):
                 await loop.run_in_executor(None, backend.read_log, task.task_id, "bogus")
-        finally:
-            await backend.close()
 
     asyncio.run(main())
 
 
 def test_exit_without_record_and_second_job_service_reused(fake: FakeApiServer) -> None:
     async def main() -> None:
-        backend = backend_for(fake)
-        await backend.open()
-        events = backend.events().__aiter__()
         a, b = launch("worker", 0), launch("worker", 1)
-        try:
-            await backend.start(a)
-            await backend.start(b)
-            assert isinstance(await next_event(events), TaskRunning)
-            assert isinstance(await next_event(events), TaskRunning)
+        async with opened(fake) as (backend, events):
+            await started(backend, events, a, b)
             assert sum(1 for c in fake.store.calls if c == ("POST", "/api/v1/namespaces/pai/services")) == 1
             fake.finish(m.pod_name(b.task_id), 137, "Killed\n")  # OOM: no exit.json, a log tail
             event = await next_event(events)
             assert event.task_id == b.task_id and event.exit_code == 137
             assert event.record["source"] == "containerStatus" and event.record["messageTail"] == "Killed\n"
-        finally:
-            await backend.close()
 
     asyncio.run(main())
 
 
 def test_stop_and_lost_pods(fake: FakeApiServer) -> None:
     async def main() -> None:
-        backend = backend_for(fake)
-        await backend.open()
-        events = backend.events().__aiter__()
         a, b = launch("worker", 0), launch("worker", 1)
-        try:
-            for t in (a, b):
-                await backend.start(t)
-                assert isinstance(await next_event(events), TaskRunning)
+        async with opened(fake) as (backend, events):
+            await started(backend, events, a, b)
             await backend.stop(a.task_id, grace=5)
             event = await next_event(events)
             assert (event.task_id, event.exit_code) == (a.task_id, 143)
@@ -157,8 +153,6 @@ def test_stop_and_lost_pods(fake: FakeApiServer) -> None:
             fake.delete_behind_our_back(m.pod_name(b.task_id))
             event = await next_event(events)
             assert (event.task_id, event.exit_code) == (b.task_id, -1101)
-        finally:
-            await backend.close()
 
     asyncio.run(main())
 
@@ -173,10 +167,7 @@ def test_adopt_after_restart(fake: FakeApiServer) -> None:
         await first.close()  # the control plane goes away; the pods stay
         fake.finish(m.pod_name(done.task_id), 0, json.dumps({"exitCode": 0, "finishedAt": 5.0}))
 
-        second = backend_for(fake)
-        await second.open()
-        events = second.events().__aiter__()
-        try:
+        async with opened(fake) as (second, events):
             found = await second.adopt([running.task_id, done.task_id, "9.0.worker.0.0"])
             assert isinstance(found[0], TaskRunning) and found[0].task_id == running.task_id
             assert isinstance(found[1], TaskExit) and found[1].exit_code == 0
@@ -184,7 +175,5 @@ def test_adopt_after_restart(fake: FakeApiServer) -> None:
             fake.finish(m.pod_name(running.task_id), 1, json.dumps({"exitCode": 1, "finishedAt": 9.0}))
             event = await next_event(events)
             assert (event.task_id, event.exit_code) == (running.task_id, 1)
-        finally:
-            await second.close()
 
     asyncio.run(main())

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import select
 import shutil
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -224,6 +226,22 @@ def test_adoption_after_restart(slurm_conf, tmp_path):
     asyncio.run(second())
 
 
+def shell_output(terminal, script: str, timeout: float = 30) -> str:
+    """Type ``script`` into a terminal and return what it printed until it ended."""
+    terminal.ptyproc.write(script)
+    out = ""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if select.select([terminal.ptyproc.fd], [], [], 0.2)[0]:
+            try:
+                out += terminal.ptyproc.read(65536)
+            except EOFError:
+                terminal.ptyproc.close()
+                return out
+    terminal.killpg()
+    raise AssertionError(f"the shell did not end: {out!r}")
+
+
 def test_debug_hold_keeps_allocation(slurm_conf, tmp_path):
     async def main():
         b = SlurmBackend(tmp_path / "run", slurm_conf=slurm_conf, debug_hold_minutes=5)
@@ -242,6 +260,11 @@ def test_debug_hold_keeps_allocation(slurm_conf, tmp_path):
             out = subprocess.run(["srun", f"--jobid={job_id}", "--overlap", "-n1", "sh", "-c",
                                   "echo $SLURMD_NODENAME"], env=env, capture_output=True, text=True, timeout=30)
             assert out.stdout.strip() == "node3", out
+            # The debug shell is such a step, on a terminal (srun --pty), with the task's environment.
+            terminal = b.exec_shell("dbg")
+            said = await asyncio.to_thread(
+                shell_output, terminal, "echo on=$SLURMD_NODENAME debug=$PAI_DEBUG_SHELL; exit\n")
+            assert "on=node3 debug=1" in said, said
             assert await b.release("dbg")
             for _ in range(100):
                 st = subprocess.run(["squeue", "-h", "-j", job_id, "-o", "%T"], env=env, capture_output=True,
