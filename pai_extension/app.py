@@ -1,11 +1,15 @@
-"""``PaiExtensionApp``: the server extension's configuration and routes."""
+"""``PaiExtensionApp``: the server extension's configuration, routes and its one PAI client."""
 
 from __future__ import annotations
+
+import asyncio
+import weakref
+from typing import Any
 
 from jupyter_server.extension.application import ExtensionApp
 from traitlets import Unicode
 
-from pai_client.client import AsyncPaiClient, hub_settings
+from pai_client import AsyncPaiClient, hub_settings
 
 from . import handlers
 
@@ -25,7 +29,10 @@ class PaiExtensionApp(ExtensionApp):
         "$JUPYTERHUB_API_TOKEN (the hub token of this server, which PAI accepts).",
     ).tag(config=True)
 
-    _client: AsyncPaiClient | None = None
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncPaiClient] = \
+            weakref.WeakKeyDictionary()
 
     def initialize_handlers(self) -> None:
         self.handlers.extend([
@@ -37,13 +44,18 @@ class PaiExtensionApp(ExtensionApp):
 
     @property
     def client(self) -> AsyncPaiClient:
-        """One HTTP client for the server's life (made on the server's event loop)."""
-        if self._client is None:
+        """The one PAI client of the running event loop (the server has one): every handler and
+        request shares its connection pool. Made on first use, on that loop."""
+        loop = asyncio.get_running_loop()
+        client = self._clients.get(loop)
+        if client is None:
             env_url, env_token = hub_settings()
-            self._client = AsyncPaiClient(self.pai_url or env_url or None, self.pai_token or env_token or None)
-        return self._client
+            client = self._clients[loop] = AsyncPaiClient(self.pai_url or env_url or None,
+                                                          self.pai_token or env_token or None)
+        return client
 
     async def stop_extension(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        clients = list(self._clients.values())
+        self._clients.clear()
+        for client in clients:
+            await client.aclose()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -13,16 +14,18 @@ from jupyter_server.base.handlers import APIHandler, JupyterHandler
 from jupyter_server.base.websocket import WebSocketMixin
 from jupyter_server.extension.handler import ExtensionHandlerMixin
 from tornado import iostream, web, websocket
-from tornado.httpclient import HTTPClientError, HTTPRequest
 
-from pai_client.client import API, MARKET, AsyncPaiClient, PaiError
+from pai_client import API, MARKET, AsyncPaiClient, PaiError, terminal
 
 AUTH_RESOURCE = "pai"
 _SAFE_SEGMENT = re.compile(r"^[A-Za-z0-9_.~@%+=:,-]+$")
 PASSED_HEADERS = ("Content-Type", "X-Log-Offset", "Cache-Control", "Location")
 
 
-class _PaiHandler(ExtensionHandlerMixin, APIHandler):
+class _UsesPai(ExtensionHandlerMixin):
+    """What every handler here shares: the extension's one PAI client (as this server's user),
+    the auth resource, and PAI's ``{code, message}`` error answer."""
+
     auth_resource = AUTH_RESOURCE
 
     @property
@@ -30,8 +33,51 @@ class _PaiHandler(ExtensionHandlerMixin, APIHandler):
         return self.extensionapp.client  # type: ignore[attr-defined]
 
     def fail(self, status: int, code: str, message: str) -> None:
-        self.set_status(status)
-        self.finish(json.dumps({"code": code, "message": message}))
+        self.set_status(status)  # type: ignore[attr-defined]
+        self.set_header("Content-Type", "application/json")  # type: ignore[attr-defined]
+        self.finish(json.dumps({"code": code, "message": message}))  # type: ignore[attr-defined]
+
+    def forwarded(self, header_names: Any) -> dict[str, Any]:
+        """The request as the PAI call passes it on: the named headers, the query, the body."""
+        request = self.request  # type: ignore[attr-defined]
+        kwargs: dict[str, Any] = {"headers": {k: v for k, v in request.headers.items()
+                                              if k.lower() in header_names}}
+        if request.query:
+            kwargs["params"] = httpx.QueryParams(request.query)
+        if request.method in ("POST", "PUT", "PATCH", "DELETE") and request.body:
+            kwargs["content"] = request.body
+        return kwargs
+
+
+class _ProxyMethods:
+    """GET, POST, PUT and DELETE, each authenticated and authorized, all passed to ``_proxy``."""
+
+    async def _proxy(self, *args: str) -> None:
+        raise NotImplementedError
+
+    @web.authenticated
+    @authorized
+    async def get(self, *args: str) -> None:
+        await self._proxy(*args)
+
+    @web.authenticated
+    @authorized
+    async def post(self, *args: str) -> None:
+        await self._proxy(*args)
+
+    @web.authenticated
+    @authorized
+    async def put(self, *args: str) -> None:
+        await self._proxy(*args)
+
+    @web.authenticated
+    @authorized
+    async def delete(self, *args: str) -> None:
+        await self._proxy(*args)
+
+
+class _PaiHandler(_UsesPai, APIHandler):
+    """An API handler of the extension (JSON answers, Jupyter's API security policy)."""
 
 
 def target_path(path: str) -> str:
@@ -46,18 +92,13 @@ def target_path(path: str) -> str:
     return "/".join([API, *segments]) if segments else API
 
 
-class ProxyHandler(_PaiHandler):
+class ProxyHandler(_ProxyMethods, _PaiHandler):
     """``/pai/api/*`` → PAI, as this server's user (PAI decides what the user may see)."""
 
-    async def _proxy(self, path: str) -> None:
+    async def _proxy(self, path: str) -> None:  # type: ignore[override]
         target = target_path(path)
-        headers = {k: self.request.headers[k] for k in ("Content-Type", "Accept") if k in self.request.headers}
-        kwargs: dict[str, Any] = {"headers": headers}
-        if self.request.query:
-            kwargs["params"] = httpx.QueryParams(self.request.query)
-        if self.request.method in ("POST", "PUT", "PATCH", "DELETE") and self.request.body:
-            kwargs["content"] = self.request.body
-        if "text/event-stream" in headers.get("Accept", ""):
+        kwargs = self.forwarded(("content-type", "accept"))
+        if "text/event-stream" in kwargs["headers"].get("Accept", ""):
             await self._stream(target, kwargs)
             return
         try:
@@ -91,33 +132,13 @@ class ProxyHandler(_PaiHandler):
         if not self._finished:
             self.finish(set_content_type=self._headers.get("Content-Type", "text/event-stream"))
 
-    @web.authenticated
-    @authorized
-    async def get(self, path: str) -> None:
-        await self._proxy(path)
-
-    @web.authenticated
-    @authorized
-    async def post(self, path: str) -> None:
-        await self._proxy(path)
-
-    @web.authenticated
-    @authorized
-    async def put(self, path: str) -> None:
-        await self._proxy(path)
-
-    @web.authenticated
-    @authorized
-    async def delete(self, path: str) -> None:
-        await self._proxy(path)
-
 
 _EXPERIMENT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 UI_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "content-length",
           "content-encoding", "set-cookie", "content-security-policy", "x-frame-options"}
 
 
-class ExperimentUiHandler(ExtensionHandlerMixin, JupyterHandler):
+class ExperimentUiHandler(_ProxyMethods, _UsesPai, JupyterHandler):
     """``/pai/nni/<id>/*``: the experiment's NNI web UI (PAI's ``/nni/<id>/*``), as this server's user,
     for a Lab tab.
 
@@ -126,12 +147,6 @@ class ExperimentUiHandler(ExtensionHandlerMixin, JupyterHandler):
     ``location.pathname``), so everything it loads comes back through here; and it renders nothing on a
     path that contains "experiment", hence ``nni``. PAI lets only the owner in.
     """
-
-    auth_resource = AUTH_RESOURCE
-
-    @property
-    def pai(self) -> AsyncPaiClient:
-        return self.extensionapp.client  # type: ignore[attr-defined]
 
     def check_xsrf_cookie(self) -> None:
         """NNI's UI changes its experiment with PUT/DELETE (axios, no Jupyter ``_xsrf`` header); they
@@ -143,50 +158,23 @@ class ExperimentUiHandler(ExtensionHandlerMixin, JupyterHandler):
             return
         super().check_xsrf_cookie()
 
-    async def _proxy(self, exp_id: str, path: str) -> None:
+    async def _proxy(self, exp_id: str, path: str) -> None:  # type: ignore[override]
         if not _EXPERIMENT_ID.match(exp_id) or any(s in (".", "..") for s in path.split("/")):
             raise web.HTTPError(400, "bad experiment id or path")
         if not path:
             self.redirect(self.request.path + "/oview")
             return
-        target = f"/nni/{exp_id}{path}"
-        kwargs: dict[str, Any] = {"headers": {k: v for k, v in self.request.headers.items()
-                                              if k.lower() in ("accept", "content-type", "if-none-match")}}
-        if self.request.query:
-            kwargs["params"] = httpx.QueryParams(self.request.query)
-        if self.request.method in ("POST", "PUT", "PATCH", "DELETE") and self.request.body:
-            kwargs["content"] = self.request.body
         try:
-            r = await self.pai.send(self.request.method or "GET", target, **kwargs)
+            r = await self.pai.send(self.request.method or "GET", f"/nni/{exp_id}{path}",
+                                    **self.forwarded(("accept", "content-type", "if-none-match")))
         except PaiError as exc:
-            self.set_status(502)
-            self.finish(json.dumps({"code": exc.code, "message": exc.message}))
+            self.fail(502, exc.code, exc.message)
             return
         self.set_status(r.status_code)
         for key, value in r.headers.items():
             if key.lower() not in UI_HOP:
                 self.set_header(key, value)
         self.finish(r.content)
-
-    @web.authenticated
-    @authorized
-    async def get(self, exp_id: str, path: str) -> None:
-        await self._proxy(exp_id, path)
-
-    @web.authenticated
-    @authorized
-    async def post(self, exp_id: str, path: str) -> None:
-        await self._proxy(exp_id, path)
-
-    @web.authenticated
-    @authorized
-    async def put(self, exp_id: str, path: str) -> None:
-        await self._proxy(exp_id, path)
-
-    @web.authenticated
-    @authorized
-    async def delete(self, exp_id: str, path: str) -> None:
-        await self._proxy(exp_id, path)
 
 
 def own_context(environ: Any = None) -> dict[str, Any]:
@@ -232,22 +220,17 @@ class ContextHandler(_PaiHandler):
         self.finish(json.dumps(ctx))
 
 
-class TerminalProxyHandler(ExtensionHandlerMixin, WebSocketMixin, JupyterHandler, websocket.WebSocketHandler):
-    """A websocket terminal into a task: PAI's terminal (terminado's JSON messages), proxied as
-    this server's user. It works wherever the server can reach PAI — also when the notebook server
-    is not on the control plane's machine."""
+class TerminalProxyHandler(_UsesPai, WebSocketMixin, JupyterHandler, websocket.WebSocketHandler):
+    """A websocket terminal into a task: PAI's terminal, proxied as this server's user. It works
+    wherever the server can reach PAI, also when the notebook server is not on the control
+    plane's machine.
 
-    auth_resource = AUTH_RESOURCE
+    Messages are relayed as they are, both ways (text stays text, binary stays binary), so the
+    proxy does not depend on the terminal's wire protocol: today terminado's JSON messages
+    (``["stdin", text]``, ``["set_size", rows, cols]`` from the browser; ``["setup", {}]``,
+    ``["stdout", text]``, ``["disconnect", code]`` from the shell)."""
+
     upstream: Any = None
-
-    def initialize(self, *args: Any, **kwargs: Any) -> None:
-        super().initialize(*args, **kwargs)
-        self._opened = False
-        self._pending: list[str | bytes | None] = []
-
-    @property
-    def pai(self) -> AsyncPaiClient:
-        return self.extensionapp.client  # type: ignore[attr-defined]
 
     async def get(self, framework: str, role: str, index: str) -> None:  # type: ignore[override]
         if not self.current_user:
@@ -257,50 +240,27 @@ class TerminalProxyHandler(ExtensionHandlerMixin, WebSocketMixin, JupyterHandler
             raise web.HTTPError(403)
         try:
             url = await self.pai.terminal_url(framework, role, int(index))
-        except PaiError as exc:
-            self._refuse(exc.status or 502, exc.code, exc.message)
-            return
-        try:
-            self.upstream = await websocket.websocket_connect(
-                HTTPRequest(url, headers=self.pai.auth_headers(), request_timeout=20),
-                on_message_callback=self._from_upstream)
-        except HTTPClientError as exc:
-            body = exc.response.body if exc.response is not None else b""
-            try:
-                err = json.loads(body)
-                self._refuse(exc.code, err["code"], err["message"])
-            except (ValueError, KeyError, TypeError):
-                self._refuse(exc.code, "Error", str(exc))
-            return
-        except OSError as exc:
-            self._refuse(502, "ConnectionError", f"cannot reach PAI: {exc}")
+            self.upstream = await terminal.connect(url, self.pai.auth_headers(), timeout=20)
+        except PaiError as exc:  # answer the upgrade request with PAI's refusal (no websocket yet)
+            self.fail(exc.status or 502, exc.code, exc.message)
             return
         await super().get(framework, role, index)
 
-    def _refuse(self, status: int, code: str, message: str) -> None:
-        """Answer the upgrade request with PAI's error (before any websocket exists)."""
-        self.set_status(status)
-        self.set_header("Content-Type", "application/json")
-        self.finish(json.dumps({"code": code, "message": message}))
-
     def open(self, *args: Any, **kwargs: Any) -> None:
         super().open(*args, **kwargs)
-        self._opened = True
-        pending, self._pending = self._pending, []
-        for message in pending:
-            self._from_upstream(message)
+        self._relay = asyncio.ensure_future(self._from_upstream())
 
-    def _from_upstream(self, message: str | bytes | None) -> None:
-        if not self._opened:  # the shell spoke before our side of the socket was open
-            self._pending.append(message)
-            return
-        if message is None:  # PAI closed the shell
-            self.close()
-            return
-        try:
-            self.write_message(message, binary=isinstance(message, bytes))
-        except websocket.WebSocketClosedError:
-            pass
+    async def _from_upstream(self) -> None:
+        """What the shell says, to the browser, until either side closes."""
+        while self.upstream is not None:
+            message = await self.upstream.read_message()
+            if message is None:  # PAI closed the shell
+                break
+            try:
+                await self.write_message(message, binary=isinstance(message, bytes))
+            except websocket.WebSocketClosedError:
+                return
+        self.close()
 
     def on_message(self, message: str | bytes) -> None:
         if self.upstream is not None:

@@ -26,20 +26,20 @@ import shlex
 import shutil
 import sys
 import time
+from contextlib import aclosing
 from typing import Any
 
-import httpx
 import yaml
 from jupyterhub.spawner import Spawner
 from jupyterhub.utils import exponential_backoff
 from tornado import web
 from traitlets import Bool, Callable, Dict, Float, Integer, List, Unicode, Union, default
 
-from pai_client import API, PaiError
+from pai_client import API, AsyncPaiClient, PaiError, jobdoc
 from pai_magics import autoload_env
 
 from . import profiles as P
-from .access import UserPai, shared_client
+from .access import as_user
 from .watcher import Answer, NotebookJobs, hub_watcher
 
 TERMINAL = ("SUCCEEDED", "FAILED", "STOPPED")
@@ -154,14 +154,17 @@ class PaiSpawner(Spawner):
         return token
 
     @property
-    def pai(self) -> UserPai:
-        """PAI as this spawner's user, through the event loop's one shared client."""
-        return UserPai(shared_client(self.pai_url), self._token)
+    def pai(self) -> AsyncPaiClient:
+        """PAI as this spawner's user: the event loop's one shared client with the user's token."""
+        return as_user(self.pai_url, self.user.name, self._token())
+
+    def _as_user(self) -> AsyncPaiClient:
+        return self.pai
 
     @property
     def watcher(self) -> NotebookJobs:
         """The hub's one watcher of notebook jobs (per event loop, PAI URL and job name prefix)."""
-        return hub_watcher(shared_client(self.pai_url), self.job_name_prefix, self.pai_watch_interval)
+        return hub_watcher(self.pai_url, self.job_name_prefix, self.pai_watch_interval)
 
     # -- profiles and the options form -------------------------------------------------------------
     async def _all_profiles(self) -> list[dict[str, Any]]:
@@ -179,7 +182,7 @@ class PaiSpawner(Spawner):
         skus: dict[str, set[str] | None] = {}
         for vc in {p["vc"] for p in profiles if p.get("sku") and p["vc"] in vcs}:
             try:
-                skus[vc] = set(await self.pai.request("GET", f"{API}/cluster/sku-types", params={"vc": vc}))
+                skus[vc] = set(await self.pai.sku_types(vc))
             except PaiError:
                 skus[vc] = None  # the route is not there (yet): do not filter on SKUs
         return P.allowed(profiles, vcs, skus)
@@ -215,7 +218,8 @@ class PaiSpawner(Spawner):
         return cmd
 
     def job_protocol(self, name: str, profile: dict[str, Any]) -> str:
-        """The notebook's job (protocol v2 YAML). Tokens travel as secrets, masked in the job's config."""
+        """The notebook's job (protocol v2 YAML, built by the one job-document builder,
+        :mod:`pai_client.jobdoc`). Tokens travel as secrets, masked in the job's config."""
         env = self.get_env()
         env["PAI_URL"] = self.pai_url
         env["PAI_TOKEN"] = env.get("JUPYTERHUB_API_TOKEN", "")
@@ -240,27 +244,18 @@ class PaiSpawner(Spawner):
             args.append("--allow-root")
         args += [shlex.quote(a) for a in self.get_args()]
         commands.append("exec " + " ".join([shlex.quote(c) for c in self._command()] + args))
-        extras: dict[str, Any] = {"paiHub": {"type": "notebook", "server": self.name or "",
-                                             "hubUser": self.user.name, "profile": profile["slug"]}}
-        if profile.get("sku"):
-            extras["hivedScheduler"] = {"taskRoles": {ROLE: {"skuType": profile["sku"]}}}
-        doc = {
-            "protocolVersion": 2,
-            "name": name,
-            "type": "job",
-            "jobRetryCount": 0,
-            "prerequisites": [{"name": "image", "type": "dockerimage", "uri": profile.get("image") or self.image}],
-            "taskRoles": {ROLE: {
-                "instances": 1,
-                "dockerImage": "image",
-                "resourcePerInstance": {"cpu": profile["cpu"], "memoryMB": profile["memoryMB"],
-                                        "gpu": profile["gpu"], "ports": {PORT_LABEL: 1}},
-                "commands": commands,
-            }},
-            "defaults": {"virtualCluster": profile["vc"]},
-            "extras": extras,
-            "secrets": secret_values,
-        }
+        doc = jobdoc.build(jobdoc.JobDescription(
+            name=name,
+            image=profile.get("image") or self.image,
+            virtual_cluster=profile["vc"],
+            retries=0,
+            secrets=secret_values,
+            extras={"paiHub": {"type": "notebook", "server": self.name or "", "hubUser": self.user.name,
+                               "profile": profile["slug"]}},
+            roles=[jobdoc.RoleDescription(name=ROLE, commands=commands, cpu=profile["cpu"],
+                                          memory_mb=profile["memoryMB"], gpu=profile["gpu"],
+                                          ports={PORT_LABEL: 1}, sku=profile.get("sku"))],
+        ))
         return yaml.safe_dump(doc, sort_keys=False)
 
     # -- lifecycle --------------------------------------------------------------------------------
@@ -270,8 +265,7 @@ class PaiSpawner(Spawner):
         try:
             profile = self.profile or P.choose(await self._my_profiles(), self.user_options or {})
             name = self._job_name()
-            await self.pai.request("POST", f"{API}/jobs", content=self.job_protocol(name, profile).encode(),
-                                   headers={"Content-Type": "text/yaml"})
+            await self.pai.submit(self.job_protocol(name, profile))
         except (P.ProfileError, PaiError) as exc:
             self._start_error = str(getattr(exc, "message", exc))
             self._submitted.set()
@@ -336,7 +330,7 @@ class PaiSpawner(Spawner):
         managed services, the PAI service among them: waiting for PAI here would hold the hub's
         start-up until its init_spawners_timeout. A restored server is then reported running; the
         hub checks the server's own URL, which is the truth for a restored server anyway."""
-        answer = await self.watcher.lookup(self.framework, self._token)
+        answer = await self.watcher.lookup(self.framework, self._as_user)
         if answer.error is not None and answer.error.status in (0, 502, 503) and not self._restored:
             return None
         return answer
@@ -373,13 +367,14 @@ class PaiSpawner(Spawner):
             yield {"progress": 100, "failed": True, "message": self._start_error}
             return
         try:
-            async for sse in self.pai.events(self.framework):
-                if sse.event == "end":
-                    return
-                item = progress_event(sse.json())
-                if item is not None:
-                    yield item
-        except (PaiError, httpx.HTTPError, ValueError) as exc:
+            async with aclosing(self.pai.event_stream(self.framework)) as events:  # closed here, not by GC
+                async for sse in events:
+                    if sse.event == "end":
+                        return
+                    item = progress_event(sse.data) if isinstance(sse.data, dict) else None
+                    if item is not None:
+                        yield item
+        except PaiError as exc:
             self.log.info("%s: event stream of %s ended: %s", self._log_name, self.framework, exc)
 
     # -- state ------------------------------------------------------------------------------------

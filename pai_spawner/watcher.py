@@ -21,8 +21,6 @@ from typing import Any
 
 from pai_client import AsyncPaiClient, PaiError
 
-from .access import UserPai
-
 Job = dict[str, Any]  # what the cache keeps of a job: at least ``state`` and ``appExitCode``
 
 
@@ -47,14 +45,13 @@ class _Outcome:
 class NotebookJobs:
     """The cache of the hub's notebook jobs and the task that keeps it fresh."""
 
-    def __init__(self, client: AsyncPaiClient, prefix: str, interval: float) -> None:
-        self.client = client
+    def __init__(self, prefix: str, interval: float) -> None:
         self.prefix = prefix
         self.interval = interval
         self.jobs: dict[str, Job] = {}  # user~job → the job's summary
         self._recorded: dict[str, float] = {}  # user~job → when (monotonic) its entry was written
         self._watched: dict[str, str] = {}  # user~job of a server the hub has → its user
-        self._tokens: dict[str, Callable[[], str]] = {}  # user → how to get their hub token
+        self._clients: dict[str, Callable[[], AsyncPaiClient]] = {}  # user → the client acting as them
         self._outcomes: dict[str, _Outcome] = {}  # user → how their last listing went
         self._started = 0  # rounds begun
         self._done = 0  # rounds finished
@@ -63,11 +60,12 @@ class NotebookJobs:
         self._task: asyncio.Task[None] | None = None
 
     # -- what spawners call --------------------------------------------------------------------------
-    def watch(self, framework: str, token: Callable[[], str]) -> None:
-        """Keep ``framework`` (a server of the hub) fresh; ``token`` gives its user's hub token."""
+    def watch(self, framework: str, as_user: Callable[[], AsyncPaiClient]) -> None:
+        """Keep ``framework`` (a server of the hub) fresh; ``as_user`` gives the client acting as
+        its user (their own token: a user sees only their own jobs)."""
         user = framework.split("~", 1)[0]
         self._watched[framework] = user
-        self._tokens[user] = token
+        self._clients[user] = as_user
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._run(), name="PaiSpawner watcher")
 
@@ -77,7 +75,7 @@ class NotebookJobs:
         self.jobs.pop(framework, None)
         self._recorded.pop(framework, None)
         if user is not None and user not in self._watched.values():
-            self._tokens.pop(user, None)
+            self._clients.pop(user, None)
             self._outcomes.pop(user, None)
 
     def record(self, framework: str, job: Job) -> None:
@@ -86,10 +84,10 @@ class NotebookJobs:
         self.jobs[framework] = job
         self._recorded[framework] = time.monotonic()
 
-    async def lookup(self, framework: str, token: Callable[[], str]) -> Answer:
+    async def lookup(self, framework: str, as_user: Callable[[], AsyncPaiClient]) -> Answer:
         """The job from the cache; when no listing of its user covered it yet, or the last listing
         failed, after the next round (which begins at once)."""
-        self.watch(framework, token)
+        self.watch(framework, as_user)
         user = self._watched[framework]
         outcome = self._outcomes.get(user)
         if outcome is None or outcome.error is not None or (
@@ -114,9 +112,9 @@ class NotebookJobs:
             self._started += 1
             round_number = self._started
             began = time.monotonic()
-            users = {user: self._tokens[user] for user in set(self._watched.values()) if user in self._tokens}
+            users = {user: self._clients[user] for user in set(self._watched.values()) if user in self._clients}
             try:
-                await asyncio.gather(*(self._list(user, token, began) for user, token in users.items()))
+                await asyncio.gather(*(self._list(user, as_user, began) for user, as_user in users.items()))
             finally:  # whatever happened, nobody waits on this round any longer
                 async with self._finished:
                     self._done = round_number
@@ -126,10 +124,10 @@ class NotebookJobs:
             except asyncio.TimeoutError:
                 pass
 
-    async def _list(self, user: str, token: Callable[[], str], began: float) -> None:
+    async def _list(self, user: str, as_user: Callable[[], AsyncPaiClient], began: float) -> None:
         covered = [f for f, owner in self._watched.items() if owner == user]  # as the listing begins
         try:
-            summaries = await UserPai(self.client, token).jobs(username=user, keyword=self.prefix)
+            summaries = await as_user().jobs(username=user, keyword=self.prefix)
         except PaiError as exc:
             self._outcomes[user] = _Outcome(exc)
             return
@@ -153,10 +151,10 @@ _WATCHERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str, 
     weakref.WeakKeyDictionary()
 
 
-def hub_watcher(client: AsyncPaiClient, prefix: str, interval: float) -> NotebookJobs:
-    """The event loop's one watcher of notebook jobs named ``<prefix>-...`` at ``client``'s PAI."""
+def hub_watcher(url: str, prefix: str, interval: float) -> NotebookJobs:
+    """The event loop's one watcher of notebook jobs named ``<prefix>-...`` at the PAI at ``url``."""
     watchers = _WATCHERS.setdefault(asyncio.get_running_loop(), {})
-    key = (client.url, prefix)
+    key = (url, prefix)
     if key not in watchers:
-        watchers[key] = NotebookJobs(client, prefix, interval)
+        watchers[key] = NotebookJobs(prefix, interval)
     return watchers[key]

@@ -169,3 +169,18 @@ def test_enabled_on_install():
         installed = Path(sys.prefix) / "etc" / "jupyter" / "jupyter_server_config.d" / "pai_extension.json"
         assert installed.exists(), f"{installed} missing: run `make install`"
         assert json.loads(installed.read_text()) == snippet
+
+
+def test_one_client_per_event_loop():
+    """Every handler of a server shares one PAI client (one connection pool) on the server's loop."""
+    from pai_extension.app import PaiExtensionApp
+
+    app = PaiExtensionApp(pai_url="http://127.0.0.1:9", pai_token="t")
+
+    async def twice():
+        return app.client, app.client
+
+    first, again = asyncio.run(twice())
+    other, _ = asyncio.run(twice())
+    assert first is again and other is not first
+    assert (first.url, first.token) == ("http://127.0.0.1:9", "t")

@@ -35,7 +35,9 @@ def test_two_servers_share_one_client_and_one_watcher_and_poll_reads_its_cache()
     async def body(fake: FakePai) -> None:
         fake.jobs = {"alice~jupyter-a-1": FakeJob(), "alice~jupyter-b-1": FakeJob()}
         a, b = restored(fake, "a", "alice~jupyter-a-1"), restored(fake, "b", "alice~jupyter-b-1")
-        assert a.watcher is b.watcher and a.pai.client is b.pai.client
+        assert a.watcher is b.watcher
+        assert a.pai._http is b.pai._http  # one connection pool for the hub, each acting as its user
+        assert a.pai.auth_headers() == {"Authorization": "Bearer hub-token-of-alice"}
         assert await asyncio.gather(a.poll(), b.poll()) == [None, None]  # the hub polls restored servers at once
         for _ in range(5):
             assert await a.poll() is None and await b.poll() is None
