@@ -7,11 +7,16 @@ priority like any job) whose command exports that environment, so the trial's ``
 parameters and reports metrics straight to the NNI manager (127.0.0.1). It then follows the job: exit
 0 when it SUCCEEDED, 1 when it FAILED, 130 when stopped. SIGINT/SIGTERM (NNI cancelling the trial, or
 the experiment stopping) stop the job first.
+
+A job built from ``command`` + resources is written by the one job-document builder,
+``pai_client/jobdoc.py`` (standard library only), loaded by its path next to this package
+(``PAI_JOBDOC`` overrides it): this file may import nothing outside the standard library.
 """
 
 from __future__ import annotations
 
 import copy
+import importlib.util
 import json
 import os
 import shlex
@@ -20,10 +25,24 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 FORWARD = ("MULTI_PHASE", "REUSE_MODE")
 FINAL = {"SUCCEEDED", "FAILED", "STOPPED"}
+
+
+def _jobdoc() -> ModuleType:
+    """``pai_client.jobdoc``, loaded from its file: pai_client itself needs httpx, absent here."""
+    path = os.environ.get("PAI_JOBDOC") or str(Path(__file__).resolve().parents[2] / "pai_client" / "jobdoc.py")
+    spec = importlib.util.spec_from_file_location("pai_jobdoc", path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load the job-document builder from {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up by name
+    spec.loader.exec_module(module)
+    return module
 
 
 def job_name(exp_id: str, trial_id: str) -> str:
@@ -43,15 +62,12 @@ def build_protocol(spec: dict[str, Any], environ: dict[str, str]) -> dict[str, A
     if template.get("protocol"):
         doc = copy.deepcopy(template["protocol"])
     else:
-        res = {"cpu": int(template.get("cpu", 1)), "memoryMB": int(template.get("memoryMB", 1024)),
-               "gpu": int(template.get("gpu", 0))}
-        doc = {"protocolVersion": 2, "type": "job",
-               "prerequisites": [{"name": "image", "type": "dockerimage",
-                                  "uri": template.get("image", "python:3.11")}],
-               "taskRoles": {"trial": {"instances": 1, "dockerImage": "image", "resourcePerInstance": res,
-                                       "commands": [template["command"]]}}}
-        if template.get("sku"):
-            doc["extras"] = {"hivedScheduler": {"taskRoles": {"trial": {"skuType": template["sku"]}}}}
+        jobdoc = _jobdoc()
+        role = jobdoc.RoleDescription("trial", [template["command"]], cpu=int(template.get("cpu", 1)),
+                                      memory_mb=int(template.get("memoryMB", 1024)), gpu=int(template.get("gpu", 0)),
+                                      sku=template.get("sku"))
+        doc = jobdoc.build(jobdoc.JobDescription(job_name(exp_id, trial_id), [role],
+                                                 image=template.get("image", "python:3.11")))
     doc["name"] = job_name(exp_id, trial_id)
     doc.setdefault("defaults", {})["virtualCluster"] = spec["virtualCluster"]
     doc.setdefault("extras", {})["nni"] = {"experiment": spec["experimentId"], "trial": trial_id,

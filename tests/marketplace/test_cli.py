@@ -5,8 +5,8 @@ from __future__ import annotations
 import yaml
 
 from pai_client.client import PaiClient
+from tests.pai_client.test_cli import pai
 from tests.server import wait_state
-from tests.test_cli import pai
 
 TEMPLATE = """protocolVersion: 2
 name: hello

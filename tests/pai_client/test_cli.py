@@ -1,4 +1,5 @@
-"""The ``pai`` command line as a user runs it, against a real server."""
+"""The ``pai`` command line as a user runs it (``python -m pai_client.cli``, what the ``pai``
+script runs), against a real server; the server's commands are handed to ``python -m pai_hub.cli``."""
 
 from __future__ import annotations
 
@@ -6,12 +7,33 @@ import os
 import subprocess
 import sys
 
-from tests.server import job_yaml
+import pytest
+
+from pai_client.cli.dispatch import is_server_command
+from tests.server import REPO, job_yaml
 
 
 def pai(*args: str, env: dict[str, str] | None = None, input: str | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pai_hub.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "pai_client.cli", *args], capture_output=True, text=True,
                           env={**os.environ, **(env or {})}, input=input, timeout=120)
+
+
+@pytest.mark.parametrize(("argv", "server"), [
+    (["server", "--port", "1"], True), (["--data-dir", "d", "user", "add", "x"], True),
+    (["--url=http://x", "token", "create", "x"], True), (["simulate", "t.csv"], True),
+    (["alerts", "export-rules", "-o", "f"], True), (["alerts", "--state", "all"], False),
+    (["--data-dir", "server", "job", "list"], False), (["job", "logs", "server"], False), ([], False),
+])
+def test_which_commands_are_the_servers(argv, server):
+    assert is_server_command(argv) is server
+
+
+def test_server_commands_run_server_side_with_the_same_arguments():
+    r = pai("alerts", "export-rules")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == (REPO / "deploy/prometheus/pai-hub-alerts.yml").read_text()
+    r = pai("server", "--help")
+    assert r.returncode == 0 and "--simulated-gpus" in r.stdout
 
 
 def test_validate_prints_ok_or_each_error_and_exits_1(tmp_path):
@@ -52,7 +74,7 @@ def test_user_token_submit_list_status_logs_stop(server, tmp_path):
     assert r.stdout == "epochs=5\n"
     job.write_text(job_yaml("cli-long", ["echo started", "sleep 60"]))
     assert pai("job", "submit", str(job), env=env).returncode == 0
-    follow = subprocess.Popen([sys.executable, "-m", "pai_hub.cli", "job", "logs", "cli-long", "-f"],
+    follow = subprocess.Popen([sys.executable, "-m", "pai_client.cli", "job", "logs", "cli-long", "-f"],
                               stdout=subprocess.PIPE, text=True, env={**os.environ, **env})
     assert follow.stdout is not None
     assert follow.stdout.readline() == "started\n"
