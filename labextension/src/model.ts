@@ -4,6 +4,8 @@
  */
 import * as jsyaml from 'js-yaml';
 
+import { buildJobDocument, JobDescription } from './jobdoc';
+
 export interface JobSummary {
   name: string;
   username: string;
@@ -131,49 +133,30 @@ function keyValueLines(values: unknown): string {
     .join('\n');
 }
 
-/** The job protocol v2 (as an object) the form stands for. */
-export function formToProtocol(f: JobForm): Record<string, any> {
-  const image: Record<string, any> = f.imageItem
-    ? { name: 'image', type: 'dockerimage', marketplace: f.imageItem }
-    : { name: 'image', type: 'dockerimage', uri: f.image };
+/** The job the form stands for, as the one job-document definition describes jobs (jobdoc.ts):
+ * one task role, `worker`, with the form's resources and its commands (one a line). */
+export function formToDescription(f: JobForm): JobDescription {
   const commands = f.command
     .split('\n')
     .map(c => c.trimEnd())
     .filter(c => c.trim() !== '');
-  const job: Record<string, any> = {
-    protocolVersion: 2,
+  return {
     name: f.name,
-    type: 'job',
-    prerequisites: [image],
-    taskRoles: {
-      [TASK_ROLE]: {
-        instances: f.instances,
-        dockerImage: 'image',
-        resourcePerInstance: { gpu: f.gpu, cpu: f.cpu, memoryMB: f.memoryMB },
-        commands
-      }
-    },
-    defaults: { virtualCluster: f.virtualCluster }
+    image: f.image,
+    imageItem: f.imageItem || null,
+    virtualCluster: f.virtualCluster,
+    parameters: parseKeyValues(f.parameters ?? '').values,
+    secrets: parseKeyValues(f.secrets ?? '').values,
+    debugMinutes: f.debugMinutes > 0 ? f.debugMinutes : 0,
+    roles: [
+      { name: TASK_ROLE, instances: f.instances, cpu: f.cpu, memoryMB: f.memoryMB, gpu: f.gpu, sku: f.sku || null, commands }
+    ]
   };
-  const parameters = parseKeyValues(f.parameters ?? '').values;
-  if (Object.keys(parameters).length) {
-    job.parameters = parameters;
-  }
-  const secrets = parseKeyValues(f.secrets ?? '').values;
-  if (Object.keys(secrets).length) {
-    job.secrets = secrets;
-  }
-  const extras: Record<string, any> = {};
-  if (f.sku) {
-    extras.hivedScheduler = { taskRoles: { [TASK_ROLE]: { skuType: f.sku } } };
-  }
-  if (f.debugMinutes > 0) {
-    extras.debugReservation = { minutes: f.debugMinutes };
-  }
-  if (Object.keys(extras).length) {
-    job.extras = extras;
-  }
-  return job;
+}
+
+/** The job protocol v2 (as an object) the form stands for. */
+export function formToProtocol(f: JobForm): Record<string, any> {
+  return buildJobDocument(formToDescription(f));
 }
 
 export function formToYaml(f: JobForm): string {
