@@ -48,6 +48,15 @@ class ConflictError(Exception):
     """A job of this name already exists for this user (names are unique per user, forever)."""
 
 
+class ControlPlaneFailed(Exception):
+    """The loop stopped after an internal error (see :meth:`Controller._fail`): nothing more is
+    accepted or shown until the service restarts from the store."""
+
+    def __init__(self) -> None:
+        super().__init__("the control plane stopped after an internal error and restarts from its store; "
+                         "try again shortly")
+
+
 class StoreUnavailable(Exception):
     """The store has not accepted the commit in flight in time: what the machine holds cannot be
     shown yet (the API answers 503). The loop keeps retrying that commit on its own."""
@@ -75,6 +84,8 @@ class Controller:
         self._committing: asyncio.Future[bool] | None = None
         self.settle_timeout = SETTLE_TIMEOUT
         self._outage_since: float | None = None  # monotonic time of the first failed commit of an outage
+        self.failure: BaseException | None = None  # what stopped the loop (fail-stop), if anything did
+        self._failed = asyncio.Event()
         # Called after each committed turn with (effects, seconds spent scheduling, now): metrics,
         # alerts and timelines watch the platform here without the loop knowing about them.
         self.observers: list[Callable[[Effects, float, float], None]] = []
@@ -115,23 +126,28 @@ class Controller:
     # -- inputs ---------------------------------------------------------------------------------
     async def submit(self, job: JobRecord, plan: Any) -> JobRecord:
         """Queue a job; returns once it is committed. Raises ConflictError on a duplicate name."""
-        fut = asyncio.get_running_loop().create_future()
+        fut = self._input_future()
         self._inputs.append(("submit", job, plan, fut))
         self._wake.set()
         return await fut
 
     async def stop(self, job_id: int) -> None:
-        fut = asyncio.get_running_loop().create_future()
+        fut = self._input_future()
         self._inputs.append(("stop", job_id, fut))
         self._wake.set()
         await fut
 
     async def call(self, fn: Callable[[Machine, float], Any]) -> Any:
         """Run ``fn(machine, now)`` inside a turn: its effects are committed, then acted on, as any input's."""
-        fut = asyncio.get_running_loop().create_future()
+        fut = self._input_future()
         self._inputs.append(("call", fn, fut))
         self._wake.set()
         return await fut
+
+    def _input_future(self) -> asyncio.Future:
+        if self.failure is not None:
+            raise ControlPlaneFailed()
+        return asyncio.get_running_loop().create_future()
 
     async def settled(self, timeout: float | None = None) -> None:
         """Return once no commit is in flight. The machine is changed before its turn is committed;
@@ -140,6 +156,8 @@ class Controller:
 
         Raises :class:`StoreUnavailable` when the commit is still not stored after ``timeout``
         seconds (default :attr:`settle_timeout`): the store is failing and the loop is retrying."""
+        if self.failure is not None:
+            raise StoreUnavailable(str(ControlPlaneFailed()))
         loop = asyncio.get_running_loop()
         deadline = loop.time() + (self.settle_timeout if timeout is None else timeout)
         while self._committing is not None and not self._committing.done():
@@ -252,8 +270,34 @@ class Controller:
             self._wake.clear()
             try:
                 await self._turn()
-            except Exception:  # a bug must not kill the control plane; the store is still the truth
-                log.exception("orchestrator turn failed")
+            except Exception as exc:
+                self._fail(exc)
+                return
+
+    def _fail(self, exc: BaseException) -> None:
+        """Fail-stop after a turn broke for a reason other than the store (a bug in the machine or
+        the scheduler). The machine may hold half of that turn, uncommitted: going on would act on
+        it or show it, so the controller stops taking inputs, refuses every caller and every reader,
+        and tells the service (:meth:`wait_failed`), which exits; the store is still the truth and a
+        restart resumes from it (JupyterHub restarts a managed service that exits)."""
+        log.critical("orchestrator turn failed; stopping the control plane, which resumes from the store on "
+                     "restart", exc_info=exc)
+        self.failure = exc
+        self._closing = True
+        for item in self._inputs:
+            fut = item[-1]
+            if isinstance(fut, asyncio.Future) and not fut.done():
+                fut.set_exception(ControlPlaneFailed())
+        self._inputs = []
+        self._failed.set()
+
+    async def wait_failed(self) -> BaseException:
+        """Return the error that stopped the loop, once it has (see :meth:`_fail`)."""
+        await self._failed.wait()
+        failure = self.failure
+        if failure is None:
+            raise RuntimeError("the failure event was set without a failure")
+        return failure
 
     def _apply_backend_event(self, ev: Any, now: float) -> None:
         if isinstance(ev, TaskRunning):
@@ -265,6 +309,16 @@ class Controller:
 
     async def _turn(self) -> None:
         inputs, self._inputs = self._inputs, []
+        try:
+            await self._apply_and_commit(inputs)
+        except Exception:
+            for item in inputs:  # no caller of a broken turn is left waiting
+                fut = item[-1]
+                if isinstance(fut, asyncio.Future) and not fut.done():
+                    fut.set_exception(ControlPlaneFailed())
+            raise
+
+    async def _apply_and_commit(self, inputs: list[tuple[Any, ...]]) -> None:
         now = self.clock()
         waiters: list[tuple[asyncio.Future, Any]] = []
         for item in inputs:
@@ -356,7 +410,10 @@ class Controller:
                                                          {"diagnostics": f"backend could not start it: {exc}"})))
                 self._wake.set()
         for task_id, grace in fx.stops:
-            await self.backend.stop(task_id, grace)
+            try:
+                await self.backend.stop(task_id, grace)
+            except Exception:  # stored as stopping: the backend's exit report, or adoption, ends it
+                log.exception("stop of %s failed", task_id)
         if self._subscribers:
             for ev in fx.events:
                 for q in self._subscribers.get(ev.job_id, ()):

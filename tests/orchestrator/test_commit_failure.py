@@ -221,3 +221,105 @@ def test_a_turn_is_acted_on_only_once_committed(tmp_path, monkeypatch):
             await svc.wait_state("admin~gated", {"SUCCEEDED"})
 
     asyncio.run(scenario())
+
+
+def test_a_30_second_outage_loses_and_repeats_nothing(tmp_path, monkeypatch):
+    """The issue's case as it is: the store fails once, then for 30 s while clients keep submitting."""
+    outage = threading.Event()
+    fault = FaultyStore(lambda fx: outage.is_set())
+    monkeypatch.setattr(loop_module.job_store, "persist", fault)
+
+    async def scenario() -> None:
+        async with service(tmp_path) as svc:
+            outage.set()
+            first = asyncio.create_task(
+                svc.client.post("/api/v2/jobs", content=job_yaml("first", ["true"]), headers=YAML))
+            await fault.wait_failures(1)
+            outage.clear()  # the single failure
+            assert (await first).status_code == 202
+            outage.set()  # then 30 s without a store, with submissions arriving all along
+            started = asyncio.get_running_loop().time()
+            posts = []
+            while asyncio.get_running_loop().time() - started < 30:
+                posts.append(asyncio.create_task(svc.client.post(
+                    "/api/v2/jobs", content=job_yaml(f"during-{len(posts)}", ["true"]), headers=YAML)))
+                await asyncio.sleep(3)  # the workload: a submission every 3 s of the outage
+            assert not any(p.done() for p in posts), "a submission was answered before it was stored"
+            outage.clear()
+            for p in posts:
+                r = await p
+                assert r.status_code == 202, r.text
+            names = ["admin~first"] + [f"admin~during-{i}" for i in range(len(posts))]
+            for name in names:
+                await svc.wait_state(name, {"SUCCEEDED"})
+                assert len(_job_events(svc, name, "JobSubmitted")) == 1
+                assert len(_job_events(svc, name, "JobSucceeded")) == 1
+            assert svc.stored_names() == set(names)
+            assert len(svc.starts) == len(names) and set(svc.starts.values()) == {1}, svc.starts
+
+    asyncio.run(scenario())
+
+
+def test_a_broken_turn_stops_the_loop_and_answers_everyone(tmp_path, caplog):
+    """Fail-stop: a turn that raises for another reason than the store (a bug) leaves the machine
+    holding half a turn; nothing of it is committed, acted on or shown, every caller is answered 503,
+    and the service is told to exit (JupyterHub restarts a managed service, which resumes from the
+    store)."""
+    caplog.set_level(logging.INFO, logger="pai_hub.orchestrator")
+
+    async def scenario() -> None:
+        async with service(tmp_path) as svc:
+            r = await svc.client.post("/api/v2/jobs", content=job_yaml("fine", ["true"]), headers=YAML)
+            assert r.status_code == 202, r.text
+            await svc.wait_state("admin~fine", {"SUCCEEDED"})
+            machine = svc.app.controller.machine
+            real_schedule = machine.schedule
+
+            def broken_schedule(now: float) -> None:
+                raise RuntimeError("a bug in the scheduler (injected)")
+
+            machine.schedule = broken_schedule  # type: ignore[method-assign]
+            starts_before = sum(svc.starts.values())
+            r = await svc.client.post("/api/v2/jobs", content=job_yaml("broken", ["true"]), headers=YAML)
+            assert r.status_code == 503 and r.json()["code"] == "UnavailableError", r.text
+            failure = await asyncio.wait_for(svc.app.controller.wait_failed(), 10)
+            assert "injected" in str(failure)
+            machine.schedule = real_schedule  # type: ignore[method-assign]
+            assert "admin~broken" not in svc.stored_names()
+            assert sum(svc.starts.values()) == starts_before
+            for path in ("/api/v2/jobs/admin~fine", "/api/v2/jobs"):  # nothing is shown any more
+                r = await svc.client.get(path)
+                assert r.status_code == 503 and r.json()["code"] == "UnavailableError", r.text
+            r = await svc.client.post("/api/v2/jobs", content=job_yaml("after", ["true"]), headers=YAML)
+            assert r.status_code == 503, r.text
+
+    asyncio.run(scenario())
+    assert any("orchestrator turn failed" in r.getMessage() and r.levelno == logging.CRITICAL
+               for r in caplog.records)
+
+
+def test_the_restarted_service_resumes_from_the_store(tmp_path):
+    """After a fail-stop, a new control plane on the same data directory serves what was stored."""
+
+    async def scenario() -> None:
+        async with service(tmp_path) as svc:
+            r = await svc.client.post("/api/v2/jobs", content=job_yaml("kept", ["true"]), headers=YAML)
+            assert r.status_code == 202, r.text
+            await svc.wait_state("admin~kept", {"SUCCEEDED"})
+
+            def broken_schedule(now: float) -> None:
+                raise RuntimeError("injected")
+
+            svc.app.controller.machine.schedule = broken_schedule  # type: ignore[method-assign]
+            r = await svc.client.post("/api/v2/jobs", content=job_yaml("lost-in-turn", ["true"]), headers=YAML)
+            assert r.status_code == 503
+            await asyncio.wait_for(svc.app.controller.wait_failed(), 10)
+        async with service(tmp_path) as svc:
+            assert await svc.state("admin~kept") == "SUCCEEDED"
+            r = await svc.client.get("/api/v2/jobs/admin~lost-in-turn")
+            assert r.status_code == 404, r.text  # refused with 503, so never stored: the client retries
+            r = await svc.client.post("/api/v2/jobs", content=job_yaml("lost-in-turn", ["true"]), headers=YAML)
+            assert r.status_code == 202, r.text
+            await svc.wait_state("admin~lost-in-turn", {"SUCCEEDED"})
+
+    asyncio.run(scenario())
