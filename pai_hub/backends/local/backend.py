@@ -79,7 +79,6 @@ class LocalBackend(TaskDirBackend):
         self._launcher: subprocess.Popen[bytes] | None = None
         self._launcher_in: asyncio.WriteTransport | None = None
         self._watched: dict[int, int] = {}  # supervisor pid -> pidfd registered with the loop
-        self._closing = False
 
     # -- lifecycle -----------------------------------------------------------------------------
 

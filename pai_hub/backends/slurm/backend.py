@@ -27,7 +27,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pai_runtime
 from pai_hub.backends.base import GpuInfo, NodeInfo, TaskEvent, TaskLaunch, TaskRunning
 from pai_hub.backends.events import lost_record
 from pai_hub.backends.slurm.jobscript import CONFIG_FILE, HOLD_FILE, STARTED_FILE
@@ -102,8 +101,6 @@ class SlurmBackend(TaskDirBackend):
         env = dict(task_environ(os.environ))
         if slurm_conf:
             env["SLURM_CONF"] = str(slurm_conf)
-        package_root = os.path.dirname(os.path.dirname(os.path.abspath(pai_runtime.__file__)))
-        self._package_root = package_root
         self._env = env
         self._nodes: list[NodeInfo] = []
         self._node_ip: dict[str, str] = {}
