@@ -1,12 +1,13 @@
 """The terminal proxy relays messages as they are, both ways: it works whatever the task
 terminal's wire protocol is (terminado's JSON messages today), with text kept text and binary
-kept binary. PAI is a websocket echo here, run in a thread, that notes what it was sent."""
+kept binary. PAI is a websocket echo here, served in the test's own event loop, that notes what
+it was sent."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import threading
+import socket
 from collections.abc import Iterator
 from typing import Any
 
@@ -21,21 +22,17 @@ from tests.pai_extension.jupyter import JupyterServer
 
 
 class EchoPai:
-    """``/api/v2/jobs/{job}/tasks/{role}/{index}/terminal``: every message comes back as it was."""
+    """``/api/v2/jobs/{job}/tasks/{role}/{index}/terminal``: every message comes back as it was.
+    Its socket is bound at once (the Jupyter server is told where PAI is before it starts); it
+    answers while :meth:`serving` runs in an event loop."""
 
     def __init__(self) -> None:
         self.received: list[Any] = []
         self.authorization: list[str] = []
-        self.url = ""
-        self._ready = threading.Event()
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self.sockets: list[socket.socket] = bind_sockets(0, "127.0.0.1")
+        self.url = f"http://127.0.0.1:{self.sockets[0].getsockname()[1]}"
 
-    def start(self) -> EchoPai:
-        threading.Thread(target=asyncio.run, args=(self._serve(),), daemon=True).start()
-        assert self._ready.wait(10), "the echo server did not start"
-        return self
-
-    async def _serve(self) -> None:
+    def serving(self) -> HTTPServer:
         echo = self
 
         class Terminal(WebSocketHandler):
@@ -46,28 +43,19 @@ class EchoPai:
                 echo.received.append(message)
                 self.write_message(message, binary=isinstance(message, bytes))
 
-        sockets = bind_sockets(0, "127.0.0.1")
         server = HTTPServer(Application([(r"/api/v2/jobs/[^/]+/tasks/[^/]+/\d+/terminal", Terminal)]))
-        server.add_sockets(sockets)
-        self.url = f"http://127.0.0.1:{sockets[0].getsockname()[1]}"
-        self._loop = asyncio.get_running_loop()
-        self._stop = asyncio.Event()
-        self._ready.set()
-        await self._stop.wait()
-        server.stop()
-
-    def stop(self) -> None:
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._stop.set)
+        server.add_sockets(self.sockets)
+        return server
 
 
 @pytest.fixture(scope="module")
 def echo_and_jupyter(tmp_path_factory) -> Iterator[tuple[EchoPai, JupyterServer]]:
-    echo = EchoPai().start()
+    echo = EchoPai()
     server = JupyterServer(tmp_path_factory.mktemp("relay"), {"PAI_URL": echo.url, "PAI_TOKEN": "alice-token"}).start()
     yield echo, server
     server.stop()
-    echo.stop()
+    for sock in echo.sockets:
+        sock.close()
 
 
 def test_messages_pass_unchanged_both_ways(echo_and_jupyter):
@@ -81,13 +69,17 @@ def test_messages_pass_unchanged_both_ways(echo_and_jupyter):
     ]
 
     async def session() -> list[str | bytes]:
-        conn = await websocket_connect(HTTPRequest(url, headers=jupyter.headers))
-        back = []
-        for message in sent:
-            await conn.write_message(message, binary=isinstance(message, bytes))
-            back.append(await asyncio.wait_for(conn.read_message(), 10))
-        conn.close()
-        return back
+        pai = echo.serving()
+        try:
+            conn = await websocket_connect(HTTPRequest(url, headers=jupyter.headers))
+            back = []
+            for message in sent:
+                await conn.write_message(message, binary=isinstance(message, bytes))
+                back.append(await asyncio.wait_for(conn.read_message(), 10))
+            conn.close()
+            return back
+        finally:
+            pai.stop()
 
     assert asyncio.run(session()) == sent  # the same text as text, the same bytes as bytes
     assert echo.received == sent
