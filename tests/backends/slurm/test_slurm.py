@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import select
 import shutil
@@ -58,6 +59,17 @@ def launch(task_id, command, node="node1", gpus=(), **kw) -> TaskLaunch:
     return TaskLaunch(task_id, node, tuple(gpus), make_spec(task_id, command, gpus=gpus, **kw))
 
 
+@contextlib.asynccontextmanager
+async def opened(tmp_path, slurm_conf, **kw):
+    """A Slurm backend on the test cluster, open for the block (its tasks outlive it)."""
+    backend = SlurmBackend(tmp_path / "run", slurm_conf=slurm_conf, **kw)
+    await backend.open()
+    try:
+        yield backend
+    finally:
+        await backend.close()
+
+
 async def exits(backend, ids, timeout=60.0) -> dict[str, TaskExit]:
     got: dict[str, TaskExit] = {}
 
@@ -101,9 +113,7 @@ def test_parse_gres():
 
 def test_nodes_exit_codes_and_logs(slurm_conf, tmp_path):
     async def main():
-        b = SlurmBackend(tmp_path / "run", slurm_conf=slurm_conf, simulated_gpus=True)
-        await b.open()
-        try:
+        async with opened(tmp_path, slurm_conf, simulated_gpus=True) as b:
             nodes = b.nodes()
             assert [n.name for n in nodes] == ["node1", "node2", "node3", "node4"]
             assert all(len(n.gpus) == 4 and n.cpu == 8 and n.ip == "127.0.0.1" for n in nodes)
@@ -119,17 +129,13 @@ def test_nodes_exit_codes_and_logs(slurm_conf, tmp_path):
             assert '"node": "node3"' in job.read_text()
             with pytest.raises(KeyError):
                 b.read_log("ok", "../spec.json")
-        finally:
-            await b.close()
 
     asyncio.run(main())
 
 
 def test_gang_spans_nodes_with_peer_env(slurm_conf, tmp_path):
     async def main():
-        b = SlurmBackend(tmp_path / "run", slurm_conf=slurm_conf)
-        await b.open()
-        try:
+        async with opened(tmp_path, slurm_conf) as b:
             peers = [TaskPeer("worker", i, "127.0.0.1", {"http": [20000 + i]}) for i in range(4)]
             cmd = "env | grep -E '^(PAI_|CUDA_VISIBLE_DEVICES|SLURMD_NODENAME)' | sort"
             ids = {f"gang-{i}" for i in range(4)}
@@ -148,34 +154,26 @@ def test_gang_spans_nodes_with_peer_env(slurm_conf, tmp_path):
                     assert env[f"PAI_HOST_IP_worker_{j}"] == "127.0.0.1"
                     assert env[f"PAI_worker_{j}_http_PORT"] == str(20000 + j)
                 assert env["PAI_TASK_ROLE_TASK_COUNT_worker"] == "4"
-        finally:
-            await b.close()
 
     asyncio.run(main())
 
 
 def test_gpus_isolated_on_one_node(slurm_conf, tmp_path):
     async def main():
-        b = SlurmBackend(tmp_path / "run", slurm_conf=slurm_conf)
-        await b.open()
-        try:
+        async with opened(tmp_path, slurm_conf) as b:
             cmd = "echo CUDA_VISIBLE_DEVICES=$CUDA_VISIBLE_DEVICES; sleep 2"
             for i in range(2):  # the orchestrator's guess (0,1 twice) is replaced by Slurm's allocation
                 await b.start(launch(f"g{i}", cmd, node="node4", gpus=(0, 1)))
             await exits(b, {"g0", "g1"})
             seen = {env_of(b, f"g{i}")["CUDA_VISIBLE_DEVICES"] for i in range(2)}
             assert seen == {"0,1", "2,3"}
-        finally:
-            await b.close()
 
     asyncio.run(main())
 
 
 def test_stop_running_and_pending(slurm_conf, tmp_path):
     async def main():
-        b = SlurmBackend(tmp_path / "run", slurm_conf=slurm_conf)
-        await b.open()
-        try:
+        async with opened(tmp_path, slurm_conf) as b:
             await b.start(launch("long", "trap 'echo got TERM; exit 143' TERM; echo trapped; sleep 60 & wait",
                                  node="node1"))
             await b.start(launch("hog", "sleep 60", node="node2", gpus=(0, 1, 2, 3)))
@@ -193,34 +191,26 @@ def test_stop_running_and_pending(slurm_conf, tmp_path):
             assert got["pend"].exit_code == 143 and not (b.task_dir("pend") / "slurm_job.json").exists()
             assert got["hog"].exit_code != 0
             await b.stop("long")  # idempotent
-        finally:
-            await b.close()
 
     asyncio.run(main())
 
 
 def test_adoption_after_restart(slurm_conf, tmp_path):
     async def first():
-        b = SlurmBackend(tmp_path / "run", slurm_conf=slurm_conf)
-        await b.open()
-        await b.start(launch("a-run", "sleep 4; echo done", node="node1"))
-        await b.start(launch("a-quick", "exit 3", node="node2"))
-        await until(lambda: (b.task_dir("a-run") / "slurm_job.json").exists())
-        await b.close()  # tasks keep running
+        async with opened(tmp_path, slurm_conf) as b:  # its tasks keep running after it
+            await b.start(launch("a-run", "sleep 4; echo done", node="node1"))
+            await b.start(launch("a-quick", "exit 3", node="node2"))
+            await until(lambda: (b.task_dir("a-run") / "slurm_job.json").exists())
 
     async def second():
         await until(lambda: (tmp_path / "run" / "tasks" / "a-quick" / "exit.json").exists())  # ended meanwhile
-        b = SlurmBackend(tmp_path / "run", slurm_conf=slurm_conf)
-        await b.open()
-        try:
+        async with opened(tmp_path, slurm_conf) as b:
             found = {e.task_id: e for e in await b.adopt(["a-run", "a-quick", "a-never"])}
             assert isinstance(found["a-run"], TaskRunning)
             assert isinstance(found["a-quick"], TaskExit) and found["a-quick"].exit_code == 3
             assert isinstance(found["a-never"], TaskExit) and found["a-never"].exit_code == -1101
             got = await exits(b, {"a-run"})
             assert got["a-run"].exit_code == 0 and b.read_log("a-run", "stdout") == b"done\n"
-        finally:
-            await b.close()
 
     asyncio.run(first())
     asyncio.run(second())
@@ -244,9 +234,7 @@ def shell_output(terminal, script: str, timeout: float = 30) -> str:
 
 def test_debug_hold_keeps_allocation(slurm_conf, tmp_path):
     async def main():
-        b = SlurmBackend(tmp_path / "run", slurm_conf=slurm_conf, debug_hold_minutes=5)
-        await b.open()
-        try:
+        async with opened(tmp_path, slurm_conf, debug_hold_minutes=5) as b:
             await b.start(launch("dbg", "exit 1", node="node3", gpus=(0, 1)))
             got = await exits(b, {"dbg"})
             assert got["dbg"].exit_code == 1  # reported at once, although the job holds on
@@ -273,7 +261,5 @@ def test_debug_hold_keeps_allocation(slurm_conf, tmp_path):
                     break
                 await asyncio.sleep(0.1)
             assert st in ("", "COMPLETED", "CANCELLED", "COMPLETING"), st
-        finally:
-            await b.close()
 
     asyncio.run(main())
