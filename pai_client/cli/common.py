@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from ..console import parse_task
 from ..errors import PaiError
 from ..transport import PaiClient
 
@@ -65,3 +67,17 @@ def wait_and_report(c: PaiClient, name: str, timeout: float) -> int:
     state = c.wait(name, timeout=timeout)["jobStatus"]["state"]
     print(state)
     return 0 if state == "SUCCEEDED" else 1
+
+
+def print_json(data: Any) -> int:
+    """``--json``: the answer as the API gave it."""
+    print(json.dumps(data, indent=2))
+    return 0
+
+
+def task_option(value: str) -> tuple[str | None, int]:
+    """``--task ROLE/INDEX`` (:func:`pai_client.console.parse_task`); a bad one is a usage error."""
+    try:
+        return parse_task(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix(f"--task {value!r}: ")) from None

@@ -13,7 +13,7 @@ from typing import Any
 
 from ..experiments import load_request
 from .common import client as _client
-from .common import command, group
+from .common import command, group, print_json
 
 
 def _line(e: dict[str, Any]) -> str:
@@ -50,8 +50,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     with _client(args) as c:
         e = c.experiment(args.id)
     if args.json:
-        print(json.dumps(e, indent=2))
-        return 0
+        return print_json(e)
     print(_line(e))
     if e.get("message"):
         print(f"  {e['message']}")

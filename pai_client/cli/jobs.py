@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import sys
 import time
 from typing import Any
 
 from .. import terminal
-from ..console import job_rows, parse_task, print_table, write_logs
-from .common import client, command, fail, read_job, wait_and_report
+from ..console import job_rows, print_table, write_logs
+from .common import client, command, fail, print_json, read_job, task_option, wait_and_report
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -48,8 +47,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         mine = None if args.all else c.whoami()["username"]
         jobs = c.jobs(state=args.state, vc=args.vc, username=mine, limit=args.limit)
     if args.json:
-        print(json.dumps(jobs, indent=2))
-        return 0
+        return print_json(jobs)
     print_table(job_rows(jobs))
     return 0
 
@@ -59,8 +57,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         detail = c.job(args.name)
         framework = c.framework(args.name)
     if args.json:
-        print(json.dumps(detail, indent=2))
-        return 0
+        return print_json(detail)
     s = detail["jobStatus"]
     print(f"{framework}: {s['state']}  (vc {s['virtualCluster']}, attempt {s['attemptId']}, retries {s['retries']})")
     if s.get("waitingReason"):
@@ -85,10 +82,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
-    try:
-        role, index = parse_task(args.task)
-    except ValueError as exc:
-        return fail(str(exc))
+    role, index = args.task
     with client(args) as c:
         write_logs(c, args.name, role, index, args.log, follow=args.follow)
     return 0
@@ -96,10 +90,7 @@ def cmd_logs(args: argparse.Namespace) -> int:
 
 def cmd_debug(args: argparse.Namespace) -> int:
     """A shell in a task kept for debugging (or a running one), like ``kubectl exec -it``."""
-    try:
-        role, index = parse_task(args.task)
-    except ValueError as exc:
-        return fail(str(exc))
+    role, index = args.task
     with client(args) as c:
         if role is None:
             role, index = c.debug_task(args.name)
@@ -175,12 +166,13 @@ def add_jobs(sub: Any) -> Any:
     jl.add_argument("--limit", type=int, default=100)
     command(j, "status", cmd_status, "name", json=True)
     jg = command(j, "logs", cmd_logs, "name")
-    jg.add_argument("--task", help="ROLE/INDEX (default: the first task)")
+    jg.add_argument("--task", type=task_option, default=(None, 0), help="ROLE/INDEX (default: the first task)")
     jg.add_argument("--log", default="all", help="all | stdout | stderr | runtime.log")
     jg.add_argument("-f", "--follow", action="store_true")
     command(j, "stop", cmd_stop, "name")
     jd = command(j, "debug", cmd_debug, "name", help="a shell in a failed task kept for debugging (or a running task)")
-    jd.add_argument("--task", help="ROLE/INDEX (default: the task kept for debugging)")
+    jd.add_argument("--task", type=task_option, default=(None, 0),
+                    help="ROLE/INDEX (default: the task kept for debugging)")
     command(j, "release", cmd_release, "name", help="end a debug reservation early and free its GPUs")
     jv = command(j, "validate", cmd_validate, "file", help="check a job file locally (no server)")
     jv.add_argument("--param", action="append", metavar="KEY=VALUE")

@@ -8,7 +8,6 @@ the job ``<template name>_<8 hex>`` unless ``--name`` is given, records the temp
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ from ..console import print_table
 from ..errors import PaiError
 from ..templates import ITEM_TYPES, REF_KEY, TemplateError, template_job
 from .common import client as _client
-from .common import command, group, wait_and_report
+from .common import command, group, print_json, wait_and_report
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -27,8 +26,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         items = c.market_items(type=args.type, tag=args.tag, category=args.category, keyword=args.keyword,
                                author=args.author, starred="true" if args.starred else None, sort=args.sort)
     if args.json:
-        print(json.dumps(items, indent=2))
-        return 0
+        return print_json(items)
     rows = [("NAME", "TYPE", "VERSION", "AUTHOR", "VISIBILITY", "STARS", "USES", "SUMMARY")]
     rows += [(i["name"], i["type"], str(i["version"]), i["author"], i["visibility"]
               + ("" if i["status"] == "approved" or i["visibility"] != "public" else f" ({i['status']})"),
@@ -41,8 +39,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     with _client(args) as c:
         item = c.market_item(args.item, args.version)
     if args.json:
-        print(json.dumps(item, indent=2))
-        return 0
+        return print_json(item)
     if args.content:
         print(item["protocol"], end="" if item["protocol"].endswith("\n") else "\n")
         return 0

@@ -6,14 +6,13 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from datetime import datetime
 from typing import Any
 
 from ..console import print_table
 from .common import client as _client
-from .common import command
+from .common import command, print_json
 
 
 def _secs(value: float | None) -> str:
@@ -42,8 +41,7 @@ def cmd_timeline(args: argparse.Namespace) -> int:
             return 0
         data = c.timeline(args.name)
     if args.json:
-        print(json.dumps(data, indent=2))
-        return 0
+        return print_json(data)
     s = data["summary"]
     print(f"{data['job_name']}: {s['state']}  (vc {data['vc']}, {s['attempts']} attempt(s))")
     print(f"  queueing {_secs(s['queueing_s'])}   launch {_secs(s['launch_s'])}   run {_secs(s['run_s'])}   "
@@ -70,8 +68,7 @@ def cmd_usage(args: argparse.Namespace) -> int:
         sys.stdout.write(rep)
         return 0
     if args.json:
-        print(json.dumps(rep, indent=2))
-        return 0
+        return print_json(rep)
     print(f"GPU-hours by {rep['by']}, {rep['since']} to {rep['until']}")
     rows = [(rep["by"].upper(), "GPU-HOURS", "TASKS", "JOBS")]
     rows += [(r["key"], f"{r['gpuHours']:.3f}", str(r["tasks"]), str(r["jobs"])) for r in rep["rows"]]
@@ -84,8 +81,7 @@ def cmd_alerts(args: argparse.Namespace) -> int:
     with _client(args) as c:
         alerts: list[dict[str, Any]] = c.alerts(state=args.state)
     if args.json:
-        print(json.dumps(alerts, indent=2))
-        return 0
+        return print_json(alerts)
     if not alerts:
         print(f"no {args.state if args.state != 'all' else ''} alerts".replace("  ", " "))
         return 0
