@@ -1,7 +1,9 @@
 """The PAI Hub control plane as a traitlets Application: store, backend, scheduler, loop, REST API.
 
 Configuration is layered (ARCHITECTURE.md §7): trait defaults < ``pai_config.py`` in the data
-directory < ``PAI_*`` environment variables < command-line flags.
+directory < ``PAI_*`` environment variables < command-line flags. :meth:`PaiHub.start_services`
+builds every part once, in order, and hands them to the web application as one typed
+:class:`~pai_hub.services.Services` (``settings["services"]``); nothing reaches into the app.
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ import signal
 from pathlib import Path
 from typing import Any
 
-import yaml
 from tornado import httpserver, web
 from traitlets import Bool, Dict, Float, Integer, Unicode, default
 from traitlets.config import Application
@@ -29,19 +30,23 @@ from .api import jobs as job_api
 from .api import users as user_api
 from .api.base import NotFoundHandler
 from .api.experiments import experiment_routes
+from .api.hubauth import HubSettings, HubTokenAuth
 from .api.marketplace import marketplace_routes
 from .backends.local import LocalBackend
-from .marketplace import setup_marketplace
-from .monitoring import log_function, monitoring_routes, start_monitoring
+from .blocking import BlockingPool
+from .cluster_config import ClusterConfig, ClusterSource
+from .experiments import start_experiments
+from .marketplace import open_marketplace
+from .monitoring import Monitoring, log_function, monitoring_routes, start_monitoring
 from .orchestrator.loop import Controller
 from .orchestrator.machine import Machine
 from .orchestrator.records import JobRecord
 from .orchestrator.specs import SpecBuilder
 from .scheduler.hived import HivedConfigError, HivedScheduler, load_config
-from .scheduler.local_cluster import local_cluster_config
 from .scheduler.requests import ClusterFacts
+from .services import ServerSettings, Services
 from .store import open_store
-from .store.db import sqlite_url
+from .store.db import Store, sqlite_url
 from .store.users import GroupRepository, UserRepository
 
 log = logging.getLogger("pai_hub")
@@ -119,6 +124,9 @@ class PaiHub(Application):
                       "pai_hub.backends entry point group, e.g. 'slurm' or 'kubernetes'.").tag(config=True)
     backend_config = Dict(help="Keyword arguments for a non-local backend (see docs/slurm.md, "
                           "docs/kubernetes.md).").tag(config=True)
+    blocking_threads = Integer(2, help="Threads that run the API's synchronous work (store queries, password "
+                               "hashing) off the event loop. More helps a remote database's round trips; each "
+                               "competes with the loop for the GIL.").tag(config=True)
     stop_grace = Float(10.0, help="Seconds between SIGTERM and SIGKILL when stopping a task.").tag(config=True)
     max_job_bytes = Integer(1 << 20, help="Largest job protocol accepted, in bytes.").tag(config=True)
     cluster_config = Dict(help="The cluster and its virtual clusters in HiveD's format (physicalCluster with "
@@ -183,38 +191,71 @@ class PaiHub(Application):
                 setattr(self, trait, value)
 
     # -- wiring ---------------------------------------------------------------------------------
+    services: Services | None = None  # set by start_services
+
+    @property
+    def controller(self) -> Controller:
+        assert self.services is not None, "start_services() first"
+        return self.services.controller
+
+    @property
+    def store(self) -> Store:
+        assert self.services is not None, "start_services() first"
+        return self.services.store
+
+    @property
+    def virtual_clusters(self) -> list[str]:
+        """The VCs in force; before the server starts (``pai user`` commands), just ``default``."""
+        return self.services.cluster.virtual_clusters if self.services is not None else ["default"]
+
     async def start_services(self) -> web.Application:
+        """Build every part of the server, in order, into one :class:`Services`; start the loop."""
         data = Path(self.data_dir)
         data.mkdir(parents=True, exist_ok=True)
-        self.store = open_store(self.db_url or sqlite_url(data))
-        self.users = UserRepository(self.store)
+        blocking = BlockingPool(self.blocking_threads)
+        store = open_store(self.db_url or sqlite_url(data))
+        users = UserRepository(store)
         backend = self._make_backend(data)
         await backend.open()  # some backends learn their nodes when they open (Kubernetes, Slurm)
         nodes = backend.nodes()
+        path = Path(self.cluster_config_file) if self.cluster_config_file else data / "cluster.yaml"
+        source = ClusterSource(path, dict(self.cluster_config), backend.nodes)
         try:
-            self.cluster = load_config(self.read_cluster_source(nodes))
+            config = load_config(source.read())
         except (HivedConfigError, ValueError) as exc:
-            raise SystemExit(f"cluster config ({self._cluster_origin}): {exc}") from None
-        self.users.ensure_groups(self.virtual_clusters)
-        self.groups = GroupRepository(self.store, self.users)
-        self.groups.sync_virtual_clusters(self.virtual_clusters)
-        self.admin_token = self._bootstrap_admin(data)
-        setup_marketplace(self)  # the marketplace; its official examples imported on first start
+            raise SystemExit(f"cluster config ({source.origin}): {exc}") from None
+        virtual_clusters = list(config.virtual_clusters)
+        users.ensure_groups(virtual_clusters)
+        groups = GroupRepository(store, users)
+        groups.sync_virtual_clusters(virtual_clusters)
+        self.admin_token = self._bootstrap_admin(users, data)
+        market = open_marketplace(store, groups, self.marketplace_review_public)  # examples on first start
         from pai_runtime.ports import hashed_ports
 
         specs = SpecBuilder(data / "checkpoints", self.exit_spec_file or None)
-        machine = Machine(HivedScheduler(self.cluster), nodes, specs, hashed_ports,
-                          stop_grace=self.stop_grace, cluster_facts=ClusterFacts.from_config(self.cluster),
+        machine = Machine(HivedScheduler(config), nodes, specs, hashed_ports,
+                          stop_grace=self.stop_grace, cluster_facts=ClusterFacts.from_config(config),
                           debug_default_minutes=self.debug_reservation_minutes,
                           debug_max_minutes=self.debug_reservation_max_minutes,
                           max_platform_retries=self.max_platform_retries)
-        self.controller = Controller(self.store, backend, machine, self._plan_of)
-        await self.controller.start(backend_open=True)
-        self.monitoring = start_monitoring(self)  # metrics, GPU health, alerts (pai_hub/monitoring)
-        from .experiments import start_experiments
-
-        start_experiments(self)  # NNI experiments whose trials are PAI jobs (pai_hub/experiments)
-        return web.Application(routes(), pai=self, default_handler_class=NotFoundHandler,
+        controller = Controller(store, backend, machine, self._plan_of)
+        await controller.start(backend_open=True)
+        cluster = ClusterConfig(config, source, controller, groups, blocking)
+        hub_auth = None
+        if self.hub_api_url:  # a JupyterHub-managed service: hub API tokens are accepted too
+            hub_auth = HubTokenAuth(HubSettings(self.hub_api_url, self.hub_api_token, self.hub_service_name,
+                                                self.hub_token_cache_seconds),
+                                    users, groups, lambda: cluster.virtual_clusters, blocking)
+        self.services = Services(
+            settings=ServerSettings(ip=self.ip, port=self.port, data_dir=data, max_job_bytes=self.max_job_bytes),
+            store=store, users=users, groups=groups, controller=controller, cluster=cluster, market=market,
+            # metrics, GPU health, alerts (pai_hub/monitoring)
+            monitor=start_monitoring(controller, cluster, data, Monitoring(config=self.config)),
+            # NNI experiments whose trials are PAI jobs (pai_hub/experiments)
+            experiments=start_experiments(data, self.port, users, controller, blocking),
+            blocking=blocking, hub_auth=hub_auth,
+        )
+        return web.Application(routes(), services=self.services, default_handler_class=NotFoundHandler,
                                log_function=log_function)  # API latency by handler (pai_hub/monitoring)
 
     def _make_backend(self, data: Path) -> Any:
@@ -238,59 +279,18 @@ class PaiHub(Application):
         except (TypeError, ValueError) as exc:
             raise SystemExit(f"PaiHub.backend_config for {self.backend}: {exc}") from None
 
-    @property
-    def virtual_clusters(self) -> list[str]:
-        cluster = getattr(self, "cluster", None)
-        return list(cluster.virtual_clusters) if cluster is not None else ["default"]
-
-    def _cluster_file(self) -> Path:
-        """Where the cluster config is read from and admins' edits are saved."""
-        return Path(self.cluster_config_file) if self.cluster_config_file else Path(self.data_dir) / "cluster.yaml"
-
-    def read_cluster_source(self, nodes: list | None = None) -> dict[str, Any]:
-        """The first of: the config file (``cluster_config_file`` or <data_dir>/cluster.yaml), the
-        ``cluster_config`` trait, one generated for this machine. Raises ValueError on bad YAML."""
-        path = self._cluster_file()
-        if path.exists():
-            self._cluster_origin = str(path)
-            try:
-                raw = yaml.safe_load(path.read_text()) or {}
-            except yaml.YAMLError as exc:
-                raise ValueError(f"{path}: not valid YAML: {exc}") from None
-            if not isinstance(raw, dict):
-                raise ValueError(f"{path}: must be a mapping with physicalCluster and virtualClusters")
-            return raw
-        if self.cluster_config:
-            self._cluster_origin = "PaiHub.cluster_config"
-            return dict(self.cluster_config)
-        self._cluster_origin = "generated for this machine"
-        return local_cluster_config(nodes if nodes is not None else self.controller.backend.nodes())
-
-    async def apply_cluster_config(self, raw: dict[str, Any]) -> None:
-        """Check (VC safety included), switch the scheduler inside a loop turn, then save the file.
-        Raises HivedConfigError, changing nothing, when the config is refused."""
-        config = load_config(raw)
-        scheduler, facts = HivedScheduler(config), ClusterFacts.from_config(config)
-        await self.controller.call(lambda machine, now: machine.replace_scheduler(scheduler, facts))
-        self.cluster = config
-        self.groups.sync_virtual_clusters(self.virtual_clusters)
-        path = self._cluster_file()
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(yaml.safe_dump(raw, sort_keys=False))
-        tmp.replace(path)
-
     def _plan_of(self, job: JobRecord) -> Any:
         doc = dict(job.protocol)
         if job.secrets:
             doc["secrets"] = job.secrets
         return protocol.render(protocol.load_dict(doc), username=job.username)
 
-    def _bootstrap_admin(self, data: Path) -> str | None:
+    def _bootstrap_admin(self, users: UserRepository, data: Path) -> str | None:
         """On first start: an admin user and an application token, kept in ``admin-token`` (0600)."""
         token_file = data / "admin-token"
-        if self.users.get(self.admin_user) is None:
-            self.users.create(self.admin_user, secrets.token_urlsafe(12), admin=True)
-            token = self.users.create_token(self.admin_user, name="bootstrap")
+        if users.get(self.admin_user) is None:
+            users.create(self.admin_user, secrets.token_urlsafe(12), admin=True)
+            token = users.create_token(self.admin_user, name="bootstrap")
             fd = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "w") as f:
                 f.write(token + "\n")
@@ -305,11 +305,21 @@ class PaiHub(Application):
         if self.admin_token:
             print(f"admin token ({self.admin_user}): {self.admin_token}", flush=True)
             print(f"  export PAI_URL={url} PAI_TOKEN={self.admin_token}", flush=True)
+        services = self.services
+        assert services is not None
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await stop.wait()
+        failed = asyncio.ensure_future(services.controller.wait_failed())
+        stopped = asyncio.ensure_future(stop.wait())
+        await asyncio.wait([failed, stopped], return_when=asyncio.FIRST_COMPLETED)
+        stopped.cancel()
         server.stop()
-        await self.controller.close()
-        self.store.close()
+        await services.monitor.close()
+        await services.controller.close()
+        services.blocking.close()
+        services.store.close()
+        if failed.done():  # fail-stop: exit non-zero so that JupyterHub (or systemd) restarts the service
+            raise SystemExit(f"pai-hub: stopped after an internal error: {failed.result()!r}")
+        failed.cancel()

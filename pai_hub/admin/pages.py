@@ -23,6 +23,8 @@ import yaml
 from jupyterhub.services.auth import HubOAuthCallbackHandler, HubOAuthenticated
 from tornado import template, web
 
+from ..services import Services
+
 TEMPLATES = template.Loader(str(Path(__file__).with_name("templates")))
 ACTIVE = ("WAITING", "RUNNING", "STOPPING")
 NOTEBOOK_PREFIX = "jupyter-"
@@ -57,8 +59,8 @@ class PageHandler(HubOAuthenticated, web.RequestHandler):
         self.set_header("Cache-Control", "no-store")
 
     @property
-    def pai(self) -> Any:
-        return self.application.settings["pai"]
+    def services(self) -> Services:
+        return self.application.settings["services"]
 
     @property
     def prefix(self) -> str:
@@ -86,8 +88,7 @@ class PageHandler(HubOAuthenticated, web.RequestHandler):
     # -- the API, over loopback, as the user ---------------------------------------------------
     def _client(self) -> httpx.AsyncClient:
         if PageHandler._http is None:
-            ip = self.pai.ip if self.pai.ip not in ("", "0.0.0.0") else "127.0.0.1"
-            PageHandler._http = httpx.AsyncClient(base_url=f"http://{ip}:{self.pai.port}", timeout=30)
+            PageHandler._http = httpx.AsyncClient(base_url=self.services.settings.loopback_url, timeout=30)
         return PageHandler._http
 
     async def api(self, method: str, path: str, **kwargs: Any) -> Any:

@@ -1,20 +1,35 @@
-"""The base handler: authentication on every call, JSON in and out, errors as ``{code, message}``."""
+"""The base handler: authentication on every call, JSON in and out, errors as ``{code, message}``.
+
+Handlers reach the server's parts through typed properties over the one
+:class:`~pai_hub.services.Services` of the server (``self.users``, ``self.controller``...), and run
+every synchronous call (SQLAlchemy, password hashing) through :meth:`BaseHandler.blocking`, so that
+no request holds the event loop.
+"""
 
 from __future__ import annotations
 
 import base64
 import json
 import logging
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from tornado import web
 
-from ..orchestrator.loop import StoreUnavailable
+from ..orchestrator.loop import ControlPlaneFailed, StoreUnavailable
+from ..services import ServerSettings, Services
 from ..store.users import Principal
 from .errors import ApiError, bad_params, unauthorized
-from .hubauth import hub_principal
+
+if TYPE_CHECKING:
+    from ..cluster_config import ClusterConfig
+    from ..marketplace.repository import MarketRepository
+    from ..orchestrator.loop import Controller
+    from ..store.users import GroupRepository, UserRepository
 
 log = logging.getLogger("pai_hub.api")
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 class BaseHandler(web.RequestHandler):
@@ -22,9 +37,38 @@ class BaseHandler(web.RequestHandler):
 
     public = False
 
+    # -- the server's parts (pai_hub/services.py) ------------------------------------------------
     @property
-    def pai(self) -> Any:
-        return self.application.settings["pai"]
+    def services(self) -> Services:
+        return self.application.settings["services"]
+
+    @property
+    def server_settings(self) -> ServerSettings:
+        return self.services.settings
+
+    @property
+    def users(self) -> UserRepository:
+        return self.services.users
+
+    @property
+    def groups(self) -> GroupRepository:
+        return self.services.groups
+
+    @property
+    def controller(self) -> Controller:
+        return self.services.controller
+
+    @property
+    def cluster(self) -> ClusterConfig:
+        return self.services.cluster
+
+    @property
+    def market(self) -> MarketRepository:
+        return self.services.market
+
+    async def blocking(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run a synchronous call (the store, password hashing) off the event loop and wait for it."""
+        return await self.services.blocking.run(fn, *args, **kwargs)
 
     def set_default_headers(self) -> None:
         self.set_header("Content-Type", "application/json; charset=UTF-8")
@@ -35,35 +79,38 @@ class BaseHandler(web.RequestHandler):
         self.principal: Principal | None = None
         header = self.request.headers.get("Authorization", "")
         if header:
-            # PAI's own tokens first (a cached, synchronous look-up); then, under JupyterHub, a hub token
-            self.principal = self._resolve(header) or await hub_principal(self.pai, header)
+            # PAI's own tokens first; then, under JupyterHub, a hub token
+            self.principal = await self._resolve(header)
+            if self.principal is None and self.services.hub_auth is not None:
+                self.principal = await self.services.hub_auth.principal(header)
             if self.principal is None:
                 raise unauthorized()
         elif not self.public:
             raise unauthorized("Guest is not allowed to do this operation.")
-        controller = getattr(self.pai, "controller", None)
-        if controller is not None and self.request.method in ("GET", "HEAD"):
+        if self.request.method in ("GET", "HEAD"):
             try:
-                await controller.settled()  # read only what is committed
+                await self.controller.settled()  # read only what is committed
             except StoreUnavailable as exc:
                 raise ApiError(503, "UnavailableError", str(exc)) from None
 
-    def _resolve(self, header: str) -> Principal | None:
+    async def _resolve(self, header: str) -> Principal | None:
+        """A PAI token (``Bearer``, or ``Basic`` user:application-token): from the cache, else the store."""
         scheme, _, value = header.partition(" ")
         value = value.strip()
         if scheme.lower() == "bearer" and value:
-            principal = self.pai.users.resolve(value)
-            if principal is not None:
-                return principal
-        elif scheme.lower() == "basic" and value:
+            return await self._principal_of(value)
+        if scheme.lower() == "basic" and value:
             try:
                 username, _, token = base64.b64decode(value).decode().partition(":")
             except (ValueError, UnicodeDecodeError):
                 return None
-            principal = self.pai.users.resolve(token)
+            principal = await self._principal_of(token)
             if principal is not None and principal.username == username and principal.application:
                 return principal
         return None
+
+    async def _principal_of(self, token: str) -> Principal | None:
+        return self.users.cached(token) or await self.blocking(self.users.resolve, token)
 
     @property
     def me(self) -> Principal:
@@ -94,6 +141,9 @@ class BaseHandler(web.RequestHandler):
         if isinstance(exc, ApiError):
             self.set_status(exc.status)
             body = {"code": exc.code, "message": exc.message}
+        elif isinstance(exc, (ControlPlaneFailed, StoreUnavailable)):  # the change was not stored: retry later
+            self.set_status(503)
+            body = {"code": "UnavailableError", "message": str(exc)}
         elif isinstance(exc, web.HTTPError) and status_code < 500:
             body = {"code": _HTTP_CODES.get(status_code, "InvalidParametersError"),
                     "message": exc.log_message or self._reason}

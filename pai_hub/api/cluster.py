@@ -27,18 +27,14 @@ def _resources(counts: dict[str, int], skus: dict[str, Any]) -> dict[str, float]
 
 
 class ClusterAccess(BaseHandler):
-    @property
-    def scheduler(self) -> Any:
-        return self.pai.controller.machine.scheduler
-
     def vc_view(self, vc: str, cluster_gpu: float) -> dict[str, Any]:
-        status = self.scheduler.vc_status(vc)
+        status = self.controller.vc_status(vc)
         per_sku = {k: v for k, v in status.items() if k != "nodes"}
-        skus = self.pai.cluster.sku_types
+        skus = self.cluster.sku_types
         total = _resources({s: v["capacity"] for s, v in per_sku.items()}, skus)
         used = _resources({s: v["used"] for s, v in per_sku.items()}, skus)
         guaranteed = _resources({s: v["capacity"] - v.get("bad", 0) for s, v in per_sku.items()}, skus)
-        jobs = [j for j in self.pai.controller.machine.jobs.values() if j.virtual_cluster == vc]
+        jobs = self.controller.jobs(virtual_cluster=vc)
         return {
             "capacity": round(100 * total["gpu"] / cluster_gpu, 2) if cluster_gpu else 0,
             "usedCapacity": round(100 * used["gpu"] / cluster_gpu, 2) if cluster_gpu else 0,
@@ -52,18 +48,18 @@ class ClusterAccess(BaseHandler):
             "running": sum(j.state == "RUNNING" for j in jobs),
             # the quota as configured: what PUT /virtual-clusters/{vc} takes back
             "cells": {c["cellType"]: c["cellNumber"]
-                      for c in ((self.pai.cluster.raw.get("virtualClusters") or {}).get(vc) or {}).get(
+                      for c in ((self.cluster.raw.get("virtualClusters") or {}).get(vc) or {}).get(
                           "virtualCells") or []},
         }
 
     def cluster_gpu(self) -> float:
-        status = self.scheduler.cluster_status()
-        skus = self.pai.cluster.sku_types
+        status = self.controller.cluster_status()
+        skus = self.cluster.sku_types
         return sum(v["capacity"] * (skus[s].gpu if s in skus else 1) for s, v in status["skus"].items())
 
     async def apply_config(self, raw: dict[str, Any]) -> None:
         try:
-            await self.pai.apply_cluster_config(raw)
+            await self.cluster.apply(raw)
         except HivedConfigError as exc:
             raise ApiError(400, "InvalidParametersError",
                            f"the cluster config was not changed: {exc.path}: {exc.reason}") from None
@@ -73,21 +69,21 @@ class VirtualClustersHandler(ClusterAccess):
     def get(self) -> None:
         gpu = self.cluster_gpu()
         if self.get_argument("nodes", None) is not None:
-            nodes = self.scheduler.cluster_status()["nodes"]
+            nodes = self.controller.cluster_status()["nodes"]
             self.send({name: {"gpuUsed": sum(v["used"] for s, v in n["skus"].items() if s in self._gpu_skus()),
                               "gpuTotal": sum(v["capacity"] for s, v in n["skus"].items() if s in self._gpu_skus()),
                               "gpuAvailable": sum(v["free"] for s, v in n["skus"].items() if s in self._gpu_skus())}
                        for name, n in nodes.items()})
             return
-        self.send({vc: self.vc_view(vc, gpu) for vc in self.pai.virtual_clusters})
+        self.send({vc: self.vc_view(vc, gpu) for vc in self.cluster.virtual_clusters})
 
     def _gpu_skus(self) -> set[str]:
-        return set(self.pai.controller.machine.cluster_facts.gpu_skus)
+        return set(self.controller.cluster_facts.gpu_skus)
 
 
 class VirtualClusterHandler(ClusterAccess):
     def get(self, vc: str) -> None:
-        if vc not in self.pai.virtual_clusters:
+        if vc not in self.cluster.virtual_clusters:
             raise no_vc(vc)
         self.send(self.vc_view(vc, self.cluster_gpu()))
 
@@ -99,7 +95,7 @@ class VirtualClusterHandler(ClusterAccess):
         if not isinstance(cells, dict) or not all(isinstance(k, str) and isinstance(v, int) and not isinstance(
                 v, bool) and v >= 0 for k, v in cells.items()):
             raise bad_params("cells: a mapping of cell type (e.g. V100-NODE) to a whole number of cells")
-        raw = copy.deepcopy(self.pai.cluster.raw)
+        raw = copy.deepcopy(self.cluster.raw)
         vcs = raw.setdefault("virtualClusters", {})
         spec = dict(vcs.get(vc) or {})
         spec["virtualCells"] = [{"cellType": k, "cellNumber": v} for k, v in cells.items() if v > 0]
@@ -116,28 +112,22 @@ class VirtualClusterHandler(ClusterAccess):
 class SkuTypesHandler(ClusterAccess):
     def get(self) -> None:
         vc = self.get_argument("vc", None)
-        skus = self.pai.cluster.sku_types
+        skus = self.cluster.sku_types
         names = set(skus)
         if vc is not None:
-            if vc not in self.pai.virtual_clusters:
+            if vc not in self.cluster.virtual_clusters:
                 raise no_vc(vc)
-            names &= set(self.pai.controller.machine.cluster_facts.vc_skus.get(vc, ()))
+            names &= set(self.controller.cluster_facts.vc_skus.get(vc, ()))
         self.send({s: {"cpu": skus[s].cpu, "memory": skus[s].memory_mb, "gpu": skus[s].gpu} for s in sorted(names)})
 
 
 class NodesHandler(ClusterAccess):
     def get(self) -> None:
         self.require_admin()
-        machine = self.pai.controller.machine
-        holders: dict[tuple[str, int], str] = {}
-        for job_id, tasks in machine.tasks.items():
-            for t in tasks:
-                if t.launch_state in ("launching", "running") or job_id in machine.debugging:
-                    for g in t.gpus:
-                        holders[(t.node or "", g)] = machine.jobs[job_id].framework_name
-        status = self.scheduler.cluster_status()["nodes"]
+        holders = self.controller.gpu_holders()
+        status = self.controller.cluster_status()["nodes"]
         out = []
-        for node in machine.nodes.values():
+        for node in self.controller.nodes():
             entry = status.get(node.name, {"healthy": True, "skus": {}})
             out.append({
                 "name": node.name, "ip": node.ip, "healthy": entry["healthy"], "skus": entry["skus"],
@@ -151,12 +141,12 @@ class NodesHandler(ClusterAccess):
 class NodeHealthHandler(ClusterAccess):
     async def put(self, node: str) -> None:
         self.require_admin()
-        if node not in self.pai.controller.machine.nodes:
+        if not self.controller.has_node(node):
             raise ApiError(404, "NoNodeError", f"Node {node} is not found.")
         healthy = self.json_body().get("healthy")
         if not isinstance(healthy, bool):
             raise bad_params("healthy: must be true or false")
-        await self.pai.controller.call(lambda m, now: m.set_node_health(node, healthy, now))
+        await self.controller.call(lambda m, now: m.set_node_health(node, healthy, now))
         self.send({"message": f"node {node} marked {'healthy' if healthy else 'bad'}"})
 
 
@@ -165,8 +155,8 @@ class ReloadHandler(ClusterAccess):
         """Re-read the cluster config from its file (admins); refused, with the reason, if unsafe."""
         self.require_admin()
         try:
-            raw = self.pai.read_cluster_source()
+            raw = self.cluster.read_source()
         except ValueError as exc:
             raise ApiError(400, "InvalidParametersError", f"the cluster config was not changed: {exc}") from None
         await self.apply_config(raw)
-        self.send({"message": "cluster config reloaded", "virtualClusters": self.pai.virtual_clusters})
+        self.send({"message": "cluster config reloaded", "virtualClusters": self.cluster.virtual_clusters})

@@ -36,7 +36,7 @@ class DebugHandler(JobAccess):
 
     async def delete(self, framework_name: str) -> None:
         job = self.find_job(framework_name)
-        released = await self.pai.controller.call(lambda machine, now: machine.release_debug(job.id, now))
+        released = await self.controller.call(lambda machine, now: machine.release_debug(job.id, now))
         if not released:
             raise ApiError(404, "NoDebugReservationError", f"Job {framework_name} has no debug reservation.")
         self.send({"message": f"debug reservation of {framework_name} released"})
@@ -102,8 +102,7 @@ class TerminalHandler(JobAccess, TermSocket):
                            f"task {role}/{index} is {task.state} and not kept for debugging; ask for "
                            "extras.debugReservation: {minutes: N} to keep a failed task")
         try:  # a process to start, or an exec session to open: not on the event loop
-            self.terminal = await asyncio.get_running_loop().run_in_executor(
-                None, self.pai.controller.backend.exec_shell, task.task_id)
+            self.terminal = await self.blocking(self.controller.backend.exec_shell, task.task_id)
         except (KeyError, NotImplementedError) as exc:
             raise ApiError(409, "TaskNotAvailableError", f"no shell for task {role}/{index}: {exc}") from None
         await super().get(framework_name, role, index)
@@ -113,7 +112,6 @@ class TerminalHandler(JobAccess, TermSocket):
 
     def open(self, *args: Any) -> None:  # type: ignore[override]
         assert self.terminal is not None
-        self.term_name = self.request.path
         self.send_json_message(["setup", {}])
         self.term_manager.attach(self.terminal, self)
 

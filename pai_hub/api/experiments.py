@@ -17,7 +17,7 @@ import httpx
 import yaml
 from tornado import web
 
-from ..experiments import ExperimentError, view
+from ..experiments import ExperimentError, ExperimentService, view
 from ..experiments.request import validate
 from .base import BaseHandler
 from .errors import ApiError, bad_params, forbidden
@@ -30,8 +30,8 @@ SERVICE_CODES = ("NoExperimentError", "NniUnavailableError", "InvalidParametersE
 
 class ExperimentAccess(BaseHandler):
     @property
-    def service(self) -> Any:
-        return self.pai.experiments
+    def service(self) -> ExperimentService:
+        return self.services.experiments
 
     def find(self, exp_id: str) -> dict[str, Any]:
         try:
@@ -57,7 +57,7 @@ class ExperimentsHandler(ExperimentAccess):
         except ExperimentError as exc:
             raise ApiError(exc.status, exc.code, exc.message) from None
         vc = request["virtualCluster"]
-        if vc not in self.pai.virtual_clusters:
+        if vc not in self.cluster.virtual_clusters:
             raise ApiError(400, "NoVirtualClusterError", f"virtualCluster: {vc!r} does not exist")
         if not self.me.admin and vc not in self.me.virtual_clusters:
             raise forbidden(f"User {self.me.username} is not allowed to do operation in {vc}")
@@ -80,12 +80,10 @@ class TrialsHandler(ExperimentAccess):
 
 class ExperimentExecutionHandler(ExperimentAccess):
     async def put(self, exp_id: str) -> None:
-        rec = self.find(exp_id)
+        rec = self.find(exp_id)  # someone else's experiment is 404 to a non-admin
         value = self.json_body().get("value")
         if value not in ("STOP", "RESUME"):
             raise bad_params('value: must be "STOP" or "RESUME"')
-        if rec["username"] != self.me.username and not self.me.admin:
-            raise forbidden(f"User {self.me.username} is not allowed to change experiment {exp_id}.")
         try:
             if value == "STOP":
                 await self.service.stop(rec)

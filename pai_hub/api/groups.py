@@ -7,6 +7,7 @@ group is 409 ``ConflictGroupError`` (OpenPAI answered 500) and a missing group i
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 from .base import BaseHandler
@@ -32,20 +33,21 @@ def _acls(body: dict[str, Any]) -> tuple[bool | None, list[str] | None]:
 
 class GroupAccess(BaseHandler):
     def check_vcs(self, vcs: list[str] | None) -> None:
-        unknown = sorted(set(vcs or []) - set(self.pai.virtual_clusters))
+        unknown = sorted(set(vcs or []) - set(self.cluster.virtual_clusters))
         if unknown:
             raise ApiError(
                 400,
                 "NoVirtualClusterError",
                 f"virtualClusters: {', '.join(unknown)} do not exist; available: "
-                f"{', '.join(sorted(self.pai.virtual_clusters))}",
+                f"{', '.join(sorted(self.cluster.virtual_clusters))}",
             )
 
-    def _update(self, name: str, data: dict[str, Any]) -> None:
+    async def _update(self, name: str, data: dict[str, Any]) -> None:
         admin, vcs = _acls(data)
         self.check_vcs(vcs)
         try:
-            self.pai.groups.update(
+            await self.blocking(
+                self.groups.update,
                 name,
                 description=data.get("description"),
                 virtual_clusters=vcs,
@@ -59,10 +61,10 @@ class GroupAccess(BaseHandler):
 
 
 class GroupsHandler(GroupAccess):
-    def get(self) -> None:
-        self.send(self.pai.groups.list())
+    async def get(self) -> None:
+        self.send(await self.blocking(self.groups.list))
 
-    def post(self) -> None:
+    async def post(self) -> None:
         self.require_admin()
         body = self.json_body()
         name = body.get("groupname")
@@ -71,7 +73,8 @@ class GroupsHandler(GroupAccess):
         admin, vcs = _acls(body)
         self.check_vcs(vcs)
         try:
-            self.pai.groups.create(
+            await self.blocking(
+                self.groups.create,
                 name,
                 str(body.get("description", "")),
                 vcs,
@@ -83,50 +86,50 @@ class GroupsHandler(GroupAccess):
             raise ApiError(409, "ConflictGroupError", f"Group {name} already exists.") from None
         self.send({"message": "group is created successfully"}, 201)
 
-    def put(self) -> None:
+    async def put(self) -> None:
         """OpenPAI's ``PUT /groups`` with ``{data: {groupname, ...}}``."""
         self.require_admin()
         data = self.json_body().get("data") or {}
         name = data.get("groupname")
         if not isinstance(name, str):
             raise bad_params("data.groupname: required")
-        self._update(name, data)
+        await self._update(name, data)
 
 
 class GroupHandler(GroupAccess):
-    def get(self, name: str) -> None:
-        group = self.pai.groups.get(name)
+    async def get(self, name: str) -> None:
+        group = await self.blocking(self.groups.get, name)
         if group is None:
             raise no_group(name)
         self.send(group)
 
-    def put(self, name: str) -> None:
+    async def put(self, name: str) -> None:
         """Our extension: ``{virtualClusters: [...], description, extension}`` on one group."""
         self.require_admin()
-        self._update(name, self.json_body())
+        await self._update(name, self.json_body())
 
-    def delete(self, name: str) -> None:
+    async def delete(self, name: str) -> None:
         self.require_admin()
         if name in ("default", "admingroup"):
             raise ApiError(403, "ForbiddenUserError", f"Group {name} is built in and cannot be removed.")
-        if self.pai.groups.get(name) is None:
+        if await self.blocking(self.groups.get, name) is None:
             raise no_group(name)
-        self.pai.groups.delete(name)
+        await self.blocking(self.groups.delete, name)
         self.send({"message": "group is removed successfully"})
 
 
 class GroupUsersHandler(BaseHandler):
-    def get(self, name: str) -> None:
+    async def get(self, name: str) -> None:
         self.require_admin()
-        if self.pai.groups.get(name) is None:
+        if await self.blocking(self.groups.get, name) is None:
             raise no_group(name)
-        self.send(self.pai.groups.members(name))
+        self.send(await self.blocking(self.groups.members, name))
 
 
 class _Membership(BaseHandler):
-    def apply(self, action, *args: Any) -> None:
+    async def apply(self, action: Callable[..., None], *args: Any) -> None:
         try:
-            action(*args)
+            await self.blocking(action, *args)
         except KeyError:
             raise ApiError(404, "NoUserError", f"User {args[0]} is not found.") from None
         except LookupError as exc:
@@ -142,26 +145,26 @@ class _Membership(BaseHandler):
 class UserGroupListHandler(_Membership):
     """``PUT /users/{u}/grouplist`` ``{grouplist: [...]}``: replace a user's groups."""
 
-    def put(self, username: str) -> None:
+    async def put(self, username: str) -> None:
         self.require_admin()
         groups = self.json_body().get("grouplist")
         if not isinstance(groups, list) or not all(isinstance(g, str) for g in groups):
             raise bad_params("grouplist: must be a list of group names")
-        self.apply(self.pai.groups.set_membership, username, groups)
+        await self.apply(self.groups.set_membership, username, groups)
         self.send({"message": f"update user {username} grouplist successfully"}, 201)
 
 
 class UserGroupHandler(_Membership):
     """``PUT|DELETE /users/{u}/group`` ``{groupname}``: add to or remove from one group."""
 
-    def put(self, username: str) -> None:
+    async def put(self, username: str) -> None:
         self.require_admin()
         group = self.groupname()
-        self.apply(self.pai.groups.add_member, username, group)
+        await self.apply(self.groups.add_member, username, group)
         self.send({"message": f"User {username} is added into group {group}"}, 201)
 
-    def delete(self, username: str) -> None:
+    async def delete(self, username: str) -> None:
         self.require_admin()
         group = self.groupname()
-        self.apply(self.pai.groups.remove_member, username, group)
+        await self.apply(self.groups.remove_member, username, group)
         self.send({"message": f"User {username} is removed from group {group}"}, 201)

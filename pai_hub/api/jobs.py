@@ -45,22 +45,16 @@ class JobAccess(BaseHandler):
     """Shared look-up of ``{user}~{job}`` with the ownership rule."""
 
     def find_job(self, framework_name: str) -> JobRecord:
-        machine = self.pai.controller.machine
-        job_id = machine.names.get(framework_name)
-        if job_id is None:
-            raise no_job(framework_name)
-        job = machine.jobs[job_id]
-        if job.username != self.me.username and not self.me.admin:
+        job = self.controller.job(framework_name)
+        if job is None or (job.username != self.me.username and not self.me.admin):
             raise no_job(framework_name)
         return job
 
     def current_tasks(self, job: JobRecord) -> list[TaskRecord]:
-        return list(self.pai.controller.machine.tasks.get(job.id, []))
+        return self.controller.tasks(job.id)
 
     async def history(self, job: JobRecord, attempt: int | None = None) -> list[TaskRecord]:
-        return await asyncio.get_running_loop().run_in_executor(
-            None, job_store.task_history, self.pai.store, job.id, attempt
-        )
+        return await self.blocking(job_store.task_history, self.services.store, job.id, attempt)
 
 
 @web.stream_request_body
@@ -72,7 +66,7 @@ class JobsHandler(JobAccess):
         self._chunks: list[bytes] = []
         self._size = 0
         if self.request.method == "POST":
-            limit = self.pai.max_job_bytes
+            limit = self.server_settings.max_job_bytes
             length = int(self.request.headers.get("Content-Length") or 0)
             if length > limit:
                 raise self._too_large()
@@ -80,12 +74,12 @@ class JobsHandler(JobAccess):
 
     def _too_large(self) -> ApiError:
         return ApiError(413, "PayloadTooLargeError",
-                        f"the job protocol is larger than {self.pai.max_job_bytes} bytes; "
+                        f"the job protocol is larger than {self.server_settings.max_job_bytes} bytes; "
                         "move large data into prerequisites or files")
 
     def data_received(self, chunk: bytes) -> None:
         self._size += len(chunk)
-        if self._size > self.pai.max_job_bytes:
+        if self._size > self.server_settings.max_job_bytes:
             raise self._too_large()
         self._chunks.append(chunk)
 
@@ -94,29 +88,30 @@ class JobsHandler(JobAccess):
             text = b"".join(self._chunks).decode("utf-8")
         except UnicodeDecodeError:
             raise ApiError(400, "InvalidProtocolError", "the job protocol must be UTF-8 text") from None
-        job, plan = self._validate(text)
+        job, plan = await self._validate(text)
         if self.get_query_argument("dryRun", "").lower() in ("true", "all", "1"):
             # everything a submission checks, nothing stored or run (as kubectl's --dry-run=server)
-            if job.framework_name in self.pai.controller.machine.names:
+            if self.controller.job(job.framework_name) is not None:
                 raise ApiError(409, "ConflictJobError", f"Job {job.framework_name} already exists.")
             self.send({"status": 200, "message": f"Job {job.name} is valid for user {job.username}.",
                        "dryRun": True, "name": job.name, "virtualCluster": job.virtual_cluster,
                        "totalGpuNumber": job.total_gpu, "totalTaskNumber": job.total_tasks})
             return
         try:
-            await self.pai.controller.submit(job, plan)
+            await self.controller.submit(job, plan)
         except ConflictError as exc:
             raise ApiError(409, "ConflictJobError", str(exc)) from None
         if self._market_used:
-            record_use(self._market_used, self.me.username, self._groups, admin=self.me.admin)
+            await self.blocking(record_use, self._market_used, self.me.username, self._groups, admin=self.me.admin,
+                                repository=self.market)
         self.send({"status": 202, "message": f"Update job {job.name} for user {job.username} successfully."}, 202)
 
-    def _validate(self, text: str) -> tuple[JobRecord, Any]:
+    async def _validate(self, text: str) -> tuple[JobRecord, Any]:
         self._market_used: list[dict[str, Any]] = []
         try:
             doc = protocol.parse(text)
             if has_references(doc):  # marketplace items by name: resolved (and pinned) now
-                doc, text = self._resolve_marketplace(doc)
+                doc, text = await self._resolve_marketplace(doc)
             parsed = protocol.load_dict(doc)
             plan = protocol.render(parsed, username=self.me.username)
         except protocol.InvalidProtocol as exc:
@@ -126,10 +121,10 @@ class JobsHandler(JobAccess):
         except RequestError as exc:
             raise ApiError(400, "InvalidProtocolError", str(exc)) from None
         vc = plan.virtual_cluster
-        if vc not in self.pai.virtual_clusters:
+        if vc not in self.cluster.virtual_clusters:
             raise ApiError(400, "NoVirtualClusterError",
                            f"defaults.virtualCluster: virtual cluster {vc!r} does not exist; "
-                           f"available: {', '.join(sorted(self.pai.virtual_clusters))}")
+                           f"available: {', '.join(sorted(self.cluster.virtual_clusters))}")
         if not self.me.admin and vc not in self.me.virtual_clusters:
             raise forbidden(f"User {self.me.username} is not allowed to do operation in {vc}")
         self._check_placeable(plan, vc)
@@ -153,27 +148,27 @@ class JobsHandler(JobAccess):
         )
         return job, plan
 
-    def _resolve_marketplace(self, doc: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    async def _resolve_marketplace(self, doc: dict[str, Any]) -> tuple[dict[str, Any], str]:
         """Replace prerequisites that name marketplace items by the items' content; the job records
         the versions (``extras.marketplace``), so later edits of an item never change it."""
-        self._groups = (self.pai.users.get(self.me.username) or {}).get("grouplist", [])
+        self._groups = (await self.blocking(self.users.get, self.me.username) or {}).get("grouplist", [])
         try:
-            doc, self._market_used = resolve_references(doc, self.me.username, self._groups, admin=self.me.admin)
+            doc, self._market_used = await self.blocking(resolve_references, doc, self.me.username, self._groups,
+                                                         admin=self.me.admin, repository=self.market)
         except ValueError as exc:
             raise ApiError(400, "InvalidProtocolError", str(exc)) from None
         return doc, yaml.safe_dump(doc, sort_keys=False, allow_unicode=True)
 
     def _check_placeable(self, plan: Any, vc: str) -> None:
         """Refuse now what the scheduler could never place (OpenPAI's hived.js 400s), naming the field."""
-        machine = self.pai.controller.machine
+        controller = self.controller
         tasks = [(r.name, i) for r in plan.task_roles.values() for i in range(r.instances)]
         try:
-            gangs = build_gangs(0, 0, plan, tasks, machine.cluster_facts, vc=vc)
+            gangs = build_gangs(0, 0, plan, tasks, controller.cluster_facts, vc=vc)
         except RequestError as exc:
             raise ApiError(400, "InvalidProtocolError", str(exc)) from None
-        validate = getattr(machine.scheduler, "validate", None)
-        for gang in gangs if validate else ():
-            reason = validate(gang) or infeasible_reason(gang, self.pai.cluster, machine.scheduler.leaf_cells)
+        for gang in gangs:
+            reason = controller.validate(gang) or infeasible_reason(gang, self.cluster.config, controller.leaf_cells)
             if reason:
                 roles = sorted({p.role for p in gang.pods})
                 raise ApiError(400, "InvalidProtocolError",
@@ -191,7 +186,7 @@ class JobsHandler(JobAccess):
             raise bad_params(f"Limit exceeds max number {MAX_LIST_LIMIT}.")
         if offset < 0 or limit < 0:
             raise bad_params("offset and limit must not be negative")
-        jobs = [j for j in self.pai.controller.machine.jobs.values() if self._visible(j, args)]
+        jobs = [j for j in self.controller.jobs() if self._visible(j, args)]
         if limit:  # a count (limit=0) needs no order
             field, _, direction = self.get_argument("order", "submissionTime,DESC").partition(",")
             key = LIST_ORDER_FIELDS.get(field, LIST_ORDER_FIELDS["submissionTime"])
@@ -229,8 +224,7 @@ class JobsHandler(JobAccess):
 class JobHandler(JobAccess):
     def get(self, framework_name: str) -> None:
         job = self.find_job(framework_name)
-        attempt = self.pai.controller.machine.attempts.get(job.id)
-        self.send(views.job_detail(job, attempt, self.current_tasks(job)))
+        self.send(views.job_detail(job, self.controller.attempt(job.id), self.current_tasks(job)))
 
 
 class JobAttemptHandler(JobAccess):
@@ -240,12 +234,10 @@ class JobAttemptHandler(JobAccess):
         if attempt > job.attempt_id or attempt < 0:
             raise ApiError(404, "NoJobError", f"JobAttemptId {attempt} is not found in {framework_name}.")
         if attempt == job.attempt_id:
-            self.send(views.job_detail(job, self.pai.controller.machine.attempts.get(job.id),
-                                       self.current_tasks(job)))
+            self.send(views.job_detail(job, self.controller.attempt(job.id), self.current_tasks(job)))
             return
         tasks = _latest_per_task(await self.history(job, attempt))
-        attempts = await asyncio.get_running_loop().run_in_executor(
-            None, job_store.job_attempts, self.pai.store, job.id)
+        attempts = await self.blocking(job_store.job_attempts, self.services.store, job.id)
         record = next((a for a in attempts if a.attempt_id == attempt), None)
         self.send(views.job_detail(job, record, tasks))
 
@@ -267,15 +259,18 @@ class JobConfigHandler(JobAccess):
 
 
 class ExecutionTypeHandler(JobAccess):
+    """``{"value": "STOP"}`` stops the job. ``{"value": "START"}`` is accepted and changes nothing, as
+    in OpenPAI: its REST server patches FrameworkController's ``spec.executionType`` to ``Start``,
+    and FrameworkController only ever moves a framework from Start to Stop. A job starts when it is
+    submitted, and a stopped one cannot be started again (submit it again under another name)."""
+
     async def put(self, framework_name: str) -> None:
-        job = self.find_job(framework_name)
+        job = self.find_job(framework_name)  # someone else's job is 404 (not 403: names do not leak)
         value = self.json_body().get("value")
         if value not in ("STOP", "START"):
             raise bad_params('value: must be "STOP" or "START"')
-        if job.username != self.me.username and not self.me.admin:
-            raise forbidden(f"User {self.me.username} is not allowed to execute job {framework_name}.")
         if value == "STOP":
-            await self.pai.controller.stop(job.id)
+            await self.controller.stop(job.id)
         self.send({"status": 202, "message": f"Execute job {framework_name} successfully."}, 202)
 
 
@@ -310,9 +305,9 @@ class TaskLogsHandler(JobAccess):
                   name: str | None = None) -> None:
         job = self.find_job(framework_name)
         task_id = f"{job.id}.{int(attempt_id)}.{role}.{int(index)}.{int(task_attempt)}"
-        backend = self.pai.controller.backend
+        backend = self.controller.backend
         try:
-            names = backend.log_names(task_id)
+            names = await self.blocking(backend.log_names, task_id)
         except KeyError:
             names = []
         if not names:
@@ -329,7 +324,7 @@ class TaskLogsHandler(JobAccess):
             offset = int(self.get_argument("offset", "0"))
         except ValueError:
             raise bad_params("offset must be an integer") from None
-        data = backend.read_log(task_id, name, offset, None)
+        data = await self.blocking(backend.read_log, task_id, name, offset, None)
         end = offset + len(data)  # where the next read continues, also in tail mode
         if self.get_argument("tail-mode", "false") == "true":
             data = data[-16384:]
@@ -344,8 +339,7 @@ class EventsHandler(JobAccess):
     async def get(self, framework_name: str) -> None:
         job = self.find_job(framework_name)
         etype = self.get_argument("type", None)
-        rows = await asyncio.get_running_loop().run_in_executor(
-            None, job_store.events, self.pai.store, job.id, 0, etype)
+        rows = await self.blocking(job_store.events, self.services.store, job.id, 0, etype)
         roles = {t.task_id: f"{t.role}/{t.task_index}" for t in await self.history(job)}
         if "text/event-stream" not in self.request.headers.get("Accept", ""):
             data = [views.event_view(job, r, roles) for r in reversed(rows)]
@@ -354,7 +348,7 @@ class EventsHandler(JobAccess):
         await self._stream(job, rows, roles)
 
     async def _stream(self, job: JobRecord, rows: list[dict[str, Any]], roles: dict[str, str]) -> None:
-        controller = self.pai.controller
+        controller = self.controller
         queue = controller.subscribe(job.id)
         self.set_header("Content-Type", "text/event-stream")
         self.set_header("X-Accel-Buffering", "no")
@@ -364,8 +358,7 @@ class EventsHandler(JobAccess):
                 last = r["id"]
                 await self._emit(views.event_view(job, r, roles))
             # events committed between the query and the subscription
-            for r in await asyncio.get_running_loop().run_in_executor(
-                    None, job_store.events, self.pai.store, job.id, last, None):
+            for r in await self.blocking(job_store.events, self.services.store, job.id, last, None):
                 last = r["id"]
                 await self._emit(views.event_view(job, r, roles))
             # The job's final event ends the stream; the rest of that turn's events (published
@@ -383,7 +376,7 @@ class EventsHandler(JobAccess):
                 batch = [ev]
                 while not queue.empty():
                     batch.append(queue.get_nowait())
-                for t in controller.machine.tasks.get(job.id, []):
+                for t in controller.tasks(job.id):
                     roles[t.task_id] = f"{t.role}/{t.task_index}"
                 for ev in batch:
                     if ev.id <= last:

@@ -16,9 +16,10 @@ The rules live in :mod:`pai_hub.marketplace.repository`; this module maps them t
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
-from ..marketplace import InvalidContent, MarketRepository, Viewer, setup_marketplace
+from ..marketplace import InvalidContent, Viewer
 from ..marketplace.repository import Conflict, Forbidden, Invalid, NoItem, NoLabel, visibility_of
 from ..marketplace.resolve import resolve_references
 from .base import BaseHandler
@@ -26,6 +27,7 @@ from .errors import ApiError, bad_params
 
 PREFIX = "/marketplace/api"
 ITEM = r"([^/]+)"
+T = TypeVar("T")
 
 
 def _error(exc: Exception) -> ApiError:
@@ -45,63 +47,61 @@ def _error(exc: Exception) -> ApiError:
 
 
 class MarketHandler(BaseHandler):
-    @property
-    def market(self) -> MarketRepository:
-        repo = getattr(self.pai, "marketplace", None)
-        return repo if repo is not None else setup_marketplace(self.pai)
+    """Every marketplace call is a store call: made off the event loop, its refusals mapped to HTTP."""
 
-    @property
-    def viewer(self) -> Viewer:
-        if not hasattr(self, "_viewer"):
-            user = self.pai.users.get(self.me.username) or {}
-            self._viewer = Viewer(self.me.username, bool(self.me.admin), frozenset(user.get("grouplist") or ()))
-        return self._viewer
+    viewer: Viewer
 
-    def resolver(self):
-        viewer = self.viewer
+    async def prepare(self) -> None:
+        await super().prepare()
+        if self.principal is not None:
+            user = await self.blocking(self.users.get, self.me.username) or {}
+            self.viewer = Viewer(self.me.username, bool(self.me.admin), frozenset(user.get("grouplist") or ()))
+
+    def resolver(self) -> Callable[[dict], dict]:
+        viewer, market = self.viewer, self.market
 
         def resolve(doc: dict) -> dict:
             return resolve_references(doc, viewer.username, sorted(viewer.groups), admin=viewer.admin,
-                                      repository=self.market)[0]
+                                      repository=market)[0]
 
         return resolve
 
-    def call(self, fn, *args: Any, **kwargs: Any) -> Any:
+    async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         try:
-            return fn(*args, **kwargs)
+            return await self.blocking(fn, *args, **kwargs)
         except (NoItem, NoLabel, Conflict, Forbidden, Invalid, InvalidContent) as exc:
             raise _error(exc) from None
 
 
 class WelcomeHandler(MarketHandler):
-    def get(self) -> None:
+    async def get(self) -> None:
         self.send({"message": "Welcome to marketplace!", "version": "pai-hub"})
 
 
 class ItemsHandler(MarketHandler):
     """``GET /items`` (search) and ``POST /items`` (publish: a new item, or a new version of yours)."""
 
-    def get(self) -> None:
+    async def get(self) -> None:
         arg = self.get_argument
         filters = {k: arg(k, None) for k in ("name", "author", "type", "source", "keyword", "status", "visibility")}
         tags = [t for t in (arg("tag", "") or "").split(",") if t.strip()]
         cats = [c for c in (arg("category", "") or "").split(",") if c.strip()]
         starred = arg("starred", "").lower() in ("1", "true", "yes")
-        self.send(self.call(self.market.list, self.viewer, tags=tags, categories=cats, starred=starred,
+        self.send(await self.call(self.market.list, self.viewer, tags=tags, categories=cats, starred=starred,
                             sort=arg("sort", "name"), **filters))
 
-    def post(self) -> None:
+    async def post(self) -> None:
         body = self.json_body()
         author = body.get("author")
         if author is not None and author != self.me.username:
             raise ApiError(403, "ForbiddenUserError", f"You are not allowed to create item with author {author}")
         if "protocol" not in body and "content" not in body:
             raise bad_params("protocol: required (the template job or the prerequisite, as YAML text)")
-        visibility, groups = self.call(visibility_of, body)
+        visibility, groups = await self.call(visibility_of, body)
         for key in ("summary", "description"):
             if key in body and not isinstance(body[key], str):
                 raise bad_params(f"{key}: must be a string")
-        view, created = self.call(
+        view, created = await self.call(
             self.market.publish, self.viewer, name=body.get("name"), type=body.get("type", "template"),
             content=body.get("protocol", body.get("content")), visibility=visibility, groups=groups,
             summary=body.get("summary"), description=body.get("description"), tags=body.get("tags"),
@@ -111,84 +111,84 @@ class ItemsHandler(MarketHandler):
 
 
 class ItemHandler(MarketHandler):
-    def get(self, ref: str) -> None:
+    async def get(self, ref: str) -> None:
         version = self.get_argument("version", None)
         if version is not None and (not version.isdigit() or int(version) < 1):
             raise bad_params("version: must be a number ≥ 1")
-        self.send(self.call(self.market.get, self.viewer, ref, int(version) if version else None))
+        self.send(await self.call(self.market.get, self.viewer, ref, int(version) if version else None))
 
-    def put(self, ref: str) -> None:
-        view = self.call(self.market.update, self.viewer, ref, self.json_body(), resolve=self.resolver())
+    async def put(self, ref: str) -> None:
+        view = await self.call(self.market.update, self.viewer, ref, self.json_body(), resolve=self.resolver())
         self.send({"message": "updated", "id": view["id"], "name": view["name"], "version": view["version"],
                    "status": view["status"]})
 
-    def delete(self, ref: str) -> None:
-        name = self.call(self.market.delete, self.viewer, ref)
+    async def delete(self, ref: str) -> None:
+        name = await self.call(self.market.delete, self.viewer, ref)
         self.send({"message": "deleted", "name": name})
 
 
 class VersionsHandler(MarketHandler):
-    def get(self, ref: str) -> None:
-        self.send(self.call(self.market.versions, self.viewer, ref))
+    async def get(self, ref: str) -> None:
+        self.send(await self.call(self.market.versions, self.viewer, ref))
 
 
 class VersionHandler(MarketHandler):
-    def get(self, ref: str, version: str) -> None:
-        self.send(self.call(self.market.get, self.viewer, ref, int(version)))
+    async def get(self, ref: str, version: str) -> None:
+        self.send(await self.call(self.market.get, self.viewer, ref, int(version)))
 
 
 class StatusHandler(MarketHandler):
     """``PUT /items/{id}/status`` ``{status: approved|rejected|pending}``: admins review public items."""
 
-    def put(self, ref: str) -> None:
-        view = self.call(self.market.set_status, self.viewer, ref, self.json_body().get("status"))
+    async def put(self, ref: str) -> None:
+        view = await self.call(self.market.set_status, self.viewer, ref, self.json_body().get("status"))
         self.send({"message": "updated", "name": view["name"], "status": view["status"]})
 
 
 class StarHandler(MarketHandler):
-    def get(self, ref: str) -> None:
-        self.send(self.call(self.market.star, self.viewer, ref, None))
+    async def get(self, ref: str) -> None:
+        self.send(await self.call(self.market.star, self.viewer, ref, None))
 
-    def put(self, ref: str) -> None:
-        self.send(self.call(self.market.star, self.viewer, ref, True))
+    async def put(self, ref: str) -> None:
+        self.send(await self.call(self.market.star, self.viewer, ref, True))
 
-    def delete(self, ref: str) -> None:
-        self.send(self.call(self.market.star, self.viewer, ref, False))
+    async def delete(self, ref: str) -> None:
+        self.send(await self.call(self.market.star, self.viewer, ref, False))
 
 
 class UseHandler(MarketHandler):
     """``POST /items/{id}/use``: count one use (``pai market use`` calls it after submitting)."""
 
-    def post(self, ref: str) -> None:
-        self.send(self.call(self.market.use, self.viewer, ref))
+    async def post(self, ref: str) -> None:
+        self.send(await self.call(self.market.use, self.viewer, ref))
 
 
 class ItemLabelsHandler(MarketHandler):
     kind = "tag"
 
-    def get(self, ref: str) -> None:
-        self.send(self.call(self.market.item_labels, self.viewer, self.kind, ref))
+    async def get(self, ref: str) -> None:
+        self.send(await self.call(self.market.item_labels, self.viewer, self.kind, ref))
 
 
 class ItemLabelHandler(MarketHandler):
     kind = "tag"
 
-    def post(self, ref: str, label: str) -> None:
-        self.send(self.call(self.market.change_item_label, self.viewer, self.kind, ref, label, True), 201)
+    async def post(self, ref: str, label: str) -> None:
+        self.send(await self.call(self.market.change_item_label, self.viewer, self.kind, ref, label, True), 201)
 
-    def delete(self, ref: str, label: str) -> None:
-        self.send(self.call(self.market.change_item_label, self.viewer, self.kind, ref, label, False))
+    async def delete(self, ref: str, label: str) -> None:
+        self.send(await self.call(self.market.change_item_label, self.viewer, self.kind, ref, label, False))
 
 
 class LabelsHandler(MarketHandler):
     kind = "tag"
 
-    def get(self) -> None:
-        self.send(self.call(self.market.labels, self.viewer, self.kind))
+    async def get(self) -> None:
+        self.send(await self.call(self.market.labels, self.viewer, self.kind))
 
-    def post(self) -> None:
+    async def post(self) -> None:
         body = self.json_body()
-        view, created = self.call(self.market.create_label, self.viewer, self.kind, body.get("name"),
+        view, created = await self.call(self.market.create_label, self.viewer, self.kind, body.get("name"),
                                   body.get("description"))
         self.send(view, 201 if created else 200)
 
@@ -196,14 +196,14 @@ class LabelsHandler(MarketHandler):
 class LabelHandler(MarketHandler):
     kind = "tag"
 
-    def get(self, ref: str) -> None:
-        self.send(self.call(self.market.label, self.viewer, self.kind, ref))
+    async def get(self, ref: str) -> None:
+        self.send(await self.call(self.market.label, self.viewer, self.kind, ref))
 
-    def put(self, ref: str) -> None:
-        self.send(self.call(self.market.update_label, self.viewer, self.kind, ref, self.json_body()))
+    async def put(self, ref: str) -> None:
+        self.send(await self.call(self.market.update_label, self.viewer, self.kind, ref, self.json_body()))
 
-    def delete(self, ref: str) -> None:
-        name = self.call(self.market.delete_label, self.viewer, self.kind, ref)
+    async def delete(self, ref: str) -> None:
+        name = await self.call(self.market.delete_label, self.viewer, self.kind, ref)
         self.send({"message": "deleted", "name": name})
 
 

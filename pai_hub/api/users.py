@@ -44,7 +44,7 @@ class LoginHandler(BaseHandler):
 
     public = True
 
-    def post(self) -> None:
+    async def post(self) -> None:
         if self.request.headers.get("Content-Type", "").startswith("application/x-www-form-urlencoded"):
             body = {k: self.get_body_argument(k) for k in ("username", "password", "expiration")
                     if self.get_body_argument(k, None) is not None}
@@ -61,44 +61,45 @@ class LoginHandler(BaseHandler):
             raise bad_params("expiration: must be a number of seconds between 60 and 604800") from None
         if not 60 <= expiration <= 604800:
             raise bad_params("expiration: must be a number of seconds between 60 and 604800")
-        users = self.pai.users
-        user = users.get(username)
+        users = self.users
+        user = await self.blocking(users.get, username)
         if user is None:
             raise ApiError(400, "NoUserError", f"User {username} is not found.")
-        if not users.verify(username, password):
+        if not await self.blocking(users.verify, username, password):  # argon2: slow on purpose
             raise ApiError(400, "IncorrectPasswordError", "Password is incorrect.")
-        token = users.create_token(username, name="login", application=False, lifetime=expiration)
+        token = await self.blocking(users.create_token, username, name="login", application=False,
+                                    lifetime=expiration)
         self.send({"user": username, "token": token, "admin": user["admin"], "hasGitHubPAT": False})
 
 
 class LogoutHandler(BaseHandler):
-    def delete(self) -> None:
+    async def delete(self) -> None:
         token = self.request.headers.get("Authorization", "").partition(" ")[2].strip()
-        self.pai.users.revoke(self.me.username, token)
+        await self.blocking(self.users.revoke, self.me.username, token)
         self.send({"message": "Logout successfully"})
 
 
 class TokensHandler(LoginHandler):
     """``GET /tokens`` lists my tokens; ``POST /tokens`` logs in, as in OpenPAI's basic mode."""
 
-    def get(self) -> None:
+    async def get(self) -> None:
         if self.principal is None:
             raise ApiError(401, "UnauthorizedUserError", "Guest is not allowed to do this operation.")
-        self.send({"tokens": self.pai.users.list_tokens(self.me.username)})
+        self.send({"tokens": await self.blocking(self.users.list_tokens, self.me.username)})
 
 
 class ApplicationTokenHandler(BaseHandler):
-    def post(self) -> None:
+    async def post(self) -> None:
         if self.me.application:
             raise forbidden("Applications are not allowed to do this operation.")
         name = self.json_body().get("name", "application")
-        token = self.pai.users.create_token(self.me.username, name=str(name), application=True)
+        token = await self.blocking(self.users.create_token, self.me.username, name=str(name), application=True)
         self.send({"token": token, "application": True})
 
 
 class TokenHandler(BaseHandler):
-    def delete(self, token: str) -> None:
-        if not self.pai.users.revoke(self.me.username, token):
+    async def delete(self, token: str) -> None:
+        if not await self.blocking(self.users.revoke, self.me.username, token):
             raise ApiError(404, "NoTokenError", "Token is not found among your tokens.")
         self.send({"message": "revoke successfully"})
 
@@ -109,11 +110,11 @@ class TokenCheckHandler(BaseHandler):
 
 
 class UsersHandler(BaseHandler):
-    def get(self) -> None:
+    async def get(self) -> None:
         self.require_admin()
-        self.send(self.pai.users.list())
+        self.send(await self.blocking(self.users.list))
 
-    def post(self) -> None:
+    async def post(self) -> None:
         self.require_admin()
         body = self.json_body()
         username = body.get("username")
@@ -126,31 +127,31 @@ class UsersHandler(BaseHandler):
         if not isinstance(admin, bool):
             raise bad_params("admin: must be true or false")
         try:
-            self.pai.users.create(username, password, admin=admin, email=str(body.get("email", "")))
+            await self.blocking(self.users.create, username, password, admin=admin, email=str(body.get("email", "")))
         except KeyError:
             raise ApiError(409, "ConflictUserError", f"User name {username} already exists.") from None
         self.send({"message": "User is created successfully"}, 201)
 
 
 class UserHandler(BaseHandler):
-    def get(self, username: str) -> None:
+    async def get(self, username: str) -> None:
         if username == "me":
             username = self.me.username
         if username != self.me.username:
             self.require_admin()
-        user = self.pai.users.get(username)
+        user = await self.blocking(self.users.get, username)
         if user is None:
             raise ApiError(404, "NoUserError", f"User {username} is not found.")
         self.send(user)
 
-    def delete(self, username: str) -> None:
+    async def delete(self, username: str) -> None:
         self.require_admin()
-        user = self.pai.users.get(username)
+        user = await self.blocking(self.users.get, username)
         if user is None:
             raise ApiError(404, "NoUserError", f"User {username} is not found.")
         if user["admin"]:
             raise ApiError(403, "RemoveAdminError", f"Admin {username} is not allowed to remove.")
-        self.pai.users.delete(username)
+        await self.blocking(self.users.delete, username)
         self.send({"message": "user is removed successfully"})
 
 

@@ -26,6 +26,13 @@ from typing import Any
 
 import httpx
 
+from pai_runtime.atomic import write_atomic
+
+from ..blocking import BlockingPool
+from ..orchestrator.loop import Controller
+from ..orchestrator.records import TERMINAL
+from ..store.users import UserRepository
+
 log = logging.getLogger("pai_hub.experiments")
 
 HERE = Path(__file__).resolve().parent
@@ -85,9 +92,15 @@ def _metric(raw: Any) -> Any:
 
 
 class ExperimentService:
-    def __init__(self, pai: Any) -> None:
-        self.pai = pai
-        self.root = Path(pai.data_dir) / "experiments"
+    """The experiments of one control plane: their records, NNI managers and trial jobs."""
+
+    def __init__(self, data_dir: Path, api_port: int, users: UserRepository, controller: Controller,
+                 blocking: BlockingPool) -> None:
+        self.api_port = api_port  # the launcher submits trials to this server's API on 127.0.0.1
+        self.users = users
+        self.controller = controller
+        self.blocking = blocking
+        self.root = Path(data_dir) / "experiments"
         self.root.mkdir(parents=True, exist_ok=True)
         self.records: dict[str, dict[str, Any]] = {}
         self.procs: dict[str, subprocess.Popen] = {}
@@ -137,10 +150,7 @@ class ExperimentService:
                 pass
 
     def _save(self, rec: dict[str, Any]) -> None:
-        path = self.root / rec["id"] / "experiment.json"
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(rec, indent=1))
-        tmp.replace(path)
+        write_atomic(self.root / rec["id"] / "experiment.json", json.dumps(rec, indent=1))
 
     def lock(self, exp_id: str) -> asyncio.Lock:
         return self._locks.setdefault(exp_id, asyncio.Lock())
@@ -175,12 +185,12 @@ class ExperimentService:
         elif not code_dir:
             code_dir = str(d / "code")
             Path(code_dir).mkdir()
-        token = self.pai.users.create_token(username, name=f"experiment {exp_id}")
+        token = await self.blocking.run(self.users.create_token, username, name=f"experiment {exp_id}")
         token_file = d / "token"
         fd = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
             f.write(token + "\n")
-        spec = {"url": f"http://127.0.0.1:{self.pai.port}", "tokenFile": str(token_file), "username": username,
+        spec = {"url": f"http://127.0.0.1:{self.api_port}", "tokenFile": str(token_file), "username": username,
                 "experimentId": exp_id, "virtualCluster": request["virtualCluster"], "codeDir": code_dir,
                 "binDir": str(Path(python).parent), "template": request["template"]}
         (d / "launcher.json").write_text(json.dumps(spec, indent=1))
@@ -271,12 +281,10 @@ class ExperimentService:
 
     async def _stop_trial_jobs(self, rec: dict[str, Any]) -> None:
         """Every PAI job of this experiment's trials that is not final: stopped, whatever NNI did."""
-        machine = self.pai.controller.machine
         prefix = f"nni_{rec['id']}_"
-        from ..orchestrator.records import TERMINAL
-        for job in list(machine.jobs.values()):
-            if job.username == rec["username"] and job.name.startswith(prefix) and job.state not in TERMINAL:
-                await self.pai.controller.stop(job.id)
+        for job in self.controller.jobs(username=rec["username"]):
+            if job.name.startswith(prefix) and job.state not in TERMINAL:
+                await self.controller.stop(job.id)
 
     # -- polling NNI --------------------------------------------------------------------------------
     async def _poll_forever(self) -> None:
@@ -319,7 +327,6 @@ class ExperimentService:
             self._save(rec)
 
     def _merge_trials(self, rec: dict[str, Any], trials: list[dict[str, Any]], metrics: list[dict[str, Any]]) -> None:
-        machine = self.pai.controller.machine
         inter: dict[str, list[Any]] = {}
         final: dict[str, Any] = {}
         used: dict[str, str] = {}  # trial → the parameter id its metrics were reported for
@@ -352,11 +359,10 @@ class ExperimentService:
                 params = by_id[used[tid]]
             base = framework = f"{rec['username']}~nni_{rec['id']}_{tid}"
             for attempt in range(2, 10):  # the last run of a trial re-run after a resume
-                if f"{base}_{attempt}" not in machine.names:
+                if self.controller.job(f"{base}_{attempt}") is None:
                     break
                 framework = f"{base}_{attempt}"
-            job_id = machine.names.get(framework)
-            job = machine.jobs.get(job_id) if job_id is not None else None
+            job = self.controller.job(framework)
             out.append({"id": tid, "sequence": t.get("sequenceId"), "state": t.get("status"),
                         "parameters": params, "intermediate": inter.get(tid, []), "final": final.get(tid),
                         "startTime": t.get("startTime"), "endTime": t.get("endTime"),
@@ -402,9 +408,9 @@ def _counts(trials: list[dict[str, Any]]) -> dict[str, int]:
     return out
 
 
-def start_experiments(pai: Any) -> ExperimentService:
-    """Called from ``PaiHub.start_services``: the service on ``pai.experiments``, polling NNI."""
-    service = ExperimentService(pai)
-    pai.experiments = service
+def start_experiments(data_dir: Path, api_port: int, users: UserRepository, controller: Controller,
+                      blocking: BlockingPool) -> ExperimentService:
+    """Called from ``PaiHub.start_services``: the service (``Services.experiments``), polling NNI."""
+    service = ExperimentService(data_dir, api_port, users, controller, blocking)
     service.start()
     return service

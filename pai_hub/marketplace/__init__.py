@@ -8,12 +8,12 @@ by :func:`resolve_references`). The user and admin guide is ``docs/marketplace.m
 
 from __future__ import annotations
 
-from typing import Any
-
+from ..store.db import Store
+from ..store.users import GroupRepository
 from .content import ITEM_TYPES, InvalidContent
 from .examples import EXAMPLES_AUTHOR, import_examples
 from .repository import OFFICIAL, MarketRepository, Viewer
-from .resolve import record_use, resolve_references, set_default_repository
+from .resolve import record_use, resolve_references
 
 __all__ = [
     "EXAMPLES_AUTHOR",
@@ -23,18 +23,16 @@ __all__ = [
     "MarketRepository",
     "Viewer",
     "import_examples",
+    "open_marketplace",
     "record_use",
     "resolve_references",
-    "setup_marketplace",
 ]
 
 
-def setup_marketplace(pai: Any) -> MarketRepository:
-    """At server start (after the store, users and groups): the marketplace as ``pai.marketplace``,
-    the default for :func:`resolve_references`, and the examples imported on first start."""
-    repo = MarketRepository(pai.store, review_public=lambda: bool(getattr(pai, "marketplace_review_public", False)),
-                            group_exists=lambda name: pai.groups.get(name) is not None)
-    pai.marketplace = repo
-    set_default_repository(repo)
+def open_marketplace(store: Store, groups: GroupRepository, review_public: bool = False) -> MarketRepository:
+    """At server start (after the store, users and groups): the marketplace over ``store``, with the
+    official examples imported on first start. ``review_public`` is ``PaiHub.marketplace_review_public``."""
+    repo = MarketRepository(store, review_public=review_public,
+                            group_exists=lambda name: groups.get(name) is not None)
     import_examples(repo)
     return repo

@@ -23,13 +23,6 @@ from .. import protocol
 from .content import PREREQUISITE_ITEM_TYPES, REF_KEY, prerequisite_name
 from .repository import Invalid, MarketRepository, NoItem, Viewer, split_ref
 
-_default: dict[str, MarketRepository | None] = {"repository": None}
-
-
-def set_default_repository(repository: MarketRepository | None) -> None:
-    """The marketplace ``resolve_references`` uses when none is passed (set at server start)."""
-    _default["repository"] = repository
-
 
 def has_references(doc: Any) -> bool:
     prereqs = doc.get("prerequisites") if isinstance(doc, dict) else None
@@ -37,7 +30,7 @@ def has_references(doc: Any) -> bool:
 
 
 def resolve_references(doc: dict, username: str, groups: list[str], *, admin: bool = False,
-                       repository: MarketRepository | None = None) -> tuple[dict, list[dict]]:
+                       repository: MarketRepository) -> tuple[dict, list[dict]]:
     """The job ``doc`` with every ``marketplace:`` prerequisite replaced by the item it names, as
     ``username`` (member of ``groups``; ``admin``) may see it, and the list of what was used.
 
@@ -47,9 +40,6 @@ def resolve_references(doc: dict, username: str, groups: list[str], *, admin: bo
     """
     if not has_references(doc):
         return doc, []
-    repo = repository or _default["repository"]
-    if repo is None:
-        raise ValueError("prerequisites: this server has no marketplace to resolve marketplace references")
     viewer = Viewer(username, admin, frozenset(groups or ()))
     out = copy.deepcopy(doc)
     records: list[dict] = []
@@ -67,7 +57,7 @@ def resolve_references(doc: dict, username: str, groups: list[str], *, admin: bo
             continue
         try:
             name, version = split_ref(ref.strip())
-            item, kind, used, content = repo.lookup(viewer, name, version)
+            item, kind, used, content = repository.lookup(viewer, name, version)
         except (NoItem, Invalid) as exc:
             errors.append(f"{path}.{REF_KEY}: {exc}")
             continue
@@ -104,14 +94,11 @@ def resolve_references(doc: dict, username: str, groups: list[str], *, admin: bo
 
 
 def record_use(records: list[dict], username: str, groups: list[str], *, admin: bool = False,
-               repository: MarketRepository | None = None) -> None:
+               repository: MarketRepository) -> None:
     """Count one use of each item a submitted job resolved (call after the job is accepted)."""
-    repo = repository or _default["repository"]
-    if repo is None:
-        return
     viewer = Viewer(username, admin, frozenset(groups or ()))
     for name in dict.fromkeys(r["item"] for r in records):
         try:
-            repo.use(viewer, name)
+            repository.use(viewer, name)
         except NoItem:
             pass  # deleted meanwhile

@@ -1,26 +1,30 @@
 """Operations: Prometheus metrics, GPU health, alerts, usage reports and event timelines.
 
 Wired into the control plane by three hooks in ``pai_hub/app.py``: :func:`start_monitoring` at the
-end of ``PaiHub.start_services``, :func:`monitoring_routes` in ``routes()``, and
-:func:`log_function` as tornado's request log (API latency by handler). The admin guide is
-docs/operations.md.
+end of ``PaiHub.start_services`` (its :class:`Monitor` becomes ``Services.monitor``),
+:func:`monitoring_routes` in ``routes()``, and :func:`log_function` as tornado's request log (API
+latency by handler). The admin guide is docs/operations.md.
 """
 
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 from tornado.log import access_log
 
+from ..cluster_config import ClusterConfig
+from ..orchestrator.loop import Controller
 from .monitor import Monitor, Monitoring
 
 __all__ = ["Monitor", "Monitoring", "log_function", "monitoring_routes", "start_monitoring"]
 
 
-def start_monitoring(pai: Any) -> Monitor:
-    """Start polling and observing the loop of a started ``PaiHub`` (inside its event loop)."""
-    return Monitor(pai).start()
+def start_monitoring(controller: Controller, cluster: ClusterConfig, data_dir: Path,
+                     settings: Monitoring) -> Monitor:
+    """Start polling and observing a started controller's loop (inside its event loop)."""
+    return Monitor(controller, cluster, data_dir, settings).start()
 
 
 def monitoring_routes() -> list[tuple[str, type]]:
@@ -34,10 +38,9 @@ def log_function(handler: Any) -> None:
     then the access log line tornado would have written."""
     status = handler.get_status()
     seconds = handler.request.request_time()
-    pai = handler.application.settings.get("pai")
-    monitor = getattr(pai, "monitoring", None)
-    if monitor is not None:
-        monitor.metrics.observe_request(type(handler).__name__, handler.request.method or "", status, seconds)
+    services = handler.application.settings.get("services")
+    if services is not None:
+        services.monitor.metrics.observe_request(type(handler).__name__, handler.request.method or "", status, seconds)
     if status < 400:
         level = logging.INFO
     elif status < 500:

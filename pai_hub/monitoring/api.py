@@ -12,16 +12,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
-from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from ..api.base import BaseHandler
-from ..api.errors import ApiError, bad_params, unauthorized
+from ..api.errors import bad_params, unauthorized
 from ..api.jobs import JobAccess
 from . import timeline, usage
+from .monitor import Monitor
 
 FW = r"([^/]+~[^/]+)"
 DEFAULT_USAGE_DAYS = 30
@@ -29,11 +28,8 @@ DEFAULT_USAGE_DAYS = 30
 
 class MonitoringAccess(BaseHandler):
     @property
-    def monitor(self) -> Any:
-        mon = getattr(self.pai, "monitoring", None)
-        if mon is None:
-            raise ApiError(404, "NoApiError", "monitoring is not running on this server")
-        return mon
+    def monitor(self) -> Monitor:
+        return self.services.monitor
 
     def send_csv(self, text: str, filename: str) -> None:
         self.set_header("Content-Type", "text/csv; charset=UTF-8")
@@ -58,9 +54,6 @@ class MonitoringAccess(BaseHandler):
             raise bad_params("since must be before until")
         return since_t, until
 
-    async def blocking(self, fn: Any, *args: Any) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
-
 
 class MetricsHandler(MonitoringAccess):
     public = True
@@ -68,8 +61,7 @@ class MetricsHandler(MonitoringAccess):
     async def prepare(self) -> None:
         self.scraper = False
         self.principal = None
-        mon = getattr(self.pai, "monitoring", None)
-        if mon is not None and mon.scrape_allowed(self.request.headers.get("Authorization", "")):
+        if self.monitor.scrape_allowed(self.request.headers.get("Authorization", "")):
             self.scraper = True
             return
         await super().prepare()  # otherwise, the API's authentication (an admin's token)
@@ -105,8 +97,9 @@ class UsageHandler(MonitoringAccess):
         since, until = self.window(DEFAULT_USAGE_DAYS)
         assert since is not None and until is not None
         who = self.get_argument("username", None) if self.me.admin else self.me.username
-        rows = await self.blocking(usage.task_rows, self.pai.store, since, until, who)
-        rep = usage.report(rows, since, until, by, sku_of=usage.node_skus(self.pai).get)
+        rows = await self.blocking(usage.task_rows, self.services.store, since, until, who)
+        skus = usage.node_skus(self.cluster.sku_types, self.controller.cluster_status()["nodes"])
+        rep = usage.report(rows, since, until, by, sku_of=skus.get)
         if who is not None:
             rep["username"] = who
         if fmt == "csv":
@@ -122,7 +115,7 @@ class JobTimelineHandler(JobAccess, MonitoringAccess):
         view = self.get_argument("view", "events")
         if view not in ("events", "tasks"):
             raise bad_params("view: events or tasks")
-        data = await self.blocking(timeline.job_timeline, self.pai.store, job.id)
+        data = await self.blocking(timeline.job_timeline, self.services.store, job.id)
         if fmt == "csv":
             columns = timeline.EVENT_COLUMNS if view == "events" else timeline.TASK_COLUMNS
             self.send_csv(timeline.to_csv(data[view], columns), f"{job.username}-{job.name}-timeline-{view}.csv")
@@ -138,7 +131,7 @@ class ClusterTimelineHandler(MonitoringAccess):
         if view not in ("events", "tasks"):
             raise bad_params("view: events or tasks")
         since, until = self.window(None)
-        rows = await self.blocking(timeline.cluster_timeline, self.pai.store, since, until, view)
+        rows = await self.blocking(timeline.cluster_timeline, self.services.store, since, until, view)
         if fmt == "csv":
             columns = timeline.EVENT_COLUMNS if view == "events" else timeline.TASK_COLUMNS
             self.send_csv(timeline.to_csv(rows, columns), f"pai-timeline-{view}.csv")

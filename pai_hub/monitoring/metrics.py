@@ -18,6 +18,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from .. import __version__
 from .gpu import GpuReading
 
+LOOP_LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 API_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 SCHEDULING_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
 MB = 2**20
@@ -69,6 +70,12 @@ class Metrics:
                                   ["vc"], registry=r)
         self.api = Histogram("pai_api_request_duration_seconds", "HTTP request latency, by handler class, method "
                              "and status.", ["handler", "method", "status"], buckets=API_BUCKETS, registry=r)
+        self.loop_lag = Histogram("pai_event_loop_lag_seconds", "How late the event loop woke a timer: the time a "
+                                  "handler or a turn held the loop (Monitoring.loop_lag_interval).",
+                                  buckets=LOOP_LAG_BUCKETS, registry=r)
+        self.loop_held = Histogram("pai_event_loop_held_seconds", "CPU time the event loop's thread spent between "
+                                   "two looks beyond the interval: work that held the loop (not time the OS gave "
+                                   "other processes).", buckets=LOOP_LAG_BUCKETS, registry=r)
         self.xid_events = Counter("pai_gpu_xid_events", "XID events reported by each GPU, by XID.",
                                   ["node", "gpu", "xid"], registry=r)
         self.node_marks = Counter("pai_gpu_health_node_marks", "Times GPU health marked a node bad or healthy "

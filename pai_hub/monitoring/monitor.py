@@ -19,15 +19,20 @@ import os
 import secrets
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from traitlets import Bool, Float, Int, List, Unicode
 from traitlets.config import Configurable
 
+from ..cluster_config import ClusterConfig
+from ..orchestrator.loop import Controller
 from . import alerts as alerting
 from .gpu import APPLICATION_XIDS, SIMULATED_READINGS_FILE, GpuReading, open_source
 from .metrics import Metrics, Snapshot, TaskSample
+
+if TYPE_CHECKING:
+    from ..orchestrator.effects import Effects
 
 log = logging.getLogger("pai_hub.monitoring")
 
@@ -55,6 +60,10 @@ class Monitoring(Configurable):
                       "uncorrected ECC errors, a critical XID).").tag(config=True)
     ignored_xids = List(Int(), list(APPLICATION_XIDS), help="XIDs that report an application's fault and do not "
                         "make a GPU unhealthy.").tag(config=True)
+    loop_lag_interval = Float(0.05, help="Seconds between two looks at the event loop (how late a timer fires: a "
+                              "handler or a turn that holds the loop delays every other request); 0: not "
+                              "measured. Exported as pai_event_loop_lag_seconds and "
+                              "pai_event_loop_held_seconds.").tag(config=True)
 
 
 class HealthTracker:
@@ -114,11 +123,15 @@ def _read_or_create_token(path: Path) -> str:
 
 
 class Monitor:
-    def __init__(self, pai: Any, settings: Monitoring | None = None, clock: Any = time.time) -> None:
-        self.pai = pai
-        self.settings = settings or Monitoring(parent=pai)
+    """Watches one control plane: its loop's turns (``controller.observers``), its GPUs and its cluster."""
+
+    def __init__(self, controller: Controller, cluster: ClusterConfig, data_dir: Path, settings: Monitoring,
+                 clock: Any = time.time) -> None:
+        self.controller = controller
+        self.cluster = cluster
+        self.settings = settings
         self.clock = clock
-        data = Path(pai.data_dir)
+        data = Path(data_dir)
         s = self.settings
         self.metrics = Metrics()
         self.metrics_token = s.metrics_token or _read_or_create_token(data / "metrics-token")
@@ -126,11 +139,11 @@ class Monitor:
         self.engine = alerting.AlertEngine()
         self.health = HealthTracker()
         self.readings_file = Path(s.simulated_gpu_readings) if s.simulated_gpu_readings else data / SIMULATED_READINGS_FILE
-        machine = pai.controller.machine
-        gpu_node = next((n for n in machine.nodes.values() if n.gpus), None)
+        gpu_node = next((n for n in controller.nodes() if n.gpus), None)
         self.node = gpu_node.name if gpu_node is not None else None
         self.source = open_source(gpu_node.gpus if gpu_node else (), self.readings_file, s.use_nvml, s.ignored_xids)
         self._task: asyncio.Task | None = None
+        self._lag_task: asyncio.Task | None = None
         self._sends: set[asyncio.Task] = set()
         self._last_poll: float | None = None
         self._http: httpx.AsyncClient | None = None
@@ -139,10 +152,12 @@ class Monitor:
 
     # -- lifecycle ------------------------------------------------------------------------------
     def start(self) -> Monitor:
-        self.pai.controller.observers.append(self.observe)
-        for vc in self.pai.virtual_clusters:
+        self.controller.observers.append(self.observe)
+        for vc in self.cluster.virtual_clusters:
             self.metrics.placements.labels(vc)  # every VC has the series from the start (for changes())
         self._task = asyncio.create_task(self._run(), name="pai-monitoring")
+        if self.settings.loop_lag_interval > 0:
+            self._lag_task = asyncio.create_task(self._watch_loop_lag(), name="pai-loop-lag")
         log.info("monitoring: GPU readings from %s%s, poll every %gs, alert rules %s", self.source_kind,
                  f" ({self.readings_file})" if self.source_kind == "simulated" else "", self.settings.interval,
                  self.rules.path)
@@ -150,11 +165,12 @@ class Monitor:
 
     async def close(self) -> None:
         with contextlib.suppress(ValueError):
-            self.pai.controller.observers.remove(self.observe)
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
+            self.controller.observers.remove(self.observe)
+        for task in (self._task, self._lag_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
         for t in list(self._sends):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.wait_for(t, self.settings.webhook_timeout * 3 + 5)
@@ -173,20 +189,33 @@ class Monitor:
             value.strip().encode(), self.metrics_token.encode())
 
     # -- the orchestrator's turns ---------------------------------------------------------------
-    def observe(self, fx: Any, scheduling: float, now: float) -> None:
+    def observe(self, fx: Effects, scheduling: float, now: float) -> None:
         m = self.metrics
         m.turns.inc()
         m.scheduling.observe(scheduling)
-        jobs = self.pai.controller.machine.jobs
         for ev in fx.events:
             m.transitions.labels(ev.reason).inc()
             if ev.reason == "Preempted":
                 m.preemptions.inc()
             elif ev.reason == "Placed":
-                job = jobs.get(ev.job_id)
+                job = self.controller.job_by_id(ev.job_id)
                 if job is not None:
                     m.placements.labels(job.virtual_cluster).inc()
                     self.placed[job.virtual_cluster] = self.placed.get(job.virtual_cluster, 0) + 1
+
+    async def _watch_loop_lag(self) -> None:
+        """Sleep ``loop_lag_interval`` again and again. How much later than asked each wake-up comes
+        is the loop's lag, what every request waited extra (JupyterHub measures its loop the same
+        way); on a busy machine it includes time the OS gave other processes. The CPU time the
+        loop's own thread spent meanwhile, beyond the interval, is work that held the loop: what a
+        handler that hashes a password or waits for the store on the loop shows up in."""
+        interval = self.settings.loop_lag_interval
+        loop = asyncio.get_running_loop()
+        while True:
+            asked, cpu = loop.time() + interval, time.thread_time()
+            await asyncio.sleep(interval)
+            self.metrics.loop_lag.observe(max(0.0, loop.time() - asked))
+            self.metrics.loop_held.observe(max(0.0, time.thread_time() - cpu - interval))
 
     # -- polling --------------------------------------------------------------------------------
     async def _run(self) -> None:
@@ -234,15 +263,15 @@ class Monitor:
         return snap
 
     async def _check_health(self, node: str, readings: list[GpuReading], now: float) -> None:
-        machine = self.pai.controller.machine
-        status = machine.scheduler.cluster_status()["nodes"].get(node, {"healthy": True})
-        action = self.health.decide(node, readings, bool(status.get("healthy", True)), id(machine.scheduler))
+        status = self.controller.cluster_status()["nodes"].get(node, {"healthy": True})
+        action = self.health.decide(node, readings, bool(status.get("healthy", True)),
+                                    self.controller.scheduler_identity())
         if action in ("bad", "healthy"):
             healthy = action == "healthy"
             problems = "; ".join(f"GPU {r.index}: {', '.join(r.problems)}" for r in readings if not r.healthy)
             log.warning("GPU health: node %s marked %s%s", node, "healthy" if healthy else "bad",
                         f" ({problems})" if problems else "")
-            await self.pai.controller.call(lambda m, t: m.set_node_health(node, healthy, t))
+            await self.controller.call(lambda m, t: m.set_node_health(node, healthy, t))
             self.metrics.node_marks.labels(node, "true" if healthy else "false").inc()
         elif action == "cleared":
             log.warning("GPU health: an admin marked node %s healthy while its GPU fault persists; it stays "
@@ -251,16 +280,15 @@ class Monitor:
                 self.source.clear()
 
     def snapshot(self, readings: list[GpuReading], now: float) -> Snapshot:
-        machine = self.pai.controller.machine
-        scheduler = machine.scheduler
+        controller = self.controller
         by_index = {r.index: r for r in readings}
         tasks: list[TaskSample] = []
         vc_util: dict[str, list[float]] = {}
-        for job_id, job_tasks in machine.tasks.items():
-            job = machine.jobs.get(job_id)
-            if job is None or job.state != "RUNNING":
+        all_jobs = controller.jobs()
+        for job in all_jobs:
+            if job.state != "RUNNING":
                 continue
-            for t in job_tasks:
+            for t in controller.tasks(job.id):
                 if t.launch_state != "running" or not t.gpus:
                     continue
                 rs = [by_index[g] for g in t.gpus if g in by_index] if t.node == self.node else []
@@ -272,17 +300,17 @@ class Monitor:
                 tasks.append(sample)
                 vc_util.setdefault(job.virtual_cluster, []).extend(util)
         vcs: dict[str, dict[str, Any]] = {}
-        for vc in self.pai.virtual_clusters:
+        for vc in self.cluster.virtual_clusters:
             self.metrics.placements.labels(vc)  # a VC added by a reload gets its series too
             try:
-                st = scheduler.vc_status(vc)
+                st = controller.vc_status(vc)
             except KeyError:
                 st = {}
             util = vc_util.get(vc)
             vcs[vc] = {"skus": {k: v for k, v in st.items() if k != "nodes"}, "queue": 0, "oldest_wait": 0.0,
                        "running": 0, "gpu_utilization": sum(util) / len(util) if util else None}
         jobs: dict[tuple[str, str], int] = {}
-        for job in machine.jobs.values():
+        for job in all_jobs:
             key = (job.virtual_cluster, job.state)
             jobs[key] = jobs.get(key, 0) + 1
             v = vcs.get(job.virtual_cluster)
@@ -290,13 +318,13 @@ class Monitor:
                 continue
             if job.state == "WAITING":
                 v["queue"] += 1
-                att = machine.attempts.get(job.id)
+                att = controller.attempt(job.id)
                 since = att.created_at if att is not None else job.submitted_at
                 v["oldest_wait"] = max(v["oldest_wait"], now - since)
             elif job.state == "RUNNING":
                 v["running"] += 1
         try:
-            nodes = scheduler.cluster_status()["nodes"]
+            nodes = controller.cluster_status()["nodes"]
         except Exception:
             nodes = {}
         return Snapshot(time=now, node=self.node, gpu_source=self.source_kind, gpus=readings, tasks=tasks,

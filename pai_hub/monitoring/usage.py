@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import time
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
 
@@ -96,12 +97,12 @@ def to_csv(rep: dict[str, Any]) -> str:
     return buf.getvalue()
 
 
-def node_skus(pai: Any) -> dict[str, str]:
-    """node -> its GPU SKU (the first SKU of the node with GPUs), from the scheduler's view."""
-    skus = pai.cluster.sku_types
+def node_skus(sku_types: Mapping[str, Any], nodes: Mapping[str, dict[str, Any]]) -> dict[str, str]:
+    """node -> its GPU SKU (the first SKU of the node with GPUs). ``nodes`` is the scheduler's
+    per-node status (``Controller.cluster_status()["nodes"]``), ``sku_types`` the config's SKUs."""
     out = {}
-    for node, n in pai.controller.machine.scheduler.cluster_status()["nodes"].items():
-        names = [s for s in n.get("skus", {}) if s in skus and skus[s].gpu > 0]
+    for node, n in nodes.items():
+        names = [s for s in n.get("skus", {}) if s in sku_types and sku_types[s].gpu > 0]
         if names:
             out[node] = names[0]
     return out

@@ -1,7 +1,11 @@
 """Users, groups and API tokens (standalone mode; under JupyterHub the hub is the user source).
 
-Passwords are PBKDF2-SHA512 with a random salt; tokens are random and only their SHA-256 is
-stored. Token look-ups are cached in memory: every API call authenticates, so this is hot.
+Passwords are argon2id hashes (argon2-cffi's defaults, which it raises as hardware grows); a hash of
+the earlier scheme (PBKDF2-SHA512, ``pbkdf2_sha512$rounds$salt$digest``) is still accepted and is
+replaced by an argon2 hash at the next successful login. Hashing is slow on purpose: callers on an
+event loop run :meth:`UserRepository.verify` and ``create`` off the loop. Tokens are random and
+only their SHA-256 is stored. Token look-ups are cached in memory: every API call authenticates,
+so this is hot (:meth:`UserRepository.cached` answers from memory only).
 """
 
 from __future__ import annotations
@@ -12,6 +16,8 @@ import secrets
 import time
 from dataclasses import dataclass
 
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import delete, select
 
 from .db import Store
@@ -19,7 +25,8 @@ from .models import Group, Membership, Token, User
 
 DEFAULT_GROUP = "default"
 ADMIN_GROUP = "admingroup"
-_PBKDF2_ROUNDS = 100_000
+_PBKDF2_PREFIX = "pbkdf2_sha512$"
+_hasher = PasswordHasher()
 
 
 @dataclass(frozen=True)
@@ -33,17 +40,26 @@ class Principal:
 
 
 def hash_password(password: str) -> str:
-    salt = secrets.token_hex(16)
-    digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt.encode(), _PBKDF2_ROUNDS).hex()
-    return f"pbkdf2_sha512${_PBKDF2_ROUNDS}${salt}${digest}"
+    return _hasher.hash(password)
 
 
 def check_password(stored: str | None, password: str) -> bool:
+    """Whether ``password`` matches ``stored`` (an argon2 hash, or one of the earlier PBKDF2 scheme)."""
     if not stored:
         return False
-    _, rounds, salt, digest = stored.split("$")
-    candidate = hashlib.pbkdf2_hmac("sha512", password.encode(), salt.encode(), int(rounds)).hex()
-    return hmac.compare_digest(candidate, digest)
+    if stored.startswith(_PBKDF2_PREFIX):
+        _, rounds, salt, digest = stored.split("$")
+        candidate = hashlib.pbkdf2_hmac("sha512", password.encode(), salt.encode(), int(rounds)).hex()
+        return hmac.compare_digest(candidate, digest)
+    try:
+        return _hasher.verify(stored, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def needs_rehash(stored: str) -> bool:
+    """A hash of the earlier scheme, or argon2 with weaker parameters than today's defaults."""
+    return stored.startswith(_PBKDF2_PREFIX) or _hasher.check_needs_rehash(stored)
 
 
 def _token_hash(token: str) -> str:
@@ -103,9 +119,18 @@ class UserRepository:
         self._cache.clear()
 
     def verify(self, username: str, password: str) -> bool:
+        """Check the password; on success, a hash of an earlier scheme is replaced by an argon2 hash."""
         with self.store.sessions() as s:
             user = s.get(User, username)
-            return user is not None and check_password(user.password_hash, password)
+            stored = user.password_hash if user is not None else None
+        if stored is None or not check_password(stored, password):
+            return False
+        if needs_rehash(stored):
+            with self.store.sessions.begin() as s:
+                user = s.get(User, username)
+                if user is not None and user.password_hash == stored:  # not changed meanwhile
+                    user.password_hash = hash_password(password)
+        return True
 
     def set_password(self, username: str, password: str) -> None:
         with self.store.sessions.begin() as s:
@@ -128,8 +153,15 @@ class UserRepository:
                         created_at=now, expires_at=now + lifetime if lifetime else None))
         return token
 
+    def cached(self, token: str) -> Principal | None:
+        """The caller of a token already looked up (memory only, never the store), or None."""
+        hit = self._cache.get(_token_hash(token))
+        if hit is None or (hit[1] is not None and hit[1] < time.time()):
+            return None
+        return hit[0]
+
     def resolve(self, token: str) -> Principal | None:
-        """The caller a token stands for, or None if it is unknown, revoked or expired."""
+        """The caller a token stands for, or None if it is unknown, revoked or expired (may query the store)."""
         key = _token_hash(token)
         hit = self._cache.get(key)
         if hit is None:

@@ -1,4 +1,5 @@
-"""Hub tokens on the PAI API (pai_hub/api/hubauth.py) against a fake hub and a real store."""
+"""Hub tokens on the PAI API (pai_hub/api/hubauth.py, over jupyterhub's HubAuth) against a fake hub
+and a real store."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from pai_hub.api.hubauth import hub_principal as resolve_async
+from pai_hub.api.hubauth import HubSettings, HubTokenAuth
+from pai_hub.blocking import BlockingPool
 from pai_hub.store import open_store
 from pai_hub.store.users import GroupRepository, UserRepository
 
@@ -61,16 +63,22 @@ def pai(tmp_path, hub):
     users.ensure_groups(["default", "research"])
     groups = GroupRepository(store, users)
     groups.sync_virtual_clusters(["default", "research"])
-    ns = SimpleNamespace(users=users, groups=groups, virtual_clusters=["default", "research"], hub_api_url=hub,
-                         hub_api_token=SERVICE_TOKEN, hub_service_name="pai", hub_token_cache_seconds=30.0,
-                         loop=asyncio.new_event_loop())
+    loop = asyncio.new_event_loop()
+    blocking = BlockingPool(2)
+
+    async def make() -> HubTokenAuth:  # its HTTP clients belong to the loop it is made in
+        return HubTokenAuth(HubSettings(hub, SERVICE_TOKEN, "pai", 30.0), users, groups,
+                            lambda: ["default", "research"], blocking)
+
+    ns = SimpleNamespace(users=users, groups=groups, loop=loop, auth=loop.run_until_complete(make()))
     yield ns
-    ns.loop.close()
+    loop.close()
+    blocking.close()
 
 
 def hub_principal(pai, header):
-    """The async look-up, run on the test's one loop (its HTTP client belongs to that loop)."""
-    return pai.loop.run_until_complete(resolve_async(pai, header))
+    """The async look-up, run on the test's one loop."""
+    return pai.loop.run_until_complete(pai.auth.principal(header))
 
 
 def give(token, name, scopes=("access:services!service=pai",), admin=False, groups=()):
@@ -117,8 +125,10 @@ def test_services_are_not_users(pai):
     assert hub_principal(pai, "token t-svc") is None
 
 
-def test_without_a_hub_nothing_is_asked(pai):
-    pai.hub_api_url = ""
-    give("t-alice", "alice")
-    assert hub_principal(pai, "token t-alice") is None
-    assert FakeHub.calls == []
+def test_an_unreachable_hub_refuses_without_caching_the_refusal(pai, hub):
+    give("t-dan", "dan")
+    real = pai.auth.hub.api_url
+    pai.auth.hub.api_url = "http://127.0.0.1:9/hub/api"  # nothing listens there
+    assert hub_principal(pai, "token t-dan") is None
+    pai.auth.hub.api_url = real
+    assert hub_principal(pai, "token t-dan").username == "dan"  # asked again, now answered

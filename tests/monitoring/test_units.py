@@ -302,8 +302,8 @@ def test_log_function_records_latency_by_handler_class():
     m = Metrics()
 
     class JobHandler:
-        application = types.SimpleNamespace(settings={"pai": types.SimpleNamespace(monitoring=types.SimpleNamespace(
-            metrics=m))})
+        application = types.SimpleNamespace(settings={"services": types.SimpleNamespace(
+            monitor=types.SimpleNamespace(metrics=m))})
         request = types.SimpleNamespace(method="GET", uri="/api/v2/jobs/a~b", remote_ip="127.0.0.1",
                                         request_time=lambda: 0.012)
 

@@ -1,0 +1,59 @@
+"""The running control plane's parts, built once at start-up and handed to every handler and page.
+
+``PaiHub.start_services`` (``pai_hub/app.py``) builds one :class:`Services` and passes it in the
+tornado settings (``settings["services"]``); handlers read it through typed properties of
+:class:`pai_hub.api.base.BaseHandler` (``self.users``, ``self.controller``, ``self.market``...),
+the way JupyterHub's ``BaseHandler`` exposes ``self.users`` and ``self.db``. Subsystems are built
+from the pieces they need, never from the application object.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # only types: every piece is built by pai_hub/app.py
+    from .api.hubauth import HubTokenAuth
+    from .blocking import BlockingPool
+    from .cluster_config import ClusterConfig
+    from .experiments.service import ExperimentService
+    from .marketplace.repository import MarketRepository
+    from .monitoring.monitor import Monitor
+    from .orchestrator.loop import Controller
+    from .store.db import Store
+    from .store.users import GroupRepository, UserRepository
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """The configuration values handlers and pages need (from ``PaiHub``'s traits)."""
+
+    ip: str
+    port: int
+    data_dir: Path
+    max_job_bytes: int
+
+    @property
+    def loopback_url(self) -> str:
+        """This server's API as a process on the same machine reaches it (the hub pages' client)."""
+        host = self.ip if self.ip not in ("", "0.0.0.0") else "127.0.0.1"
+        return f"http://{host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class Services:
+    """Everything the API, the hub pages, monitoring and experiments use of the running server."""
+
+    settings: ServerSettings
+    store: Store
+    users: UserRepository
+    groups: GroupRepository
+    controller: Controller
+    cluster: ClusterConfig
+    market: MarketRepository
+    monitor: Monitor
+    experiments: ExperimentService
+    blocking: BlockingPool
+    #: hub API tokens on the PAI API; None unless the server runs as a JupyterHub service
+    hub_auth: HubTokenAuth | None = None
