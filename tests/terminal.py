@@ -1,4 +1,4 @@
-"""A shell over a task-terminal websocket, for tests of debug terminals.
+"""Debug terminals in tests: a shell over a task-terminal websocket, or a backend's terminal itself.
 
 The websocket speaks terminado's JSON messages: the server says ``["setup", {}]`` first, then
 ``["stdout", text]`` as the shell prints and ``["disconnect", 1]`` when it ends; the client sends
@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import select
+import time
+from typing import Any
 
 from tornado.httpclient import HTTPRequest
 from tornado.websocket import WebSocketClientConnection, websocket_connect
@@ -41,3 +44,20 @@ async def shell_session(url: str, headers: dict[str, str], script: str, timeout:
     conn.write_message(json.dumps(["set_size", 24, 100]))
     conn.write_message(json.dumps(["stdin", script]))
     return await output_until_end(conn, timeout)
+
+
+def terminal_output(terminal: Any, script: str, timeout: float = 30) -> str:
+    """Type ``script`` into a backend's terminado terminal (``exec_shell``) and return what it printed
+    until it ended. Blocking: call it in a thread from async code."""
+    terminal.ptyproc.write(script)
+    out = ""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if select.select([terminal.ptyproc.fd], [], [], 0.2)[0]:
+            try:
+                out += terminal.ptyproc.read(65536)
+            except EOFError:
+                terminal.ptyproc.close()
+                return out
+    terminal.killpg()
+    raise AssertionError(f"the shell did not end: {out!r}")

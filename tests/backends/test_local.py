@@ -17,6 +17,7 @@ from pai_hub.backends.base import TaskExit, TaskLaunch, TaskRunning
 from pai_hub.backends.local import LocalBackend, discover_gpus
 from pai_runtime.exitcodes import EXIT_TASK_LOST
 from pai_runtime.spec import TaskPeer, TaskRoleInfo, TaskSpec
+from tests.terminal import terminal_output
 from tests.waiting import wait_for, wait_for_async
 
 pytestmark = pytest.mark.timeout(60)
@@ -301,3 +302,23 @@ def test_gpu_discovery_and_simulated_gpus(tmp_path: Path) -> None:
     plain = LocalBackend(tmp_path / "run2")
     assert plain.nodes()[0].gpus == tuple(found)
     assert plain.nodes()[0].cpu == os.cpu_count()
+
+
+def test_exec_shell_is_a_terminal_in_the_tasks_environment(tmp_path: Path) -> None:
+    async def main() -> None:
+        backend = LocalBackend(tmp_path / "run", simulated_gpus=4)
+        await backend.open()
+        try:
+            await backend.start(launch("failed", "exit 2", gpus=(2,), env={"MY_VAR": "kept"}))
+            await exits(backend, {"failed"})
+        finally:
+            await backend.close()
+        terminal = backend.exec_shell("failed")  # the task has ended: its environment is rebuilt
+        said = await asyncio.to_thread(terminal_output, terminal, 'echo "[$CUDA_VISIBLE_DEVICES $MY_VAR '
+                                       '$PAI_CURRENT_TASK_ROLE_NAME $PAI_DEBUG_SHELL] $(pwd) tty=$(tty)"; exit\n')
+        work = backend.task_dir("failed") / "work"
+        assert f"[2 kept train_er 1] {work} tty=/dev/pts/" in said, said
+        with pytest.raises(KeyError):
+            backend.exec_shell("never-started")
+
+    run(main())

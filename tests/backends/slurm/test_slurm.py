@@ -6,11 +6,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import select
 import shutil
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
@@ -19,6 +17,7 @@ from pai_hub.backends.base import TaskExit, TaskLaunch, TaskRunning
 from pai_hub.backends.slurm import SlurmBackend, parse_gres_gpus
 from pai_runtime.spec import TaskPeer, TaskRoleInfo, TaskSpec
 from tests.requirements import require_tool
+from tests.terminal import terminal_output
 
 pytestmark = pytest.mark.timeout(120)
 SCRIPT = Path(__file__).resolve().parents[3] / "scripts" / "slurm-test-cluster.sh"
@@ -216,22 +215,6 @@ def test_adoption_after_restart(slurm_conf, tmp_path):
     asyncio.run(second())
 
 
-def shell_output(terminal, script: str, timeout: float = 30) -> str:
-    """Type ``script`` into a terminal and return what it printed until it ended."""
-    terminal.ptyproc.write(script)
-    out = ""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if select.select([terminal.ptyproc.fd], [], [], 0.2)[0]:
-            try:
-                out += terminal.ptyproc.read(65536)
-            except EOFError:
-                terminal.ptyproc.close()
-                return out
-    terminal.killpg()
-    raise AssertionError(f"the shell did not end: {out!r}")
-
-
 def test_debug_hold_keeps_allocation(slurm_conf, tmp_path):
     async def main():
         async with opened(tmp_path, slurm_conf, debug_hold_minutes=5) as b:
@@ -251,7 +234,7 @@ def test_debug_hold_keeps_allocation(slurm_conf, tmp_path):
             # The debug shell is such a step, on a terminal (srun --pty), with the task's environment.
             terminal = b.exec_shell("dbg")
             said = await asyncio.to_thread(
-                shell_output, terminal, "echo on=$SLURMD_NODENAME debug=$PAI_DEBUG_SHELL; exit\n")
+                terminal_output, terminal, "echo on=$SLURMD_NODENAME debug=$PAI_DEBUG_SHELL; exit\n")
             assert "on=node3 debug=1" in said, said
             assert await b.release("dbg")
             for _ in range(100):
