@@ -21,6 +21,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from pai_runtime.exitcodes import EXIT_STOPPED  # SIGTERM: what a stopped task reports
+
 from ..orchestrator.effects import Effects
 from ..orchestrator.machine import Machine
 from ..orchestrator.records import TERMINAL, WAITING, JobRecord
@@ -35,7 +37,6 @@ from .workload import SimJob, priority_class
 
 __all__ = ["EXIT_STOPPED", "JobOutcome", "RecordingScheduler", "SimResult", "Simulation", "plan_for"]
 
-EXIT_STOPPED = 143  # SIGTERM: what a stopped task reports
 _STARTED = frozenset({LaunchState.LAUNCHING, LaunchState.RUNNING})
 _EXIT, _SUBMIT = 0, 1  # event order within one instant: exits free cells before submissions queue
 
