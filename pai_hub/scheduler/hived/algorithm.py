@@ -173,6 +173,14 @@ class HivedAlgorithm(HealthMixin):
             lv.sort(reverse=True)
         self.opp_views = {name: TopologyView(cc.view_nodes(), False) for name, cc in self.pchains.items()}
         self.groups: dict[str, Group] = {}
+        # Change counters, read by the waiting queue to know whether a search that failed would fail
+        # again (pai_hub/scheduler/hived/queue.py): ``version`` moves on every change of any cell or
+        # group, ``vc_version`` on every change of a VC's virtual cells (all a search inside the VC
+        # reads), ``chain_version`` on every change of a chain's physical cells (all an opportunistic
+        # search reads).
+        self.version = 0
+        self.vc_version: dict[str, int] = dict.fromkeys(self.vcs, 0)
+        self.chain_version: dict[str, int] = dict.fromkeys(self.chains, 0)
         self.init_health()
         if hived_start:
             self.hived_start_sequence()
@@ -333,8 +341,19 @@ class HivedAlgorithm(HealthMixin):
         g.virt, g.saved_virt, g.lazy_by = g.saved_virt, None, None
 
     # -- cell bookkeeping -------------------------------------------------------------------------
+    def changed(self, cells: list[Cell]) -> None:
+        """``cells`` (physical or virtual) are about to change: move the counters that cover them."""
+        self.version += 1
+        for c in cells:
+            if c.is_virtual:
+                self.vc_version[c.vc] += 1
+            else:
+                self.chain_version[c.chain] += 1
+
     def _alloc(self, phys: list[Cell], virt: list[Cell] | None, prio: int) -> None:
+        self.changed(phys)
         if virt is not None:
+            self.changed(virt)
             touched: set[str] = set()
             for p, v in zip(phys, virt, strict=False):
                 if p.virtual is None:
@@ -357,6 +376,8 @@ class HivedAlgorithm(HealthMixin):
         update_used(phys, prio, 1)
 
     def _release(self, phys: list[Cell]) -> None:
+        self.changed(phys)
+        self.changed([p.virtual for p in phys if p.virtual is not None])
         by_prio: dict[int, list[Cell]] = {}
         for p in phys:
             by_prio.setdefault(p.priority, []).append(p)
@@ -438,6 +459,7 @@ class HivedAlgorithm(HealthMixin):
     # -- groups -------------------------------------------------------------------------------------
     def allocate(self, req: GroupRequest, res: Result) -> Group:
         """Place a new group on ``res`` (no victims in the way)."""
+        self.version += 1
         if res.phys is None or res.chain is None:
             raise SchedulerInvariantError(f"{req.name}: allocated from a search that found no cells")
         g = Group(req, ALLOCATED, res.phys, res.virt, res.chain)
@@ -465,6 +487,7 @@ class HivedAlgorithm(HealthMixin):
         return list(victims.values()), list(preemptors.values())
 
     def create_preempting(self, req: GroupRequest, res: Result) -> Group:
+        self.version += 1
         if res.phys is None or res.chain is None:
             raise SchedulerInvariantError(f"{req.name}: preempting from a search that found no cells")
         g = Group(req, PREEMPTING, res.phys, res.virt, res.chain)
@@ -483,6 +506,7 @@ class HivedAlgorithm(HealthMixin):
 
     def finish_preempting(self, g: Group) -> None:
         """All victims are gone: the reserved cells become the preemptor's."""
+        self.version += 1
         for p in g.flat_phys():
             if p.using is not None:
                 raise SchedulerInvariantError(f"{g.name}: cell {p.address} is still used by {p.using.name}")
@@ -492,6 +516,7 @@ class HivedAlgorithm(HealthMixin):
 
     def cancel_preempting(self, g: Group) -> list[Group]:
         """Give up a preemption: Reserving cells go back to their users, Reserved ones are freed."""
+        self.version += 1
         restored: dict[str, Group] = {}
         for p in g.flat_phys():
             victim = p.using
@@ -509,6 +534,7 @@ class HivedAlgorithm(HealthMixin):
 
     def delete(self, name: str) -> None:
         """All pods of a group are gone (``deleteAllocatedAffinityGroup`` / ``DeleteUnallocatedPod``)."""
+        self.version += 1
         g = self.groups.get(name)
         if g is None:
             return
@@ -531,6 +557,7 @@ class HivedAlgorithm(HealthMixin):
         ``pre_types`` are the cell types of the VC cells each leaf belonged to (HiveD's
         ``preassignedCellTypes``); without them the highest level that fits is used. If the VC can
         no longer hold the group, it runs on as opportunistic (lazily preempted)."""
+        self.version += 1
         chain = phys[0][0].chain if phys and phys[0] else ""
         g = Group(req, ALLOCATED, phys, None, chain)
         flat = g.flat_phys()

@@ -41,6 +41,10 @@ class HealthMixin:
             raise KeyError(node)
         if healthy == (node not in self.bad_nodes):
             return
+        # a virtual cell's health is its physical cell's: every VC may see the change
+        self.changed(leaves)
+        for vc in self.vc_version:
+            self.vc_version[vc] += 1
         if healthy:
             self.bad_nodes.discard(node)
         else:
@@ -87,6 +91,7 @@ class HealthMixin:
             self._reconciling = False
 
     def _doom(self: HivedAlgorithm, pre: Cell, pc: Cell) -> None:
+        self.changed([pre, pc])
         stack = [(pre, pc)]
         node_level = self.chains[pc.chain].node_level
         while stack:  # bind down to node level so the VC view sees which nodes are bad
@@ -104,6 +109,7 @@ class HealthMixin:
         pc = pre.physical
         if pc is None:
             raise SchedulerInvariantError(f"doomed cell {pre.address} is not bound")
+        self.changed([pre, pc])
         self._unbind_subtree(pre)
         pre.doomed = False
         self.doomed.remove(pre)
@@ -112,5 +118,6 @@ class HealthMixin:
 
     def _clear_doomed(self: HivedAlgorithm, pre: Cell) -> None:
         """A job was placed inside a doomed cell (on its healthy part): it is an ordinary bound cell now."""
+        self.changed([pre])
         pre.doomed = False
         self.doomed.remove(pre)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 import itertools
 from dataclasses import asdict
 from typing import Any
@@ -17,9 +18,11 @@ from ..base import (
     VcStatus,
 )
 from ..feasibility import infeasible_reason
-from . import reasons, status
-from .algorithm import ALLOCATED, BEING_PREEMPTED, PREEMPTING, Group, GroupRequest, HivedAlgorithm
+from . import status
+from .algorithm import ALLOCATED, PREEMPTING, Group, GroupRequest, HivedAlgorithm
 from .config import HivedConfig, SkuType, leaf_cells_for, load_config
+from .queue import WAITING, Key, ShapeIndex, Waiting, shape_of
+from .turn import Turn
 
 SNAPSHOT_VERSION = 1
 
@@ -35,16 +38,19 @@ class HivedScheduler(Scheduler):
     def __init__(self, config: HivedConfig | str | dict[str, Any], *, hived_start: bool = False) -> None:
         self.config = config if isinstance(config, HivedConfig) else load_config(config)
         self.algo = HivedAlgorithm(self.config, hived_start=hived_start)
-        self._waiting: dict[str, tuple[GangRequest, GroupRequest | None, str | None, int]] = {}
+        self._waiting: dict[str, Waiting] = {}
+        self._shapes = ShapeIndex()  # the waiting gangs that can be searched, by shape (queue.py)
+        self._preempting: dict[str, Key] = {}  # waiting gangs holding a reservation, their order key
+        self._own_reasons: dict[str, str] = {}  # reasons of one gang (invalid, preempting), else its shape's
+        self._own_reported: dict[str, str] = {}
+        self._own_changed: set[str] = set()
         self._gangs: dict[str, GangRequest] = {}  # gangs the algorithm holds (placed or preempting)
-        self._reasons: dict[str, str] = {}
         self._announced: set[str] = set()  # victims already handed to the orchestrator
         self._seq = itertools.count()
         # Whether anything that could let a waiting gang in has happened since the last schedule():
         # the loop calls schedule() on every turn, and a queue of thousands must not be searched
         # again when nothing changed.
         self._dirty = True
-        self._reported: dict[str, str] = {}  # the reason last handed out per waiting gang
 
     # -- request mapping --------------------------------------------------------------------------
     def leaf_cells(self, gang: GangRequest, pod: PodRequest) -> int:
@@ -87,18 +93,53 @@ class HivedScheduler(Scheduler):
     # -- contract ---------------------------------------------------------------------------------
     def submit(self, gang: GangRequest) -> None:
         self._dirty = True
+        self._forget(gang.gang_id)
         req, err = self.request_of(gang)
-        self._waiting[gang.gang_id] = (gang, req, err, next(self._seq))
-        self._reasons[gang.gang_id] = err or "waiting to be scheduled"
+        seq = next(self._seq)
+        w = Waiting(gang, req, err, seq, (-gang.priority, gang.submitted_at, seq, gang.gang_id))
+        self._waiting[gang.gang_id] = w
+        if req is None or err:
+            self._set_own_reason(gang.gang_id, err or "invalid request")
+        else:
+            self._shapes.add(gang.gang_id, w.key, shape_of(req))
 
     def cancel(self, gang_id: str) -> None:
         self._dirty = True
-        if self._waiting.pop(gang_id, None) is not None:
-            self._reasons.pop(gang_id, None)
+        self._forget(gang_id)
         g = self.algo.groups.get(gang_id)
         if g is not None and g.state == PREEMPTING:
             self.algo.cancel_preempting(g)
             self._gangs.pop(gang_id, None)
+
+    def _forget(self, gang_id: str) -> None:
+        """Drop a gang from every waiting structure (cancelled, placed, bound or resubmitted)."""
+        if self._waiting.pop(gang_id, None) is None:
+            return
+        self._shapes.remove(gang_id)
+        self._preempting.pop(gang_id, None)
+        self._own_reasons.pop(gang_id, None)
+        self._own_reported.pop(gang_id, None)
+        self._own_changed.discard(gang_id)
+
+    def _set_own_reason(self, gang_id: str, reason: str) -> None:
+        """A reason of this gang alone (invalid request, preempting), not its shape's."""
+        self._own_reasons[gang_id] = reason
+        self._own_changed.add(gang_id)
+
+    def _to_preempting(self, gang_id: str, reason: str) -> None:
+        self._shapes.remove(gang_id)
+        self._preempting[gang_id] = self._waiting[gang_id].key
+        self._set_own_reason(gang_id, reason)
+
+    def _from_preempting(self, gang_id: str) -> None:
+        """A preemption was given up: the gang waits with its shape again."""
+        if self._preempting.pop(gang_id, None) is None:
+            return
+        w = self._waiting[gang_id]
+        self._own_reasons.pop(gang_id, None)
+        self._own_reported.pop(gang_id, None)
+        self._own_changed.discard(gang_id)
+        self._shapes.add(gang_id, w.key, shape_of(w.req))
 
     def release(self, gang_id: str) -> None:
         self._dirty = True
@@ -113,11 +154,11 @@ class HivedScheduler(Scheduler):
     def bind(self, placement: Placement, gang: GangRequest | None = None,
              pre_types: list[list[str | None]] | None = None) -> None:
         self._dirty = True
-        gang = gang or self._gangs.get(placement.gang_id) or (self._waiting.get(placement.gang_id) or (None,))[0]
+        gang = gang or self._gangs.get(placement.gang_id) or (
+            w.gang if (w := self._waiting.get(placement.gang_id)) is not None else None)
         if gang is None:
             raise KeyError(placement.gang_id)
-        self._waiting.pop(gang.gang_id, None)
-        self._reasons.pop(gang.gang_id, None)
+        self._forget(gang.gang_id)
         req, err = self.request_of(gang)
         if req is None:
             raise ValueError(err)
@@ -145,72 +186,61 @@ class HivedScheduler(Scheduler):
             self.algo.set_node_health(node, healthy)
 
     def waiting_reason(self, gang_id: str) -> str | None:
-        return self._reasons.get(gang_id) if gang_id in self._waiting else None
+        if gang_id not in self._waiting:
+            return None
+        own = self._own_reasons.get(gang_id)
+        if own is not None:
+            return own
+        sq = self._shapes.of.get(gang_id)
+        return sq.reason if sq is not None else WAITING
 
     def schedule(self, now: float) -> Decisions:
+        """One turn: gangs in (priority desc, submission) order, each searched unless a gang of its
+        shape already failed this turn or its shape's last failure still holds (queue.py). Only the
+        heads of the shapes and the preempting gangs are visited, never the whole queue."""
         d = Decisions()
         if not self._dirty:
             return d
         self._dirty = False
-        failed: dict[tuple, str] = {}  # request shape -> reason: free cells only shrink within a call
-        order = sorted(self._waiting.values(), key=lambda w: (-w[0].priority, w[0].submitted_at, w[3]))
-        for gang, req, err, _ in order:
-            gid = gang.gang_id
-            if gid not in self._waiting:
+        turn = Turn(self, d)
+        heap: list[tuple[Key, int, object]] = [(sq.members[0], 0, sq) for sq in self._shapes]
+        heap += [(key, 1, gid) for gid, key in self._preempting.items()]
+        heapq.heapify(heap)
+        while heap:
+            key, kind, what = heapq.heappop(heap)
+            if kind == 1:
+                turn.preempting(what, key)
                 continue
-            if req is None or err:
-                self._reasons[gid] = err or "invalid request"
-                continue
-            g = self.algo.groups.get(gid)
-            if g is not None and g.state == PREEMPTING:
-                if any(p.node in self.algo.bad_nodes for p in g.flat_phys()):
-                    self.algo.cancel_preempting(g)  # its cells went bad: look again
-                else:
-                    victims, _ = self.algo.victims_of(g.phys, g)
-                    if not victims:
-                        self.algo.finish_preempting(g)
-                        self._placed(gang, g, d)
-                    else:
-                        self._reasons[gid] = reasons.preempting(victims)
-                    continue
-            shape = (req.vc, req.priority, req.pods, req.leaf_type, req.pinned, req.lazy)
-            if shape in failed:
-                self._reasons[gid] = failed[shape]
-                continue
-            res = self.algo.search(req)
-            if not res.ok:
-                self._reasons[gid] = failed[shape] = reasons.explain(self.algo, req, res.misses)
-                continue
-            victims, preemptors = self.algo.victims_of(res.phys)
-            for p in preemptors:
-                self.algo.cancel_preempting(p)
-            if victims:
-                g = self.algo.create_preempting(req, res)
-                self._gangs[gid] = gang
-                for v in victims:
-                    if v.name not in self._announced:
-                        self._announced.add(v.name)
-                        d.preemptions.append(v.name)
-                self._reasons[gid] = reasons.preempting(victims)
+            sq = what
+            gid = key[3]
+            if gid in turn.done or self._shapes.of.get(gid) is not sq:
+                pass  # visited already as a preemptor given up this turn, or no longer waiting here
+            elif sq.shape in turn.failed:
+                continue  # every later gang of the shape fails too
             else:
-                g = self.algo.allocate(req, res)
-                self._placed(gang, g, d)
-            for lz in res.lazy:
-                if lz.name not in self._announced and lz.state != BEING_PREEMPTED and lz.name not in d.lazy_preempted:
-                    d.lazy_preempted.append(lz.name)
+                turn.visit(gid, sq)
+                if sq.shape in turn.failed:
+                    continue
+            nxt = sq.next_after(key)
+            if nxt is not None:
+                heapq.heappush(heap, (nxt, 0, sq))
         d.waiting_reasons = self._changed_reasons()
         return d
 
     def _changed_reasons(self) -> dict[str, str]:
-        changed = {gid: r for gid in self._waiting if self._reported.get(gid) != (r := self._reasons[gid])}
-        self._reported.update(changed)
-        for gid in [g for g in self._reported if g not in self._waiting]:
-            del self._reported[gid]
+        changed: dict[str, str] = {}
+        for sq in self._shapes:
+            if sq.unreported or sq.reason != sq.reported:
+                changed.update(sq.changed_reasons())
+        for gid in self._own_changed:
+            r = self._own_reasons.get(gid)
+            if r is not None and self._own_reported.get(gid) != r:
+                changed[gid] = self._own_reported[gid] = r
+        self._own_changed.clear()
         return changed
 
     def _placed(self, gang: GangRequest, g: Group, d: Decisions) -> None:
-        self._waiting.pop(gang.gang_id, None)
-        self._reasons.pop(gang.gang_id, None)
+        self._forget(gang.gang_id)
         self._gangs[gang.gang_id] = gang
         d.placements.append(self.placement_of(gang, g))
 
@@ -229,7 +259,7 @@ class HivedScheduler(Scheduler):
             gang = self._gangs[gid]
             placed.append({"gang": _gang_dict(gang), "placement": _placement_dict(self.placement_of(gang, g)),
                            "pre_types": self.algo.pre_types(g), "lazy_by": g.lazy_by})
-        waiting = [_gang_dict(gang) for gang, *_ in sorted(self._waiting.values(), key=lambda w: w[3])]
+        waiting = [_gang_dict(w.gang) for w in sorted(self._waiting.values(), key=lambda w: w.seq)]
         # a preempting gang is stored as waiting: its reservation is recomputed after a restart
         for gid, g in self.algo.groups.items():
             if g.state == PREEMPTING and gid in self._gangs and gid not in self._waiting:

@@ -1,0 +1,153 @@
+"""The waiting queue: gangs grouped by request shape, each group kept in scheduling order.
+
+HiveD's turn walks waiting gangs by (priority desc, submission order) and searches each one; a
+search depends only on the gang's *shape* (VC, priority, leaf cells per pod, SKU, pinned cell, lazy
+preemption) and on the cells, so once a shape fails in a turn every later gang of that shape fails
+too (notes/hived.md). Keeping the gangs of each shape in their own sorted list makes a turn cost
+O(shapes) instead of O(gangs): the turn merges the shapes' heads in order and stops a shape at its
+first failure. A failed search also leaves a :class:`Marker`, the change counters it depended on
+(:meth:`~pai_hub.scheduler.hived.algorithm.HivedAlgorithm.changed`): while they stand still the
+same search would fail the same way, so a later turn skips the shape without searching.
+
+Waiting reasons are kept per shape too (all waiting gangs of a shape share its last failure's
+sentence), so a changed sentence is handed out with one C-level ``dict.fromkeys`` over the shape,
+and a turn where nothing changed for a shape hands out nothing for it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from sortedcontainers import SortedList
+
+from ..base import GangRequest
+from .algorithm import GroupRequest, HivedAlgorithm, Result
+
+Shape = tuple
+"""(vc, priority, leaf cells per pod, SKU, pinned cell, lazy): what a search depends on besides the cells."""
+
+Key = tuple[int, float, int, str]
+"""(-priority, submitted_at, submission sequence, gang id): the scheduling order; unique by sequence."""
+
+WAITING = "waiting to be scheduled"
+
+
+def shape_of(req: GroupRequest) -> Shape:
+    return (req.vc, req.priority, req.pods, req.leaf_type, req.pinned, req.lazy)
+
+
+@dataclass(slots=True)
+class Waiting:
+    """A waiting gang: the request, its mapping to HiveD (or why it has none) and its place in order."""
+
+    gang: GangRequest
+    req: GroupRequest | None
+    err: str | None
+    seq: int
+    key: Key
+
+
+@dataclass(frozen=True, slots=True)
+class Marker:
+    """A failed search: the counters it read (``deps``) and the sentence it gave."""
+
+    deps: tuple
+    reason: str
+
+
+def marker_deps(algo: HivedAlgorithm, req: GroupRequest, res: Result) -> tuple:
+    """The narrowest change counters that cover everything the failed search ``res`` read.
+
+    A search that failed inside the VC's virtual cells (no room there) read nothing else; an
+    opportunistic search read only the physical cells of the chains it tried. Anything else (a
+    failed mapping, bad hardware, doomed cells) depends on the whole cluster."""
+    if not algo.bad_nodes and not algo.doomed and res.misses:
+        scopes = {m.scope for m in res.misses}
+        if scopes <= {"vc", "pinned"}:
+            return ("vc", req.vc, algo.vc_version[req.vc])
+        if scopes == {"cluster"} and req.priority < 0:
+            chains = tuple(dict.fromkeys(m.chain for m in res.misses if m.chain))
+            return ("chains", chains, tuple(algo.chain_version[c] for c in chains))
+    return ("all", algo.version)
+
+
+def still_fails(algo: HivedAlgorithm, marker: Marker) -> bool:
+    """Whether nothing the marked search read has changed (so it would fail again, the same way)."""
+    deps = marker.deps
+    kind = deps[0]
+    if kind == "vc":
+        return algo.vc_version[deps[1]] == deps[2]
+    if kind == "chains":
+        cv = algo.chain_version
+        return all(cv[c] == v for c, v in zip(deps[1], deps[2], strict=True))
+    return algo.version == deps[1]
+
+
+@dataclass(eq=False, slots=True)
+class ShapeQueue:
+    """The waiting gangs of one shape, in scheduling order, and the reason they share."""
+
+    shape: Shape
+    members: SortedList = field(default_factory=SortedList)
+    gids: dict[str, Key] = field(default_factory=dict)
+    marker: Marker | None = None
+    reason: str = WAITING
+    reported: str | None = None  # the reason last handed out for every member not in ``unreported``
+    unreported: set[str] = field(default_factory=set)
+
+    def add(self, gid: str, key: Key) -> None:
+        self.members.add(key)
+        self.gids[gid] = key
+        self.unreported.add(gid)
+
+    def remove(self, gid: str) -> None:
+        key = self.gids.pop(gid)
+        self.members.remove(key)
+        self.unreported.discard(gid)
+
+    def next_after(self, key: Key | None) -> Key | None:
+        """The first member after ``key`` in scheduling order (the first of all for None)."""
+        m = self.members
+        i = 0 if key is None else m.bisect_right(key)
+        return m[i] if i < len(m) else None
+
+    def changed_reasons(self) -> dict[str, str]:
+        """Members whose reason differs from the one last handed out for them."""
+        if self.reason != self.reported:
+            self.reported = self.reason
+            self.unreported.clear()
+            return dict.fromkeys(self.gids, self.reason)
+        out = dict.fromkeys(self.unreported, self.reason)
+        self.unreported.clear()
+        return out
+
+
+class ShapeIndex:
+    """Every shape with waiting gangs; which shape each gang is in."""
+
+    def __init__(self) -> None:
+        self.shapes: dict[Shape, ShapeQueue] = {}
+        self.of: dict[str, ShapeQueue] = {}
+
+    def add(self, gid: str, key: Key, shape: Shape) -> ShapeQueue:
+        sq = self.shapes.get(shape)
+        if sq is None:
+            sq = self.shapes[shape] = ShapeQueue(shape)
+        sq.add(gid, key)
+        self.of[gid] = sq
+        return sq
+
+    def remove(self, gid: str) -> None:
+        sq = self.of.pop(gid, None)
+        if sq is None:
+            return
+        sq.remove(gid)
+        if not sq.gids:
+            del self.shapes[sq.shape]
+
+    def __contains__(self, gid: str) -> bool:
+        return gid in self.of
+
+    def __iter__(self) -> Iterator[ShapeQueue]:
+        return iter(self.shapes.values())
