@@ -19,7 +19,6 @@ import secrets
 import shlex
 import signal
 import socket
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -103,7 +102,6 @@ class ExperimentService:
         self.root = Path(data_dir) / "experiments"
         self.root.mkdir(parents=True, exist_ok=True)
         self.records: dict[str, dict[str, Any]] = {}
-        self.procs: dict[str, subprocess.Popen] = {}
         self._task: asyncio.Task | None = None
         self._locks: dict[str, asyncio.Lock] = {}
         self._orphans: list[dict[str, Any]] = []

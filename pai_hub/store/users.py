@@ -132,13 +132,6 @@ class UserRepository:
                     user.password_hash = hash_password(password)
         return True
 
-    def set_password(self, username: str, password: str) -> None:
-        with self.store.sessions.begin() as s:
-            user = s.get(User, username)
-            if user is None:
-                raise KeyError(username)
-            user.password_hash = hash_password(password)
-
     # -- tokens ---------------------------------------------------------------------------------
     def create_token(self, username: str, name: str = "", application: bool = True,
                      lifetime: float | None = None) -> str:
