@@ -2,7 +2,8 @@
 
 Each task attempt has a directory::
 
-    <task_dir>/spec.json     the TaskSpec (written by the backend, mode 0600)
+    <task_dir>/spec.json     the TaskSpec, mode 0600 (written by the launcher for the local backend,
+                             by the backend itself for Slurm)
     <task_dir>/pid.json      written right after the command started: who supervises it and which process
                              group to signal, each with its /proc start time (pid-reuse-safe liveness)
     <task_dir>/exit.json     written atomically once the task has ended: exitCode, startedAt, finishedAt,
