@@ -23,6 +23,7 @@ import json
 import os
 import platform
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -88,6 +89,7 @@ class Tally:
     resent: int = 0  # submissions sent again after no answer
     restart_to_serving_s: list[float] = field(default_factory=list)
     unexpected_exits: int = 0  # the control plane ended without being killed
+    failed_starts: list[str] = field(default_factory=list)  # the log of each start that ended by itself
 
     @property
     def acknowledged(self) -> set[str]:
@@ -95,6 +97,14 @@ class Tally:
 
 
 # -- the control plane ---------------------------------------------------------------------------
+
+
+class ControlPlaneExited(RuntimeError):
+    """The control plane ended on its own while starting; ``log`` is what it wrote this time."""
+
+    def __init__(self, returncode: int | None, log: str) -> None:
+        super().__init__(f"the control plane exited with {returncode}:\n{log}")
+        self.returncode, self.log = returncode, log
 
 
 class ControlPlane:
@@ -107,6 +117,7 @@ class ControlPlane:
         self.node_cpu = node_cpu
         self.proc: subprocess.Popen[bytes] | None = None
         self.started_at = 0.0
+        self.log_offset = 0
 
     @property
     def url(self) -> str:
@@ -120,6 +131,7 @@ class ControlPlane:
         """Start the process (its own session, like a service manager would); returns at once."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("PAI_")}
         with open(self.log_path, "ab") as log:
+            self.log_offset = log.tell()
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "pai_hub.cli", "server", "--ip", "127.0.0.1", "--port", str(self.port),
                  "--data-dir", str(self.data_dir), "--node-cpu", str(self.node_cpu)],
@@ -147,14 +159,19 @@ class ControlPlane:
         except subprocess.TimeoutExpired:
             self.kill()
 
+    def latest_log(self, lines: int = 20) -> str:
+        """The last lines the latest start wrote."""
+        with open(self.log_path, "rb") as log:
+            log.seek(self.log_offset)
+            return "\n".join(log.read().decode(errors="replace").splitlines()[-lines:])
+
     async def until_serving(self, timeout: float = 60.0) -> float:
         """Seconds from :meth:`start` to the first answered, authenticated ``GET /api/v2/jobs?limit=1``."""
         deadline = self.started_at + timeout
         async with httpx.AsyncClient(base_url=self.url, timeout=2.0) as http:
             while time.perf_counter() < deadline:
                 if self.exited():
-                    raise RuntimeError(f"the control plane exited with {self.proc and self.proc.returncode}; "
-                                       f"see {self.log_path}")
+                    raise ControlPlaneExited(self.proc and self.proc.returncode, self.latest_log())
                 try:
                     headers = {"Authorization": f"Bearer {self.token}"}
                     if (await http.get("/api/v2/jobs", params={"limit": 1}, headers=headers)).status_code == 200:
@@ -211,8 +228,23 @@ async def killer(plane: ControlPlane, settings: Settings, rng: random.Random, ta
         if plane.exited():
             tally.unexpected_exits += 1
         plane.kill()
+        await restart(plane, tally)
+
+
+async def restart(plane: ControlPlane, tally: Tally, tries: int = 3) -> None:
+    """Start the control plane until it serves; the time counts from the first start. A start that
+    ends by itself (it could not recover its data directory) is recorded and tried again."""
+    first_start = time.perf_counter()
+    for _ in range(tries):
         plane.start()
-        tally.restart_to_serving_s.append(await plane.until_serving())
+        try:
+            await plane.until_serving()
+        except ControlPlaneExited as exc:
+            tally.failed_starts.append(exc.log)
+            continue
+        tally.restart_to_serving_s.append(time.perf_counter() - first_start)
+        return
+    raise RuntimeError(f"the control plane did not start {tries} times in a row: {tally.failed_starts[-1]}")
 
 
 # -- the verdict ----------------------------------------------------------------------------------
@@ -283,6 +315,8 @@ def restart_figures(tally: Tally) -> dict:
     return {
         "kills": len(times),
         "unexpected_exits": tally.unexpected_exits,
+        "failed_starts": len(tally.failed_starts),
+        "failed_start_logs": tally.failed_starts,
         "restart_to_serving_s_p50": round(percentile(times, 0.50), 3),
         "restart_to_serving_s_p99": round(percentile(times, 0.99), 3),
         "restart_to_serving_s_max": round(max(times), 3) if times else float("nan"),
@@ -356,16 +390,19 @@ async def chaos(plane: ControlPlane, settings: Settings, runs_file: Path) -> dic
 def run(settings: Settings) -> dict:
     """One whole run in a throw-away directory; every process it started is gone when it returns."""
     Path(settings.base_dir).mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="pai-crash-", dir=settings.base_dir) as tmp:
-        workdir = Path(tmp).resolve()
-        plane = ControlPlane(workdir, settings.node_cpu)
-        try:
-            plane.start()
-            asyncio.run(plane.until_serving())
-            result = asyncio.run(chaos(plane, settings, workdir / "runs.txt"))
-        finally:
-            plane.stop()
-            found, left = kill_leftovers(str(workdir))
+    workdir = Path(tempfile.mkdtemp(prefix="pai-crash-", dir=settings.base_dir)).resolve()
+    plane = ControlPlane(workdir, settings.node_cpu)
+    try:
+        plane.start()
+        asyncio.run(plane.until_serving())
+        result = asyncio.run(chaos(plane, settings, workdir / "runs.txt"))
+    except BaseException:
+        print(f"benchmarks.crash: failed; its data directory and logs are kept in {workdir}", file=sys.stderr)
+        raise
+    finally:
+        plane.stop()
+        found, left = kill_leftovers(str(workdir))
+    shutil.rmtree(workdir, ignore_errors=True)
     result["processes_found_after_stop"] = found
     result["processes_left"] = left
     result["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version(),
