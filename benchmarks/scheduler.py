@@ -4,7 +4,9 @@
 of 16 (78 racks + 2 spare nodes in a second chain), 4 VCs with 40/30/20/10 % of the cells, one
 guaranteed gang per job of 1..64 GPUs (8-GPU pods), VC chosen by quota. Phases: A fill 0->50 %,
 B 50->90 %, C steady ~90 % with random releases. Latency per gang = submit + schedule + the
-placement it returns (the calls that place one gang and record its pods).
+placement it returns (the calls that place one gang and record its pods). Phase D (backlog) then
+submits 100,000 gangs that stay waiting and times ``schedule()`` per call over turns where one
+running gang finishes and one new gang arrives: a turn's cost with a long queue.
 """
 
 from __future__ import annotations
@@ -70,7 +72,7 @@ def pct(xs: list[float], q: float) -> float:
     return s[k]
 
 
-def run(seed: int, arrivals_c: int, nodes: int) -> dict:
+def run(seed: int, arrivals_c: int, nodes: int, backlog: int = 0, backlog_turns: int = 0) -> dict:
     config = build_config(nodes)
     quota = vc_quota(config)
     total = nodes * 8
@@ -156,8 +158,47 @@ def run(seed: int, arrivals_c: int, nodes: int) -> dict:
             out[name]["release_p99_ms"] = round(pct(st["releases"], 99) * 1e3, 3)
     out["load_at_end"] = round(used / total, 4)
     out["build_s"] = round(build_s, 3)
+    if backlog:
+        out["D_backlog"] = _backlog(sched, gang, running, rng, backlog, backlog_turns)
     _check(sched)
     return out
+
+
+def _backlog(sched: HivedScheduler, gang, running: dict[str, int], rng: random.Random, n: int, turns: int) -> dict:
+    """``n`` gangs submitted and left waiting, then ``turns`` turns of: a random running gang
+    finishes, a new gang arrives, ``schedule()`` (timed) places what now fits."""
+    t = time.perf_counter()
+    for _ in range(n):
+        sched.submit(gang())
+    submit_s = time.perf_counter() - t
+    t = time.perf_counter()
+    first = sched.schedule(0.0)
+    first_s = time.perf_counter() - t
+    for p in first.placements:
+        running[p.gang_id] = sum(len(x.gpus) for x in p.pods)
+    lat: list[float] = []
+    cpu: list[float] = []
+    placed = reported = 0
+    for turn in range(turns):
+        victim = rng.choice(list(running))
+        sched.release(victim)
+        running.pop(victim)
+        sched.submit(gang())
+        t, c = time.perf_counter(), time.thread_time()
+        d = sched.schedule(float(turn))
+        lat.append(time.perf_counter() - t)
+        cpu.append(time.thread_time() - c)
+        placed += len(d.placements)
+        reported += len(d.waiting_reasons)
+        for p in d.placements:
+            running[p.gang_id] = sum(len(x.gpus) for x in p.pods)
+    return {"waiting": n, "turns": turns, "submit_per_s": round(n / submit_s, 1),
+            "first_schedule_ms": round(first_s * 1e3, 3), "placed_in_turns": placed,
+            "reasons_reported_per_turn": round(reported / turns, 1) if turns else None,
+            "waiting_at_end": len(sched._waiting),
+            "schedule_p50_ms": round(pct(lat, 50) * 1e3, 3), "schedule_p99_ms": round(pct(lat, 99) * 1e3, 3),
+            "schedule_max_ms": round(max(lat, default=0.0) * 1e3, 3),
+            "schedule_cpu_p99_ms": round(pct(cpu, 99) * 1e3, 3)}
 
 
 def _check(sched: HivedScheduler) -> None:
@@ -173,11 +214,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="smoke test: 160 nodes, 300 steady arrivals")
     ap.add_argument("--seed", type=int, default=20240101)
     ap.add_argument("--arrivals", type=int, default=2000)
+    ap.add_argument("--backlog", type=int, default=100_000, help="gangs left waiting in phase D (0: no phase D)")
+    ap.add_argument("--backlog-turns", type=int, default=2000)
     args = ap.parse_args(argv)
     nodes, arrivals = (160, 300) if args.quick else (1250, args.arrivals)
+    backlog, turns = (2000, 100) if args.quick else (args.backlog, args.backlog_turns)
     result = {"benchmark": "scheduler", "nodes": nodes, "gpus": nodes * 8, "seed": args.seed,
               "python": platform.python_version(), "machine": platform.machine()}
-    result.update(run(args.seed, arrivals, nodes))
+    result.update(run(args.seed, arrivals, nodes, backlog, turns))
     json.dump(result, sys.stdout, indent=2)
     print()
     return 0

@@ -171,6 +171,11 @@ class HivedAlgorithm(HealthMixin):
                 top.physical = pc
         for lv in self.demand_levels.values():
             lv.sort(reverse=True)
+        self.chain_tops: dict[str, list[Cell]] = {c: [t for t in self.tops if t.chain == c] for c in self.chains}
+        # every VC's top cells per chain: their counters sum up the whole VC (a cheap capacity check)
+        self.vc_tops: dict[tuple[str, str], list[Cell]] = {
+            (vc, chain): [t for lvl in sorted(levels, reverse=True) for t in levels[lvl]]
+            for vc, chains in self.vc_pre.items() for chain, levels in chains.items()}
         self.opp_views = {name: TopologyView(cc.view_nodes(), False) for name, cc in self.pchains.items()}
         self.groups: dict[str, Group] = {}
         # Change counters, read by the waiting queue to know whether a search that failed would fail
@@ -240,7 +245,14 @@ class HivedAlgorithm(HealthMixin):
     def _opportunistic(self, req: GroupRequest, chain: str, suggested: set[str] | None, res: Result) -> None:
         order = sorted(range(len(req.pods)), key=lambda i: req.pods[i])
         pods = [req.pods[i] for i in order]
-        leaves, fail, _ = self.opp_views[chain].schedule(pods, OPPORTUNISTIC, suggested)
+        view = self.opp_views[chain]
+        stamp = self.chain_version[chain]
+        if suggested is None and not self.bad_nodes and \
+                sum(t.leaf_count - t.n_used for t in self.chain_tops[chain]) < sum(pods):
+            view.sort(OPPORTUNISTIC, None, stamp)  # the order the full search would leave
+            leaves, fail = None, Failure("capacity")
+        else:
+            leaves, fail, _ = view.schedule(pods, OPPORTUNISTIC, suggested, stamp)
         if leaves is None:
             res.misses.append(Miss("cluster", f"{fail.text()} when scheduling in physical cluster", chain, fail))
             return
@@ -253,14 +265,24 @@ class HivedAlgorithm(HealthMixin):
                     suggested: set[str] | None, res: Result) -> None:
         if pinned:
             view = self.pinned_views[(req.vc, pinned)]
-            chain = self.pinned_virtual[req.vc][pinned].chain
+            tops = [self.pinned_virtual[req.vc][pinned]]
+            chain = tops[0].chain
         else:
             view = self.vc_views[(req.vc, chain)]
+            tops = self.vc_tops[(req.vc, chain)]
         if chain is None:
             raise SchedulerInvariantError(f"{req.name}: a guaranteed search needs a chain or a pinned cell")
         order = sorted(range(len(req.pods)), key=lambda i: req.pods[i])
         pods = [req.pods[i] for i in order]
-        vleaves, fail, _ = view.schedule(pods, req.priority, suggested)
+        stamp = self.vc_version[req.vc]
+        if suggested is None and not self.bad_nodes and \
+                sum(t.leaf_count - t.used_at_or_above(req.priority) for t in tops) < sum(pods):
+            # fewer free cells in the whole VC than the gang needs: the search below would visit
+            # every node to find that out; the VC's top cells count them in a few additions
+            view.sort(req.priority, None, stamp)  # the order the full search would leave
+            vleaves, fail = None, Failure("capacity")
+        else:
+            vleaves, fail, _ = view.schedule(pods, req.priority, suggested, stamp)
         if vleaves is None:
             res.misses.append(Miss("pinned" if pinned else "vc", f"{fail.text()} when scheduling in VC {req.vc}", chain, fail))
             return

@@ -9,9 +9,11 @@ first failure. A failed search also leaves a :class:`Marker`, the change counter
 (:meth:`~pai_hub.scheduler.hived.algorithm.HivedAlgorithm.changed`): while they stand still the
 same search would fail the same way, so a later turn skips the shape without searching.
 
-Waiting reasons are kept per shape too (all waiting gangs of a shape share its last failure's
-sentence), so a changed sentence is handed out with one C-level ``dict.fromkeys`` over the shape,
-and a turn where nothing changed for a shape hands out nothing for it.
+Waiting reasons are kept per shape too: the head of a shape (the gang that goes next) is told its
+last failure's sentence with the live counts, every later gang that it waits behind the head and
+the cause without the counts (:class:`~.reasons.Reason`). A turn that only moves a count hands out
+one sentence per shape; a changed cause is handed out with one C-level ``dict.fromkeys`` over the
+shape; a turn where nothing changed for a shape hands out nothing for it.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from sortedcontainers import SortedList
 
 from ..base import GangRequest
 from .algorithm import GroupRequest, HivedAlgorithm, Result
+from .reasons import Reason
 
 Shape = tuple
 """(vc, priority, leaf cells per pod, SKU, pinned cell, lazy): what a search depends on besides the cells."""
@@ -31,6 +34,7 @@ Key = tuple[int, float, int, str]
 """(-priority, submitted_at, submission sequence, gang id): the scheduling order; unique by sequence."""
 
 WAITING = "waiting to be scheduled"
+NOT_YET = Reason(WAITING, WAITING)  # a shape not searched yet
 
 
 def shape_of(req: GroupRequest) -> Shape:
@@ -50,10 +54,10 @@ class Waiting:
 
 @dataclass(frozen=True, slots=True)
 class Marker:
-    """A failed search: the counters it read (``deps``) and the sentence it gave."""
+    """A failed search: the counters it read (``deps``) and the reason it gave."""
 
     deps: tuple
-    reason: str
+    reason: Reason
 
 
 def marker_deps(algo: HivedAlgorithm, req: GroupRequest, res: Result) -> tuple:
@@ -86,14 +90,19 @@ def still_fails(algo: HivedAlgorithm, marker: Marker) -> bool:
 
 @dataclass(eq=False, slots=True)
 class ShapeQueue:
-    """The waiting gangs of one shape, in scheduling order, and the reason they share."""
+    """The waiting gangs of one shape, in scheduling order, and the reason they share.
+
+    The first gang (the head, the one that goes next) is told the reason with its live counts;
+    the others are told they wait behind it, with the cause but not the counts, so a turn that
+    only moves a count hands out one sentence, not one per waiting gang."""
 
     shape: Shape
     members: SortedList = field(default_factory=SortedList)
     gids: dict[str, Key] = field(default_factory=dict)
     marker: Marker | None = None
-    reason: str = WAITING
-    reported: str | None = None  # the reason last handed out for every member not in ``unreported``
+    reason: Reason = NOT_YET
+    reported_tail: str | None = None  # handed out for every member but the head and ``unreported``
+    reported_head: tuple[str, str] | None = None  # (head, sentence) handed out to it
     unreported: set[str] = field(default_factory=set)
 
     def add(self, gid: str, key: Key) -> None:
@@ -112,14 +121,35 @@ class ShapeQueue:
         i = 0 if key is None else m.bisect_right(key)
         return m[i] if i < len(m) else None
 
+    @property
+    def head(self) -> str:
+        return self.members[0][3]
+
+    @property
+    def tail(self) -> str:
+        return self.reason.text if self.reason is NOT_YET else self.reason.behind
+
+    def reason_of(self, gid: str) -> str:
+        return self.reason.text if gid == self.head else self.tail
+
     def changed_reasons(self) -> dict[str, str]:
-        """Members whose reason differs from the one last handed out for them."""
-        if self.reason != self.reported:
-            self.reported = self.reason
-            self.unreported.clear()
-            return dict.fromkeys(self.gids, self.reason)
-        out = dict.fromkeys(self.unreported, self.reason)
+        """Members whose sentence differs from the one last handed out for them."""
+        tail = self.tail
+        if tail != self.reported_tail:
+            self.reported_tail = tail
+            out = dict.fromkeys(self.gids, tail)
+            self.reported_head = None
+        else:
+            out = dict.fromkeys(self.unreported, tail)
         self.unreported.clear()
+        head, text = self.head, self.reason.text
+        if self.reported_head != (head, text):
+            if self.reported_head is not None:
+                before = self.reported_head[0]
+                if before != head and before in self.gids:
+                    out[before] = tail  # no longer first: it waits behind the new head
+            out[head] = text
+            self.reported_head = (head, text)
         return out
 
 

@@ -192,7 +192,7 @@ class HivedScheduler(Scheduler):
         if own is not None:
             return own
         sq = self._shapes.of.get(gang_id)
-        return sq.reason if sq is not None else WAITING
+        return sq.reason_of(gang_id) if sq is not None else WAITING
 
     def schedule(self, now: float) -> Decisions:
         """One turn: gangs in (priority desc, submission) order, each searched unless a gang of its
@@ -230,8 +230,7 @@ class HivedScheduler(Scheduler):
     def _changed_reasons(self) -> dict[str, str]:
         changed: dict[str, str] = {}
         for sq in self._shapes:
-            if sq.unreported or sq.reason != sq.reported:
-                changed.update(sq.changed_reasons())
+            changed.update(sq.changed_reasons())
         for gid in self._own_changed:
             r = self._own_reasons.get(gid)
             if r is not None and self._own_reported.get(gid) != r:

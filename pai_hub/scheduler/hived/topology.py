@@ -33,6 +33,18 @@ class TopologyView:
         self.nodes = nodes
         self.cross = cross_priority_pack
         self.total = sum(n.leaf_count for n in nodes)
+        # (change counter, sort key) of the last sort: sorting again with the same key while the
+        # cells have not changed would leave the order as it is (a stable sort of a sorted list)
+        self._sorted: tuple | None = None
+
+    def sort(self, p: int, suggested: set[str] | None, stamp: object = None) -> None:
+        """Sort the nodes for a search at priority ``p``; ``stamp`` (the counter of every change to
+        these cells, or None) lets a sort of unchanged cells with the same key be skipped."""
+        key = (stamp, None if self.cross else p)
+        if stamp is not None and suggested is None and self._sorted == key:
+            return
+        self._sort(p, suggested)
+        self._sorted = key if suggested is None else None
 
     def _sort(self, p: int, suggested: set[str] | None) -> None:
         if self.cross:
@@ -47,13 +59,14 @@ class TopologyView:
                 return (n.n_bad > 0, suggested is not None and not _suggested(n, suggested), -same, higher)
             self.nodes.sort(key=key)
 
-    def schedule(self, pods: list[int], p: int, suggested: set[str] | None) -> tuple[list[list[Cell]] | None, Failure | None, int]:
+    def schedule(self, pods: list[int], p: int, suggested: set[str] | None,
+                 stamp: object = None) -> tuple[list[list[Cell]] | None, Failure | None, int]:
         """``pods`` ascending leaf counts. Returns (leaves per pod, None, pass priority) or (None, failure, 0)."""
-        self._sort(OPPORTUNISTIC, suggested)
+        self.sort(OPPORTUNISTIC, suggested, stamp)
         nodes, fail = self._find_nodes(pods, OPPORTUNISTIC, suggested)
         used_p = OPPORTUNISTIC
         if nodes is None and p > OPPORTUNISTIC:
-            self._sort(p, suggested)
+            self.sort(p, suggested, stamp)
             nodes, fail2 = self._find_nodes(pods, p, suggested)
             used_p = p
             if nodes is None:

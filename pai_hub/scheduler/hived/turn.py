@@ -66,7 +66,7 @@ class Turn:
         res = algo.search(req)
         if not res.ok:
             self.failed.add(sq.shape)
-            sq.reason = reasons.explain(algo, req, res.misses)
+            sq.reason = reasons.reason_for(algo, req, res.misses)
             # a search that changed something (a lazy preemption tried and undone) is not repeated blindly
             sq.marker = Marker(marker_deps(algo, req, res), sq.reason) if algo.version == before else None
             return

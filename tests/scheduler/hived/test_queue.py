@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from pai_hub.scheduler.base import Decisions, GangRequest, PodRequest
 from pai_hub.scheduler.hived import HivedScheduler, load_config
+from pai_hub.scheduler.hived.queue import WAITING
 from pai_hub.scheduler.hived.turn import Turn
 
 from .reference_walk import FullWalkHivedScheduler
@@ -21,21 +22,36 @@ steps = st.lists(st.tuples(st.sampled_from(["submit", "submit", "submit", "relea
 
 
 def _decided(d: Decisions) -> tuple:
-    return (sorted((p.gang_id, p.pods) for p in d.placements), sorted(d.preemptions), sorted(d.lazy_preempted),
-            sorted(d.waiting_reasons.items()))
+    return sorted((p.gang_id, p.pods) for p in d.placements), sorted(d.preemptions), sorted(d.lazy_preempted)
+
+
+def _check_reasons(new: HivedScheduler, old: FullWalkHivedScheduler, told: dict[str, str]) -> None:
+    """The first gang of each shape (and a preempting or invalid one) is told what the full walk
+    told it; a later gang of a shape that it waits behind the first, with the same cause. What was
+    handed out (``told``, from every turn's ``waiting_reasons``) is what ``waiting_reason`` says."""
+    for gid in old._waiting:
+        mine, theirs = new.waiting_reason(gid), old.waiting_reason(gid)
+        sq = new._shapes.of.get(gid)
+        if sq is None or sq.head == gid or mine == WAITING:
+            assert mine == theirs, gid
+        else:
+            assert mine == sq.reason.behind and sq.reason.text == new.waiting_reason(sq.head), gid
+        assert told.get(gid) == mine, gid
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(configs(), steps)
 def test_the_indexed_queue_decides_what_the_full_walk_decided(cfg, sequence):
-    """Every turn: the same placements, preemptions, lazy preemptions, reported reasons and current
-    reason of every waiting gang as the scheduler that sorted and walked the whole queue."""
+    """Every turn: the same placements, preemptions and lazy preemptions as the scheduler that
+    sorted and walked the whole queue, and the same reasons (in their queued form for gangs behind
+    the first of their shape)."""
     raw, gpus = cfg
     new, old = HivedScheduler(load_config(raw)), FullWalkHivedScheduler(load_config(raw))
     nodes = list(new.algo.node_leaves)
     vcs = list(new.algo.vcs)
     placed: list[str] = []
     waiting: list[str] = []
+    told: dict[str, str] = {}
     n = 0
     for step, (op, x, prio, pods, size, lazy, count) in enumerate(sequence):
         both = (new, old)
@@ -73,7 +89,8 @@ def test_the_indexed_queue_decides_what_the_full_walk_decided(cfg, sequence):
             placed.remove(victim)
         waiting = [g for g in waiting if g in old._waiting]
         assert set(new._waiting) == set(old._waiting)
-        assert {g: new.waiting_reason(g) for g in old._waiting} == {g: old.waiting_reason(g) for g in old._waiting}
+        told.update(dn.waiting_reasons)
+        _check_reasons(new, old, told)
         assert {g: new.gang_state(g) for g in placed} == {g: old.gang_state(g) for g in placed}
     assert new.snapshot() == old.snapshot()
 
@@ -124,18 +141,21 @@ def test_a_turn_searches_per_shape_not_per_waiting_gang(monkeypatch):
     d = s.schedule(1)
     assert not d.placements and len(d.waiting_reasons) == 10_000
     assert calls[0] == 8 and visits[0] == 8  # one per shape, not one per gang
-    assert s.waiting_reason("w9999") == "VC vc3: 0 of 8 GPU free, waiting for 2"
+    assert s.waiting_reason("w7") == "VC vc3: 0 of 8 GPU free, waiting for 2"  # first of its shape
+    assert s.waiting_reason("w9999") == ("waiting behind earlier jobs with the same request; the first of them: "
+                                         "VC vc3 has fewer than 2 free GPU")
 
     calls[0] = 0
     s.submit(GangRequest("late", "vc2", 0, (PodRequest("w", 0, 1, 1, 1),), 1e9))
     d = s.schedule(2)
-    assert calls[0] == 0 and d.waiting_reasons == {"late": "VC vc2: 0 of 8 GPU free, waiting for 1"}
+    assert calls[0] == 0 and list(d.waiting_reasons) == ["late"]
 
     s.release("run1")
     d = s.schedule(3)
     # only vc1's two shapes are searched again: one search per gang placed, one failure per shape
     assert [p.gang_id for p in d.placements] == ["w1", "w5", "w9", "w13", "w17", "w25"]
     assert calls[0] == 6 + 2
+    assert len(d.waiting_reasons) <= 4  # vc1's old and new heads: the 2,494 gangs behind them keep theirs
     # the 2-GPU shape failed before w25 took the last GPU: that failure no longer holds, one search
     s.submit(GangRequest("late2", "vc0", 0, (PodRequest("w", 0, 1, 1, 1),), 1e9))
     assert s.schedule(4).placements == [] and calls[0] == 9
