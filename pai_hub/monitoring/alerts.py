@@ -22,7 +22,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictFloat, StrictStr, ValidationError
 
-from ..protocol.field_errors import field_errors
+from ..protocol.field_errors import field_errors, keys_and_values_as_text
 
 log = logging.getLogger("pai_hub.monitoring.alerts")
 
@@ -110,12 +110,6 @@ _HINTS = {
 }
 
 
-def _text_values(value: Any) -> Any:
-    if value is None:
-        return {}
-    return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else value
-
-
 class _RuleModel(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
@@ -126,7 +120,7 @@ class _RuleModel(BaseModel):
     summary: Annotated[str, BeforeValidator(lambda v: str(v or ""))] = ""
     threshold: StrictFloat = 10.0
     enabled: bool = True
-    labels: Annotated[dict[str, str], BeforeValidator(_text_values)] = {}
+    labels: Annotated[dict[str, str], BeforeValidator(keys_and_values_as_text)] = {}
 
 
 class _RulesFileModel(BaseModel):

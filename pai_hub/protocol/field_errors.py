@@ -6,6 +6,9 @@ pydantic's error list into messages that name the field by its full path
 (``virtualClusters.vc1.virtualCells[0].cellNumber``) and say what is expected instead of
 pydantic's wording (``Input should be a valid integer``). Callers wrap the pairs in their own
 error type (:class:`~pai_hub.scheduler.hived.HivedConfigError`, ``RuleError``, ...).
+
+It also holds the "before" validators those models share, so that a YAML quirk (a mapping keyed by
+a number) is read the same way in every document.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from pydantic import ValidationError
 
 from .models import describe_value
 
-__all__ = ["FieldErrors", "field_errors", "format_path"]
+__all__ = ["FieldErrors", "field_errors", "format_path", "keys_and_values_as_text", "keys_as_text"]
 
 Loc = tuple[Any, ...]
 FieldErrors = list[tuple[str, str]]
@@ -98,3 +101,22 @@ def field_errors(exc: ValidationError, hints: Mapping[str, str] | None = None) -
         if pair not in out:
             out.append(pair)
     return out
+
+
+def _mapping_as_text(value: Any, values_too: bool) -> Any:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        return value  # left for the field's own type check to report
+    return {str(k): str(v) if values_too else v for k, v in value.items()}
+
+
+def keys_as_text(value: Any) -> Any:
+    """A pydantic "before" validator for a mapping keyed by names: YAML reads ``1:`` as a number, but
+    the name a person wrote is text (a VC named ``1``). ``null`` is an empty mapping."""
+    return _mapping_as_text(value, values_too=False)
+
+
+def keys_and_values_as_text(value: Any) -> Any:
+    """:func:`keys_as_text` for a mapping of text to text (labels): ``severity: 2`` means ``"2"``."""
+    return _mapping_as_text(value, values_too=True)

@@ -28,7 +28,7 @@ from pydantic import (
     model_validator,
 )
 
-from ...protocol.field_errors import field_errors
+from ...protocol.field_errors import field_errors, keys_as_text
 
 
 class HivedConfigError(ValueError):
@@ -178,13 +178,6 @@ _HINTS = {
 }
 
 
-def _keys_as_text(value: Any) -> Any:
-    """YAML may key a mapping by a number (a VC named ``1``); HiveD's names are strings."""
-    if value is None:
-        return {}
-    return {str(k): v for k, v in value.items()} if isinstance(value, dict) else value
-
-
 def _number_as_text(value: Any) -> Any:
     """An id written as a number (``pinnedCellId: 7``) is that number's text."""
     return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
@@ -235,8 +228,8 @@ class _PhysicalCellModel(_Section):
 
 
 class _PhysicalClusterModel(_Section):
-    skuTypes: Annotated[dict[str, _SkuModel], BeforeValidator(_keys_as_text)] = {}
-    cellTypes: Annotated[dict[str, _CellTypeModel], BeforeValidator(_keys_as_text)] = {}
+    skuTypes: Annotated[dict[str, _SkuModel], BeforeValidator(keys_as_text)] = {}
+    cellTypes: Annotated[dict[str, _CellTypeModel], BeforeValidator(keys_as_text)] = {}
     physicalCells: Annotated[list[_PhysicalCellModel], BeforeValidator(_none_as_empty_list)] = []
 
 
@@ -256,7 +249,7 @@ class _VirtualClusterModel(_Section):
 
 class _HivedFileModel(_Section):
     physicalCluster: _PhysicalClusterModel = _PhysicalClusterModel()  # HiveD's default: an empty cluster
-    virtualClusters: Annotated[dict[str, _VirtualClusterModel], BeforeValidator(_keys_as_text)] = {}
+    virtualClusters: Annotated[dict[str, _VirtualClusterModel], BeforeValidator(keys_as_text)] = {}
 
 
 def _validated(raw: Any) -> _HivedFileModel:
