@@ -114,16 +114,22 @@ def _integer(minimum: int | None = None, nullable: bool = False) -> Callable[[An
     return check
 
 
-def _string(value: Any) -> str:
-    if not isinstance(value, str):
-        raise _error("str", f"must be a string, got {describe_value(value)}")
-    return value
+def _of_type(kind: str, expected: str, *types: type) -> Callable[[Any], Any]:
+    """A check for JSON-schema ``type``: the value must be one of ``types`` as it is, with no coercion
+    (``true`` is a boolean, never a number)."""
+
+    def check(value: Any) -> Any:
+        if isinstance(value, bool) or not isinstance(value, types):
+            raise _error(kind, f"must be {expected}, got {describe_value(value)}")
+        return value
+
+    return check
 
 
-def _string_or_number(value: Any) -> str | int | float:
-    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-        raise _error("str_or_number", f"must be a string or a number, got {describe_value(value)}")
-    return value
+_string = _of_type("str", "a string", str)
+_string_or_number = _of_type("str_or_number", "a string or a number", str, int, float)
+_mapping = _of_type("mapping", "a mapping", dict)
+_list = _of_type("list", "a list", list)
 
 
 def _name(value: Any) -> str:
@@ -164,18 +170,6 @@ def _not_null(expected: str) -> Callable[[Any], Any]:
         return value
 
     return check
-
-
-def _mapping(value: Any) -> Any:
-    if not isinstance(value, dict):
-        raise _error("mapping", f"must be a mapping, got {describe_value(value)}")
-    return value
-
-
-def _list(value: Any) -> Any:
-    if not isinstance(value, list):
-        raise _error("list", f"must be a list, got {describe_value(value)}")
-    return value
 
 
 Str = Annotated[str, BeforeValidator(_string)]
