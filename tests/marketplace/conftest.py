@@ -13,6 +13,24 @@ from tests.server import Server
 MARKET = "/marketplace/api"
 
 
+def job_template(name: str, command: str, header: str = "") -> str:
+    """The text of a one-worker template (python:3.11, 1 CPU, 256 MB, no GPU) that runs ``command``,
+    as an author would publish it; ``header`` adds top-level lines such as ``parameters:``."""
+    return f"""protocolVersion: 2
+name: {name}
+type: job
+{header}prerequisites:
+  - {{name: image, type: dockerimage, uri: python:3.11}}
+taskRoles:
+  worker:
+    instances: 1
+    dockerImage: image
+    resourcePerInstance: {{cpu: 1, memoryMB: 256, gpu: 0}}
+    commands:
+      - {command}
+"""
+
+
 @dataclass
 class Market:
     server: Server

@@ -6,22 +6,11 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from .conftest import MARKET, start_market
+from .conftest import MARKET, job_template, start_market
 
 DATA_V1 = "type: data\nuri:\n  - https://example.com/mnist-v1.tgz\n"
 DATA_V2 = "type: data\nuri:\n  - https://example.com/mnist-v2.tgz\n"
-TEMPLATE = """protocolVersion: 2
-name: tiny
-type: job
-prerequisites:
-  - {name: image, type: dockerimage, uri: python:3.11}
-taskRoles:
-  worker:
-    instances: 1
-    dockerImage: image
-    resourcePerInstance: {cpu: 1, memoryMB: 256, gpu: 0}
-    commands: [echo hi]
-"""
+TEMPLATE = job_template("tiny", "echo hi")
 READERS = ("alice", "bob", "carol", "admin", None)
 
 

@@ -8,21 +8,9 @@ from pai_client.client import PaiClient
 from tests.pai_client.test_cli import pai
 from tests.server import wait_state
 
-TEMPLATE = """protocolVersion: 2
-name: hello
-type: job
-parameters:
-  greeting: hi
-prerequisites:
-  - {name: image, type: dockerimage, uri: python:3.11}
-taskRoles:
-  worker:
-    instances: 1
-    dockerImage: image
-    resourcePerInstance: {cpu: 1, memoryMB: 256, gpu: 0}
-    commands:
-      - echo greeting=<% $parameters.greeting %>
-"""
+from .conftest import job_template
+
+TEMPLATE = job_template("hello", "echo greeting=<% $parameters.greeting %>", header="parameters:\n  greeting: hi\n")
 
 
 def env(market, who: str) -> dict[str, str]:
