@@ -459,6 +459,12 @@ class Api:
         return (yield Request("POST", f"{API}/groups", json={"groupname": name, **fields}))
 
     @call
+    def update_group(self, name: str, **fields: Any) -> Plan[dict[str, Any]]:
+        """(admins) Our extension: change a group's ``virtualClusters`` (the VCs it grants its
+        members), ``description`` or ``extension``."""
+        return (yield Request("PUT", f"{API}/groups/{_segment(name)}", json=fields))
+
+    @call
     def delete_group(self, name: str) -> Plan[dict[str, Any]]:
         return (yield Request("DELETE", f"{API}/groups/{_segment(name)}"))
 

@@ -177,3 +177,24 @@ def test_protocol_text_takes_models_mappings_and_text():
     assert yaml.safe_load(protocol_text(model))["name"] == "m"
     assert yaml.safe_load(protocol_text({"name": "d"})) == {"name": "d"}
     assert protocol_text(text) is text
+
+
+def test_update_group_puts_the_changed_fields_in_both_transports():
+    seen: list[tuple[str, str, Any]] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append((request.method, request.url.raw_path.decode(), json.loads(request.content)))
+        return httpx.Response(201, json={"message": "updated"})
+
+    c = PaiClient("http://pai.test", "tok")
+    c._http = httpx.Client(base_url=c.url, transport=httpx.MockTransport(answer))
+    with c:
+        assert c.update_group("team a", virtualClusters=["default", "gpu"]) == {"message": "updated"}
+
+    async def scenario() -> None:
+        a = AsyncPaiClient("http://pai.test", "tok")
+        a._http = httpx.AsyncClient(base_url=a.url, transport=httpx.MockTransport(answer))
+        await a.update_group("team a", virtualClusters=["default", "gpu"])
+
+    asyncio.run(scenario())
+    assert seen == [("PUT", "/api/v2/groups/team%20a", {"virtualClusters": ["default", "gpu"]})] * 2
