@@ -47,6 +47,19 @@ def _driver(suite, raw=None):
     return PodDriver(raw or design_raw(), suite["pods"], suite["affinityGroups"])
 
 
+def _scenario(suite, name, raw=None):
+    """The steps of HiveD's test ``name`` and a fresh driver on the design config (or ``raw``)."""
+    return _test(suite, name)["steps"], _driver(suite, raw)
+
+
+def _backtracking_raw():
+    """The design config with testSuggestedNodes/backtracking's overrides."""
+    raw = design_raw()
+    raw["virtualClusters"]["VC1"]["virtualCells"][0]["cellNumber"] = 0
+    raw["virtualClusters"]["VC1"]["virtualCells"][3]["cellNumber"] = 3
+    return raw
+
+
 def _run_schedule(suite, drv, step, deviations=None):
     out = drv.schedule(step["pod"], _suggested(suite, step.get("suggestedNodes", "ALL")), step.get("phase", "Preempting"))
     exp = step["expect"]
@@ -81,9 +94,8 @@ def _run_schedule(suite, drv, step, deviations=None):
 
 
 def test_normal_operations(suite):
-    t = _test(suite, "testNormalOperations")
-    drv = _driver(suite)
-    for step in t["steps"]:
+    steps, drv = _scenario(suite, "testNormalOperations")
+    for step in steps:
         if step["op"] == "schedule":
             _run_schedule(suite, drv, step)
         elif step["op"] == "schedule_expect_user_error":
@@ -122,9 +134,8 @@ def _assert_all_free(drv):
 
 
 def test_suggested_nodes(suite):
-    t = _test(suite, "testSuggestedNodes")
-    drv = _driver(suite)
-    for step in t["steps"]:
+    steps, drv = _scenario(suite, "testSuggestedNodes")
+    for step in steps:
         if step["op"] == "delete_allocated":
             drv.delete_allocated(step["pod"])
             continue
@@ -134,18 +145,14 @@ def test_suggested_nodes(suite):
 def test_suggested_nodes_backtracking(suite):
     t = _test(suite, "testSuggestedNodes/backtracking")
     assert t["configOverrides"] == ["VC1.virtualCells[0].cellNumber = 0", "VC1.virtualCells[3].cellNumber = 3"]
-    raw = design_raw()
-    raw["virtualClusters"]["VC1"]["virtualCells"][0]["cellNumber"] = 0
-    raw["virtualClusters"]["VC1"]["virtualCells"][3]["cellNumber"] = 3
-    drv = _driver(suite, raw)
-    for step in t["steps"]:
+    steps, drv = _scenario(suite, "testSuggestedNodes/backtracking", _backtracking_raw())
+    for step in steps:
         _run_schedule(suite, drv, step)
 
 
 def test_stateful_preemption(suite):
-    t = _test(suite, "testStatefulPreemption")
-    drv = _driver(suite)
-    for step in t["steps"]:
+    steps, drv = _scenario(suite, "testStatefulPreemption")
+    for step in steps:
         _run_schedule(suite, drv, step)
         if step["pod"] == "pod33":
             drv.delete_allocated("pod28")
@@ -165,11 +172,9 @@ def _free_vc_cells_bad(drv, vc):
 
 
 def test_bad_nodes(suite):
-    t = _test(suite, "testBadNodes")
     raw = design_raw()
     raw["virtualClusters"]["VC2"]["virtualCells"][2]["cellType"] = "3-DGX2-V100-NODE.DGX2-V100-NODE"
-    drv = _driver(suite, raw)
-    steps = t["steps"]
+    steps, drv = _scenario(suite, "testBadNodes", raw)
     _run_schedule(suite, drv, steps[0])
     drv.algo.set_node_health("0.0.2.1", False)
     assert not any(_free_vc_cells_bad(drv, "VC1")) and not any(_free_vc_cells_bad(drv, "VC2"))
@@ -189,15 +194,14 @@ def test_bad_nodes(suite):
 
 
 def test_safe_relaxed_buddy_alloc(suite):
-    t = _test(suite, "testSafeRelaxedBuddyAlloc")
     raw = design_raw()
     vc1 = raw["virtualClusters"]["VC1"]["virtualCells"]
     vc1[0]["cellNumber"] = 4
     vc1[2]["cellNumber"] = 0
     vc1[3]["cellNumber"] = 0
     raw["virtualClusters"]["VC2"]["virtualCells"][2] = {"cellType": "4-DGX2-V100-NODE.2-DGX2-V100-NODE", "cellNumber": 1}
-    drv = _driver(suite, raw)
-    for step in t["steps"]:
+    steps, drv = _scenario(suite, "testSafeRelaxedBuddyAlloc", raw)
+    for step in steps:
         if step["op"] == "set_bad_node":
             drv.algo.set_node_health(step["node"], False)
         else:
@@ -206,9 +210,8 @@ def test_safe_relaxed_buddy_alloc(suite):
 
 
 def test_reconfiguration(suite):
-    normal = _test(suite, "testNormalOperations")
-    drv = _driver(suite)
-    for step in normal["steps"]:
+    steps, drv = _scenario(suite, "testNormalOperations")
+    for step in steps:
         if step["op"] == "schedule":
             _run_schedule(suite, drv, step)
     old = []
@@ -227,7 +230,7 @@ def test_reconfiguration(suite):
         {"cellType": "4-DGX2-V100-NODE", "cellChildren": [
             {"cellChildren": [{"cellAddress": "0.0.4.100"}, {"cellAddress": "0.0.4.101"}]},
             {"cellChildren": [{"cellAddress": "0.0.4.102"}, {"cellAddress": "0.0.4.103"}]}]}]
-    new = PodDriver(raw, suite["pods"], suite["affinityGroups"])
+    new = _driver(suite, raw)
     algo = new.algo
     seen = set()
     for _pod, gname, phys, types in old:
@@ -263,11 +266,8 @@ def test_invalid_initial_assignment(suite):
 
 def test_groups_allocated_after_backtracking(suite):
     """pod41's failed attempt must leave group27/28 exactly as they were (lazy preemption reverted)."""
-    raw = design_raw()
-    raw["virtualClusters"]["VC1"]["virtualCells"][0]["cellNumber"] = 0
-    raw["virtualClusters"]["VC1"]["virtualCells"][3]["cellNumber"] = 3
-    drv = _driver(suite, raw)
-    for step in _test(suite, "testSuggestedNodes/backtracking")["steps"]:
+    steps, drv = _scenario(suite, "testSuggestedNodes/backtracking", _backtracking_raw())
+    for step in steps:
         _run_schedule(suite, drv, step)
     for g in ("group27", "group28"):
         assert drv.algo.groups[g].state == ALLOCATED and drv.algo.groups[g].virt is not None
