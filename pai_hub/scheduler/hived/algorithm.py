@@ -171,6 +171,7 @@ class HivedAlgorithm(HealthMixin):
                 top.physical = pc
         for lv in self.demand_levels.values():
             lv.sort(reverse=True)
+        self._opp_failed: dict[tuple[str, tuple[int, ...]], tuple[int, Failure]] = {}  # see _opportunistic
         self.chain_tops: dict[str, list[Cell]] = {c: [t for t in self.tops if t.chain == c] for c in self.chains}
         # every VC's top cells per chain: their counters sum up the whole VC (a cheap capacity check)
         self.vc_tops: dict[tuple[str, str], list[Cell]] = {
@@ -222,6 +223,12 @@ class HivedAlgorithm(HealthMixin):
         """Find a placement for a new group (``scheduleNewAffinityGroup``); mutates nothing except
         lazy preemptions, which the result lists (the caller keeps or reverts them)."""
         res = Result()
+        if suggested is not None:
+            # views get sorted by another key: no cache of a sorted view or of a failure holds
+            self.version += 1
+            for counters in (self.vc_version, self.chain_version):
+                for k in counters:
+                    counters[k] += 1
         bad = self.validate(req)
         if bad:
             res.misses.append(Miss("invalid", bad))
@@ -247,12 +254,20 @@ class HivedAlgorithm(HealthMixin):
         pods = [req.pods[i] for i in order]
         view = self.opp_views[chain]
         stamp = self.chain_version[chain]
-        if suggested is None and not self.bad_nodes and \
+        memo_key = (chain, tuple(pods))
+        known = self._opp_failed.get(memo_key) if suggested is None else None
+        if known is not None and known[0] == stamp:
+            # the same pods failed on this chain and none of its cells changed since: the search
+            # would fail the same way (and its sort would leave the view as it is)
+            leaves, fail = None, known[1]
+        elif suggested is None and not self.bad_nodes and \
                 sum(t.leaf_count - t.n_used for t in self.chain_tops[chain]) < sum(pods):
             view.sort(OPPORTUNISTIC, None, stamp)  # the order the full search would leave
             leaves, fail = None, Failure("capacity")
         else:
             leaves, fail, _ = view.schedule(pods, OPPORTUNISTIC, suggested, stamp)
+        if leaves is None and suggested is None:
+            self._opp_failed[memo_key] = (stamp, fail)
         if leaves is None:
             res.misses.append(Miss("cluster", f"{fail.text()} when scheduling in physical cluster", chain, fail))
             return
