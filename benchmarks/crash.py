@@ -25,6 +25,7 @@ import platform
 import random
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -36,7 +37,6 @@ from pathlib import Path
 
 import httpx
 
-from benchmarks.local_server import free_port
 from pai_client import AsyncPaiClient, PaiError
 
 FINAL_STATES = frozenset({"SUCCEEDED", "FAILED", "STOPPED"})
@@ -99,6 +99,26 @@ class Tally:
 # -- the control plane ---------------------------------------------------------------------------
 
 
+def port_outside_ephemeral_range(rng: random.Random) -> int:
+    """A free port below the kernel's range for outgoing connections. While the control plane is
+    down, any client (ours included) may get its port as the local end of a connection, and the
+    restart could then not bind it; a real install's fixed port (9186) is below that range too."""
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    for _ in range(100):
+        port = rng.randrange(max(1024, low - 12000), low)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port below the ephemeral range")
+
+
+
 class ControlPlaneExited(RuntimeError):
     """The control plane ended on its own while starting; ``log`` is what it wrote this time."""
 
@@ -113,7 +133,7 @@ class ControlPlane:
     def __init__(self, workdir: Path, node_cpu: int) -> None:
         self.data_dir = workdir / "data"
         self.log_path = workdir / "server.log"
-        self.port = free_port()
+        self.port = port_outside_ephemeral_range(random.Random())
         self.node_cpu = node_cpu
         self.proc: subprocess.Popen[bytes] | None = None
         self.started_at = 0.0
