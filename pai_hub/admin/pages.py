@@ -3,9 +3,9 @@ and usage for admins.
 
 Pages are clients of the REST API, like OpenPAI's web portal: a page handler logs the browser in
 through Hub OAuth (``HubOAuthenticated``), then calls this same control plane's API over loopback
-with the user's own OAuth token, which the API accepts as a hub token (``api/hubauth.py``). So a
-page shows exactly what the API lets that user see, and an admin page is 403 for a non-admin.
-Routes the server does not offer (yet) make their section say "not available", not the page fail.
+through the one client (``pai_client``, shared per event loop: :mod:`.access`) with the user's own
+OAuth token, which the API accepts as a hub token (``api/hubauth.py``). So a page shows exactly
+what the API lets that user see, and an admin page is 403 for a non-admin.
 """
 
 from __future__ import annotations
@@ -18,33 +18,26 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
 
-import httpx
 import yaml
 from jupyterhub.services.auth import HubOAuthCallbackHandler, HubOAuthenticated
 from tornado import template, web
 
+from pai_client import AsyncPaiClient, PaiError
+
 from ..services import Services
+from .access import as_user
 
 TEMPLATES = template.Loader(str(Path(__file__).with_name("templates")))
 ACTIVE = ("WAITING", "RUNNING", "STOPPING")
 NOTEBOOK_PREFIX = "jupyter-"
 
 
-class Unavailable(Exception):
-    """A route the control plane does not offer (404 NoApiError)."""
-
-
-class ApiFailure(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status, self.message = status, message
-
-
 class PageHandler(HubOAuthenticated, web.RequestHandler):
-    """Base of every page: Hub OAuth login, the loopback API client, rendering in the hub's look."""
+    """Base of every page: Hub OAuth login, the API as the logged-in user (``self.pai``), rendering
+    in the hub's look."""
 
     admin_only = False
-    _http: httpx.AsyncClient | None = None
+    pai: AsyncPaiClient
 
     def initialize(self) -> None:
         settings = self.application.settings
@@ -77,41 +70,13 @@ class PageHandler(HubOAuthenticated, web.RequestHandler):
                 self.redirect(self.get_login_url())
                 return
             raise web.HTTPError(403)
-        self.token = self.hub_auth.get_token(self) or ""
+        self.pai = as_user(self.services.settings.loopback_url, self.hub_auth.get_token(self) or "")
         try:
-            self.me = await self.api("GET", "/api/v2/users/me")
-        except (ApiFailure, Unavailable) as exc:
-            raise web.HTTPError(403, f"the PAI service does not accept you: {exc}") from None
+            self.me = await self.pai.user("me")
+        except PaiError as exc:
+            raise web.HTTPError(403, f"the PAI service does not accept you: {exc.message}") from None
         if self.admin_only and not self.me.get("admin"):
             raise web.HTTPError(403, "this page is for administrators")
-
-    # -- the API, over loopback, as the user ---------------------------------------------------
-    def _client(self) -> httpx.AsyncClient:
-        if PageHandler._http is None:
-            PageHandler._http = httpx.AsyncClient(base_url=self.services.settings.loopback_url, timeout=30)
-        return PageHandler._http
-
-    async def api(self, method: str, path: str, **kwargs: Any) -> Any:
-        r = await self._client().request(method, path, headers={"Authorization": f"token {self.token}"}, **kwargs)
-        if r.status_code == 404 and r.headers.get("content-type", "").startswith("application/json") \
-                and r.json().get("code") == "NoApiError":
-            raise Unavailable(path)
-        if r.status_code >= 400:
-            try:
-                message = r.json().get("message", r.text)
-            except ValueError:
-                message = r.text
-            raise ApiFailure(r.status_code, message)
-        if r.headers.get("content-type", "").startswith("application/json"):
-            return r.json()
-        return r.text
-
-    async def optional(self, path: str, **kwargs: Any) -> Any:
-        """The answer of a GET, or None when the server does not offer the route (yet)."""
-        try:
-            return await self.api("GET", path, **kwargs)
-        except Unavailable:
-            return None
 
     # -- rendering -------------------------------------------------------------------------------
     def page(self, name: str, **ns: Any) -> None:
@@ -143,28 +108,25 @@ class HomeHandler(PageHandler):
 
     async def get(self) -> None:
         filters = {k: self.get_argument(k, "") for k in ("state", "vc", "keyword")}
-        jobs = await self.api("GET", "/api/v2/jobs", params={"username": self.me["username"], "limit": 500,
-                                                            **{k: v for k, v in filters.items() if v}})
+        jobs = await self.pai.jobs(username=self.me["username"], limit=500, **filters)
         notebooks = await self._notebooks()
-        experiments = await self.optional("/api/v2/experiments")
-        vcs = await self.optional("/api/v2/virtual-clusters")
+        experiments = await self.pai.experiments()
+        vcs = await self.pai.virtual_clusters()
         mine = set(self.me.get("virtualCluster") or [])
-        quota = None if vcs is None else {name: vc for name, vc in vcs.items() if name in mine}
-        self.page("home.html", jobs=jobs, filters=filters, notebooks=notebooks,
-                  experiments=experiments if isinstance(experiments, list) else [], quota=quota,
-                  my_vcs=sorted(mine))
+        quota = {name: vc for name, vc in vcs.items() if name in mine}
+        self.page("home.html", jobs=jobs, filters=filters, notebooks=notebooks, experiments=experiments,
+                  quota=quota, my_vcs=sorted(mine))
 
     async def _notebooks(self) -> list[dict[str, Any]]:
         """My notebook jobs (``extras.paiHub.type: notebook``) that are waiting or running."""
-        active = await self.api("GET", "/api/v2/jobs", params={"username": self.me["username"],
-                                                              "state": ",".join(ACTIVE), "limit": 100})
+        active = await self.pai.jobs(username=self.me["username"], state=ACTIVE, limit=100)
         out = []
         for job in active:
             if not job["name"].startswith(NOTEBOOK_PREFIX) or len(out) >= 20:
                 continue
             try:
-                doc = yaml.safe_load(await self.api("GET", f"/api/v2/jobs/{job['username']}~{job['name']}/config"))
-            except (ApiFailure, Unavailable, yaml.YAMLError):
+                doc = yaml.safe_load(await self.pai.config(f"{job['username']}~{job['name']}"))
+            except (PaiError, yaml.YAMLError):
                 continue
             hub = ((doc or {}).get("extras") or {}).get("paiHub") or {}
             if hub.get("type") != "notebook":
@@ -183,11 +145,8 @@ class VirtualClustersHandler(PageHandler):
     admin_only = True
 
     async def get(self) -> None:
-        vcs = await self.optional("/api/v2/virtual-clusters")
-        groups = await self.optional("/api/v2/groups") or []
-        names = sorted(vcs) if vcs else sorted({v for g in groups
-                                                for v in g["extension"]["acls"]["virtualClusters"]})
-        self.page("vcs.html", vcs=vcs, groups=groups, vc_names=names)
+        vcs = await self.pai.virtual_clusters()
+        self.page("vcs.html", vcs=vcs, groups=await self.pai.groups(), vc_names=sorted(vcs))
 
     async def post(self) -> None:
         action = self.get_body_argument("action")
@@ -204,20 +163,18 @@ class VirtualClustersHandler(PageHandler):
                     self.get_body_argument("new_value", "").strip()
                 if new_cell and new_value:
                     cells[new_cell] = int(new_value)
-                await self.api("PUT", f"/api/v2/virtual-clusters/{quote(vc)}", json={"cells": cells})
+                await self.pai.set_virtual_cluster(vc, cells)
                 self.back(msg=f"quota of {vc} updated")
             elif action == "group":
                 group = self.get_body_argument("group")
                 chosen = self.get_body_arguments("vcs")
-                await self.api("PUT", f"/api/v2/groups/{quote(group)}", json={"virtualClusters": chosen})
+                await self.pai.update_group(group, virtualClusters=chosen)
                 self.back(msg=f"group {group} now grants: {', '.join(chosen) or 'nothing'}")
             else:
                 raise web.HTTPError(400, f"unknown action {action!r}")
         except ValueError:
             self.back(error="quotas must be whole numbers")
-        except Unavailable as exc:
-            self.back(error=f"not available: this server does not offer {exc} yet")
-        except ApiFailure as exc:
+        except PaiError as exc:
             self.back(error=f"refused ({exc.status}): {exc.message}")
 
 
@@ -227,17 +184,15 @@ class NodesHandler(PageHandler):
     admin_only = True
 
     async def get(self) -> None:
-        self.page("nodes.html", nodes=await self.optional("/api/v2/cluster/nodes"))
+        self.page("nodes.html", nodes=await self.pai.nodes())
 
     async def post(self) -> None:
         node = self.get_body_argument("node")
         healthy = self.get_body_argument("healthy") == "true"
         try:
-            await self.api("PUT", f"/api/v2/cluster/nodes/{quote(node)}/health", json={"healthy": healthy})
+            await self.pai.set_node_health(node, healthy)
             self.back(msg=f"node {node} marked {'good' if healthy else 'bad'}")
-        except Unavailable as exc:
-            self.back(error=f"not available: this server does not offer {exc} yet")
-        except ApiFailure as exc:
+        except PaiError as exc:
             self.back(error=f"refused ({exc.status}): {exc.message}")
 
 
@@ -248,8 +203,8 @@ class UsageHandler(PageHandler):
     admin_only = True
 
     async def get(self) -> None:
-        jobs = await self.api("GET", "/api/v2/jobs", params={"limit": 50000})
-        users = await self.api("GET", "/api/v2/users")
+        jobs = await self.pai.jobs(limit=50000)
+        users = await self.pai.users()
         self.page("usage.html", rows=usage_by_user(jobs, [u["username"] for u in users]))
 
 
