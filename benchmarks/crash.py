@@ -2,7 +2,8 @@
 
 The control plane (``python -m pai_hub.cli server``) runs as a child process on a fixed port and
 data directory. At seeded random moments it is killed with SIGKILL and started again on the same
-data directory; its tasks outlive it (the launcher and the tasks are in their own sessions). Clients
+data directory (one restart in ten is killed again within its usual start-up time, interrupting the
+recovery itself); its tasks outlive it (the launcher and the tasks are in their own sessions). Clients
 (``AsyncPaiClient``) retry a submission the server did not answer; a 409 on a retry is a
 submission whose first answer was lost, i.e. acknowledged once. Every task appends
 ``<name> <job attempt> <task attempt>`` to one shared file, so a task started twice shows up.
@@ -13,6 +14,7 @@ settle timeout), jobs the platform retried (a new attempt after a lost task is l
 time from starting the control plane again to its first answered ``GET /api/v2/jobs?limit=1``.
 
     python -m benchmarks.crash [--jobs 1000] [--clients 8] [--kills 100] [--seed 20240101]
+                               [--mean-uptime 1.0] [--startup-kill-fraction 0.1]
 """
 
 from __future__ import annotations
@@ -73,6 +75,8 @@ class Settings:
     mean_uptime_s: float = 1.0
     #: each task sleeps uniform 0..this after recording its start, so kills land while tasks run
     max_task_s: float = 1.5
+    #: the share of restarts killed again within the usual start-up time
+    startup_kill_fraction: float = 0.1
     settle_timeout_s: float = 120.0
     node_cpu: int = 32
     base_dir: str = "build"
@@ -89,6 +93,8 @@ class Tally:
     resent: int = 0  # submissions sent again after no answer
     restart_to_serving_s: list[float] = field(default_factory=list)
     unexpected_exits: int = 0  # the control plane ended without being killed
+    kills: int = 0
+    kills_while_starting: int = 0  # killed again within its usual start-up time
     failed_starts: list[str] = field(default_factory=list)  # the log of each start that ended by itself
 
     @property
@@ -243,12 +249,28 @@ async def submitter(plane: ControlPlane, names: Iterable[str], texts: dict[str, 
 
 async def killer(plane: ControlPlane, settings: Settings, rng: random.Random, tally: Tally) -> None:
     """Kill the control plane at random moments and start it again on the same data directory."""
-    for _ in range(settings.kills):
+    kills_left = settings.kills
+    while kills_left:
         await asyncio.sleep(rng.uniform(0.0, 2.0 * settings.mean_uptime_s))
         if plane.exited():
             tally.unexpected_exits += 1
         plane.kill()
+        kills_left -= 1
+        while kills_left and rng.random() < settings.startup_kill_fraction:
+            await kill_while_starting(plane, rng, tally)
+            kills_left -= 1
         await restart(plane, tally)
+    tally.kills = settings.kills
+
+
+async def kill_while_starting(plane: ControlPlane, rng: random.Random, tally: Tally) -> None:
+    """Start the control plane and kill it again within its usual start-up time: a recovery (store
+    reload, task adoption, the first turn) interrupted part-way."""
+    usual = percentile(tally.restart_to_serving_s, 0.5) if tally.restart_to_serving_s else 1.0
+    plane.start()
+    await asyncio.sleep(rng.uniform(0.0, usual))
+    plane.kill()
+    tally.kills_while_starting += 1
 
 
 async def restart(plane: ControlPlane, tally: Tally, tries: int = 3) -> None:
@@ -320,6 +342,8 @@ def verdict(tally: Tally, summaries: list[dict], runs: Counter[tuple[str, str, s
         "succeeded_never_started": sum(1 for name, s in by_name.items()
                                        if s["state"] == "SUCCEEDED" and name not in started),
         "retried_by_platform": sum(1 for s in ours if s["retries"]),
+        # a new job or task attempt after a lost task: legitimate, counted apart from "run twice"
+        "started_in_several_attempts": sum(1 for n in Counter(run[0] for run in runs).values() if n > 1),
         "final_states": dict(Counter(s["state"] for s in ours)),
         "resent_submissions": tally.resent,
     }
@@ -333,7 +357,9 @@ def percentile(values: list[float], q: float) -> float:
 def restart_figures(tally: Tally) -> dict:
     times = tally.restart_to_serving_s
     return {
-        "kills": len(times),
+        "kills": tally.kills,
+        "kills_while_starting": tally.kills_while_starting,
+        "restarts_measured": len(times),
         "unexpected_exits": tally.unexpected_exits,
         "failed_starts": len(tally.failed_starts),
         "failed_start_logs": tally.failed_starts,
@@ -428,7 +454,8 @@ def run(settings: Settings) -> dict:
     result["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version(),
                          "platform": platform.platform()}
     result["settings"] = {"jobs": settings.jobs, "clients": settings.clients, "kills": settings.kills,
-                          "seed": settings.seed, "mean_uptime_s": settings.mean_uptime_s}
+                          "seed": settings.seed, "mean_uptime_s": settings.mean_uptime_s,
+                          "startup_kill_fraction": settings.startup_kill_fraction}
     return result
 
 
@@ -441,6 +468,8 @@ def parse(argv: list[str] | None) -> Settings:
     ap.add_argument("--seed", type=int, default=defaults.seed)
     ap.add_argument("--mean-uptime", type=float, default=defaults.mean_uptime_s,
                     help="mean seconds between serving again and the next kill")
+    ap.add_argument("--startup-kill-fraction", type=float, default=defaults.startup_kill_fraction,
+                    help="the share of restarts killed again within the usual start-up time")
     ap.add_argument("--settle-timeout", type=float, default=defaults.settle_timeout_s,
                     help="seconds after the last kill within which every job must be final")
     ap.add_argument("--node-cpu", type=int, default=defaults.node_cpu)
@@ -448,6 +477,7 @@ def parse(argv: list[str] | None) -> Settings:
                     help="where the throw-away data directory goes (like a real install's, not /tmp)")
     a = ap.parse_args(argv)
     return Settings(jobs=a.jobs, clients=a.clients, kills=a.kills, seed=a.seed, mean_uptime_s=a.mean_uptime,
+                    startup_kill_fraction=a.startup_kill_fraction,
                     settle_timeout_s=a.settle_timeout, node_cpu=a.node_cpu, base_dir=a.base_dir)
 
 
