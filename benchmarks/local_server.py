@@ -1,9 +1,11 @@
 """A throw-away ``pai server`` (and a Jupyter server with pai_extension in front of it) for benchmarks:
-free ports on 127.0.0.1, stopped on exit."""
+free ports on 127.0.0.1, stopped on exit. The tests' server (``tests/server.py``) shares the pieces
+that do not depend on who runs it: free ports and killing the tasks a stopped server left."""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -20,6 +22,40 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def job_text(name: str, commands: list[str], *, role: str, image: str, instances: int, memory_mb: int,
+             header: str = "") -> str:
+    """The YAML of a CPU-only job a benchmark submits, as a user would write it; ``header`` adds
+    top-level lines (``parameters:``, ``secrets:``)."""
+    return f"""protocolVersion: 2
+name: {name}
+type: job
+{header}prerequisites:
+  - {{name: image, type: dockerimage, uri: "{image}"}}
+taskRoles:
+  {role}:
+    instances: {instances}
+    dockerImage: image
+    resourcePerInstance: {{cpu: 1, memoryMB: {memory_mb}, gpu: 0}}
+    commands: {json.dumps(commands)}
+"""
+
+
+def kill_left_tasks(data_dir: Path) -> None:
+    """SIGKILL the process groups of the tasks a server in ``data_dir`` started: tasks outlive the
+    control plane by design, so a throw-away server must not leave them behind."""
+    for pid_file in (data_dir / "run" / "tasks").glob("*/pid.json"):
+        try:
+            info = json.loads(pid_file.read_text())
+        except (OSError, ValueError):
+            continue
+        for key in ("pgid", "task_pgid"):
+            if info.get(key):
+                try:
+                    os.killpg(int(info[key]), signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
 
 
 def _wait(url: str, proc: subprocess.Popen, headers: dict[str, str] | None = None, timeout: float = 60) -> None:

@@ -16,7 +16,6 @@ import os
 import platform
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -27,6 +26,8 @@ from importlib.metadata import version
 from pathlib import Path
 
 import httpx
+
+from benchmarks.local_server import free_port, kill_left_tasks
 
 ADMIN_TOKEN = "bench-admin-service-token-0123456789"
 CONFIG = f"""
@@ -45,12 +46,6 @@ c.JupyterHub.spawner_class = "jupyterhub.spawner.SimpleLocalProcessSpawner"
 c.SimpleLocalProcessSpawner.home_dir_template = "{home}/{{username}}"
 c.Spawner.args = ["--allow-root"] if __import__("os").geteuid() == 0 else []
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Platform:
@@ -105,14 +100,7 @@ class Platform:
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
         # notebooks outlive the hub by design (PAI jobs; cleanup_servers=False): end them
-        for pid_file in (self.root / "data" / "run" / "tasks").glob("*/pid.json"):
-            info = json.loads(pid_file.read_text())
-            for key in ("pgid", "task_pgid"):
-                if info.get(key):
-                    try:
-                        os.killpg(int(info[key]), signal.SIGKILL)
-                    except (ProcessLookupError, PermissionError):
-                        pass
+        kill_left_tasks(self.root / "data")
         self.log.close()
 
 

@@ -18,20 +18,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.local_server import pai_server
+from benchmarks.local_server import job_text, pai_server
 
-JOB = """protocolVersion: 2
-name: {name}
-type: job
-prerequisites:
-  - {{name: image, type: dockerimage, uri: "ubuntu:22.04"}}
-taskRoles:
-  main:
-    instances: 1
-    dockerImage: image
-    resourcePerInstance: {{cpu: 1, memoryMB: 64, gpu: 0}}
-    commands: ["true"]
-"""
+
+def job(name: str) -> str:
+    """One trivial single-task job: its task runs ``true``."""
+    return job_text(name, ["true"], role="main", image="ubuntu:22.04", instances=1, memory_mb=64)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -90,7 +82,7 @@ async def run(url: str, token: str, jobs: int, concurrency: int) -> dict:
         try:
             for i in names:
                 t0 = time.perf_counter()
-                status, body = await conn.request("POST", "/api/v2/jobs", JOB.format(name=f"bench-{i}").encode())
+                status, body = await conn.request("POST", "/api/v2/jobs", job(f"bench-{i}").encode())
                 latencies.append(time.perf_counter() - t0)
                 if status != 202:
                     raise RuntimeError(f"submit failed: {status} {body[:300]!r}")

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from tests.requirements import require_reference, require_tool
-from tests.server import Server
+from tests.server import running_server
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -25,9 +25,5 @@ def _required(request: pytest.FixtureRequest) -> None:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """One control plane per test module (4 simulated GPUs, 16 schedulable CPUs)."""
-    srv = Server(tmp_path_factory.mktemp("pai") / "data", args=("--simulated-gpus", "4", "--node-cpu", "16"))
-    srv.data_dir.mkdir(parents=True)
-    srv.start()
-    yield srv
-    srv.stop()
-    srv.kill_tasks()
+    with running_server(tmp_path_factory.mktemp("pai")) as srv:
+        yield srv

@@ -5,23 +5,20 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 
+from benchmarks.local_server import free_port, kill_left_tasks
+
 REPO = Path(__file__).resolve().parents[1]
 REFERENCE = REPO.parent / "shared" / "reference"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
@@ -73,17 +70,7 @@ class Server:
 
     def kill_tasks(self) -> None:
         """Tasks outlive the server by design; a test must not leave them behind."""
-        for pid_file in (self.data_dir / "run" / "tasks").glob("*/pid.json"):
-            try:
-                info = json.loads(pid_file.read_text())
-            except (OSError, ValueError):
-                continue
-            for key in ("pgid", "task_pgid"):
-                if info.get(key):
-                    try:
-                        os.killpg(int(info[key]), signal.SIGKILL)
-                    except (ProcessLookupError, PermissionError):
-                        pass
+        kill_left_tasks(self.data_dir)
 
     def client(self, token: str | None = None) -> httpx.Client:
         return httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {token or self.admin_token}"},
@@ -97,6 +84,21 @@ class Server:
             r = httpx.post(self.url + "/api/v2/authn/basic/login", json={"username": name, "password": "secret-pw"})
             assert r.status_code == 200, r.text
             return r.json()["token"]
+
+
+@contextmanager
+def running_server(base: Path, gpus: int = 4, node_cpu: int = 16, env: dict[str, str] | None = None
+                   ) -> Iterator[Server]:
+    """A started server with its data directory in ``base/data`` (``gpus`` simulated GPUs, ``node_cpu``
+    schedulable CPUs), for a module's tests to share; on exit it is stopped and the tasks it started
+    are killed, since tasks outlive the server by design."""
+    srv = Server(base / "data", args=("--simulated-gpus", str(gpus), "--node-cpu", str(node_cpu)), env=env or {})
+    srv.data_dir.mkdir(parents=True)
+    try:
+        yield srv.start()
+    finally:
+        srv.stop()
+        srv.kill_tasks()
 
 
 def wait_state(client: httpx.Client, framework: str, states: set[str], timeout: float = 30) -> dict:

@@ -16,7 +16,7 @@ import pytest
 from tests.e2e.hub import CHROMIUM
 from tests.nni import nni_venv, reap_nni
 from tests.requirements import require_file
-from tests.server import REPO, Server, free_port
+from tests.server import REPO, free_port, running_server
 
 ARTIFACTS = REPO / "test-artifacts" / "lab"
 PREBUILT = REPO / "labextension" / "build" / "pai-hub"
@@ -32,15 +32,11 @@ def require_deps() -> None:
 def pai(tmp_path_factory):
     require_deps()
     nni = nni_venv("3.0", required=False)  # for the experiment views; the other tests run without it
-    srv = Server(tmp_path_factory.mktemp("lab") / "data", args=("--simulated-gpus", "4", "--node-cpu", "16"),
-                 env={"PAI_NNI_PYTHON": str(nni / "bin" / "python")} if nni else {})
-    srv.has_nni = nni is not None
-    srv.data_dir.mkdir(parents=True)
-    srv.start()
-    srv.alice = srv.add_user("alice")
-    yield srv
-    srv.stop()
-    srv.kill_tasks()
+    env = {"PAI_NNI_PYTHON": str(nni / "bin" / "python")} if nni else {}
+    with running_server(tmp_path_factory.mktemp("lab"), env=env) as srv:
+        srv.has_nni = nni is not None
+        srv.alice = srv.add_user("alice")
+        yield srv
     reap_nni(srv.data_dir)
 
 

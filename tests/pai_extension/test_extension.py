@@ -15,20 +15,16 @@ import pytest
 from tornado.httpclient import HTTPClientError
 
 from tests.pai_extension.jupyter import JupyterServer
-from tests.server import REPO, Server, job_yaml, wait_state
+from tests.server import REPO, Server, job_yaml, running_server, wait_state
 from tests.terminal import shell_session
 
 
 @pytest.fixture(scope="module")
 def pai(tmp_path_factory):
-    srv = Server(tmp_path_factory.mktemp("ext") / "data", args=("--simulated-gpus", "4", "--node-cpu", "16"))
-    srv.data_dir.mkdir(parents=True)
-    srv.start()
-    srv.alice = srv.add_user("alice")
-    srv.bob = srv.add_user("bob")
-    yield srv
-    srv.stop()
-    srv.kill_tasks()
+    with running_server(tmp_path_factory.mktemp("ext")) as srv:
+        srv.alice = srv.add_user("alice")
+        srv.bob = srv.add_user("bob")
+        yield srv
 
 
 @pytest.fixture(scope="module")

@@ -11,18 +11,14 @@ import pytest
 
 import pai_magics
 from tests.pai_magics.kernel import Kernel
-from tests.server import Server
+from tests.server import running_server
 
 
 @pytest.fixture(scope="module")
 def pai(tmp_path_factory):
-    srv = Server(tmp_path_factory.mktemp("nb") / "data", args=("--simulated-gpus", "4", "--node-cpu", "16"))
-    srv.data_dir.mkdir(parents=True)
-    srv.start()
-    srv.token = srv.add_user("nbuser")
-    yield srv
-    srv.stop()
-    srv.kill_tasks()
+    with running_server(tmp_path_factory.mktemp("nb")) as srv:
+        srv.token = srv.add_user("nbuser")
+        yield srv
 
 
 @pytest.fixture(scope="module")
