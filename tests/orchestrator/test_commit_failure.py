@@ -66,6 +66,16 @@ class Service:
         jobs, _, _ = job_store.load(self.app.store)
         return {j.framework_name for j in jobs}
 
+    async def submit(self, name: str) -> httpx.Response:
+        """POST admin's job ``name``, one task that runs ``true``; the answer as it comes."""
+        return await self.client.post("/api/v2/jobs", content=job_yaml(name, ["true"]), headers=YAML)
+
+    async def run(self, name: str) -> None:
+        """Submit admin's job ``name`` and wait for it to succeed: a store in working order."""
+        r = await self.submit(name)
+        assert r.status_code == 202, r.text
+        await self.wait_state(f"admin~{name}", {"SUCCEEDED"})
+
     async def state(self, framework: str) -> str:
         r = await self.client.get(f"/api/v2/jobs/{framework}")
         assert r.status_code == 200, r.text
@@ -125,7 +135,7 @@ def test_a_commit_that_fails_once_is_retried_and_the_job_runs_once(tmp_path, mon
 
     async def scenario() -> None:
         async with service(tmp_path) as svc:
-            r = await svc.client.post("/api/v2/jobs", content=job_yaml("once", ["true"]), headers=YAML)
+            r = await svc.submit("once")
             assert r.status_code == 202, r.text
             assert fault.failures == 1
             assert "admin~once" in svc.stored_names()
@@ -145,17 +155,13 @@ def test_an_outage_acts_on_nothing_shows_nothing_and_heals_by_itself(tmp_path, m
 
     async def scenario() -> None:
         async with service(tmp_path) as svc:
-            r = await svc.client.post("/api/v2/jobs", content=job_yaml("before", ["true"]), headers=YAML)
-            assert r.status_code == 202, r.text
-            await svc.wait_state("admin~before", {"SUCCEEDED"})
+            await svc.run("before")
             starts_before, observed_before = sum(svc.starts.values()), len(svc.observed)
 
             outage.set()
-            during = asyncio.create_task(
-                svc.client.post("/api/v2/jobs", content=job_yaml("during", ["true"]), headers=YAML))
+            during = asyncio.create_task(svc.submit("during"))
             await fault.wait_failures(3)  # the same turn, retried with backoff
-            queued = asyncio.create_task(
-                svc.client.post("/api/v2/jobs", content=job_yaml("queued", ["true"]), headers=YAML))
+            queued = asyncio.create_task(svc.submit("queued"))
             await fault.wait_failures(5)
 
             # the machine holds the job, the store does not: nobody is shown or told anything
@@ -205,8 +211,7 @@ def test_a_turn_is_acted_on_only_once_committed(tmp_path, monkeypatch):
     async def scenario() -> None:
         async with service(tmp_path) as svc:
             observed_before = len(svc.observed)
-            post = asyncio.create_task(
-                svc.client.post("/api/v2/jobs", content=job_yaml("gated", ["true"]), headers=YAML))
+            post = asyncio.create_task(svc.submit("gated"))
             await asyncio.get_running_loop().run_in_executor(None, entered.wait, 30)
             # the turn that placed the job is being committed: its decisions exist only in memory
             assert svc.app.controller.machine.names.get("admin~gated") is not None
@@ -232,8 +237,7 @@ def test_a_30_second_outage_loses_and_repeats_nothing(tmp_path, monkeypatch):
     async def scenario() -> None:
         async with service(tmp_path) as svc:
             outage.set()
-            first = asyncio.create_task(
-                svc.client.post("/api/v2/jobs", content=job_yaml("first", ["true"]), headers=YAML))
+            first = asyncio.create_task(svc.submit("first"))
             await fault.wait_failures(1)
             outage.clear()  # the single failure
             assert (await first).status_code == 202
@@ -241,8 +245,7 @@ def test_a_30_second_outage_loses_and_repeats_nothing(tmp_path, monkeypatch):
             started = asyncio.get_running_loop().time()
             posts = []
             while asyncio.get_running_loop().time() - started < 30:
-                posts.append(asyncio.create_task(svc.client.post(
-                    "/api/v2/jobs", content=job_yaml(f"during-{len(posts)}", ["true"]), headers=YAML)))
+                posts.append(asyncio.create_task(svc.submit(f"during-{len(posts)}")))
                 await asyncio.sleep(3)  # the workload: a submission every 3 s of the outage
             assert not any(p.done() for p in posts), "a submission was answered before it was stored"
             outage.clear()
@@ -269,9 +272,7 @@ def test_a_broken_turn_stops_the_loop_and_answers_everyone(tmp_path, caplog):
 
     async def scenario() -> None:
         async with service(tmp_path) as svc:
-            r = await svc.client.post("/api/v2/jobs", content=job_yaml("fine", ["true"]), headers=YAML)
-            assert r.status_code == 202, r.text
-            await svc.wait_state("admin~fine", {"SUCCEEDED"})
+            await svc.run("fine")
             machine = svc.app.controller.machine
             real_schedule = machine.schedule
 
@@ -280,7 +281,7 @@ def test_a_broken_turn_stops_the_loop_and_answers_everyone(tmp_path, caplog):
 
             machine.schedule = broken_schedule  # type: ignore[method-assign]
             starts_before = sum(svc.starts.values())
-            r = await svc.client.post("/api/v2/jobs", content=job_yaml("broken", ["true"]), headers=YAML)
+            r = await svc.submit("broken")
             assert r.status_code == 503 and r.json()["code"] == "UnavailableError", r.text
             failure = await asyncio.wait_for(svc.app.controller.wait_failed(), 10)
             assert "injected" in str(failure)
@@ -290,7 +291,7 @@ def test_a_broken_turn_stops_the_loop_and_answers_everyone(tmp_path, caplog):
             for path in ("/api/v2/jobs/admin~fine", "/api/v2/jobs"):  # nothing is shown any more
                 r = await svc.client.get(path)
                 assert r.status_code == 503 and r.json()["code"] == "UnavailableError", r.text
-            r = await svc.client.post("/api/v2/jobs", content=job_yaml("after", ["true"]), headers=YAML)
+            r = await svc.submit("after")
             assert r.status_code == 503, r.text
 
     asyncio.run(scenario())
@@ -303,23 +304,19 @@ def test_the_restarted_service_resumes_from_the_store(tmp_path):
 
     async def scenario() -> None:
         async with service(tmp_path) as svc:
-            r = await svc.client.post("/api/v2/jobs", content=job_yaml("kept", ["true"]), headers=YAML)
-            assert r.status_code == 202, r.text
-            await svc.wait_state("admin~kept", {"SUCCEEDED"})
+            await svc.run("kept")
 
             def broken_schedule(now: float) -> None:
                 raise RuntimeError("injected")
 
             svc.app.controller.machine.schedule = broken_schedule  # type: ignore[method-assign]
-            r = await svc.client.post("/api/v2/jobs", content=job_yaml("lost-in-turn", ["true"]), headers=YAML)
+            r = await svc.submit("lost-in-turn")
             assert r.status_code == 503
             await asyncio.wait_for(svc.app.controller.wait_failed(), 10)
         async with service(tmp_path) as svc:
             assert await svc.state("admin~kept") == "SUCCEEDED"
             r = await svc.client.get("/api/v2/jobs/admin~lost-in-turn")
             assert r.status_code == 404, r.text  # refused with 503, so never stored: the client retries
-            r = await svc.client.post("/api/v2/jobs", content=job_yaml("lost-in-turn", ["true"]), headers=YAML)
-            assert r.status_code == 202, r.text
-            await svc.wait_state("admin~lost-in-turn", {"SUCCEEDED"})
+            await svc.run("lost-in-turn")
 
     asyncio.run(scenario())
