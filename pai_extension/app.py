@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-import weakref
-from typing import Any
-
 from jupyter_server.extension.application import ExtensionApp
 from traitlets import Unicode
 
-from pai_client import AsyncPaiClient, hub_settings
+from pai_client import AsyncPaiClient
+from pai_client.settings import client_settings
+from pai_client.shared import close_shared, shared_client
 
 from . import handlers
 
@@ -29,11 +27,6 @@ class PaiExtensionApp(ExtensionApp):
         "$JUPYTERHUB_API_TOKEN (the hub token of this server, which PAI accepts).",
     ).tag(config=True)
 
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncPaiClient] = \
-            weakref.WeakKeyDictionary()
-
     def initialize_handlers(self) -> None:
         self.handlers.extend([
             (r"/pai/api/context", handlers.ContextHandler),
@@ -46,16 +39,8 @@ class PaiExtensionApp(ExtensionApp):
     def client(self) -> AsyncPaiClient:
         """The one PAI client of the running event loop (the server has one): every handler and
         request shares its connection pool. Made on first use, on that loop."""
-        loop = asyncio.get_running_loop()
-        client = self._clients.get(loop)
-        if client is None:
-            env_url, env_token = hub_settings()
-            client = self._clients[loop] = AsyncPaiClient(self.pai_url or env_url or None,
-                                                          self.pai_token or env_token or None)
-        return client
+        url, token = client_settings(self.pai_url or None, self.pai_token or None)
+        return shared_client(url, token)
 
     async def stop_extension(self) -> None:
-        clients = list(self._clients.values())
-        self._clients.clear()
-        for client in clients:
-            await client.aclose()
+        await close_shared()

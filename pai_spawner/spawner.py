@@ -11,7 +11,7 @@ and counted against that VC. No PAI admin token and no impersonation route are n
 State (``get_state``) is the job's framework name plus where the server listens, so ``poll`` and
 ``stop`` work after a hub restart (set ``c.JupyterHub.cleanup_servers = False``).
 
-Like kubespawner: all spawners of the hub share one PAI client per event loop (``access.py``),
+Like kubespawner: all spawners of the hub share one PAI client per event loop (``pai_client.shared``),
 ``poll()`` reads a cache that one watcher per hub keeps fresh (``watcher.py``), ``progress()``
 follows the job's event stream, and waits back off with JupyterHub's ``exponential_backoff``.
 """
@@ -36,10 +36,10 @@ from tornado import web
 from traitlets import Bool, Callable, Dict, Float, Integer, List, Unicode, Union, default
 
 from pai_client import API, AsyncPaiClient, PaiError, jobdoc
+from pai_client.shared import as_user
 from pai_magics import autoload_env
 
 from . import profiles as P
-from .access import as_user
 from .watcher import Answer, NotebookJobs, hub_watcher
 
 TERMINAL = ("SUCCEEDED", "FAILED", "STOPPED")
@@ -156,7 +156,7 @@ class PaiSpawner(Spawner):
     @property
     def pai(self) -> AsyncPaiClient:
         """PAI as this spawner's user: the event loop's one shared client with the user's token."""
-        return as_user(self.pai_url, self.user.name, self._token())
+        return as_user(self.pai_url, self._token(), self.user.name)
 
     def _as_user(self) -> AsyncPaiClient:
         return self.pai

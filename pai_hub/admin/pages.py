@@ -23,9 +23,9 @@ from jupyterhub.services.auth import HubOAuthCallbackHandler, HubOAuthenticated
 from tornado import template, web
 
 from pai_client import AsyncPaiClient, PaiError
+from pai_client.shared import as_user
 
 from ..services import Services
-from .access import as_user
 
 TEMPLATES = template.Loader(str(Path(__file__).with_name("templates")))
 ACTIVE = ("WAITING", "RUNNING", "STOPPING")

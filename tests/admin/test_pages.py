@@ -17,7 +17,8 @@ from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
 from pai_client import AsyncPaiClient
-from pai_hub.admin import access, pages
+from pai_client import shared as shared_clients
+from pai_hub.admin import pages
 
 PAI_URL = "http://pai.test"
 USERS = {"alice": {"username": "alice", "admin": False, "virtualCluster": ["default"]},
@@ -80,7 +81,7 @@ def browse(fake: FakePai, visits: list[tuple[str, str, str, dict[str, Any] | Non
     async def scenario() -> list[httpx.Response]:
         shared = AsyncPaiClient(PAI_URL, timeout=5)
         shared._http = httpx.AsyncClient(base_url=PAI_URL, transport=httpx.MockTransport(fake))
-        access._SHARED[asyncio.get_running_loop()] = shared
+        shared_clients._SHARED[asyncio.get_running_loop()] = {(PAI_URL, None): shared}
         services = SimpleNamespace(settings=SimpleNamespace(loopback_url=PAI_URL))
         app = web.Application(pages.page_routes(), services=services)
         sockets = bind_sockets(0, "127.0.0.1")
@@ -129,14 +130,3 @@ def test_admin_pages_are_refused_to_a_user_and_apply_an_admins_edits(hub_login: 
 def test_a_token_the_api_refuses_is_403_with_the_apis_reason(hub_login: None) -> None:
     (page,) = browse(FakePai(), [("GET", "/", "mallory", None)])
     assert page.status_code == 403 and "who are you?" in page.text
-
-
-def test_one_client_per_event_loop_each_call_with_its_own_token() -> None:
-    async def two_users() -> tuple[AsyncPaiClient, AsyncPaiClient, AsyncPaiClient]:
-        return access.pages_client(PAI_URL), access.as_user(PAI_URL, "a"), access.as_user(PAI_URL, "b")
-
-    shared, alice, bob = asyncio.run(two_users())
-    assert alice._http is shared._http and bob._http is shared._http  # one connection pool
-    assert (alice.token, bob.token) == ("a", "b")
-    other_loop, _, _ = asyncio.run(two_users())
-    assert other_loop is not shared  # an httpx client belongs to the loop it was made on
