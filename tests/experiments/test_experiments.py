@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 
 import httpx
 import pytest
@@ -47,6 +48,16 @@ def wait_exp(c: httpx.Client, exp_id: str, states: set[str], timeout: float = 18
 def trial_jobs(c: httpx.Client, exp_id: str) -> list[dict]:
     return [j for j in c.get("/api/v2/jobs", params={"keyword": f"nni_{exp_id}_"}).json()
             if j["name"].startswith(f"nni_{exp_id}_")]
+
+
+def wait_trials(c: httpx.Client, exp_id: str, done: Callable[[list[str]], bool], timeout: float) -> list[str]:
+    """The states of the experiment's trial jobs once ``done`` accepts them, polled every 0.5 s; the
+    jobs themselves are the message when they do not get there in ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not done(states := [j["state"] for j in trial_jobs(c, exp_id)]):
+        assert time.monotonic() < deadline, trial_jobs(c, exp_id)
+        time.sleep(0.5)
+    return states
 
 
 def listeners(port: int) -> set[str]:
@@ -142,15 +153,11 @@ def test_stop_stops_running_trial_jobs_and_trials_wait_for_quota(make_server, tm
     assert r.returncode == 0, r.stderr
     exp_id = r.stdout.split()[2]
     with server.client(alice) as c:
-        deadline = time.monotonic() + 120
-        while True:
-            jobs = trial_jobs(c, exp_id)
-            states = sorted(j["state"] for j in jobs)
-            assert states.count("RUNNING") <= 2, states
-            if states == ["RUNNING", "RUNNING", "WAITING"]:
-                break
-            assert time.monotonic() < deadline, states
-            time.sleep(0.5)
+        def two_running_one_waiting(states: list[str]) -> bool:
+            assert states.count("RUNNING") <= 2, states  # never more than the concurrency
+            return sorted(states) == ["RUNNING", "RUNNING", "WAITING"]
+
+        wait_trials(c, exp_id, two_running_one_waiting, timeout=120)
         time.sleep(3)  # deliberate: proves NO further trial runs or is submitted (at most 2 running, 3 submitted)
         assert sorted(j["state"] for j in trial_jobs(c, exp_id)) == ["RUNNING", "RUNNING", "WAITING"]
         shown = pai(server, alice, "show", exp_id)
@@ -161,10 +168,7 @@ def test_stop_stops_running_trial_jobs_and_trials_wait_for_quota(make_server, tm
         e = c.get(f"/api/v2/experiments/{exp_id}").json()
         assert e["state"] == "STOPPED" and e["ui"] is None
         assert all(t["state"] not in ("RUNNING", "WAITING") for t in e["trials"])
-        deadline = time.monotonic() + 30
-        while {j["state"] for j in trial_jobs(c, exp_id)} != {"STOPPED"}:
-            assert time.monotonic() < deadline, trial_jobs(c, exp_id)
-            time.sleep(0.5)
+        wait_trials(c, exp_id, lambda states: set(states) == {"STOPPED"}, timeout=30)
         assert len(trial_jobs(c, exp_id)) == 3  # nothing submitted after the stop
         listed = pai(server, alice, "list")
         assert exp_id in listed.stdout and "STOPPED" in listed.stdout
@@ -223,10 +227,7 @@ def test_server_exit_ends_nni_and_restart_stops_its_trial_jobs(make_server):
     alice = server.add_user("alice")
     with server.client(alice) as c:
         exp_id = c.post("/api/v2/experiments", json=body(SLEEPER, trials=2, concurrency=1)).json()["id"]
-        deadline = time.monotonic() + 60
-        while [j["state"] for j in trial_jobs(c, exp_id)] != ["RUNNING"]:
-            assert time.monotonic() < deadline
-            time.sleep(0.5)
+        wait_trials(c, exp_id, lambda states: states == ["RUNNING"], timeout=60)
     record = json.loads((server.data_dir / "experiments" / exp_id / "experiment.json").read_text())
     server.stop()  # SIGTERM: PAI Hub ends the NNI managers it started
     deadline = time.monotonic() + 30
@@ -242,10 +243,8 @@ def test_server_exit_ends_nni_and_restart_stops_its_trial_jobs(make_server):
         with again.client(alice) as c:
             e = c.get(f"/api/v2/experiments/{exp_id}").json()
             assert e["state"] == "STOPPED" and "resume" in e["message"] and e["ui"] is None
-            deadline = time.monotonic() + 30
-            while {j["state"] for j in trial_jobs(c, exp_id)} - {"STOPPED", "FAILED"}:
-                assert time.monotonic() < deadline, trial_jobs(c, exp_id)  # no trial job left running
-                time.sleep(0.5)
+            # no trial job left running
+            wait_trials(c, exp_id, lambda states: set(states) <= {"STOPPED", "FAILED"}, timeout=30)
     finally:
         again.stop()
         again.kill_tasks()
