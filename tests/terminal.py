@@ -13,13 +13,17 @@ import select
 import time
 from typing import Any
 
-from tornado.httpclient import HTTPRequest
+from tornado.httpclient import HTTPClientError, HTTPRequest
 from tornado.websocket import WebSocketClientConnection, websocket_connect
 
 
 async def connect(url: str, headers: dict[str, str], timeout: float = 20) -> WebSocketClientConnection:
     """Open the terminal and wait until the server has set it up."""
-    conn = await websocket_connect(HTTPRequest(url, headers=headers))
+    try:
+        conn = await websocket_connect(HTTPRequest(url, headers=headers))
+    except HTTPClientError as exc:  # say why the server refused the terminal, not only the status
+        body = exc.response.body.decode(errors="replace") if exc.response is not None else ""
+        raise AssertionError(f"terminal {url} refused: {exc.code} {body}") from None
     first = await asyncio.wait_for(conn.read_message(), timeout)
     assert first is not None and json.loads(first) == ["setup", {}], first
     return conn
