@@ -80,6 +80,8 @@ class Settings:
     settle_timeout_s: float = 120.0
     node_cpu: int = 32
     base_dir: str = "build"
+    #: keep the data directory, logs and runs file afterwards (to investigate a finding)
+    keep: bool = False
 
 
 @dataclass
@@ -313,6 +315,21 @@ async def settle(client: AsyncPaiClient, acknowledged: set[str], timeout: float)
         await asyncio.sleep(0.5)
 
 
+async def retry_causes(client: AsyncPaiClient, retried: list[dict], runs: Counter[tuple[str, str, str]],
+                       most: int = 20) -> dict[str, dict]:
+    """Why the platform retried a job: how its first attempt ended, and the starts its tasks recorded."""
+    causes = {}
+    for summary in retried[:most]:
+        name = f"{summary['username']}~{summary['name']}"
+        first = await client.task_attempts(name, 0, "main", 0)
+        causes[summary["name"]] = {
+            "first_attempt_tasks": [f"attempt {t['attemptId']}: exit {t['containerExitCode']} "
+                                    f"({t['containerExitDiagnostics']})" for t in first],
+            "starts": sorted(" ".join(run) for run in runs if run[0] == summary["name"]),
+        }
+    return causes
+
+
 def read_runs(runs_file: Path) -> Counter[tuple[str, str, str]]:
     """How many times each (job, job attempt, task attempt) started."""
     if not runs_file.exists():
@@ -429,8 +446,11 @@ async def chaos(plane: ControlPlane, settings: Settings, runs_file: Path) -> dic
     chaos_s = time.perf_counter() - started
     async with AsyncPaiClient(plane.url, plane.token, timeout=30.0) as client:
         summaries = await settle(client, tally.acknowledged, settings.settle_timeout_s)
-    return {**verdict(tally, summaries, read_runs(runs_file), settings.jobs), **restart_figures(tally),
-            "chaos_s": round(chaos_s, 1), "settle_s": round(time.perf_counter() - started - chaos_s, 1)}
+        settle_s = time.perf_counter() - started - chaos_s
+        runs = read_runs(runs_file)
+        retried = await retry_causes(client, [s for s in summaries if s["retries"]], runs)
+    return {**verdict(tally, summaries, runs, settings.jobs), **restart_figures(tally),
+            "chaos_s": round(chaos_s, 1), "settle_s": round(settle_s, 1), "retried_jobs": retried}
 
 
 def run(settings: Settings) -> dict:
@@ -448,7 +468,10 @@ def run(settings: Settings) -> dict:
     finally:
         plane.stop()
         found, left = kill_leftovers(str(workdir))
-    shutil.rmtree(workdir, ignore_errors=True)
+    if settings.keep:
+        result["kept"] = str(workdir)
+    else:
+        shutil.rmtree(workdir, ignore_errors=True)
     result["processes_found_after_stop"] = found
     result["processes_left"] = left
     result["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version(),
@@ -475,10 +498,11 @@ def parse(argv: list[str] | None) -> Settings:
     ap.add_argument("--node-cpu", type=int, default=defaults.node_cpu)
     ap.add_argument("--base-dir", default=defaults.base_dir,
                     help="where the throw-away data directory goes (like a real install's, not /tmp)")
+    ap.add_argument("--keep", action="store_true", help="keep the data directory, logs and runs file")
     a = ap.parse_args(argv)
     return Settings(jobs=a.jobs, clients=a.clients, kills=a.kills, seed=a.seed, mean_uptime_s=a.mean_uptime,
                     startup_kill_fraction=a.startup_kill_fraction,
-                    settle_timeout_s=a.settle_timeout, node_cpu=a.node_cpu, base_dir=a.base_dir)
+                    settle_timeout_s=a.settle_timeout, node_cpu=a.node_cpu, base_dir=a.base_dir, keep=a.keep)
 
 
 def main(argv: list[str] | None = None) -> dict:
