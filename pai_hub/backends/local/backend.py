@@ -121,13 +121,25 @@ class LocalBackend(TaskDirBackend):
         if pidfd is not None and self._loop is not None:
             self._loop.remove_reader(pidfd)
             os.close(pidfd)
-        if self._launcher is not None and self._launcher.pid == pid:
+        was_launcher = self._launcher is not None and self._launcher.pid == pid
+        if self._launcher is not None and was_launcher:
             self._launcher.poll()  # reap it
         self._on_datagrams()  # exits it reported before dying come first
         for task_id in list(self._live):
+            if not self._may_be_supervised_by(task_id, pid, was_launcher):
+                continue  # another supervisor's task, maybe being launched right now: not lost
             event = self._inspect(task_id, final=True)
             if isinstance(event, TaskExit):
                 self._queue.put_nowait(event)
+
+    def _may_be_supervised_by(self, task_id: str, pid: int, was_launcher: bool) -> bool:
+        """Whether supervisor ``pid`` ran the task: its pid.json names it, or the task has none yet
+        and ``pid`` was the launcher it was handed to. An earlier launcher that ends (its last task
+        done, after a restart) must not end the tasks the current one has not yet written pid.json for."""
+        pids = read_json(f"{self._tasks}/{task_id}/{PID_FILE}")
+        if pids is None:
+            return was_launcher
+        return pids.get("supervisorPid") == pid
 
     async def close(self) -> None:
         self._stop_listening()
