@@ -321,10 +321,11 @@ async def retry_causes(client: AsyncPaiClient, retried: list[dict], runs: Counte
     causes = {}
     for summary in retried[:most]:
         name = f"{summary['username']}~{summary['name']}"
-        first = await client.task_attempts(name, 0, "main", 0)
+        answer = await client.task_attempts(name, 0, "main", 0)
+        attempts = answer["attempts"] if isinstance(answer, dict) else answer  # OpenPAI's TaskStatus
         causes[summary["name"]] = {
             "first_attempt_tasks": [f"attempt {t['attemptId']}: exit {t['containerExitCode']} "
-                                    f"({t['containerExitDiagnostics']})" for t in first],
+                                    f"({t['containerExitDiagnostics']})" for t in attempts],
             "starts": sorted(" ".join(run) for run in runs if run[0] == summary["name"]),
         }
     return causes
