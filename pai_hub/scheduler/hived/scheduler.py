@@ -202,7 +202,15 @@ class HivedScheduler(Scheduler):
         if not self._dirty:
             return d
         self._dirty = False
-        turn = Turn(self, d)
+        self._walk(Turn(self, d))
+        d.waiting_reasons = self._changed_reasons()
+        return d
+
+    def _walk(self, turn: Turn) -> None:
+        """Visit the waiting gangs of one turn in scheduling order: the shapes' heads merged, each
+        shape followed only until it fails, and the gangs holding a reservation at their place.
+        Overridden by the tests' full walk (tests/scheduler/hived/reference_walk.py), the oracle
+        this order is checked against."""
         heap: list[tuple[Key, int, object]] = [(sq.members[0], 0, sq) for sq in self._shapes]
         heap += [(key, 1, gid) for gid, key in self._preempting.items()]
         heapq.heapify(heap)
@@ -224,8 +232,6 @@ class HivedScheduler(Scheduler):
             nxt = sq.next_after(key)
             if nxt is not None:
                 heapq.heappush(heap, (nxt, 0, sq))
-        d.waiting_reasons = self._changed_reasons()
-        return d
 
     def _changed_reasons(self) -> dict[str, str]:
         changed: dict[str, str] = {}
