@@ -496,21 +496,30 @@ class HivedAlgorithm(HealthMixin):
     # -- groups -------------------------------------------------------------------------------------
     def allocate(self, req: GroupRequest, res: Result) -> Group:
         """Place a new group on ``res`` (no victims in the way)."""
-        self.version += 1
-        if res.phys is None or res.chain is None:
-            raise SchedulerInvariantError(f"{req.name}: allocated from a search that found no cells")
-        g = Group(req, ALLOCATED, res.phys, res.virt, res.chain)
+        g = self._new_group(req, res, ALLOCATED, "allocated")
         phys = g.flat_phys()
         for p in phys:
             if p.using is not None or p.reserving is not None:
                 raise SchedulerInvariantError(f"{req.name}: cell {p.address} is not free")
             p.using = g
+        self._take(g, res, phys)
+        return g
+
+    def _new_group(self, req: GroupRequest, res: Result, state: str, verb: str) -> Group:
+        """A group of ``state`` on the cells ``res`` found; a search that found none is a bug."""
+        self.version += 1
+        if res.phys is None or res.chain is None:
+            raise SchedulerInvariantError(f"{req.name}: {verb} from a search that found no cells")
+        return Group(req, state, res.phys, res.virt, res.chain)
+
+    def _take(self, g: Group, res: Result, phys: list[Cell]) -> None:
+        """Count a new group's cells as taken, at its priority in the virtual cells the search
+        mapped them to, or as opportunistic when it found none; from now on the group is known."""
         if res.virt is not None:
-            self._alloc(phys, [v for pod in res.virt for v in pod], req.priority)
+            self._alloc(phys, [v for pod in res.virt for v in pod], g.req.priority)
         else:
             self._alloc(phys, None, OPPORTUNISTIC)
-        self.groups[req.name] = g
-        return g
+        self.groups[g.req.name] = g
 
     def victims_of(self, phys: list[list[Cell]], me: Group | None = None) -> tuple[list[Group], list[Group]]:
         victims: dict[str, Group] = {}
@@ -524,10 +533,7 @@ class HivedAlgorithm(HealthMixin):
         return list(victims.values()), list(preemptors.values())
 
     def create_preempting(self, req: GroupRequest, res: Result) -> Group:
-        self.version += 1
-        if res.phys is None or res.chain is None:
-            raise SchedulerInvariantError(f"{req.name}: preempting from a search that found no cells")
-        g = Group(req, PREEMPTING, res.phys, res.virt, res.chain)
+        g = self._new_group(req, res, PREEMPTING, "preempting")
         phys = g.flat_phys()
         for p in phys:
             if p.reserving is not None:
@@ -536,9 +542,7 @@ class HivedAlgorithm(HealthMixin):
                 p.using.state = BEING_PREEMPTED
                 self._release([p])
             p.reserving = g
-        self._alloc(phys, [v for pod in res.virt for v in pod] if res.virt is not None else None,
-                    req.priority if res.virt is not None else OPPORTUNISTIC)
-        self.groups[req.name] = g
+        self._take(g, res, phys)
         return g
 
     def finish_preempting(self, g: Group) -> None:
