@@ -10,17 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .base import (
-    ClusterStatus,
-    Decisions,
-    GangRequest,
-    NodeStatus,
-    Placement,
-    PodPlacement,
-    Scheduler,
-    SkuUse,
-    VcStatus,
-)
+from .base import ClusterStatus, Decisions, GangRequest, Placement, PodPlacement, SkuUse, VcStatus
+from .bookkeeping import BookkeepingScheduler, placement_in_task_order, tally_nodes
 
 #: The one VC of a gang scheduler: it has no quotas, every gang shares every node.
 DEFAULT_VC = "default"
@@ -41,18 +32,16 @@ class NodeCapacity:
         return [g for g in self.gpus if g not in self.used_gpus]
 
 
-class GangScheduler(Scheduler):
+class GangScheduler(BookkeepingScheduler):
     """Gang placement over a fixed set of nodes.
 
     ``nodes`` maps a node name to ``(cpu, memory_mb, gpu_indices)``.
     """
 
     def __init__(self, nodes: dict[str, tuple[int, int, tuple[int, ...]]]) -> None:
+        super().__init__()
         self.nodes = {n: NodeCapacity(n, c, m, tuple(g)) for n, (c, m, g) in nodes.items()}
-        self._waiting: dict[str, GangRequest] = {}
         self._order: list[str] = []
-        self._placed: dict[str, tuple[GangRequest, Placement]] = {}
-        self._reasons: dict[str, str] = {}
         self._dirty = True
 
     # -- contract -------------------------------------------------------------------------------
@@ -65,12 +54,7 @@ class GangScheduler(Scheduler):
         if self._waiting.pop(gang_id, None) is not None:
             self._reasons.pop(gang_id, None)  # its entry in _order is dropped by the next schedule()
 
-    def release(self, gang_id: str) -> None:
-        entry = self._placed.pop(gang_id, None)
-        if entry is None:
-            self.cancel(gang_id)
-            return
-        gang, placement = entry
+    def _give_back(self, gang: GangRequest, placement: Placement) -> None:
         by_key = {(p.role, p.index): p for p in gang.pods}
         for pod in placement.pods:
             req = by_key[(pod.role, pod.index)]
@@ -82,12 +66,7 @@ class GangScheduler(Scheduler):
             node.used_gpus.difference_update(pod.gpus)
         self._dirty = True
 
-    def bind(self, placement: Placement, gang: GangRequest | None = None) -> None:
-        gang = gang or self._waiting.get(placement.gang_id)
-        if gang is None:
-            raise KeyError(placement.gang_id)
-        self._waiting.pop(gang.gang_id, None)
-        self._reasons.pop(gang.gang_id, None)
+    def _take(self, gang: GangRequest, placement: Placement) -> None:
         by_key = {(p.role, p.index): p for p in gang.pods}
         for pod in placement.pods:
             req = by_key[(pod.role, pod.index)]
@@ -95,23 +74,13 @@ class GangScheduler(Scheduler):
             node.used_cpu += req.cpu
             node.used_memory_mb += req.memory_mb
             node.used_gpus.update(pod.gpus)
-        self._placed[gang.gang_id] = (gang, placement)
 
     def set_health(self, node: str, healthy: bool) -> None:
         self.nodes[node].healthy = healthy
         self._dirty = True
 
-    def waiting_reason(self, gang_id: str) -> str | None:
-        return self._reasons.get(gang_id)
-
-    def snapshot(self) -> dict[str, Any]:
-        return {
-            "placed": [
-                {"gang_id": g, "pods": [[p.role, p.index, p.node, list(p.gpus)] for p in pl.pods]}
-                for g, (_req, pl) in self._placed.items()
-            ],
-            "unhealthy": [n.name for n in self.nodes.values() if not n.healthy],
-        }
+    def _unhealthy_nodes(self) -> list[str]:
+        return [n.name for n in self.nodes.values() if not n.healthy]
 
     def restore(self, snapshot: dict[str, Any]) -> None:
         for name in snapshot.get("unhealthy", []):
@@ -171,16 +140,7 @@ class GangScheduler(Scheduler):
                 "cpu": {"capacity": cpus, "used": n.used_cpu, "free": cpus - n.used_cpu}}
 
     def cluster_status(self) -> ClusterStatus:
-        nodes: dict[str, NodeStatus] = {}
-        totals: dict[str, SkuUse] = {}
-        for n in self.nodes.values():
-            use = self._node_use(n)
-            nodes[n.name] = {"healthy": n.healthy, "skus": {s: {**u, "opportunistic": 0} for s, u in use.items()}}
-            for sku, u in use.items():
-                t = totals.setdefault(sku, {"capacity": 0, "used": 0, "free": 0, "bad": 0})
-                t["capacity"] += u["capacity"]
-                t["used"] += u["used"]
-                t["free" if n.healthy else "bad"] += u["free"]
+        nodes, totals = tally_nodes((n.name, n.healthy, self._node_use(n)) for n in self.nodes.values())
         vc = {s: {"capacity": t["capacity"], "used": t["used"], "free": t["free"]} for s, t in totals.items()}
         return {"nodes": nodes, "skus": totals, "vcs": {DEFAULT_VC: vc}}
 
@@ -209,8 +169,7 @@ class GangScheduler(Scheduler):
                     break
             else:
                 return None
-        pods.sort(key=lambda p: (p.role, p.index))
-        return Placement(gang.gang_id, tuple(pods))
+        return placement_in_task_order(gang.gang_id, pods)
 
     def _explain(self, gang: GangRequest) -> str:
         need_gpu = sum(p.gpu for p in gang.pods)

@@ -25,17 +25,8 @@ import heapq
 from dataclasses import dataclass
 from typing import Any
 
-from ..scheduler.base import (
-    ClusterStatus,
-    Decisions,
-    GangRequest,
-    NodeStatus,
-    Placement,
-    PodPlacement,
-    Scheduler,
-    SkuUse,
-    VcStatus,
-)
+from ..scheduler.base import ClusterStatus, Decisions, GangRequest, Placement, PodPlacement, VcStatus
+from ..scheduler.bookkeeping import BookkeepingScheduler, placement_in_task_order, tally_nodes
 
 __all__ = ["QuotaFifoScheduler"]
 
@@ -49,10 +40,11 @@ class _Node:
     healthy: bool = True
 
 
-class QuotaFifoScheduler(Scheduler):
+class QuotaFifoScheduler(BookkeepingScheduler):
     """``nodes``: ``(name, gpu count, leaf type)``; ``quotas``: VC -> GPUs."""
 
     def __init__(self, nodes: list[tuple[str, int, str]], quotas: dict[str, int]) -> None:
+        super().__init__()
         self._nodes = [_Node(n, t, g, list(range(g))) for n, g, t in nodes]
         self._index = {n.name: i for i, n in enumerate(self._nodes)}
         self.quotas = dict(quotas)
@@ -64,10 +56,7 @@ class QuotaFifoScheduler(Scheduler):
         for i in range(len(self._nodes)):
             self._push(i)
         self._queues: dict[str, list[tuple[int, float, int, str]]] = {}
-        self._waiting: dict[str, GangRequest] = {}
         self._seq = 0
-        self._placed: dict[str, tuple[GangRequest, Placement]] = {}
-        self._reasons: dict[str, str] = {}
         self._changed: set[str] = set()
         self._dirty: set[str] = set()
 
@@ -117,12 +106,7 @@ class QuotaFifoScheduler(Scheduler):
             self._reasons.pop(gang_id, None)
             self._dirty.add(gang.virtual_cluster)  # its queue entry is dropped lazily
 
-    def release(self, gang_id: str) -> None:
-        entry = self._placed.pop(gang_id, None)
-        if entry is None:
-            self.cancel(gang_id)
-            return
-        gang, placement = entry
+    def _give_back(self, gang: GangRequest, placement: Placement) -> None:
         for pod in placement.pods:
             i = self._index.get(pod.node)
             if i is None:
@@ -134,12 +118,7 @@ class QuotaFifoScheduler(Scheduler):
             self.used[gang.virtual_cluster] -= sum(p.gpu for p in gang.pods)
         self._dirty.update(self._queues)  # freed GPUs may unblock any VC's head
 
-    def bind(self, placement: Placement, gang: GangRequest | None = None) -> None:
-        gang = gang or self._waiting.get(placement.gang_id)
-        if gang is None:
-            raise KeyError(placement.gang_id)
-        self._waiting.pop(gang.gang_id, None)
-        self._reasons.pop(gang.gang_id, None)
+    def _take(self, gang: GangRequest, placement: Placement) -> None:
         for pod in placement.pods:
             i = self._index[pod.node]
             node = self._nodes[i]
@@ -147,7 +126,6 @@ class QuotaFifoScheduler(Scheduler):
             node.free = [g for g in node.free if g not in taken]
             self._push(i)
         self.used[gang.virtual_cluster] = self.used.get(gang.virtual_cluster, 0) + sum(p.gpu for p in gang.pods)
-        self._placed[gang.gang_id] = (gang, placement)
 
     def set_health(self, node: str, healthy: bool) -> None:
         i = self._index[node]
@@ -155,34 +133,22 @@ class QuotaFifoScheduler(Scheduler):
         self._push(i)
         self._dirty.update(self._queues)
 
-    def snapshot(self) -> dict[str, Any]:
-        return {"placed": [{"gang_id": g, "pods": [[p.role, p.index, p.node, list(p.gpus)] for p in pl.pods]}
-                           for g, (_r, pl) in self._placed.items()],
-                "unhealthy": [n.name for n in self._nodes if not n.healthy]}
+    def _unhealthy_nodes(self) -> list[str]:
+        return [n.name for n in self._nodes if not n.healthy]
 
     def restore(self, snapshot: dict[str, Any]) -> None:
         for name in snapshot.get("unhealthy", []):
             if name in self._index:
                 self.set_health(name, False)
 
-    def waiting_reason(self, gang_id: str) -> str | None:
-        return self._reasons.get(gang_id)
-
     def validate(self, gang: GangRequest) -> str | None:
         return self._never(gang)
 
     def cluster_status(self) -> ClusterStatus:
         """Per node and per GPU type; a VC's use is counted against its quota, of no GPU type."""
-        nodes: dict[str, NodeStatus] = {}
-        skus: dict[str, SkuUse] = {}
-        for n in self._nodes:
-            used = n.gpus - len(n.free)
-            nodes[n.name] = {"healthy": n.healthy, "skus": {n.leaf_type: {
-                "capacity": n.gpus, "used": used, "free": len(n.free), "opportunistic": 0}}}
-            t = skus.setdefault(n.leaf_type, {"capacity": 0, "used": 0, "free": 0, "bad": 0})
-            t["capacity"] += n.gpus
-            t["used"] += used
-            t["free" if n.healthy else "bad"] += len(n.free)
+        nodes, skus = tally_nodes(
+            (n.name, n.healthy, {n.leaf_type: {"capacity": n.gpus, "used": n.gpus - len(n.free), "free": len(n.free)}})
+            for n in self._nodes)
         vcs = {vc: {"gpu": {"capacity": q, "used": self.used.get(vc, 0), "free": q - self.used.get(vc, 0)}}
                for vc, q in self.quotas.items()}
         return {"nodes": nodes, "skus": skus, "vcs": vcs}
@@ -264,5 +230,4 @@ class QuotaFifoScheduler(Scheduler):
             gpus = tuple(self._nodes[i].free[start:start + pod.gpu])
             offset[i] = start + pod.gpu
             pods.append(PodPlacement(pod.role, pod.index, self._nodes[i].name, gpus))
-        pods.sort(key=lambda p: (p.role, p.index))
-        return Placement(gang.gang_id, tuple(pods))
+        return placement_in_task_order(gang.gang_id, pods)
