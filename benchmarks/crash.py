@@ -126,7 +126,6 @@ def port_outside_ephemeral_range(rng: random.Random) -> int:
     raise RuntimeError("no free port below the ephemeral range")
 
 
-
 class ControlPlaneExited(RuntimeError):
     """The control plane ended on its own while starting; ``log`` is what it wrote this time."""
 
