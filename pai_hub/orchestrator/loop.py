@@ -131,6 +131,26 @@ class Controller:
         self._wake.set()
         return await fut
 
+    async def submit_many(self, jobs: list[tuple[JobRecord, Any]]) -> list[JobRecord]:
+        """Queue many jobs (a batch or a job array) as ONE input: one turn adds them all and one
+        commit stores them, or none is added. A name already taken, or given twice in ``jobs``,
+        refuses the whole batch with :class:`ConflictError`; its ``position`` attribute is that
+        job's place in ``jobs``, so the caller can name the element."""
+
+        def add_all(machine: Machine, now: float) -> list[JobRecord]:
+            seen: set[str] = set()
+            for position, (job, _) in enumerate(jobs):
+                if job.framework_name in machine.names or job.framework_name in seen:
+                    conflict = ConflictError(f"Job {job.framework_name} already exists.")
+                    conflict.position = position  # type: ignore[attr-defined]
+                    raise conflict
+                seen.add(job.framework_name)
+            for job, plan in jobs:
+                machine.submit(job, plan, now)
+            return [job for job, _ in jobs]
+
+        return await self.call(add_all)
+
     async def stop(self, job_id: int) -> None:
         fut = self._input_future()
         self._inputs.append(("stop", job_id, fut))

@@ -116,7 +116,9 @@ class Machine:
         return fx
 
     def _job(self, job: JobRecord) -> None:
-        if job not in self.fx.new_jobs:
+        # a job created this turn is inserted whole; this turn's new jobs have the ids from the first
+        # one's on (ids only grow), so this costs O(1), not a scan of new_jobs (O(n²) for a batch)
+        if not self.fx.new_jobs or job.id < self.fx.new_jobs[0].id:
             self.fx.jobs[job.id] = job
 
     def _task(self, task: TaskRecord) -> None:
