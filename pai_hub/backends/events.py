@@ -23,8 +23,10 @@ def exit_event(task_id: str, record: dict[str, Any]) -> TaskExit:
 
 
 def lost_record(reason: str, **extra: Any) -> dict[str, Any]:
-    """The exit record of a task the backend has no (complete) trace of: retried as a platform failure."""
-    return {"exitCode": EXIT_TASK_LOST, "finishedAt": time.time(), "reason": reason, **extra}
+    """The exit record of a task the backend has no (complete) trace of: retried as a platform failure.
+    The reason is also the task's diagnostics, so users see why (``containerExitDiagnostics``)."""
+    return {"exitCode": EXIT_TASK_LOST, "finishedAt": time.time(), "reason": reason, "diagnostics": reason,
+            **extra}
 
 
 class TaskEvents:

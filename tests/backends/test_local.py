@@ -246,6 +246,7 @@ def test_supervisor_gone_without_exit_is_lost(tmp_path: Path) -> None:
         try:
             (event,) = await b.adopt(["orphan"])
             assert isinstance(event, TaskExit) and event.exit_code == EXIT_TASK_LOST
+            assert "without recording an exit" in (event.record or {}).get("diagnostics", "")  # shown to users
         finally:
             await b.close()
 
