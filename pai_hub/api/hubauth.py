@@ -28,7 +28,6 @@ from dataclasses import dataclass
 from urllib.parse import quote
 
 import httpx
-from jupyterhub.services.auth import HubAuth, check_scopes
 from tornado.web import HTTPError
 
 from ..blocking import BlockingPool
@@ -59,6 +58,9 @@ class HubTokenAuth:
         self.groups = groups
         self.virtual_clusters = virtual_clusters
         self.blocking = blocking
+        # imported here: a standalone server (no hub) does not pay for jupyterhub and aiohttp at start-up
+        from jupyterhub.services.auth import HubAuth
+
         access = {f"access:services!service={settings.service_name}"} if settings.service_name else set()
         self.hub = HubAuth(api_url=settings.api_url.rstrip("/"), api_token=settings.api_token,
                            cache_max_age=max(1, round(settings.cache_seconds)), access_scopes=access)
@@ -89,6 +91,8 @@ class HubTokenAuth:
             return None
         if model.get("kind", "user") != "user" or not isinstance(model.get("name"), str):
             return None  # services (the culler, ourselves) are not PAI users
+        from jupyterhub.services.auth import check_scopes
+
         if self.hub.access_scopes and not check_scopes(self.hub.access_scopes, set(model.get("scopes") or [])):
             log.info("hub token of %s lacks access:services!service=%s", model["name"], self.settings.service_name)
             return None
