@@ -42,6 +42,7 @@ from .orchestrator.loop import Controller
 from .orchestrator.machine import Machine
 from .orchestrator.records import JobRecord
 from .orchestrator.specs import SpecBuilder
+from .retention import Retention, RetentionPolicy, start_retention
 from .scheduler.hived import HivedConfigError, HivedScheduler, load_config
 from .scheduler.requests import ClusterFacts
 from .services import ServerSettings, Services
@@ -145,6 +146,14 @@ class PaiHub(Application):
                              "edits apply to the next failure. Empty: the built-in rules.").tag(config=True)
     marketplace_review_public = Bool(False, help="Public marketplace items by non-admins wait for an admin's "
                                      "approval before others see them (pai_hub/marketplace).").tag(config=True)
+    # -- retention of finished tasks' directories and logs (docs/admin-guide.md, "Retention")
+    retention_compact_after = Float(3600.0, help="Seconds after a task ended before its directory is folded into "
+                                    "the task archive (logs kept, readable as before); negative: never.").tag(config=True)
+    retention_expire_after_days = Float(0.0, help="Days after a task ended before its logs and files are deleted "
+                                        "(a tombstone says why); 0: never.").tag(config=True)
+    retention_max_log_bytes = Integer(8 << 20, help="Bytes kept of each log at compaction (head and tail, a "
+                                      "marker between); 0: all.").tag(config=True)
+    retention_interval = Float(300.0, help="Seconds between retention sweeps; 0: retention off.").tag(config=True)
     # -- as a JupyterHub-managed service (pai_hub/hub, pai_hub/api/hubauth.py); the hub sets the env
     hub_api_url = Unicode(help="JupyterHub's API URL; set: hub API tokens are accepted. Default "
                           "$JUPYTERHUB_API_URL.").tag(config=True)
@@ -192,6 +201,7 @@ class PaiHub(Application):
 
     # -- wiring ---------------------------------------------------------------------------------
     services: Services | None = None  # set by start_services
+    retention: Retention | None = None  # set by start_services (None: off, or a backend without task dirs)
 
     @property
     def controller(self) -> Controller:
@@ -240,6 +250,9 @@ class PaiHub(Application):
                           max_platform_retries=self.max_platform_retries)
         controller = Controller(store, backend, machine, self._plan_of)
         await controller.start(backend_open=True)
+        self.retention = start_retention(backend, RetentionPolicy(
+            compact_after=self.retention_compact_after, expire_after=self.retention_expire_after_days * 86400,
+            max_log_bytes=self.retention_max_log_bytes, interval=self.retention_interval), controller)
         cluster = ClusterConfig(config, source, controller, groups, blocking)
         hub_auth = None
         if self.hub_api_url:  # a JupyterHub-managed service: hub API tokens are accepted too
@@ -316,6 +329,8 @@ class PaiHub(Application):
         await asyncio.wait([failed, stopped], return_when=asyncio.FIRST_COMPLETED)
         stopped.cancel()
         server.stop()
+        if self.retention is not None:
+            await self.retention.close()
         await services.monitor.close()
         await services.controller.close()
         services.blocking.close()

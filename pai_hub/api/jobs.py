@@ -308,7 +308,9 @@ class TaskLogsHandler(JobAccess):
         backend = self.controller.backend
         try:
             names = await self.blocking(backend.log_names, task_id)
-        except KeyError:
+        except KeyError as exc:
+            if getattr(exc, "gone", False):  # deleted by the retention policy: say when and why
+                raise ApiError(410, "TaskLogExpiredError", str(exc)) from None
             names = []
         if not names:
             raise ApiError(404, "NoTaskLogError", "Log of task is not found.")

@@ -18,6 +18,7 @@ import socket
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pai_hub.backends.archive import TaskArchive
 from pai_hub.backends.base import Backend
 from pai_hub.backends.events import TaskEvents
 from pai_runtime.env import build_env
@@ -59,6 +60,8 @@ class TaskDirBackend(TaskEvents, Backend):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._sock: socket.socket | None = None
         self._sock_ino: int | None = None
+        self.archive_path = self.run_root / "archive.sqlite"
+        self._archive: TaskArchive | None = None
 
     def task_dir(self, task_id: str) -> Path:
         """The attempt directory of ``task_id`` (spec.json, exit.json, logs, work/...)."""
@@ -132,33 +135,59 @@ class TaskDirBackend(TaskEvents, Backend):
         os.close(os.open(f"{task_dir}/{STOP_FILE}", os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))
 
     # -- logs ----------------------------------------------------------------------------------
+    # A finished task's directory may have been folded into the archive by the retention policy
+    # (pai_hub/backends/retention.py): reads fall back to it, with the same names and offsets. An
+    # expired task raises TaskExpired (a KeyError), which says when and why.
 
-    def _log_dir(self, task_id: str) -> str:
+    def archive(self, create: bool = False) -> TaskArchive | None:
+        """The archive of compacted tasks; None when there is none and ``create`` is false."""
+        if self._archive is None and (create or os.path.exists(self.archive_path)):
+            self._archive = TaskArchive(self.archive_path)
+        return self._archive
+
+    def _archived(self, task_id: str) -> TaskArchive:
+        """The archive holding ``task_id`` (whose directory is gone); KeyError if none does."""
+        archive = self.archive()
+        if archive is None:
+            raise KeyError(task_id)
+        return archive
+
+    def _log_dir(self, task_id: str) -> str | None:
+        """The task's log directory, or None when the task lives in the archive (KeyError: unknown)."""
         try:
             task_dir = str(self.task_dir(task_id))
         except ValueError:
             raise KeyError(task_id) from None
         if not os.path.isdir(task_dir):
-            raise KeyError(task_id)
+            return None
         spec = read_json(f"{task_dir}/{SPEC_FILE}") or {}
         return spec.get("log_dir") or f"{task_dir}/logs"  # the runtime's default
 
     def log_names(self, task_id: str) -> list[str]:
         """Every log of a started task (a log with no output yet reads empty)."""
-        if not os.path.exists(f"{self._log_dir(task_id)}/runtime.log"):
+        log_dir = self._log_dir(task_id)
+        if log_dir is None:
+            places = self._archived(task_id).log_places(task_id)
+            return list(LOG_NAMES) if "runtime.log" in places else []
+        if not os.path.exists(f"{log_dir}/runtime.log"):
             return []
         return list(LOG_NAMES)
 
     def read_log(self, task_id: str, name: str, offset: int = 0, limit: int | None = None) -> bytes:
         if name not in LOG_NAMES:
             raise KeyError(name)
-        try:
-            with open(f"{self._log_dir(task_id)}/{name}", "rb") as f:
-                if offset:
-                    f.seek(offset)
-                return f.read(-1 if limit is None else limit)
-        except FileNotFoundError:
-            return b""
+        log_dir = self._log_dir(task_id)
+        if log_dir is not None:
+            try:
+                with open(f"{log_dir}/{name}", "rb") as f:
+                    if offset:
+                        f.seek(offset)
+                    return f.read(-1 if limit is None else limit)
+            except FileNotFoundError:
+                if os.path.isdir(self.task_dir(task_id)):
+                    return b""  # no output yet
+                # compacted while we looked: read it from the archive
+        return self._archived(task_id).read_log(task_id, name, offset, limit)
 
     # -- shells --------------------------------------------------------------------------------
 
