@@ -39,6 +39,7 @@ from pathlib import Path
 
 import httpx
 
+from benchmarks.local_server import terminate
 from pai_client import AsyncPaiClient, PaiError
 
 FINAL_STATES = frozenset({"SUCCEEDED", "FAILED", "STOPPED"})
@@ -178,13 +179,8 @@ class ControlPlane:
 
     def stop(self) -> None:
         """SIGTERM and wait: the end of the run."""
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.kill()
+        if self.proc is not None:
+            terminate(self.proc, force=self.kill)
 
     def latest_log(self, lines: int = 20) -> str:
         """The last lines the latest start wrote."""

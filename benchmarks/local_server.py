@@ -12,7 +12,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -71,12 +71,15 @@ def _wait(url: str, proc: subprocess.Popen, headers: dict[str, str] | None = Non
         time.sleep(0.05)
 
 
-def _stop(proc: subprocess.Popen) -> None:
+def terminate(proc: subprocess.Popen, timeout: float = 30, force: Callable[[], None] | None = None) -> None:
+    """SIGTERM and wait; after ``timeout`` seconds the forced end (``force``, default SIGKILL)."""
+    if proc.poll() is not None:
+        return
     proc.send_signal(signal.SIGTERM)
     try:
-        proc.wait(timeout=30)
+        proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
-        proc.kill()
+        (force or proc.kill)()
         proc.wait(timeout=10)
 
 
@@ -96,7 +99,7 @@ def pai_server(tmp: Path, node_cpu: int = 32, *args: str) -> Iterator[tuple[str,
         _wait(url + "/api/v2/info", proc, timeout=30)
         yield url, (data / "admin-token").read_text().strip(), proc
     finally:
-        _stop(proc)
+        terminate(proc)
 
 
 @contextlib.contextmanager
@@ -121,4 +124,4 @@ def jupyter_with_pai(tmp: Path, pai_url: str, pai_token: str, token: str = "benc
         _wait(url + "/api/status", proc, headers={"Authorization": f"token {token}"})
         yield url
     finally:
-        _stop(proc)
+        terminate(proc)

@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from benchmarks.local_server import terminate
 from tests.server import REPO, Server, free_port
 
 ARTIFACTS = REPO / "test-artifacts" / "e2e"
@@ -102,12 +103,8 @@ class Hub:
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:
             return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=10)
+        proc = self.proc
+        terminate(proc, force=lambda: os.killpg(proc.pid, signal.SIGKILL))
         with open(self.log, "ab") as log:
             log.write(b"\n=== restart ===\n")
 
