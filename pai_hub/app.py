@@ -23,6 +23,7 @@ from traitlets.config import Application
 
 from . import __version__, protocol
 from .admin import hub_routes
+from .api import bulk as bulk_api
 from .api import cluster as cluster_api
 from .api import debug as debug_api
 from .api import groups as group_api
@@ -60,6 +61,7 @@ TASK = FW + r"/attempts/(\d+)/taskRoles/([A-Za-z0-9_]+)/taskIndex/(\d+)/attempts
 def routes() -> list[tuple[str, type]]:
     table = [
         (r"/jobs", job_api.JobsHandler),
+        (r"/jobs/batch", bulk_api.BatchHandler),  # many jobs, one transaction (pai_hub/api/bulk.py)
         (rf"/jobs/{FW}", job_api.JobHandler),
         (rf"/jobs/{FW}/config", job_api.JobConfigHandler),
         (rf"/jobs/{FW}/executionType", job_api.ExecutionTypeHandler),
@@ -130,6 +132,10 @@ class PaiHub(Application):
                                "competes with the loop for the GIL.").tag(config=True)
     stop_grace = Float(10.0, help="Seconds between SIGTERM and SIGKILL when stopping a task.").tag(config=True)
     max_job_bytes = Integer(1 << 20, help="Largest job protocol accepted, in bytes.").tag(config=True)
+    max_array_size = Integer(10_000, help="Most jobs one request may submit: the elements of a job array "
+                             "(pai job submit --array) or the documents of a batch (POST /jobs/batch).").tag(config=True)
+    max_batch_bytes = Integer(64 << 20, help="Largest body of a batch submission (POST /jobs/batch), in "
+                              "bytes.").tag(config=True)
     cluster_config = Dict(help="The cluster and its virtual clusters in HiveD's format (physicalCluster with "
                           "skuTypes, cellTypes, physicalCells; virtualClusters). Empty: cluster_config_file, "
                           "else <data_dir>/cluster.yaml, else one generated for this machine.").tag(config=True)
@@ -260,7 +266,8 @@ class PaiHub(Application):
                                                 self.hub_token_cache_seconds),
                                     users, groups, lambda: cluster.virtual_clusters, blocking)
         self.services = Services(
-            settings=ServerSettings(ip=self.ip, port=self.port, data_dir=data, max_job_bytes=self.max_job_bytes),
+            settings=ServerSettings(ip=self.ip, port=self.port, data_dir=data, max_job_bytes=self.max_job_bytes,
+                                    max_array_size=self.max_array_size, max_batch_bytes=self.max_batch_bytes),
             store=store, users=users, groups=groups, controller=controller, cluster=cluster, market=market,
             # metrics, GPU health, alerts (pai_hub/monitoring)
             monitor=start_monitoring(controller, cluster, data, Monitoring(config=self.config)),

@@ -33,6 +33,10 @@ class ServerSettings:
     port: int
     data_dir: Path
     max_job_bytes: int
+    #: Most jobs one request may submit (a job array's elements or a batch's documents).
+    max_array_size: int = 10_000
+    #: Largest body of a batch submission (``POST /jobs/batch``), in bytes.
+    max_batch_bytes: int = 64 << 20
 
     @property
     def loopback_url(self) -> str:

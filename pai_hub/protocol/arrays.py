@@ -165,6 +165,15 @@ class JobArray:
         self.template_config = yaml.dump(self.template_protocol, Dumper=_Dumper, sort_keys=False,
                                          allow_unicode=True, width=1 << 16)
 
+    def template_document(self) -> dict[str, Any]:
+        """The template element under the document's own name, secrets included: the one document
+        the server's per-job checks (virtual cluster, priority, capacity) need to see for the array."""
+        doc = dict(self.template_protocol, name=self.name)
+        doc.pop("secrets", None)
+        if self.template_plan.secrets:
+            doc["secrets"] = dict(self.template_plan.secrets)
+        return doc
+
     def __len__(self) -> int:
         return self.count
 
