@@ -4,7 +4,7 @@ Launch path::
 
     start() ── spec.json + slurm.json ──▶ submit queue ──▶ sbatch --parsable -w NODE --gres=gpu:N
                                                                │ (a few sbatch at a time, asyncio subprocesses)
-    Slurm node: python -m pai_hub.backends.slurm.jobscript TASK_DIR
+    Slurm node: python -S -E -c 'run the job script' TASK_DIR   (jobscript.command_line)
                   └─ slurm_job.json (started, Slurm's GPUs) ─ pai_runtime ─ exit.json ─ [hold for debugging]
     events: datagram on <run_root>/events.sock (same host) or polling exit.json (any shared filesystem),
             plus squeue for jobs that ended without exit.json (cancelled while pending, node failure).
@@ -22,6 +22,7 @@ import json
 import logging
 import os
 import re
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -29,7 +30,7 @@ from typing import Any
 
 from pai_hub.backends.base import GpuInfo, NodeInfo, TaskEvent, TaskLaunch, TaskRunning
 from pai_hub.backends.events import lost_record
-from pai_hub.backends.slurm.jobscript import CONFIG_FILE, HOLD_FILE, STARTED_FILE
+from pai_hub.backends.slurm.jobscript import CONFIG_FILE, HOLD_FILE, STARTED_FILE, command_line
 from pai_hub.backends.taskdir import TaskDirBackend, check_task_id, is_task_id
 from pai_runtime.atomic import write_json_atomic
 from pai_runtime.env import task_environ
@@ -41,6 +42,15 @@ log = logging.getLogger(__name__)
 _FINAL_STATES = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "BOOT_FAIL",
                  "DEADLINE", "PREEMPTED", "REVOKED", "SPECIAL_EXIT"}
 _GRES_GPU = re.compile(r"(?:^|,)gpu(?::([A-Za-z0-9_.-]+))?:(\d+)")
+
+
+def _import_path() -> list[str]:
+    """Where this interpreter finds pai_hub and pai_runtime, and its site-packages (yaml, pynvml for
+    failure analysis): what the job script's ``python -S`` is given instead of ``site``'s work."""
+    import pai_runtime
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(pai_runtime.__file__)))
+    return [root] + [p for p in sys.path if os.path.basename(p) in ("site-packages", "dist-packages") and p != root]
 
 
 def parse_gres_gpus(gres: str) -> tuple[str | None, int]:
@@ -87,6 +97,7 @@ class SlurmBackend(TaskDirBackend):
         super().__init__(run_root)
         self.partition = partition
         self.python = python or sys.executable
+        self._job_command = command_line(self.python, _import_path() if self.python == sys.executable else None)
         self.sbatch_args = list(sbatch_args)
         self.prefix = job_name_prefix
         self.poll_interval = poll_interval
@@ -238,8 +249,8 @@ class SlurmBackend(TaskDirBackend):
         if self.partition:
             argv.append(f"--partition={self.partition}")
         argv += self.sbatch_args
-        notify = f" --notify {self.socket_path}" if self._sock is not None else ""
-        argv.append(f"--wrap=exec {self.python} -m pai_hub.backends.slurm.jobscript {task_dir}{notify}")
+        notify = f" --notify {shlex.quote(str(self.socket_path))}" if self._sock is not None else ""
+        argv.append(f"--wrap={self._job_command} {shlex.quote(task_dir)}{notify}")
         return argv
 
     async def _submitter(self) -> None:
