@@ -235,6 +235,26 @@ class Api:
                               headers={"Content-Type": "text/yaml"}, params={"dryRun": "true"} if dry_run else None))
 
     @call
+    def submit_many(self, jobs: Any, array: str | None = None, dry_run: bool = False) -> Plan[dict[str, Any]]:
+        """Submit many jobs in one request, stored in one transaction (all of them or none).
+
+        ``jobs`` is a list of jobs (YAML text, mappings or ``JobProtocol`` models), or, with
+        ``array`` (``"0-9999"``, ``"0-99:2"``, ``"1,3,5-7"``), one job submitted as a job array: a job
+        per index, named ``<name>-<index>``, ``PAI_ARRAY_INDEX`` in its environment. Returns
+        ``{status, message, count, names}``; a bad element raises :class:`PaiError` naming it."""
+        import json
+
+        if array is not None:
+            body: Any = {"job": protocol_text(jobs), "array": str(array)}
+        elif isinstance(jobs, (str, Mapping)) or hasattr(jobs, "model_dump"):
+            raise PaiError(0, "InvalidParametersError", "submit_many: give a list of jobs, or one job and array=")
+        else:
+            body = [protocol_text(job) for job in jobs]
+        return (yield Request("POST", f"{API}/jobs/batch", content=json.dumps(body).encode(),
+                              headers={"Content-Type": "application/json"},
+                              params={"dryRun": "true"} if dry_run else None))
+
+    @call
     def submit_job(self, job: Any) -> Plan[str]:
         """Submit a job; returns its ``user~name``."""
         import yaml

@@ -31,6 +31,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_submit(args: argparse.Namespace) -> int:
     text = read_job(args.file, args.param)
+    if args.array is not None:
+        return submit_array(args, text)
     with client(args) as c:
         if args.dry_run:
             r = c.submit(text, dry_run=True)
@@ -40,6 +42,21 @@ def cmd_submit(args: argparse.Namespace) -> int:
         name = c.submit_job(text)
         print(f"submitted {name}")
         return wait_and_report(c, name, args.timeout) if args.wait else 0
+
+
+def submit_array(args: argparse.Namespace, text: str) -> int:
+    """``--array 0-9999``: one request, one job per index (``<name>-<index>``), as Slurm's sbatch --array."""
+    if args.wait:
+        return fail("--wait follows one job; follow an array with pai job list")
+    with client(args) as c:
+        r = c.submit_many(text, array=args.array, dry_run=args.dry_run)
+    names = r["names"]
+    span = names[0] if len(names) == 1 else f"{names[0]} ... {names[-1]}"
+    if args.dry_run:
+        print(f"valid: {r['count']} jobs ({span}); not submitted")
+    else:
+        print(f"submitted {r['count']} jobs ({span})")
+    return 0
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -159,6 +176,9 @@ def add_jobs(sub: Any) -> Any:
     js.add_argument("--wait", action="store_true")
     js.add_argument("--dry-run", action="store_true", help="check everything a submission checks, store nothing")
     js.add_argument("--timeout", type=float, default=3600)
+    js.add_argument("--array", metavar="INDICES",
+                    help="submit a job array: one job per index (0-9999, 0-99:2, 1,3,5-7), named NAME-INDEX, "
+                         "with PAI_ARRAY_INDEX set; one request, stored all or nothing")
     jl = command(j, "list", cmd_list, json=True)
     jl.add_argument("--state")
     jl.add_argument("--vc")
