@@ -77,11 +77,14 @@ def _parsers() -> dict[str, _Parser]:
     s.add_argument("--wait", action="store_true", help="block until the job ends")
     s.add_argument("--timeout", type=float, default=3600.0, help="with --wait: seconds (default 3600)")
     s.add_argument("--dry-run", action="store_true", help="print the job's YAML; do not submit")
+    s.add_argument("--array", metavar="INDICES", help="a job array: one job per index (0-99, 0-99:2, 1,3,5-7), "
+                   "named NAME-INDEX, submitted in one request; the cell reads os.environ['PAI_ARRAY_INDEX']")
 
     y = new("yaml", "Submit the cell as OpenPAI protocol v2 YAML.", cell=True)
     y.add_argument("--param", action="append", default=[], metavar="K=V", help="set parameters.K")
     y.add_argument("--wait", action="store_true")
     y.add_argument("--timeout", type=float, default=3600.0)
+    y.add_argument("--array", metavar="INDICES", help="a job array: one job per index, named NAME-INDEX")
 
     j = new("jobs", "Your jobs, as a table with filters.")
     j.add_argument("--state", default="", choices=[s for s in ("WAITING", "RUNNING", "STOPPING", "STOPPED",
@@ -225,6 +228,8 @@ class PaiMagics(Magics):
             if o.dry_run:
                 print(yaml.safe_dump(doc, sort_keys=False), end="")
                 return None
+            if o.array is not None:
+                return self._submit_array(c, o, doc)
             framework = c.submit_job(doc)
             for ref in o.prereq:
                 try:
@@ -249,9 +254,19 @@ class PaiMagics(Magics):
             doc["parameters"] = values
             text = yaml.safe_dump(doc, sort_keys=False)
         with self.client() as c:
+            if o.array is not None:
+                return self._submit_array(c, o, text)
             framework = c.submit_job(text)
         print(f"submitted {framework}")
         return self._view(framework, o.wait, o.timeout)
+
+    def _submit_array(self, c: PaiClient, o: argparse.Namespace, job: Any) -> None:
+        """``--array``: every element in one request (stored all or none), as ``pai job submit --array``."""
+        if o.wait:
+            raise UsageError("--wait follows one job; follow an array with %pai jobs")
+        r = c.submit_many(job, array=o.array)
+        names = r["names"]
+        print(f"submitted {r['count']} jobs ({names[0] if len(names) == 1 else f'{names[0]} ... {names[-1]}'})")
 
     def _view(self, framework: str, wait: bool, timeout: float) -> Any:
         from .widgets import JobView
