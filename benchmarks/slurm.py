@@ -1,13 +1,14 @@
 """1,000 trivial tasks through SlurmBackend vs plain ``sbatch --wrap true``, on the same Slurm, same run.
 
-``python -m benchmarks.slurm [--tasks 1000] [--slurm-conf PATH] [--base-dir DIR]``
+``python -m benchmarks.slurm [--tasks 1000] [--rounds 3] [--slurm-conf PATH] [--base-dir DIR]``
 
 Without ``--slurm-conf`` it starts the 4-node x 4-fake-GPU loopback cluster of
 scripts/slurm-test-cluster.sh (root, slurm-wlm, munge) in a temporary directory and stops it after.
 Plain: N ``sbatch --wrap true`` submitted sequentially (as a user script would), end = when squeue
 no longer lists any of them. Backend: N ``start()`` of a ``true`` task placed round-robin on the
 nodes, end = the last TaskExit. Prints JSON: jobs/s end to end for both, the backend's overhead per
-job (difference of the per-job times) and the control plane's CPU per task.
+job (difference of the per-job times) and the control plane's CPU per task, for each of ``--rounds``
+interleaved rounds (the order alternating), and the range of backend/plain ratios.
 """
 
 from __future__ import annotations
@@ -98,6 +99,7 @@ def main() -> None:
     p.add_argument("--tasks", type=int, default=1000)
     p.add_argument("--slurm-conf")
     p.add_argument("--base-dir", default=None)
+    p.add_argument("--rounds", type=int, default=3, help="interleaved rounds of plain sbatch and the backend")
     args = p.parse_args()
     cluster = None
     conf = args.slurm_conf
@@ -109,12 +111,23 @@ def main() -> None:
     base = tempfile.mkdtemp(prefix="pai-slurm-run-", dir=args.base_dir)
     env = {**os.environ, "SLURM_CONF": conf}
     try:
-        result = {"tasks": args.tasks, "nodes": 4, "plain_sbatch": plain(env, args.tasks, base)}
-        result["slurm_backend"] = asyncio.run(backend_run(conf, f"{base}/run", args.tasks))
-        per_plain = result["plain_sbatch"]["total_s"] / args.tasks
-        per_backend = result["slurm_backend"]["total_s"] / args.tasks
-        result["overhead_ms_per_job"] = round((per_backend - per_plain) * 1000, 2)
-        result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+        rounds = []
+        for r in range(args.rounds):  # interleaved, the order alternating: the machine's load hits both
+            one: dict = {}
+            order = ["plain_sbatch", "slurm_backend"] if r % 2 == 0 else ["slurm_backend", "plain_sbatch"]
+            for kind in order:
+                if kind == "plain_sbatch":
+                    one[kind] = plain(env, args.tasks, base)
+                else:
+                    one[kind] = asyncio.run(backend_run(conf, f"{base}/run{r}", args.tasks))
+            one["ratio"] = round(one["slurm_backend"]["jobs_per_s"] / one["plain_sbatch"]["jobs_per_s"], 2)
+            per_plain = one["plain_sbatch"]["total_s"] / args.tasks
+            per_backend = one["slurm_backend"]["total_s"] / args.tasks
+            one["overhead_ms_per_job"] = round((per_backend - per_plain) * 1000, 2)
+            rounds.append(one)
+        result = {"tasks": args.tasks, "nodes": 4, "rounds": rounds,
+                  "ratio_range": [min(x["ratio"] for x in rounds), max(x["ratio"] for x in rounds)],
+                  "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
         json.dump(result, sys.stdout, indent=2)
         print()
     finally:
