@@ -29,10 +29,53 @@ import time
 import traceback
 from typing import Any
 
-from pai_runtime.procinfo import kill_group
+from pai_runtime.procinfo import is_alive, kill_group, proc_start_time
 from pai_runtime.supervisor import EXIT_FILE, PID_FILE, SPEC_FILE, Notifier, TaskRun, write_json
 
 _IN = select.EPOLLIN | select.EPOLLHUP | select.EPOLLERR
+
+
+CLAIM_FILE = "claim"
+
+
+def claim(task_dir: str) -> bool:
+    """Claim a task attempt for this launcher, exclusively (``O_EXCL``): False when another launcher
+    has it. After a control-plane restart the earlier launcher may still hold an unread start of a
+    task that the new control plane, finding no trace of it, starts again on the new launcher;
+    whichever launcher claims first runs it, the other refuses, so a task never runs twice.
+
+    A claim whose launcher died before starting the task (no ``pid.json``, no ``exit.json``) is
+    taken over, by one launcher only (the take-over is itself an exclusive create)."""
+    path = f"{task_dir}/{CLAIM_FILE}"
+    me = f"{os.getpid()} {proc_start_time(os.getpid())}"
+    if _create_exclusive(path, me):
+        return True
+    holder_pid = ""
+    try:
+        with open(path) as f:
+            holder_pid, _, holder_start = f.read().partition(" ")
+        holder_alive = is_alive(int(holder_pid), int(holder_start))
+    except (OSError, ValueError):
+        holder_alive = False  # half-written by a launcher that died in between: not alive
+    if holder_alive or os.path.exists(f"{task_dir}/{PID_FILE}") or os.path.exists(f"{task_dir}/{EXIT_FILE}"):
+        return False
+    takeover = f"{path}.after-{holder_pid or 'unknown'}"
+    if not _create_exclusive(takeover, me):
+        return False
+    os.replace(takeover, path)
+    return True
+
+
+def _create_exclusive(path: str, content: str) -> bool:
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return False
+    try:
+        os.write(fd, content.encode())
+    finally:
+        os.close(fd)
+    return True
 
 
 class Launcher:
@@ -54,10 +97,11 @@ class Launcher:
         if spec is not None:
             try:
                 os.mkdir(task_dir, 0o700)
-            except FileExistsError:
-                if os.path.exists(f"{task_dir}/{PID_FILE}") or os.path.exists(f"{task_dir}/{EXIT_FILE}"):
-                    print(f"pai_runtime.launcher: {task_dir} was already started", file=sys.stderr, flush=True)
-                    return
+            except FileExistsError:  # made by a stop marker, or by another launcher: see the claim
+                pass
+            if not claim(task_dir):
+                print(f"pai_runtime.launcher: {task_dir} was already started", file=sys.stderr, flush=True)
+                return
             write_json(f"{task_dir}/{SPEC_FILE}", spec, 0o600)
         run = TaskRun(task_dir, spec)
         if not run.launch():
