@@ -15,6 +15,7 @@ from pai_hub.backends.local import LocalBackend
 from pai_hub.backends.retention import RetentionPolicy, SweepResult
 from pai_hub.retention import Retention
 from pai_runtime.spec import TaskPeer, TaskRoleInfo, TaskSpec
+from tests.backends.test_local import exits
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -34,20 +35,9 @@ def launch(task_id: str, command: str) -> TaskLaunch:
 
 
 async def run_to_exit(backend: LocalBackend, launches: list[TaskLaunch], timeout: float = 30.0) -> dict[str, TaskExit]:
-    ids = {x.task_id for x in launches}
     for x in launches:
         await backend.start(x)
-    got: dict[str, TaskExit] = {}
-
-    async def consume() -> None:
-        async for event in backend.events():
-            if isinstance(event, TaskExit) and event.task_id in ids:
-                got[event.task_id] = event
-                if len(got) == len(ids):
-                    return
-
-    await asyncio.wait_for(consume(), timeout)
-    return got
+    return await exits(backend, {x.task_id for x in launches}, timeout)
 
 
 def files_under(path: Path) -> int:
