@@ -27,15 +27,15 @@ from .jobs import JobAccess
 
 
 class DebugHandler(JobAccess):
-    def get(self, framework_name: str) -> None:
-        job = self.find_job(framework_name)
+    async def get(self, framework_name: str) -> None:
+        job = await self.find_job(framework_name)
         view = views.debug_view(self.current_tasks(job))
         if view is None:
             raise ApiError(404, "NoDebugReservationError", f"Job {framework_name} has no debug reservation.")
         self.send(view)
 
     async def delete(self, framework_name: str) -> None:
-        job = self.find_job(framework_name)
+        job = await self.find_job(framework_name)
         released = await self.controller.call(lambda machine, now: machine.release_debug(job.id, now))
         if not released:
             raise ApiError(404, "NoDebugReservationError", f"Job {framework_name} has no debug reservation.")
@@ -92,7 +92,7 @@ class TerminalHandler(JobAccess, TermSocket):
         TermSocket.initialize(self, task_terminals(self.application))
 
     async def get(self, framework_name: str, role: str, index: str) -> None:  # type: ignore[override]
-        job = self.find_job(framework_name)
+        job = await self.find_job(framework_name)
         task = next((t for t in self.current_tasks(job) if t.role == role and t.task_index == int(index)), None)
         if task is None:
             raise ApiError(404, "NoTaskError", f"Job {framework_name} has no task {role}/{index}.")

@@ -21,22 +21,12 @@ from ..orchestrator.records import TERMINAL, JobRecord, TaskRecord
 from ..scheduler.feasibility import infeasible_reason
 from ..scheduler.requests import RequestError, build_gangs, job_priority
 from ..store import jobs as job_store
+from ..store.history import ORDER_COLUMNS, JobQuery
 from . import views
 from .base import BaseHandler
 from .errors import ApiError, bad_params, forbidden, no_job
+from .paging import PageCursors
 
-LIST_ORDER_FIELDS = {
-    "jobName": lambda j: j.name,
-    "submissionTime": lambda j: j.submitted_at,
-    "username": lambda j: j.username,
-    "vc": lambda j: j.virtual_cluster,
-    "retries": lambda j: j.retries,
-    "totalTaskNumber": lambda j: j.total_tasks,
-    "totalGpuNumber": lambda j: j.total_gpu,
-    "state": lambda j: j.state,
-    "completionTime": lambda j: j.completed_at or 0,
-    "jobPriority": lambda j: j.job_priority or "",
-}
 MAX_LIST_LIMIT = 50000
 FINAL_REASONS = frozenset({"JobSucceeded", "JobFailed", "JobStopped"})
 
@@ -44,14 +34,20 @@ FINAL_REASONS = frozenset({"JobSucceeded", "JobFailed", "JobStopped"})
 class JobAccess(BaseHandler):
     """Shared look-up of ``{user}~{job}`` with the ownership rule."""
 
-    def find_job(self, framework_name: str) -> JobRecord:
-        job = self.controller.job(framework_name)
+    async def find_job(self, framework_name: str) -> JobRecord:
+        """The job, live (memory) or ended (the store, off the loop); 404 when not the caller's."""
+        job = await self.controller.find_job(framework_name)
         if job is None or (job.username != self.me.username and not self.me.admin):
             raise no_job(framework_name)
         return job
 
     def current_tasks(self, job: JobRecord) -> list[TaskRecord]:
+        """The live job's current tasks (a debug reservation's); :meth:`status` for any job."""
         return self.controller.tasks(job.id)
+
+    async def status(self, job: JobRecord) -> tuple[Any, list[TaskRecord]]:
+        """The job's current attempt and tasks, live or stored."""
+        return await self.controller.job_status(job)
 
     async def history(self, job: JobRecord, attempt: int | None = None) -> list[TaskRecord]:
         return await self.blocking(job_store.task_history, self.services.store, job.id, attempt)
@@ -88,16 +84,10 @@ class JobsHandler(JobAccess):
             text = b"".join(self._chunks).decode("utf-8")
         except UnicodeDecodeError:
             raise ApiError(400, "InvalidProtocolError", "the job protocol must be UTF-8 text") from None
-        array = self.get_query_argument("array", None)
-        if array is not None:  # a job array: one document, one job per index (pai_hub/api/bulk.py)
-            from .bulk import submit_array
-
-            await submit_array(self, text, array)
-            return
         job, plan = await self._validate(text)
         if self.get_query_argument("dryRun", "").lower() in ("true", "all", "1"):
             # everything a submission checks, nothing stored or run (as kubectl's --dry-run=server)
-            if self.controller.job(job.framework_name) is not None:
+            if self.controller.name_taken(job.framework_name):
                 raise ApiError(409, "ConflictJobError", f"Job {job.framework_name} already exists.")
             self.send({"status": 200, "message": f"Job {job.name} is valid for user {job.username}.",
                        "dryRun": True, "name": job.name, "virtualCluster": job.virtual_cluster,
@@ -180,9 +170,9 @@ class JobsHandler(JobAccess):
                 raise ApiError(400, "InvalidProtocolError",
                                f"taskRoles.{'/'.join(roles)}.resourcePerInstance: {reason}")
 
-    def get(self) -> None:
-        args = {k: self.get_argument(k, "") for k in
-                ("username", "vc", "state", "keyword", "tagsContain", "tagsNotContain", "jobPriority")}
+    async def get(self) -> None:
+        """OpenPAI's job list: filters, order, offset/limit, from the store's indexes (see
+        pai_hub/store/history.py); offsets continue from the previous page's last row."""
         try:
             offset = int(self.get_argument("offset", "0"))
             limit = int(self.get_argument("limit", "5000"))
@@ -192,55 +182,61 @@ class JobsHandler(JobAccess):
             raise bad_params(f"Limit exceeds max number {MAX_LIST_LIMIT}.")
         if offset < 0 or limit < 0:
             raise bad_params("offset and limit must not be negative")
-        jobs = [j for j in self.controller.jobs() if self._visible(j, args)]
-        if limit:  # a count (limit=0) needs no order
-            field, _, direction = self.get_argument("order", "submissionTime,DESC").partition(",")
-            key = LIST_ORDER_FIELDS.get(field, LIST_ORDER_FIELDS["submissionTime"])
-            jobs.sort(key=key, reverse=(direction or "DESC").upper() != "ASC")
-        page = [views.job_summary(j) for j in jobs[offset: offset + limit]]
-        if self.get_argument("withTotalCount", "false").lower() == "true":
-            self.send({"totalCount": len(jobs), "data": page})
-        else:
-            self.send(page)
+        with_total = self.get_argument("withTotalCount", "false").lower() == "true"
+        query = self._query()
+        if query is None:  # a user asking only for others' jobs
+            self.send({"totalCount": 0, "data": []} if with_total else [])
+            return
+        key = (self.me.username, query)
+        after = self.cursors.before(key, offset) if query.keyset and offset else None
+        page = await self.controller.list_jobs(query, 0 if after else offset, limit, after=after,
+                                               with_total=with_total)
+        if page.last is not None and query.keyset:
+            self.cursors.remember(key, offset + len(page.jobs), page.last)
+        data = [views.job_summary(j) for j in page.jobs]
+        self.send({"totalCount": page.total, "data": data} if with_total else data)
 
-    def _visible(self, job: JobRecord, args: dict[str, str]) -> bool:
-        if not self.me.admin and job.username != self.me.username:
-            return False
+    @property
+    def cursors(self) -> PageCursors:
+        cursors = self.application.settings.get("pai_page_cursors")
+        if cursors is None:
+            cursors = self.application.settings["pai_page_cursors"] = PageCursors()
+        return cursors
 
-        def listed(name: str) -> set[str]:
-            return {v for v in args[name].split(",") if v}
+    def _query(self) -> JobQuery | None:
+        def listed(name: str, alias: str | None = None) -> tuple[str, ...]:
+            text = self.get_argument(name, "") or (self.get_argument(alias, "") if alias else "")
+            return tuple(sorted({v for v in text.split(",") if v}))
 
-        if args["username"] and job.username not in listed("username"):
-            return False
-        if args["vc"] and job.virtual_cluster not in listed("vc"):
-            return False
-        if args["state"] and job.state not in listed("state"):
-            return False
-        if args["keyword"]:
-            kw = args["keyword"].lower()
-            if not any(kw in s.lower() for s in (job.username, job.name, job.virtual_cluster)):
-                return False
-        if args["tagsContain"] and not listed("tagsContain") & set(job.tags):
-            return False
-        if args["tagsNotContain"] and listed("tagsNotContain") & set(job.tags):
-            return False
-        return not args["jobPriority"] or (job.job_priority or "default") in listed("jobPriority")
+        usernames = listed("username")
+        if not self.me.admin:  # a user lists only their own jobs
+            if usernames and self.me.username not in usernames:
+                return None
+            usernames = (self.me.username,)
+        field, _, direction = self.get_argument("order", "submissionTime,DESC").partition(",")
+        return JobQuery(
+            usernames=usernames, virtual_clusters=listed("vc", "virtualCluster"), states=listed("state"),
+            keyword=self.get_argument("keyword", ""), tags_contain=listed("tagsContain"),
+            tags_not_contain=listed("tagsNotContain"), priorities=listed("jobPriority"),
+            order=field if field in ORDER_COLUMNS else "submissionTime",
+            descending=(direction or "DESC").upper() != "ASC",
+        )
 
 
 class JobHandler(JobAccess):
-    def get(self, framework_name: str) -> None:
-        job = self.find_job(framework_name)
-        self.send(views.job_detail(job, self.controller.attempt(job.id), self.current_tasks(job)))
+    async def get(self, framework_name: str) -> None:
+        job = await self.find_job(framework_name)
+        self.send(views.job_detail(job, *await self.status(job)))
 
 
 class JobAttemptHandler(JobAccess):
     async def get(self, framework_name: str, attempt_id: str) -> None:
-        job = self.find_job(framework_name)
+        job = await self.find_job(framework_name)
         attempt = int(attempt_id)
         if attempt > job.attempt_id or attempt < 0:
             raise ApiError(404, "NoJobError", f"JobAttemptId {attempt} is not found in {framework_name}.")
         if attempt == job.attempt_id:
-            self.send(views.job_detail(job, self.controller.attempt(job.id), self.current_tasks(job)))
+            self.send(views.job_detail(job, *await self.status(job)))
             return
         tasks = _latest_per_task(await self.history(job, attempt))
         attempts = await self.blocking(job_store.job_attempts, self.services.store, job.id)
@@ -257,8 +253,8 @@ def _latest_per_task(tasks: list[TaskRecord]) -> list[TaskRecord]:
 
 
 class JobConfigHandler(JobAccess):
-    def get(self, framework_name: str) -> None:
-        job = self.find_job(framework_name)
+    async def get(self, framework_name: str) -> None:
+        job = await self.find_job(framework_name)
         # OpenPAI sends the masked config object; we send the masked YAML text the user submitted.
         self.set_header("Content-Type", "text/yaml; charset=UTF-8")
         self.finish(job.config_yaml)
@@ -271,7 +267,7 @@ class ExecutionTypeHandler(JobAccess):
     submitted, and a stopped one cannot be started again (submit it again under another name)."""
 
     async def put(self, framework_name: str) -> None:
-        job = self.find_job(framework_name)  # someone else's job is 404 (not 403: names do not leak)
+        job = await self.find_job(framework_name)  # someone else's job is 404 (not 403: names do not leak)
         value = self.json_body().get("value")
         if value not in ("STOP", "START"):
             raise bad_params('value: must be "STOP" or "START"')
@@ -282,7 +278,7 @@ class ExecutionTypeHandler(JobAccess):
 
 class TaskAttemptsHandler(JobAccess):
     async def get(self, framework_name: str, attempt_id: str, role: str, index: str) -> None:
-        job = self.find_job(framework_name)
+        job = await self.find_job(framework_name)
         tasks = [t for t in await self.history(job, int(attempt_id))
                  if (t.role == role or views.fc_role_name(t.role) == role) and t.task_index == int(index)]
         if not tasks:
@@ -309,7 +305,7 @@ class TaskLogsHandler(JobAccess):
 
     async def get(self, framework_name: str, attempt_id: str, role: str, index: str, task_attempt: str,
                   name: str | None = None) -> None:
-        job = self.find_job(framework_name)
+        job = await self.find_job(framework_name)
         task_id = f"{job.id}.{int(attempt_id)}.{role}.{int(index)}.{int(task_attempt)}"
         backend = self.controller.backend
         try:
@@ -345,7 +341,7 @@ class EventsHandler(JobAccess):
     """OpenPAI's ``{totalCount, data}``; with ``Accept: text/event-stream``, a live stream."""
 
     async def get(self, framework_name: str) -> None:
-        job = self.find_job(framework_name)
+        job = await self.find_job(framework_name)
         etype = self.get_argument("type", None)
         rows = await self.blocking(job_store.events, self.services.store, job.id, 0, etype)
         roles = {t.task_id: f"{t.role}/{t.task_index}" for t in await self.history(job)}

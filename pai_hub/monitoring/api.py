@@ -110,7 +110,7 @@ class UsageHandler(MonitoringAccess):
 
 class JobTimelineHandler(JobAccess, MonitoringAccess):
     async def get(self, framework_name: str) -> None:
-        job = self.find_job(framework_name)
+        job = await self.find_job(framework_name)
         fmt = self.fmt()
         view = self.get_argument("view", "events")
         if view not in ("events", "tasks"):

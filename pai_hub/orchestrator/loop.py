@@ -22,6 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from ..backends.base import Backend, TaskExit, TaskRunning
+from ..store import history
 from ..store import jobs as job_store
 from ..store.db import Store
 from .effects import Effects
@@ -75,6 +76,8 @@ class Controller:
         self._inputs: list[tuple[Any, ...]] = []
         self._wake = asyncio.Event()
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pai-store-writer")
+        # History (jobs no longer in memory) is read here, beside the writer, never on the loop.
+        self._reader = ThreadPoolExecutor(max_workers=2, thread_name_prefix="pai-store-reader")
         self._tasks: list[asyncio.Task] = []
         self._subscribers: dict[int, set[asyncio.Queue]] = {}
         self._closing = False
@@ -96,17 +99,19 @@ class Controller:
         is opened here unless the caller already did (to read its nodes)."""
         if not backend_open:
             await self.backend.open()
-        jobs, attempts, tasks = await asyncio.get_running_loop().run_in_executor(
-            self._writer, job_store.load, self.store
-        )
-        last_event = await asyncio.get_running_loop().run_in_executor(self._writer, job_store.last_event_id,
-                                                                       self.store)
+        loop = asyncio.get_running_loop()
+        jobs, attempts, tasks = await loop.run_in_executor(self._writer, job_store.load, self.store)
+        last_event = await loop.run_in_executor(self._writer, job_store.last_event_id, self.store)
+        last_job = await loop.run_in_executor(self._writer, job_store.last_job_id, self.store)
+        names = self.machine.names
+        await loop.run_in_executor(self._writer, lambda: names.retire_all(job_store.job_names(self.store)))
         now = self.clock()
-        to_adopt = self.machine.restore(jobs, attempts, tasks, self.plan_of, now, last_event)
+        to_adopt = self.machine.restore(jobs, attempts, tasks, self.plan_of, now, last_event, last_job)
         if to_adopt:
             for ev in await self.backend.adopt(to_adopt):
                 self._apply_backend_event(ev, now)
-        log.info("loaded %d jobs, adopted %d live tasks", len(jobs), len(to_adopt))
+        log.info("loaded %d live jobs (%d names taken), adopted %d live tasks", len(jobs), len(names),
+                 len(to_adopt))
         await self._turn()
         self._tasks = [
             asyncio.create_task(self._run(), name="pai-orchestrator"),
@@ -122,6 +127,7 @@ class Controller:
                 await t
         await self.backend.close()
         self._writer.shutdown(wait=True)
+        self._reader.shutdown(wait=True)
 
     # -- inputs ---------------------------------------------------------------------------------
     async def submit(self, job: JobRecord, plan: Any) -> JobRecord:
@@ -206,29 +212,62 @@ class Controller:
     # -- read model ---------------------------------------------------------------------------
     # What the API, the hub pages, monitoring and experiments read of jobs and of the cluster. None
     # of these change anything; handlers call :meth:`settled` first so that they show only what the
-    # store holds. Records are returned as they are (the machine's own objects): read, never write.
+    # store holds. Live jobs are the machine's own records (read, never write); a job that ended
+    # has left memory and is read from the store, off the loop (the ``async`` methods).
     def job(self, framework_name: str) -> JobRecord | None:
-        """The job ``<user>~<name>``, or None."""
+        """The live job ``<user>~<name>`` (in memory), or None: also for one that has ended (see
+        :meth:`find_job`)."""
         job_id = self.machine.names.get(framework_name)
         return None if job_id is None else self.machine.jobs.get(job_id)
 
     def job_by_id(self, job_id: int) -> JobRecord | None:
+        """The live job of this id, or None."""
         return self.machine.jobs.get(job_id)
 
     def jobs(self, *, username: str | None = None, virtual_cluster: str | None = None,
              states: Collection[str] | None = None) -> list[JobRecord]:
-        """Every job, or those of one user, one VC and/or in one of ``states``."""
+        """The live jobs (those not ended, and ended ones kept for debugging), or those of one user,
+        one VC and/or in one of ``states``. History is :meth:`list_jobs`."""
         return [j for j in self.machine.jobs.values()
                 if (username is None or j.username == username)
                 and (virtual_cluster is None or j.virtual_cluster == virtual_cluster)
                 and (states is None or j.state in states)]
 
+    def name_taken(self, framework_name: str) -> bool:
+        """Whether a job of this name was ever submitted (a second one is refused, 409)."""
+        return framework_name in self.machine.names
+
+    async def _read(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._reader, fn, *args)
+
+    async def find_job(self, framework_name: str) -> JobRecord | None:
+        """The job ``<user>~<name>``, live or ended, or None."""
+        job = self.job(framework_name)
+        if job is not None or framework_name not in self.machine.names:
+            return job
+        return await self._read(history.job_by_name, self.store, framework_name)
+
+    async def job_status(self, job: JobRecord) -> tuple[JobAttemptRecord | None, list[TaskRecord]]:
+        """The current attempt of ``job`` and its tasks: from memory while it is live, else stored."""
+        if self.machine.jobs.get(job.id) is job:
+            return self.machine.attempts.get(job.id), list(self.machine.tasks.get(job.id, ()))
+        await self.settled()  # it may have left memory in the turn being committed
+        return await self._read(history.current_attempt, self.store, job)
+
+    async def list_jobs(self, query: history.JobQuery, offset: int, limit: int, *,
+                        after: history.Keyset | None = None, with_total: bool = False) -> history.JobPage:
+        """A page of every job, live or ended, from the store's indexes. Each turn commits what the
+        machine changed, so after :meth:`settled` the store holds the live jobs as the machine does."""
+        await self.settled()
+        return await self._read(lambda: history.list_jobs(self.store, query, offset, limit, after=after,
+                                                          with_total=with_total))
+
     def attempt(self, job_id: int) -> JobAttemptRecord | None:
-        """The job's current attempt."""
+        """The live job's current attempt."""
         return self.machine.attempts.get(job_id)
 
     def tasks(self, job_id: int) -> list[TaskRecord]:
-        """The tasks of the job's current attempt."""
+        """The tasks of the live job's current attempt (none once it has left memory)."""
         return list(self.machine.tasks.get(job_id, ()))
 
     def nodes(self) -> list[NodeInfo]:

@@ -18,7 +18,7 @@ Semantics follow FrameworkController as OpenPAI used it (notes/openpai.md §3.1�
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,6 +74,46 @@ class Completion:
 SpecBuilder = Callable[[JobRecord, Any, TaskRecord, list[TaskRecord]], dict[str, Any]]
 
 
+class NameIndex:
+    """Every framework name ever taken (names are unique per user, forever: a second is a 409).
+
+    Live jobs' names map to their ids; finished jobs, which leave memory, keep only the 64-bit hash
+    of their name in a set — about 60 bytes a name instead of the record, so a million finished
+    jobs cost ~60 MB and no store query in the submit path. Hashes are rebuilt at each start
+    (:meth:`retire_all`), so the per-process ``hash`` is enough; two names sharing one 64-bit hash,
+    the only way a free name could be refused, is a 1-in-10^13 chance per submission with a
+    million names taken."""
+
+    def __init__(self) -> None:
+        self.live: dict[str, int] = {}
+        self._finished: set[int] = set()
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.live or hash(name) in self._finished
+
+    def __getitem__(self, name: str) -> int:
+        return self.live[name]
+
+    def __setitem__(self, name: str, job_id: int) -> None:
+        self.live[name] = job_id
+
+    def get(self, name: str, default: int | None = None) -> int | None:
+        """The id of the live job of this name."""
+        return self.live.get(name, default)
+
+    def retire(self, name: str) -> None:
+        """The job left memory: its name stays taken."""
+        self.live.pop(name, None)
+        self._finished.add(hash(name))
+
+    def retire_all(self, names: Iterable[str]) -> None:
+        """Names of jobs that finished before this start (streamed from the store)."""
+        self._finished.update(map(hash, names))
+
+    def __len__(self) -> int:
+        return len(self.live) + len(self._finished)
+
+
 class Machine:
     """All jobs and the tasks of their current attempt, and the rules that move them."""
 
@@ -99,8 +139,12 @@ class Machine:
         self.build_spec = build_spec
         self.port_allocator = port_allocator
         self.stop_grace = stop_grace
+        # Live jobs only: a job that ended, with nothing more to happen to it (no debug reservation),
+        # is dropped after its turn (:meth:`take_effects`); the store holds it, and its name stays
+        # taken in :attr:`names`.
         self.jobs: dict[int, JobRecord] = {}
-        self.names: dict[str, int] = {}
+        self.names = NameIndex()
+        self._ended: list[int] = []  # jobs that ended this turn, dropped once its effects are taken
         self.plans: dict[int, Any] = {}  # job id -> protocol.RenderedJob, for active jobs
         self.tasks: dict[int, list[TaskRecord]] = {}  # job id -> tasks of the current attempt
         self.live: dict[str, TaskRecord] = {}  # task id -> task not yet ended
@@ -112,8 +156,25 @@ class Machine:
 
     # -- turn handling --------------------------------------------------------------------------
     def take_effects(self) -> Effects:
+        """This turn's effects; jobs that ended in it leave memory (the effects still hold them)."""
         fx, self.fx = self.fx, Effects()
+        if self._ended:
+            self._drop_ended()
         return fx
+
+    def _drop_ended(self) -> None:
+        ended, self._ended = self._ended, []
+        for job_id in ended:
+            job = self.jobs.get(job_id)
+            if job is None or job.state not in TERMINAL_JOB_STATES or job_id in self.debugging:
+                continue
+            del self.jobs[job_id]
+            self.names.retire(job.framework_name)
+            for task in self.tasks.pop(job_id, ()):
+                self.live.pop(task.task_id, None)
+            self.attempts.pop(job_id, None)
+            self.plans.pop(job_id, None)
+            self.completing.pop(job_id, None)
 
     def _job(self, job: JobRecord) -> None:
         # a job created this turn is inserted whole; this turn's new jobs have the ids from the first
@@ -148,9 +209,9 @@ class Machine:
 
     def stop(self, job_id: int, now: float) -> None:
         """The user asked to stop the job (executionType STOP)."""
-        job = self.jobs[job_id]
-        if job.state in TERMINAL_JOB_STATES or job.execution_type == "STOP":
-            return
+        job = self.jobs.get(job_id)
+        if job is None or job.state in TERMINAL_JOB_STATES or job.execution_type == "STOP":
+            return  # over (a job no longer in memory has ended)
         job.execution_type = "STOP"
         self._job(job)
         self._event(job, "StopRequested", "stop requested", now)
@@ -418,6 +479,7 @@ class Machine:
             self._reserve_for_debugging(job, now + 60 * minutes, now)
         else:
             self.plans.pop(job.id, None)
+            self._ended.append(job.id)
 
     def _retry_job(self, job: JobRecord, completion: Completion, now: float, release: list[str]) -> bool:
         kind = completion.kind
@@ -474,6 +536,7 @@ class Machine:
                 # a backend may hold the task's environment (e.g. a Slurm allocation): let it go
                 self.fx.stops.append((task.task_id, self.stop_grace))
         self.plans.pop(job_id, None)
+        self._ended.append(job_id)
         self._event(job, "DebugReservationEnded", f"debug reservation {reason}; its GPUs are free", now)
         return True
 
@@ -502,20 +565,27 @@ class Machine:
 
     # -- restart --------------------------------------------------------------------------------
     def restore(self, jobs: list[JobRecord], attempts: list[JobAttemptRecord], tasks: list[TaskRecord],
-                plan_of: Callable[[JobRecord], Any], now: float, last_event_id: int = 0) -> list[str]:
-        """Rebuild from the store after a restart. Returns the task ids to ask the backend about."""
+                plan_of: Callable[[JobRecord], Any], now: float, last_event_id: int = 0,
+                last_job_id: int = 0) -> list[str]:
+        """Rebuild from the store after a restart: the live jobs, and the finished ones still holding a
+        debug reservation (a finished job without one is only named, see :attr:`names`). Returns the
+        task ids to ask the backend about."""
         self.next_event_id = max(self.next_event_id, last_event_id)
+        self.next_job_id = max(self.next_job_id, last_job_id + 1)
         latest = {(a.job_id, a.attempt_id): a for a in attempts}
         by_job: dict[int, list[TaskRecord]] = {}
         for t in tasks:
             by_job.setdefault(t.job_id, []).append(t)
         to_adopt: list[str] = []
         for job in jobs:
-            self.jobs[job.id] = job
-            self.names[job.framework_name] = job.id
             self.next_job_id = max(self.next_job_id, job.id + 1)
             current = [t for t in by_job.get(job.id, []) if t.job_attempt_id == job.attempt_id]
             current = self._latest_task_attempts(current)
+            if job.state in TERMINAL_JOB_STATES and not any(t.debug_until for t in current):
+                self.names.retire(job.framework_name)  # history: the store serves it
+                continue
+            self.jobs[job.id] = job
+            self.names[job.framework_name] = job.id
             self.tasks[job.id] = current
             if (job.id, job.attempt_id) in latest:
                 self.attempts[job.id] = latest[(job.id, job.attempt_id)]

@@ -261,9 +261,9 @@ class Simulation:
             self.victims_seen.add(gang_id)
             self.preemptions[outcome.job.vc] = self.preemptions.get(outcome.job.vc, 0) + 1
             outcome.preempted += 1
-        job = self.machine.jobs[job_id]
+        job = self.machine.jobs.get(job_id)
         live = [t for t in self.machine.tasks.get(job_id, []) if t.launch_state in _STARTED]
-        if job.attempt_id == attempt and live:
+        if job is not None and job.attempt_id == attempt and live:
             self.victims[gang_id] = job_id  # the machine is stopping it
 
     # -- effects ------------------------------------------------------------------------------------
@@ -307,7 +307,7 @@ class Simulation:
             fx = machine.take_effects()
 
     def _victim_gone(self, gang_id: str, job_id: int) -> bool:
-        job = self.machine.jobs[job_id]
-        if job.state in TERMINAL or job.attempt_id != int(gang_id.split(".")[1]):
+        job = self.machine.jobs.get(job_id)  # an ended job leaves the machine after its turn
+        if job is None or job.state in TERMINAL or job.attempt_id != int(gang_id.split(".")[1]):
             return True
         return all(t.launch_state == LaunchState.ENDED for t in self.machine.tasks.get(job_id, []))

@@ -1,4 +1,4 @@
-"""Jobs, attempts, task attempts and events: load everything at start, write each turn's changes.
+"""Jobs, attempts, task attempts and events: load the live jobs at start, write each turn's changes.
 
 Writes are batched: one transaction per orchestrator turn, with executemany inserts and
 updates by primary key, so a burst of submissions costs one commit (group commit).
@@ -6,13 +6,15 @@ updates by primary key, so a burst of submissions costs one commit (group commit
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import asdict, fields
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import bindparam, func, insert, or_, select, update
 
 from ..orchestrator.effects import Effects
 from ..orchestrator.records import EventRecord, JobAttemptRecord, JobRecord, TaskRecord
+from ..orchestrator.states import TERMINAL_JOB_STATES, JobState
 from .db import Store
 from .models import Event, Job, JobAttempt, TaskAttempt
 
@@ -96,23 +98,53 @@ def last_event_id(store: Store) -> int:
         return conn.execute(select(func.max(Event.id))).scalar() or 0
 
 
+#: Job states a job can still leave: the jobs the control plane holds in memory.
+LIVE_STATES = tuple(s.value for s in JobState if s not in TERMINAL_JOB_STATES)
+
+
+def _live_job_ids():
+    """Jobs still moving, and finished ones whose failed tasks are kept for debugging (both indexed)."""
+    debugging = select(TaskAttempt.job_id).where(TaskAttempt.debug_until.is_not(None))
+    return select(Job.id).where(or_(Job.state.in_(LIVE_STATES), Job.id.in_(debugging)))
+
+
 def load(store: Store) -> tuple[list[JobRecord], list[JobAttemptRecord], list[TaskRecord]]:
-    """Every job, the latest attempt of each, and the task attempts of active jobs' latest attempt."""
+    """The live jobs (see :func:`_live_job_ids`), the latest attempt of each and the task attempts of
+    their latest attempt. Finished jobs stay in the store: a restart costs what the live jobs cost,
+    not what the history does (their names: :func:`job_names`)."""
+    live = _live_job_ids()
     with store.engine.connect() as conn:
-        job_rows = conn.execute(select(*[Job.__table__.c[n] for n in _JOB_FIELDS]))
+        job_rows = conn.execute(select(*[Job.__table__.c[n] for n in _JOB_FIELDS]).where(Job.id.in_(live)))
         jobs = [JobRecord(**dict(r._mapping)) for r in job_rows]
+        latest = {j.id: j.attempt_id for j in jobs}
         attempts = [
             JobAttemptRecord(**dict(r._mapping))
-            for r in conn.execute(select(*[JobAttempt.__table__.c[n] for n in _ATTEMPT_FIELDS]))
+            for r in conn.execute(select(*[JobAttempt.__table__.c[n] for n in _ATTEMPT_FIELDS])
+                                  .where(JobAttempt.job_id.in_(live)))
+            if latest.get(r.job_id) == r.attempt_id
         ]
-        latest = {j.id: j.attempt_id for j in jobs}
-        attempts = [a for a in attempts if latest.get(a.job_id) == a.attempt_id]
         tasks = [
             TaskRecord(**dict(r._mapping))
-            for r in conn.execute(select(*[TaskAttempt.__table__.c[n] for n in _TASK_FIELDS]))
+            for r in conn.execute(select(*[TaskAttempt.__table__.c[n] for n in _TASK_FIELDS])
+                                  .where(TaskAttempt.job_id.in_(live)))
             if latest.get(r.job_id) == r.job_attempt_id
         ]
     return jobs, attempts, tasks
+
+
+def job_names(store: Store) -> Iterator[str]:
+    """Every framework name ever taken (names are unique per user forever), streamed from the unique
+    index so that a million names never sit in one list."""
+    with store.engine.connect() as conn:
+        result = conn.execution_options(stream_results=True, yield_per=10_000).execute(select(Job.framework_name))
+        for (name,) in result:
+            yield name
+
+
+def last_job_id(store: Store) -> int:
+    """The largest job id ever given: ids are never reused, also not those of jobs left out of memory."""
+    with store.engine.connect() as conn:
+        return conn.execute(select(func.max(Job.id))).scalar() or 0
 
 
 def task_history(store: Store, job_id: int, job_attempt_id: int | None = None) -> list[TaskRecord]:
@@ -138,4 +170,5 @@ def events(store: Store, job_id: int, after_id: int = 0, type: str | None = None
         return [dict(r._mapping) for r in conn.execute(q.order_by(Event.id))]
 
 
-__all__ = ["EventRecord", "committed", "events", "job_attempts", "load", "persist", "task_history"]
+__all__ = ["EventRecord", "committed", "events", "job_attempts", "job_names", "last_job_id", "load", "persist",
+           "task_history"]

@@ -6,7 +6,7 @@ users with their groups and API tokens, and an append-only event log per job.
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, BigInteger, Boolean, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, Float, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -67,10 +67,10 @@ class Job(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     framework_name: Mapped[str] = mapped_column(String(600), unique=True)
-    username: Mapped[str] = mapped_column(String(255), index=True)
+    username: Mapped[str] = mapped_column(String(255))
     name: Mapped[str] = mapped_column(String(255))
-    virtual_cluster: Mapped[str] = mapped_column(String(255), index=True)
-    state: Mapped[str] = mapped_column(String(16), index=True)
+    virtual_cluster: Mapped[str] = mapped_column(String(255))
+    state: Mapped[str] = mapped_column(String(16))
     sub_state: Mapped[str] = mapped_column(String(40), default="")
     execution_type: Mapped[str] = mapped_column(String(8), default="START")
     config_yaml: Mapped[str] = mapped_column(Text)  # masked: shown to users
@@ -93,6 +93,16 @@ class Job(Base):
     exit_trigger: Mapped[dict | None] = mapped_column(JSON)
     waiting_reason: Mapped[str | None] = mapped_column(Text)
     exit_info: Mapped[dict | None] = mapped_column(JSON)
+
+    # history is listed newest first under each filter and paged by keyset (migration 0005)
+    __table_args__ = (
+        Index("ix_jobs_submitted", "submitted_at", "id"),
+        Index("ix_jobs_user_submitted", "username", "submitted_at", "id"),
+        Index("ix_jobs_vc_submitted", "virtual_cluster", "submitted_at", "id"),
+        Index("ix_jobs_state_submitted", "state", "submitted_at", "id"),
+        Index("ix_jobs_vc_state_submitted", "virtual_cluster", "state", "submitted_at", "id"),
+        Index("ix_jobs_user_name", "username", "name"),
+    )
 
 
 class JobAttempt(Base):
@@ -135,7 +145,12 @@ class TaskAttempt(Base):
     exit_info: Mapped[dict | None] = mapped_column(JSON)
     debug_until: Mapped[float | None] = mapped_column(Float)
 
-    __table_args__ = (Index("ix_task_attempts_job", "job_id", "job_attempt_id"),)
+    __table_args__ = (
+        Index("ix_task_attempts_job", "job_id", "job_attempt_id"),
+        # the debug reservations a restart reloads (migration 0005)
+        Index("ix_task_attempts_debug", "job_id", sqlite_where=text("debug_until IS NOT NULL"),
+              postgresql_where=text("debug_until IS NOT NULL")),
+    )
 
 
 class Event(Base):

@@ -25,6 +25,7 @@ from tornado import httpserver
 from pai_hub.app import PaiHub
 from pai_hub.orchestrator import loop as loop_module
 from pai_hub.orchestrator.effects import Effects
+from pai_hub.store import history
 from pai_hub.store import jobs as job_store
 from tests.server import free_port, job_yaml
 
@@ -63,8 +64,7 @@ class Service:
     observed: list[Effects] = field(default_factory=list)
 
     def stored_names(self) -> set[str]:
-        jobs, _, _ = job_store.load(self.app.store)
-        return {j.framework_name for j in jobs}
+        return set(job_store.job_names(self.app.store))
 
     async def submit(self, name: str) -> httpx.Response:
         """POST admin's job ``name``, one task that runs ``true``; the answer as it comes."""
@@ -117,7 +117,9 @@ async def service(tmp_path) -> AsyncIterator[Service]:
 
 
 def _job_events(svc: Service, framework: str, reason: str) -> list[dict[str, Any]]:
-    job_id = svc.app.controller.machine.names[framework]
+    job = history.job_by_name(svc.app.store, framework)  # ended jobs leave memory: ask the store
+    assert job is not None
+    job_id = job.id
     return [e for e in job_store.events(svc.app.store, job_id) if e["reason"] == reason]
 
 

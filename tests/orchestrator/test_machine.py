@@ -171,3 +171,45 @@ def test_permanent_failure_is_not_retried_transient_is_capped():
         m.task_exited(t, 137, 1, 2, 2, exit_info={"behavior": "TRANSIENT"})
         m.schedule(2)
     assert (job.state, job.retries_platform) == ("FAILED", 2)
+
+
+def test_a_job_that_ended_leaves_the_machine_after_its_turn_and_its_name_stays_taken():
+    m = make_machine()
+    job = submit(m, job_yaml("once", ["true"], instances=2))
+    tasks = run_all(m)
+    for task_id in tasks:
+        m.task_exited(task_id, 0, 1.0, 2.0, 2.0)
+    assert job.state == "SUCCEEDED" and m.jobs, "held until its turn's effects are taken"
+    fx = m.take_effects()
+    assert fx.jobs[job.id].state == "SUCCEEDED"  # the effects still carry it to the store
+    assert not (m.jobs or m.tasks or m.attempts or m.plans or m.live or m.completing)
+    assert "u~once" in m.names and m.names.get("u~once") is None
+    m.stop(job.id, 3.0)  # a stop for a job that left memory changes nothing
+    assert not m.take_effects()
+
+
+def test_a_job_kept_for_debugging_stays_until_its_reservation_ends():
+    sched = GangScheduler({NODE.name: (NODE.cpu, NODE.memory_mb, tuple(g.index for g in NODE.gpus))})
+    m = Machine(sched, [NODE], build_task_spec, hashed_ports, debug_default_minutes=5)
+    job = submit(m, job_yaml("broken", ["false"], gpu=1))
+    [task_id] = run_all(m)
+    m.task_exited(task_id, 1, 1.0, 2.0, 2.0)
+    m.take_effects()
+    assert job.state == "FAILED" and m.jobs[job.id] is job and m.debugging
+    assert m.release_debug(job.id, 3.0)
+    m.take_effects()
+    assert not m.jobs and not m.tasks and "u~broken" in m.names
+
+
+def test_restore_holds_live_jobs_only_and_never_reuses_an_id():
+    m = make_machine()
+    done = submit(m, job_yaml("done", ["true"]))
+    [task_id] = run_all(m)
+    m.task_exited(task_id, 0, 1.0, 2.0, 2.0)
+    waiting = submit(m, job_yaml("waiting", ["true"], gpu=4))
+    fx = m.take_effects()
+    restarted = make_machine()
+    restarted.restore([done, waiting], list(fx.attempts.values()), list(fx.new_tasks.values()),
+                      lambda j: protocol.render(protocol.load(j.config_yaml), username="u"), 5.0, last_job_id=41)
+    assert list(restarted.jobs) == [waiting.id] and "u~done" in restarted.names
+    assert restarted.next_job_id == 42
