@@ -109,6 +109,7 @@ class HivedConfig:
     virtual_clusters: dict[str, VirtualClusterSpec]
     chains: dict[str, ChainSpec]
     raw: dict[str, Any]
+    _chains_by_leaf_type: dict[str, tuple[str, ...]] = field(default_factory=dict, repr=False, compare=False)
 
     def leaf_types(self) -> list[str]:
         seen: list[str] = []
@@ -117,9 +118,14 @@ class HivedConfig:
                 seen.append(chain.leaf_type)
         return seen
 
-    def chains_of_leaf_type(self, leaf_type: str) -> list[str]:
-        """Chains holding ``leaf_type``, in descending name order (what HiveD's own test fixes, §2.15)."""
-        return sorted((c.name for c in self.chains.values() if c.leaf_type == leaf_type), reverse=True)
+    def chains_of_leaf_type(self, leaf_type: str) -> tuple[str, ...]:
+        """Chains holding ``leaf_type``, in descending name order (what HiveD's own test fixes, §2.15).
+        Asked for every gang placed; a config does not change once loaded, so it is worked out once."""
+        found = self._chains_by_leaf_type.get(leaf_type)
+        if found is None:
+            found = self._chains_by_leaf_type[leaf_type] = tuple(
+                sorted((c.name for c in self.chains.values() if c.leaf_type == leaf_type), reverse=True))
+        return found
 
 
 _MEM_UNITS = {"": 1 / (1024 * 1024), "ki": 1 / 1024, "mi": 1, "gi": 1024, "ti": 1024 * 1024,

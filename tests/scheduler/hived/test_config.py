@@ -26,7 +26,7 @@ def test_design_addresses():
     assert [c.address for c in top7.children] == ["7/14", "7/15"]
     assert top7.children[0].children[0].address == "7/14/0.0.3.0"
     assert top7.children[0].pinned_cell_id == "VC1-YQW-DGX2"
-    assert cfg.chains_of_leaf_type("DGX2-V100") == ["DGX2-V100-NODE", "4-DGX2-V100-NODE", "3-DGX2-V100-NODE"]
+    assert cfg.chains_of_leaf_type("DGX2-V100") == ("DGX2-V100-NODE", "4-DGX2-V100-NODE", "3-DGX2-V100-NODE")
 
 
 def test_openpai_skus():
