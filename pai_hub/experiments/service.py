@@ -314,7 +314,7 @@ class ExperimentService:
         before = json.dumps([rec["nniStatus"], rec["trials"]], sort_keys=True)
         rec["nniStatus"] = status.get("status")
         errors = status.get("errors") or []
-        self._merge_trials(rec, trials, metrics)
+        await self._merge_trials(rec, trials, metrics)
         if rec["state"] == "RUNNING":
             if rec["nniStatus"] == "DONE":
                 rec.update(state="DONE", completedTime=time.time())
@@ -324,7 +324,8 @@ class ExperimentService:
         if json.dumps([rec["nniStatus"], rec["trials"]], sort_keys=True) != before or rec["state"] != "RUNNING":
             self._save(rec)
 
-    def _merge_trials(self, rec: dict[str, Any], trials: list[dict[str, Any]], metrics: list[dict[str, Any]]) -> None:
+    async def _merge_trials(self, rec: dict[str, Any], trials: list[dict[str, Any]],
+                            metrics: list[dict[str, Any]]) -> None:
         inter: dict[str, list[Any]] = {}
         final: dict[str, Any] = {}
         used: dict[str, str] = {}  # trial → the parameter id its metrics were reported for
@@ -357,10 +358,10 @@ class ExperimentService:
                 params = by_id[used[tid]]
             base = framework = f"{rec['username']}~nni_{rec['id']}_{tid}"
             for attempt in range(2, 10):  # the last run of a trial re-run after a resume
-                if self.controller.job(f"{base}_{attempt}") is None:
+                if not self.controller.name_taken(f"{base}_{attempt}"):
                     break
                 framework = f"{base}_{attempt}"
-            job = self.controller.job(framework)
+            job = await self.controller.find_job(framework)  # an ended trial's job is in the store
             out.append({"id": tid, "sequence": t.get("sequenceId"), "state": t.get("status"),
                         "parameters": params, "intermediate": inter.get(tid, []), "final": final.get(tid),
                         "startTime": t.get("startTime"), "endTime": t.get("endTime"),
