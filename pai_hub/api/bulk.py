@@ -177,7 +177,7 @@ async def submit_checked(handler: JobsHandler, jobs: Submission, describe: Calla
     if handler.get_query_argument("dryRun", "").lower() in ("true", "all", "1"):
         seen: set[str] = set()
         for position, (job, _) in enumerate(jobs):
-            if job.framework_name in seen or handler.controller.job(job.framework_name) is not None:
+            if job.framework_name in seen or handler.controller.name_taken(job.framework_name):
                 raise ApiError(409, "ConflictJobError",
                                f"{describe(position)}: Job {job.framework_name} already exists.")
             seen.add(job.framework_name)

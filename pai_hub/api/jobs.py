@@ -84,6 +84,12 @@ class JobsHandler(JobAccess):
             text = b"".join(self._chunks).decode("utf-8")
         except UnicodeDecodeError:
             raise ApiError(400, "InvalidProtocolError", "the job protocol must be UTF-8 text") from None
+        array = self.get_query_argument("array", None)
+        if array is not None:  # a job array: one document, one job per index (pai_hub/api/bulk.py)
+            from .bulk import submit_array
+
+            await submit_array(self, text, array)
+            return
         job, plan = await self._validate(text)
         if self.get_query_argument("dryRun", "").lower() in ("true", "all", "1"):
             # everything a submission checks, nothing stored or run (as kubectl's --dry-run=server)

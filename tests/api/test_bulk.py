@@ -86,6 +86,10 @@ def test_a_taken_name_refuses_the_whole_array_naming_the_element(server):
         r = batch(c, [job_yaml("twice", ["true"]), job_yaml("twice", ["true"])])
         assert r.status_code == 409 and r.json()["message"].startswith("jobs[1]: Job admin~twice already exists.")
         assert not exists(c, "twice")
+        # a dry run checks names too, also against a job that has ended and left the control plane's memory
+        wait_state(c, "admin~taken-3", {"SUCCEEDED"})
+        r = batch(c, {"job": job_yaml("taken", ["true"]), "array": "2-3"}, dryRun="true")
+        assert r.status_code == 409 and r.json()["message"].startswith("array element 3: Job admin~taken-3"), r.text
 
 
 def test_bad_array_requests_say_which_field_and_how_to_fix_it(server):
