@@ -117,7 +117,8 @@ class _StateCollector:
         yield from self._nodes(s)
         yield from self._tasks(s)
         yield from self._vcs(s)
-        jobs = _g("pai_jobs", "Jobs by virtual cluster and state.", ["vc", "state"])
+        jobs = _g("pai_jobs", "Live jobs (waiting, running, stopping, kept for debugging) by virtual cluster and "
+                  "state; ended jobs are counted by pai_orchestrator_transitions.", ["vc", "state"])
         for (vc, state), n in sorted(s.jobs.items()):
             jobs.add_metric([vc, state], n)
         yield jobs
