@@ -23,7 +23,7 @@ async def connect(url: str, headers: dict[str, str], timeout: float = 20) -> Web
         conn = await websocket_connect(HTTPRequest(url, headers=headers))
     except HTTPClientError as exc:  # say why the server refused the terminal, not only the status
         body = exc.response.body.decode(errors="replace") if exc.response is not None else ""
-        raise AssertionError(f"terminal {url} refused: {exc.code} {body}") from None
+        raise HTTPClientError(exc.code, f"terminal {url} refused: {body}", exc.response) from None
     first = await asyncio.wait_for(conn.read_message(), timeout)
     assert first is not None and json.loads(first) == ["setup", {}], first
     return conn
