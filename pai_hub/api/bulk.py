@@ -49,25 +49,13 @@ class BatchHandler(JobsHandler):
 
     get = web.RequestHandler.get  # listing is GET /jobs; only POST is served here
 
-    async def prepare(self) -> None:
-        await super(JobsHandler, self).prepare()  # authentication; the body limit is the batch's own
-        self._chunks: list[bytes] = []
-        self._size = 0
-        limit = self.server_settings.max_batch_bytes
-        if int(self.request.headers.get("Content-Length") or 0) > limit:
-            raise self._too_large()
-        self.request.connection.set_max_body_size(max(limit, 1) + 1)
+    def _body_limit(self) -> int:
+        return self.server_settings.max_batch_bytes
 
     def _too_large(self) -> ApiError:
         return ApiError(413, "PayloadTooLargeError",
                         f"the batch is larger than {self.server_settings.max_batch_bytes} bytes (PaiHub."
                         "max_batch_bytes); send it in several requests, or send one document with an array spec")
-
-    def data_received(self, chunk: bytes) -> None:
-        self._size += len(chunk)
-        if self._size > self.server_settings.max_batch_bytes:
-            raise self._too_large()
-        self._chunks.append(chunk)
 
     async def post(self) -> None:
         try:

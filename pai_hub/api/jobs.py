@@ -62,11 +62,15 @@ class JobsHandler(JobAccess):
         self._chunks: list[bytes] = []
         self._size = 0
         if self.request.method == "POST":
-            limit = self.server_settings.max_job_bytes
+            limit = self._body_limit()
             length = int(self.request.headers.get("Content-Length") or 0)
             if length > limit:
                 raise self._too_large()
             self.request.connection.set_max_body_size(max(limit, 1) + 1)
+
+    def _body_limit(self) -> int:
+        """The largest body a POST here may send (checked before and while it is read)."""
+        return self.server_settings.max_job_bytes
 
     def _too_large(self) -> ApiError:
         return ApiError(413, "PayloadTooLargeError",
@@ -75,7 +79,7 @@ class JobsHandler(JobAccess):
 
     def data_received(self, chunk: bytes) -> None:
         self._size += len(chunk)
-        if self._size > self.server_settings.max_job_bytes:
+        if self._size > self._body_limit():
             raise self._too_large()
         self._chunks.append(chunk)
 

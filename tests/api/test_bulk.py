@@ -114,3 +114,15 @@ def test_bad_array_requests_say_which_field_and_how_to_fix_it(server):
             assert (r.status_code, r.json()["code"]) == (status, code), (body, r.text)
             assert says in r.json()["message"], r.text
         assert not exists(c, "badarr-0")
+
+
+def test_a_batch_has_its_own_body_limit(server):
+    """A batch may be larger than one job protocol (max_job_bytes, 1 MiB) up to max_batch_bytes (64 MiB)."""
+    with server.client() as c:
+        two_mib = ("# " + "x" * 1000 + "\n") * 2100
+        r = c.post("/api/v2/jobs/batch", content=two_mib + yaml.safe_dump([]), headers={"Content-Type": "text/yaml"})
+        assert r.status_code != 413, r.text  # read whole, then refused for what it holds
+        r = c.post("/api/v2/jobs", content=two_mib, headers={"Content-Type": "text/yaml"})
+        assert r.status_code == 413, r.text
+        r = c.post("/api/v2/jobs/batch", content=b"#" * ((64 << 20) + 1), headers={"Content-Type": "text/yaml"})
+        assert r.status_code == 413 and "max_batch_bytes" in r.json()["message"], r.text
