@@ -7,11 +7,9 @@ the task's exit code (codes above 255 are reported as 255 by the shell; ``exit.j
 from __future__ import annotations
 
 import argparse
-import os
-import signal
 import sys
 
-from pai_runtime.supervisor import run_task
+from pai_runtime.supervisor import run_task_forwarding_signals
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -19,19 +17,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("task_dir", help="task attempt directory holding spec.json")
     parser.add_argument("--notify", help="unix datagram socket to tell about the exit")
     args = parser.parse_args(argv)
-
-    task_pid: list[int] = []
-
-    def forward(signum: int, _frame: object) -> None:
-        if task_pid:
-            try:
-                os.killpg(task_pid[0], signum)
-            except ProcessLookupError:
-                pass
-
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, forward)
-    return run_task(args.task_dir, args.notify, detach_stdio=False, on_spawn=task_pid.append)
+    return run_task_forwarding_signals(args.task_dir, args.notify)
 
 
 if __name__ == "__main__":

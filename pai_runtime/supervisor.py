@@ -454,3 +454,21 @@ def run_task(task_dir: str, notify_path: str | None = None, *, detach_stdio: boo
         notifier.flush()
     notifier.close()
     return int(record["exitCode"])
+
+
+def run_task_forwarding_signals(task_dir: str, notify_path: str | None = None) -> int:
+    """:func:`run_task` for a process that *is* the task's supervisor (``python -m pai_runtime``, a
+    Slurm job): SIGINT, SIGTERM and SIGHUP sent to it (Ctrl-C, scancel) go on to the task's process
+    group, and the task's stdio stays this process's."""
+    task_pid: list[int] = []
+
+    def forward(signum: int, _frame: object) -> None:
+        if task_pid:
+            try:
+                os.killpg(task_pid[0], signum)
+            except ProcessLookupError:
+                pass
+
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, forward)
+    return run_task(task_dir, notify_path, detach_stdio=False, on_spawn=task_pid.append)

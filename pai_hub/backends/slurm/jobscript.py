@@ -48,20 +48,9 @@ def _slurm_gpus() -> list[int] | None:
 def _run_task(task_dir: str, notify: str | None) -> int:
     """``python -m pai_runtime TASK_DIR`` in this process, without its argparse (15 ms a task):
     signals to the job (scancel) are forwarded to the task's process group."""
-    from pai_runtime.supervisor import run_task
+    from pai_runtime.supervisor import run_task_forwarding_signals
 
-    task_pid: list[int] = []
-
-    def forward(signum: int, _frame: object) -> None:
-        if task_pid:
-            try:
-                os.killpg(task_pid[0], signum)
-            except ProcessLookupError:
-                pass
-
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, forward)
-    return run_task(task_dir, notify, detach_stdio=False, on_spawn=task_pid.append)
+    return run_task_forwarding_signals(task_dir, notify)
 
 
 def main(argv: list[str]) -> int:
