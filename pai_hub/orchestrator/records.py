@@ -1,6 +1,6 @@
 """In-memory mirrors of the store's rows, mutated only by the state machine.
 
-Field names are the store's column names, so persisting a record is ``asdict`` and nothing more.
+Field names are the store's column names, so persisting a record is reading its fields and nothing more.
 States are the enums of :mod:`.states` (plain strings read back from the store are turned into
 them), changed only through :func:`.states.transition`.
 """
