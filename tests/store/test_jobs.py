@@ -95,7 +95,7 @@ def _raw_rows(store) -> dict[str, list[tuple]]:
 
 
 def test_a_persisted_turn_reads_back_as_it_was_and_the_driver_path_stores_what_core_stores(tmp_path, monkeypatch):
-    turns, m = _turns()
+    turns, _machine = _turns()
     assert any(fx.new_jobs for fx in turns) and any(fx.tasks for fx in turns) and any(fx.jobs for fx in turns)
     assert sum(len(fx.attempts) for fx in turns) > len(turns[0].attempts), "a retry writes a second attempt"
 
