@@ -15,6 +15,7 @@ import contextlib
 import os
 import re
 import socket
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +43,9 @@ def check_task_id(task_id: str) -> str:
         raise ValueError(f"invalid task id {task_id!r}: must match [A-Za-z0-9._~-]+")
     return task_id
 
+
+#: How long a debug shell waits for the spec.json of a task that was just handed to its launcher.
+SHELL_SPEC_WAIT_SECONDS = 5.0
 
 class TaskDirBackend(TaskEvents, Backend):
     """The shared half of the local and Slurm backends (see module docstring).
@@ -198,6 +202,12 @@ class TaskDirBackend(TaskEvents, Backend):
 
         task_dir = str(self.task_dir(task_id))
         data = read_json(f"{task_dir}/{SPEC_FILE}")
+        # A task is reported running once its start is handed over; its launcher may not have written
+        # spec.json yet (a busy machine). This runs off the event loop: wait a moment for it.
+        deadline = time.monotonic() + SHELL_SPEC_WAIT_SECONDS
+        while data is None and task_id in self._live and time.monotonic() < deadline:
+            time.sleep(0.02)
+            data = read_json(f"{task_dir}/{SPEC_FILE}")
         if data is None:
             raise KeyError(task_id)
         spec = TaskSpec.from_json_dict(data)
