@@ -1,4 +1,5 @@
-/** The jobs sidebar (my jobs, filtered) and a job's detail tab (live state, tasks, logs, stop, debug). */
+/** The jobs sidebar (my jobs, a page at a time, filtered by the server) and a job's detail tab
+ * (live state, tasks, logs, stop, debug). */
 import { Poll } from '@lumino/polling';
 import { Widget } from '@lumino/widgets';
 
@@ -6,12 +7,13 @@ import type { IPaiApi } from './api';
 import { fmtTime, h, options, stateBadge } from './dom';
 import {
   exitInfo,
-  filterJobs,
   FINAL_STATES,
   frameworkName,
   JOB_STATES,
   JobFilter,
+  jobsQuery,
   JobSummary,
+  pageLabel,
   parseSSE,
   proxiedPath,
   TaskRow,
@@ -19,9 +21,21 @@ import {
 } from './model';
 import { quietly, widgetPoll } from './polling';
 
+/** Jobs per page of the panel. */
+export const PAGE_SIZE = 50;
+
+/** My jobs, one page at a time: the filters are query parameters of `GET jobs` (the server filters
+ * and counts with its indexes), next/previous move the offset, and the poll re-reads only the page
+ * shown. So the panel costs the same with ten jobs or a million in the history. */
 export class JobsPanel extends Widget {
   private jobs: JobSummary[] = [];
+  private total = 0;
+  private offset = 0;
+  /** counts the queries asked, so that an answer to an earlier one is dropped */
+  private generation = 0;
+  private vcsLoaded = false;
   private filter: JobFilter = { state: '', vc: '', name: '' };
+  private keywordTimer: ReturnType<typeof setTimeout> | undefined;
   private stateSel = h('select', { 'aria-label': 'Filter by state', class: 'pai-Filter-state' });
   private vcSel = h('select', { 'aria-label': 'Filter by virtual cluster', class: 'pai-Filter-vc' });
   private nameInput = h('input', {
@@ -32,13 +46,19 @@ export class JobsPanel extends Widget {
   });
   private body = h('tbody');
   private message = h('div', { class: 'pai-Message', role: 'status' });
-  /** the list, kept fresh while it is shown */
+  private pageInfo = h('span', { class: 'pai-PageInfo', 'aria-live': 'polite' });
+  private prevBtn = h('button', { class: 'jp-Button pai-Button pai-PagePrev', 'aria-label': 'Previous page' }, '‹ Previous');
+  private nextBtn = h('button', { class: 'jp-Button pai-Button pai-PageNext', 'aria-label': 'Next page' }, 'Next ›');
+  /** the page shown, kept fresh while it is shown */
   readonly poll: Poll;
 
   constructor(
     private api: IPaiApi,
     private onOpen: (fw: string) => void,
-    refreshMs = 5000
+    refreshMs = 5000,
+    readonly pageSize = PAGE_SIZE,
+    /** how long typing in the name filter pauses before the server is asked */
+    private keywordDelayMs = 300
   ) {
     super();
     this.poll = widgetPoll(this, () => this.load(), { name: 'jobs', interval: refreshMs });
@@ -48,9 +68,14 @@ export class JobsPanel extends Widget {
     this.title.caption = 'PAI jobs';
     options(this.stateSel, [['', 'All states'], ...JOB_STATES.map(s => [s, s] as [string, string])]);
     options(this.vcSel, [['', 'All VCs']]);
-    this.stateSel.onchange = () => this.setFilter({ state: this.stateSel.value });
-    this.vcSel.onchange = () => this.setFilter({ vc: this.vcSel.value });
-    this.nameInput.oninput = () => this.setFilter({ name: this.nameInput.value });
+    this.stateSel.onchange = () => void this.setFilter({ state: this.stateSel.value });
+    this.vcSel.onchange = () => void this.setFilter({ vc: this.vcSel.value });
+    this.nameInput.oninput = () => {
+      clearTimeout(this.keywordTimer);
+      this.keywordTimer = setTimeout(() => void this.setFilter({ name: this.nameInput.value }), this.keywordDelayMs);
+    };
+    this.prevBtn.onclick = () => void this.goTo(this.offset - this.pageSize);
+    this.nextBtn.onclick = () => void this.goTo(this.offset + this.pageSize);
     const refresh = h('button', { class: 'jp-Button pai-Button', onclick: () => this.refresh() }, 'Refresh');
     this.node.append(
       h('h2', { class: 'pai-Title' }, 'My PAI jobs'),
@@ -65,39 +90,73 @@ export class JobsPanel extends Widget {
           h('tr', {}, h('th', {}, 'Job'), h('th', {}, 'State'), h('th', {}, 'VC'), h('th', {}, 'GPUs'), h('th', {}, 'Tasks'))
         ),
         this.body
-      )
+      ),
+      h('div', { class: 'pai-Toolbar pai-Pager' }, this.prevBtn, this.pageInfo, this.nextBtn)
     );
+    this.renderPager();
   }
 
-  setFilter(f: Partial<JobFilter>): void {
+  /** Change the filters: back to the first page, asked of the server now. */
+  setFilter(f: Partial<JobFilter>): Promise<void> {
     this.filter = { ...this.filter, ...f };
-    this.render();
+    this.offset = 0;
+    return this.refresh();
   }
 
-  /** Reload the list now (a failure is shown in the panel). */
+  /** Show the page starting at `offset` (clamped to the list). */
+  goTo(offset: number): Promise<void> {
+    this.offset = Math.max(0, offset);
+    return this.refresh();
+  }
+
+  /** Reload the page shown now (a failure is shown in the panel). */
   refresh(): Promise<void> {
     return quietly(() => this.load());
   }
 
-  /** Reload the list; a failure is shown, and rethrown for the poll to back off. */
+  /** Read the page shown; a failure is shown, and rethrown for the poll to back off. */
   private async load(): Promise<void> {
+    const generation = ++this.generation;
+    if (!this.vcsLoaded) {
+      await this.loadVcs();
+    }
+    let page: { totalCount: number; data: JobSummary[] };
     try {
-      this.jobs = await this.api.get('jobs');
-      this.message.textContent = '';
+      page = await this.api.get(jobsQuery(this.filter, this.offset, this.pageSize));
     } catch (e: any) {
-      this.message.textContent = `Cannot list jobs: ${e.message}`;
-      this.render();
+      if (generation === this.generation) {
+        this.message.textContent = `Cannot list jobs: ${e.message}`;
+      }
       throw e;
     }
-    const vcs = [...new Set(this.jobs.map(j => j.virtualCluster))].sort();
-    options(this.vcSel, [['', 'All VCs'], ...vcs.map(v => [v, v] as [string, string])], this.filter.vc);
+    if (generation !== this.generation) {
+      return; // the filters or the page changed meanwhile: that answer is being read
+    }
+    if (!page.data.length && page.totalCount > 0 && this.offset > 0) {
+      // the list shrank under the page shown: show its last page instead
+      this.offset = Math.floor((page.totalCount - 1) / this.pageSize) * this.pageSize;
+      return this.load();
+    }
+    this.jobs = page.data;
+    this.total = page.totalCount;
+    this.message.textContent = '';
     this.render();
   }
 
+  /** The VC choices: every virtual cluster (`GET virtual-clusters`), not only those of the jobs shown. */
+  private async loadVcs(): Promise<void> {
+    try {
+      const vcs = Object.keys(await this.api.get('virtual-clusters')).sort();
+      options(this.vcSel, [['', 'All VCs'], ...vcs.map(v => [v, v] as [string, string])], this.filter.vc);
+      this.vcsLoaded = true;
+    } catch {
+      /* tried again at the next load; the list works without the choices */
+    }
+  }
+
   render(): void {
-    const shown = filterJobs(this.jobs, this.filter);
     this.body.replaceChildren(
-      ...shown.map(j =>
+      ...this.jobs.map(j =>
         h(
           'tr',
           { 'data-job': frameworkName(j), title: j.waitingReason ? `waiting: ${j.waitingReason}` : '' },
@@ -109,11 +168,22 @@ export class JobsPanel extends Widget {
         )
       )
     );
-    if (!shown.length && !this.message.textContent) {
-      this.message.textContent = this.jobs.length ? 'No job matches the filters.' : 'No jobs yet.';
-    } else if (shown.length && this.message.textContent?.startsWith('No job')) {
-      this.message.textContent = '';
+    if (!this.jobs.length) {
+      const filtered = this.filter.state || this.filter.vc || this.filter.name.trim();
+      this.message.textContent = filtered ? 'No job matches the filters.' : 'No jobs yet.';
     }
+    this.renderPager();
+  }
+
+  private renderPager(): void {
+    this.pageInfo.textContent = pageLabel(this.offset, this.jobs.length, this.total);
+    this.prevBtn.disabled = this.offset <= 0;
+    this.nextBtn.disabled = this.offset + this.jobs.length >= this.total;
+  }
+
+  dispose(): void {
+    clearTimeout(this.keywordTimer);
+    super.dispose();
   }
 }
 

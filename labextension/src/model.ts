@@ -32,14 +32,26 @@ export function frameworkName(job: { username: string; name: string }): string {
   return `${job.username}~${job.name}`;
 }
 
-export function filterJobs(jobs: JobSummary[], f: JobFilter): JobSummary[] {
-  const needle = f.name.trim().toLowerCase();
-  return jobs.filter(
-    j =>
-      (!f.state || j.state === f.state) &&
-      (!f.vc || j.virtualCluster === f.vc) &&
-      (!needle || j.name.toLowerCase().includes(needle))
-  );
+/** One page of my jobs as the server's query: the filters are the server's (state, VC, and the name
+ * as OpenPAI's `keyword`), so the panel never loads more than a page, however long the history. */
+export function jobsQuery(f: JobFilter, offset: number, limit: number): string {
+  const q = new URLSearchParams({ offset: String(offset), limit: String(limit), withTotalCount: 'true' });
+  if (f.state) {
+    q.set('state', f.state);
+  }
+  if (f.vc) {
+    q.set('vc', f.vc);
+  }
+  const keyword = f.name.trim();
+  if (keyword) {
+    q.set('keyword', keyword);
+  }
+  return `jobs?${q.toString()}`;
+}
+
+/** "1–50 of 120" for the rows [offset, offset + shown) of `total`. */
+export function pageLabel(offset: number, shown: number, total: number): string {
+  return shown ? `${offset + 1}–${offset + shown} of ${total}` : `0 of ${total}`;
 }
 
 /** Running jobs and the GPUs they hold (the status bar). */

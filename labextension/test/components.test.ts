@@ -10,28 +10,119 @@ import { fakeApi } from './fakes';
 
 const flush = () => new Promise(r => setTimeout(r, 0));
 
+/** A job list server: answers `jobs?…` one page at a time, filtered as the REST API does, and
+ * records every path asked. */
+function pagedJobs(jobs: any[], asked: string[]) {
+  const api = fakeApi({ 'virtual-clusters': { default: {}, research: {}, idle: {} } });
+  const get = api.get;
+  api.get = async (path: string) => {
+    asked.push(path);
+    if (!path.startsWith('jobs?')) {
+      return get(path);
+    }
+    const q = new URLSearchParams(path.slice('jobs?'.length));
+    const keyword = (q.get('keyword') ?? '').toLowerCase();
+    const hits = jobs.filter(
+      j =>
+        (!q.get('state') || j.state === q.get('state')) &&
+        (!q.get('vc') || j.virtualCluster === q.get('vc')) &&
+        (!keyword || j.name.toLowerCase().includes(keyword))
+    );
+    const offset = Number(q.get('offset'));
+    const data = hits.slice(offset, offset + Number(q.get('limit')));
+    return q.get('withTotalCount') === 'true' ? { totalCount: hits.length, data } : data;
+  };
+  return api;
+}
+
+const manyJobs = Array.from({ length: 120 }, (_, i) => ({
+  name: `job-${String(i).padStart(3, '0')}`,
+  username: 'alice',
+  state: i % 2 ? 'FAILED' : 'RUNNING',
+  virtualCluster: i < 100 ? 'default' : 'research',
+  totalGpuNumber: 1,
+  totalTaskNumber: 2
+}));
+
 describe('JobsPanel', () => {
-  it('lists my jobs with GPU and task counts, filtered', async () => {
+  it('lists my jobs with GPU and task counts; a row opens the job', async () => {
     const opened: string[] = [];
-    const api = fakeApi({ jobs: [
+    const jobs = [
       { name: 'a', username: 'alice', state: 'RUNNING', virtualCluster: 'default', totalGpuNumber: 2, totalTaskNumber: 3 },
-      { name: 'b', username: 'alice', state: 'FAILED', virtualCluster: 'vc2', totalGpuNumber: 0, totalTaskNumber: 1 }
-    ] });
-    const p = new JobsPanel(api, fw => opened.push(fw));
+      { name: 'b', username: 'alice', state: 'FAILED', virtualCluster: 'research', totalGpuNumber: 0, totalTaskNumber: 1 }
+    ];
+    const p = new JobsPanel(pagedJobs(jobs, []), fw => opened.push(fw));
     await p.refresh();
     const rows = p.node.querySelectorAll('tbody tr');
     expect(rows).toHaveLength(2);
     expect([...rows[0].querySelectorAll('td')].map(td => td.textContent)).toEqual(['a', 'RUNNING', 'default', '2', '3']);
-    const vc = p.node.querySelector('select.pai-Filter-vc') as HTMLSelectElement;
-    expect([...vc.options].map(o => o.value)).toEqual(['', 'default', 'vc2']);
-    p.setFilter({ vc: 'vc2' });
-    expect(p.node.querySelectorAll('tbody tr')).toHaveLength(1);
-    (p.node.querySelector('tbody button') as HTMLButtonElement).click();
+    (rows[1].querySelector('button') as HTMLButtonElement).click();
     expect(opened).toEqual(['alice~b']);
     // every control is labelled
-    for (const el of p.node.querySelectorAll('select, input')) {
-      expect(el.getAttribute('aria-label')).toBeTruthy();
+    for (const el of p.node.querySelectorAll('select, input, button:not(.pai-Link)')) {
+      expect(el.getAttribute('aria-label') ?? el.textContent).toBeTruthy();
     }
+  });
+
+  it('asks the server for one page at a time and pages to the last job', async () => {
+    const asked: string[] = [];
+    const p = new JobsPanel(pagedJobs(manyJobs, asked), () => undefined);
+    await p.refresh();
+    const info = p.node.querySelector('.pai-PageInfo') as HTMLElement;
+    const prev = p.node.querySelector('.pai-PagePrev') as HTMLButtonElement;
+    const next = p.node.querySelector('.pai-PageNext') as HTMLButtonElement;
+    expect(asked).toEqual(['virtual-clusters', 'jobs?offset=0&limit=50&withTotalCount=true']);
+    expect(p.node.querySelectorAll('tbody tr')).toHaveLength(50);
+    expect(info.textContent).toBe('1–50 of 120');
+    expect(prev.disabled).toBe(true);
+    next.click();
+    await flush();
+    next.click();
+    await flush();
+    expect(asked.slice(2)).toEqual([
+      'jobs?offset=50&limit=50&withTotalCount=true',
+      'jobs?offset=100&limit=50&withTotalCount=true'
+    ]);
+    expect(info.textContent).toBe('101–120 of 120');
+    expect(next.disabled).toBe(true);
+    const names = [...p.node.querySelectorAll('tbody tr')].map(r => r.getAttribute('data-job'));
+    expect(names).toHaveLength(20);
+    expect(names[19]).toBe('alice~job-119'); // the last job
+    // a refresh (the poll's work) reads only the page shown
+    await p.refresh();
+    expect(asked.at(-1)).toBe('jobs?offset=100&limit=50&withTotalCount=true');
+    prev.click();
+    await flush();
+    expect(info.textContent).toBe('51–100 of 120');
+  });
+
+  it('filters on the server (back to the first page); VC choices come from the VC list', async () => {
+    const asked: string[] = [];
+    const p = new JobsPanel(pagedJobs(manyJobs, asked), () => undefined, 5000, 50, 0);
+    await p.refresh();
+    const vc = p.node.querySelector('select.pai-Filter-vc') as HTMLSelectElement;
+    expect([...vc.options].map(o => o.value)).toEqual(['', 'default', 'idle', 'research']); // idle has no job
+    await p.goTo(50);
+    vc.value = 'research';
+    vc.dispatchEvent(new Event('change'));
+    await flush();
+    expect(asked.at(-1)).toBe('jobs?offset=0&limit=50&withTotalCount=true&vc=research');
+    expect(p.node.querySelectorAll('tbody tr')).toHaveLength(20);
+    const state = p.node.querySelector('select.pai-Filter-state') as HTMLSelectElement;
+    state.value = 'FAILED';
+    state.dispatchEvent(new Event('change'));
+    await flush();
+    expect((p.node.querySelector('.pai-PageInfo') as HTMLElement).textContent).toBe('1–10 of 10');
+    const name = p.node.querySelector('input.pai-Filter-name') as HTMLInputElement;
+    name.value = 'no-such-job';
+    name.dispatchEvent(new Event('input'));
+    await new Promise(r => setTimeout(r, 5));
+    await flush();
+    expect(asked.at(-1)).toBe('jobs?offset=0&limit=50&withTotalCount=true&state=FAILED&vc=research&keyword=no-such-job');
+    expect(p.node.querySelectorAll('tbody tr')).toHaveLength(0);
+    expect((p.node.querySelector('.pai-Message') as HTMLElement).textContent).toBe('No job matches the filters.');
+    // every request asked for one page, never the whole list
+    expect(asked.filter(a => a.startsWith('jobs')).every(a => a.includes('limit=50'))).toBe(true);
   });
 });
 

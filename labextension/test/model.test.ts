@@ -8,11 +8,12 @@ import {
   defaultForm,
   errorField,
   exitInfo,
-  filterJobs,
   formToProtocol,
   formToYaml,
+  jobsQuery,
   jobNameFor,
   notebookToPython,
+  pageLabel,
   parseKeyValues,
   parseSSE,
   proxiedPath,
@@ -34,10 +35,13 @@ const job = (name: string, state: string, vc = 'default', gpu = 0) => ({
 
 describe('job list', () => {
   const jobs = [job('train-a', 'RUNNING', 'default', 2), job('train-b', 'FAILED', 'research', 1), job('eval', 'RUNNING', 'research', 1)];
-  it('filters by state, VC and name', () => {
-    expect(filterJobs(jobs, { state: 'RUNNING', vc: '', name: '' }).map(j => j.name)).toEqual(['train-a', 'eval']);
-    expect(filterJobs(jobs, { state: '', vc: 'research', name: 'TRAIN' }).map(j => j.name)).toEqual(['train-b']);
-    expect(filterJobs(jobs, { state: '', vc: '', name: '' })).toHaveLength(3);
+  it('asks the server for one page, filtered by state, VC and name', () => {
+    expect(jobsQuery({ state: '', vc: '', name: '' }, 0, 50)).toBe('jobs?offset=0&limit=50&withTotalCount=true');
+    expect(jobsQuery({ state: 'RUNNING', vc: 'research', name: ' train b ' }, 100, 50)).toBe(
+      'jobs?offset=100&limit=50&withTotalCount=true&state=RUNNING&vc=research&keyword=train+b'
+    );
+    expect(pageLabel(100, 20, 120)).toBe('101–120 of 120');
+    expect(pageLabel(0, 0, 0)).toBe('0 of 0');
   });
   it('counts running jobs and their GPUs for the status bar', () => {
     expect(usage(jobs)).toEqual({ running: 2, gpus: 3, waiting: 0 });

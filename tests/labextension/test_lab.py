@@ -76,8 +76,9 @@ def test_submit_file_watch_success_and_read_logs(page, lab, pai):
     jobs = page.locator("#pai-jobs")
     jobs.locator("select.pai-Filter-state").select_option("SUCCEEDED")
     jobs.locator(f"tr[data-job='alice~{name}']").wait_for()
-    jobs.locator("input.pai-Filter-name").fill("no-such-job")
-    assert jobs.locator(f"tr[data-job='alice~{name}']").count() == 0
+    jobs.locator("input.pai-Filter-name").fill("no-such-job")  # asked of the server (keyword=)
+    jobs.locator(f"tr[data-job='alice~{name}']").wait_for(state="detached")
+    jobs.get_by_text("No job matches the filters.").wait_for()
     jobs.locator("input.pai-Filter-name").fill("")
     shot(page, "03-jobs-panel")
 
@@ -323,3 +324,32 @@ def test_panels_text_is_readable_in_light_and_dark_themes(page, lab, pai):
         page.locator("#jupyterlab-splash").wait_for(state="detached")
     page.evaluate("""() => { document.querySelector('#contrast-probe').remove();
         document.querySelector('#pai-submit [data-field-error=gpu]').textContent = ''; }""")
+
+
+def test_jobs_panel_pages_through_more_jobs_than_a_page(page, lab, pai):
+    """120 jobs (one array): the panel asks for 50 at a time with the total, and Next reaches the
+    last (the oldest) job; no request asks for more than a page."""
+    r = httpx.post(pai.url + "/api/v2/jobs", params={"array": "0-119"}, content=job_yaml("paged", ["true"]),
+                   headers={"Authorization": f"Bearer {pai.alice}", "Content-Type": "text/yaml"}, timeout=60)
+    assert r.status_code == 202, r.text
+    asked: list[str] = []
+    page.on("request", lambda req: asked.append(req.url) if "/pai/api/jobs?" in req.url else None)
+    open_sidebar(page, "PAI jobs")
+    jobs = page.locator("#pai-jobs")
+    jobs.locator("select.pai-Filter-state").select_option("")
+    jobs.locator("input.pai-Filter-name").fill("paged-")
+    info = jobs.locator(".pai-PageInfo")
+    page.wait_for_function("document.querySelector('#pai-jobs .pai-PageInfo').textContent === '1–50 of 120'")
+    assert jobs.locator("tbody tr").count() == 50
+    jobs.locator(".pai-PageNext").click()
+    page.wait_for_function("document.querySelector('#pai-jobs .pai-PageInfo').textContent === '51–100 of 120'")
+    jobs.locator(".pai-PageNext").click()
+    page.wait_for_function("document.querySelector('#pai-jobs .pai-PageInfo').textContent === '101–120 of 120'")
+    jobs.locator("tr[data-job='alice~paged-0']").wait_for()  # the first submitted, listed last
+    assert jobs.locator(".pai-PageNext").is_disabled()
+    assert info.text_content() == "101–120 of 120"
+    shot(page, "10-jobs-panel-last-page")
+    limits = {re.search(r"[?&]limit=(\d+)", u).group(1) for u in asked}
+    assert limits == {"50"}, asked
+    assert any("offset=100" in u for u in asked), asked
+    jobs.locator("input.pai-Filter-name").fill("")
