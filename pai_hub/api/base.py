@@ -31,6 +31,24 @@ log = logging.getLogger("pai_hub.api")
 P = ParamSpec("P")
 T = TypeVar("T")
 
+#: The largest number a path or query parameter may carry (attempts, indexes, offsets stay far below).
+#: Checked on the text before ``int()``: Python refuses to convert more than 4,300 digits (a
+#: ValueError that used to surface as a 500), and a number past any real id means nothing anyway.
+MAX_PARAM_INT = 2**63 - 1
+
+
+def parse_int(text: str | None, field: str, *, low: int = 0, high: int = MAX_PARAM_INT) -> int:
+    """``text`` as an integer in ``[low, high]``; otherwise a 400 naming ``field`` and the range."""
+    value: int | None = None
+    if text is not None and 0 < len(text) <= 20:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+    if value is None or not low <= value <= high:
+        raise bad_params(f"{field}: must be an integer from {low} to {high}")
+    return value
+
 
 class BaseHandler(web.RequestHandler):
     """Every route authenticates unless it sets ``public = True``."""
@@ -120,6 +138,11 @@ class BaseHandler(web.RequestHandler):
     def require_admin(self) -> None:
         if not self.me.admin:
             raise ApiError(403, "ForbiddenUserError", "Non-admin is not allow to do this operation.")
+
+    def int_argument(self, name: str, default: int, *, low: int = 0, high: int = MAX_PARAM_INT) -> int:
+        """A query parameter as a bounded integer (400 naming it otherwise); ``default`` when absent."""
+        text = self.get_argument(name, None)
+        return default if text is None else parse_int(text, name, low=low, high=high)
 
     def json_body(self) -> dict[str, Any]:
         if not self.request.body:

@@ -22,6 +22,7 @@ from tornado import web
 from tornado.ioloop import IOLoop
 
 from . import views
+from .base import parse_int
 from .errors import ApiError
 from .jobs import JobAccess
 
@@ -92,8 +93,9 @@ class TerminalHandler(JobAccess, TermSocket):
         TermSocket.initialize(self, task_terminals(self.application))
 
     async def get(self, framework_name: str, role: str, index: str) -> None:  # type: ignore[override]
+        task_index = parse_int(index, "taskIndex")
         job = await self.find_job(framework_name)
-        task = next((t for t in self.current_tasks(job) if t.role == role and t.task_index == int(index)), None)
+        task = next((t for t in self.current_tasks(job) if t.role == role and t.task_index == task_index), None)
         if task is None:
             raise ApiError(404, "NoTaskError", f"Job {framework_name} has no task {role}/{index}.")
         debugging = task.debug_until is not None and task.debug_until > time.time()

@@ -21,7 +21,18 @@ def no_group(name: str) -> ApiError:
 
 
 def _acls(body: dict[str, Any]) -> tuple[bool | None, list[str] | None]:
-    acls = (body.get("extension") or {}).get("acls") or {}
+    """The group's admin flag and VCs, after checking every field's type (400 naming the field):
+    a wrongly typed field must not reach the store, where it raised a 500 or was saved as text."""
+    for key in ("description", "externalName"):
+        if body.get(key) is not None and not isinstance(body[key], str):
+            raise bad_params(f"{key}: must be a string")
+    extension = body.get("extension")
+    if extension is not None and not isinstance(extension, dict):
+        raise bad_params("extension: must be an object")
+    acls = (extension or {}).get("acls")
+    if acls is not None and not isinstance(acls, dict):
+        raise bad_params("extension.acls: must be an object")
+    acls = acls or {}
     admin = acls.get("admin")
     vcs = body.get("virtualClusters", acls.get("virtualClusters"))
     if admin is not None and not isinstance(admin, bool):
@@ -90,6 +101,8 @@ class GroupsHandler(GroupAccess):
         """OpenPAI's ``PUT /groups`` with ``{data: {groupname, ...}}``."""
         self.require_admin()
         data = self.json_body().get("data") or {}
+        if not isinstance(data, dict):
+            raise bad_params("data: must be an object")
         name = data.get("groupname")
         if not isinstance(name, str):
             raise bad_params("data.groupname: required")

@@ -22,8 +22,8 @@ from ..scheduler.feasibility import infeasible_reason
 from ..scheduler.requests import RequestError, build_gangs, job_priority
 from ..store import jobs as job_store
 from ..store.history import ORDER_COLUMNS, JobQuery
-from . import views
-from .base import BaseHandler
+from . import logs, views
+from .base import BaseHandler, parse_int
 from .errors import ApiError, bad_params, forbidden, no_job
 from .paging import PageCursors
 
@@ -183,15 +183,10 @@ class JobsHandler(JobAccess):
     async def get(self) -> None:
         """OpenPAI's job list: filters, order, offset/limit, from the store's indexes (see
         pai_hub/store/history.py); offsets continue from the previous page's last row."""
-        try:
-            offset = int(self.get_argument("offset", "0"))
-            limit = int(self.get_argument("limit", "5000"))
-        except ValueError:
-            raise bad_params("offset and limit must be integers") from None
+        offset = self.int_argument("offset", 0)
+        limit = self.int_argument("limit", 5000)
         if limit > MAX_LIST_LIMIT:
             raise bad_params(f"Limit exceeds max number {MAX_LIST_LIMIT}.")
-        if offset < 0 or limit < 0:
-            raise bad_params("offset and limit must not be negative")
         with_total = self.get_argument("withTotalCount", "false").lower() == "true"
         query = self._query()
         if query is None:  # a user asking only for others' jobs
@@ -241,8 +236,8 @@ class JobHandler(JobAccess):
 
 class JobAttemptHandler(JobAccess):
     async def get(self, framework_name: str, attempt_id: str) -> None:
+        attempt = parse_int(attempt_id, "jobAttemptId")
         job = await self.find_job(framework_name)
-        attempt = int(attempt_id)
         if attempt > job.attempt_id or attempt < 0:
             raise ApiError(404, "NoJobError", f"JobAttemptId {attempt} is not found in {framework_name}.")
         if attempt == job.attempt_id:
@@ -288,15 +283,16 @@ class ExecutionTypeHandler(JobAccess):
 
 class TaskAttemptsHandler(JobAccess):
     async def get(self, framework_name: str, attempt_id: str, role: str, index: str) -> None:
+        attempt, task_index = parse_int(attempt_id, "jobAttemptId"), parse_int(index, "taskIndex")
         job = await self.find_job(framework_name)
-        tasks = [t for t in await self.history(job, int(attempt_id))
-                 if (t.role == role or views.fc_role_name(t.role) == role) and t.task_index == int(index)]
+        tasks = [t for t in await self.history(job, attempt)
+                 if (t.role == role or views.fc_role_name(t.role) == role) and t.task_index == task_index]
         if not tasks:
             raise no_job(framework_name)
         tasks.sort(key=lambda t: -t.attempt_id)
         current = tasks[0]
         self.send({
-            "username": job.username, "jobName": job.name, "jobAttemptId": int(attempt_id),
+            "username": job.username, "jobName": job.name, "jobAttemptId": attempt,
             "taskRoleName": current.role, "taskIndex": current.task_index, "taskUid": current.task_uid,
             "taskState": current.state, "retries": current.retries,
             "accountableRetries": current.accountable_retries,
@@ -315,8 +311,10 @@ class TaskLogsHandler(JobAccess):
 
     async def get(self, framework_name: str, attempt_id: str, role: str, index: str, task_attempt: str,
                   name: str | None = None) -> None:
+        numbers = (parse_int(attempt_id, "jobAttemptId"), parse_int(index, "taskIndex"),
+                   parse_int(task_attempt, "taskAttemptId"))
         job = await self.find_job(framework_name)
-        task_id = f"{job.id}.{int(attempt_id)}.{role}.{int(index)}.{int(task_attempt)}"
+        task_id = f"{job.id}.{numbers[0]}.{role}.{numbers[1]}.{numbers[2]}"
         backend = self.controller.backend
         try:
             names = await self.blocking(backend.log_names, task_id)
@@ -334,17 +332,20 @@ class TaskLogsHandler(JobAccess):
             return
         if name not in names:
             raise ApiError(404, "NoTaskLogError", f"Log {name} of task is not found; available: {', '.join(names)}")
-        try:
-            offset = int(self.get_argument("offset", "0"))
-        except ValueError:
-            raise bad_params("offset must be an integer") from None
-        data = await self.blocking(backend.read_log, task_id, name, offset, None)
-        end = offset + len(data)  # where the next read continues, also in tail mode
-        if self.get_argument("tail-mode", "false") == "true":
-            data = data[-16384:]
+        offset = self.int_argument("offset", 0)
+        tail = self.get_argument("tail-mode", "false") == "true"
+        # measured first, then streamed in chunks (pai_hub/api/logs.py): memory stays one chunk
+        size = await logs.log_size(self.blocking, backend, task_id, name)
+        start, end = logs.byte_range(size, offset, tail)
         self.set_header("Content-Type", "text/plain; charset=UTF-8")
-        self.set_header("X-Log-Offset", str(end))
-        self.finish(data)
+        self.set_header("X-Log-Offset", str(end))  # where the next read continues, also in tail mode
+        try:
+            async for data in logs.chunks(self.blocking, backend, task_id, name, start, end):
+                self.write(data)
+                await self.flush()
+        except iostream.StreamClosedError:
+            return  # the client went away: stop reading
+        self.finish()
 
 
 class EventsHandler(JobAccess):

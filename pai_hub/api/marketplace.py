@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 from ..marketplace import InvalidContent, Viewer
 from ..marketplace.repository import Conflict, Forbidden, Invalid, NoItem, NoLabel, visibility_of
 from ..marketplace.resolve import resolve_references
-from .base import BaseHandler
+from .base import BaseHandler, parse_int
 from .errors import ApiError, bad_params
 
 PREFIX = "/marketplace/api"
@@ -113,9 +113,8 @@ class ItemsHandler(MarketHandler):
 class ItemHandler(MarketHandler):
     async def get(self, ref: str) -> None:
         version = self.get_argument("version", None)
-        if version is not None and (not version.isdigit() or int(version) < 1):
-            raise bad_params("version: must be a number ≥ 1")
-        self.send(await self.call(self.market.get, self.viewer, ref, int(version) if version else None))
+        number = parse_int(version, "version", low=1) if version else None
+        self.send(await self.call(self.market.get, self.viewer, ref, number))
 
     async def put(self, ref: str) -> None:
         view = await self.call(self.market.update, self.viewer, ref, self.json_body(), resolve=self.resolver())
@@ -134,7 +133,7 @@ class VersionsHandler(MarketHandler):
 
 class VersionHandler(MarketHandler):
     async def get(self, ref: str, version: str) -> None:
-        self.send(await self.call(self.market.get, self.viewer, ref, int(version)))
+        self.send(await self.call(self.market.get, self.viewer, ref, parse_int(version, "version", low=1)))
 
 
 class StatusHandler(MarketHandler):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import time
 from collections.abc import Mapping
 from datetime import datetime, timezone
@@ -22,19 +23,28 @@ from ..store.db import Store
 from ..store.models import Job, TaskAttempt
 
 GROUPS = ("user", "vc", "sku", "job")
+#: The last second of year 9999: the latest time a report or a timeline can format.
+MAX_TIME = 253402300799.0
 
 
 def parse_time(value: str | None, default: Any) -> Any:
     """Epoch seconds (``1714521600``), epoch milliseconds (13 digits, as OpenPAI's times) or ISO 8601
-    (``2024-05-01``, ``2024-05-01T12:00:00Z``; without a zone: UTC). Raises ValueError."""
+    (``2024-05-01``, ``2024-05-01T12:00:00Z``; without a zone: UTC). Raises ValueError, also for
+    ``nan``, ``inf`` and times outside years 1970-9999: they would reach the SQL query and the
+    ISO formatting (which raise deep inside) as numbers no report could mean."""
     if value is None or value == "":
         return default
+    if len(value) > 64:
+        raise ValueError("too long for a time")
     try:
         number = float(value)
     except ValueError:
         pass
     else:
-        return number / 1000 if number > 1e11 else number
+        seconds = number / 1000 if number > 1e11 else number
+        if not math.isfinite(seconds) or not 0 <= seconds <= MAX_TIME:
+            raise ValueError(f"{value!r} is not a time between 1970 and 9999")
+        return seconds
     text = value.strip().replace("Z", "+00:00")
     t = datetime.fromisoformat(text)
     if t.tzinfo is None:
