@@ -12,6 +12,7 @@ the tests all share one definition of what a job means::
 from __future__ import annotations
 
 from .errors import InvalidProtocol, ProtocolError, ProtocolParseError
+from .limits import DEFAULT_LIMITS, Limits, TooLarge
 from .models import (
     Callback,
     Completion,
@@ -28,13 +29,14 @@ from .models import (
     ScriptPrerequisite,
     TaskRole,
 )
-from .parse import parse, split_documents
+from .parse import load_document, parse, split_documents
 from .render import RenderedJob, RenderedTaskRole, render
 from .secrets import MASK, mask_secrets, masked_config
 from .template import render_secrets, render_template
 from .validate import load_dict, validate, validate_semantics, validate_structure
 
 __all__ = [
+    "DEFAULT_LIMITS",
     "MASK",
     "Callback",
     "Completion",
@@ -47,6 +49,7 @@ __all__ = [
     "ExtraContainerOptions",
     "InvalidProtocol",
     "JobProtocol",
+    "Limits",
     "Prerequisite",
     "ProtocolError",
     "ProtocolParseError",
@@ -55,8 +58,10 @@ __all__ = [
     "ResourcePerInstance",
     "ScriptPrerequisite",
     "TaskRole",
+    "TooLarge",
     "load",
     "load_dict",
+    "load_document",
     "mask_secrets",
     "masked_config",
     "parse",
@@ -70,7 +75,8 @@ __all__ = [
 ]
 
 
-def load(text: str) -> JobProtocol:
-    """Parse and validate job YAML; raises :class:`InvalidProtocol` (or its subclass
-    :class:`ProtocolParseError` for unreadable YAML) listing every problem."""
-    return load_dict(parse(text))
+def load(text: str, limits: Limits = DEFAULT_LIMITS) -> JobProtocol:
+    """Parse and validate job YAML; raises :class:`InvalidProtocol` (or its subclasses
+    :class:`ProtocolParseError` for unreadable YAML, :class:`TooLarge` for a document over
+    ``limits``) listing every problem."""
+    return load_dict(parse(text, limits), limits)

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["MAX_SHOWN_ERRORS", "InvalidProtocol", "ProtocolError", "ProtocolParseError"]
+__all__ = ["MAX_ERROR_CHARS", "MAX_SHOWN_ERRORS", "InvalidProtocol", "ProtocolError", "ProtocolParseError"]
 
 #: How many errors ``str(InvalidProtocol)`` shows before summarising the rest.
 MAX_SHOWN_ERRORS = 20
+#: The longest one error may be in the summary (a field path can hold a user's 100 KB key).
+MAX_ERROR_CHARS = 1_000
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,10 @@ class ProtocolError:
         return f"{self.path}: {self.message}" if self.path else self.message
 
 
+def _clip(text: str) -> str:
+    return text if len(text) <= MAX_ERROR_CHARS else f"{text[:MAX_ERROR_CHARS - 1]}…"
+
+
 class InvalidProtocol(Exception):
     """A job protocol was rejected; ``errors`` lists every problem found."""
 
@@ -40,7 +46,7 @@ class InvalidProtocol(Exception):
         super().__init__(self._summary())
 
     def _summary(self) -> str:
-        shown = [str(e) for e in self.errors[:MAX_SHOWN_ERRORS]]
+        shown = [_clip(str(e)) for e in self.errors[:MAX_SHOWN_ERRORS]]
         hidden = len(self.errors) - len(shown)
         if hidden > 0:
             shown.append(f"... and {hidden} more error{'s' if hidden != 1 else ''}")

@@ -73,6 +73,8 @@ def describe_value(value: Any) -> str:
     if isinstance(value, str):
         shown = value if len(value) <= 40 else value[:37] + "..."
         return repr(shown)
+    if isinstance(value, int) and abs(value) >= 10**40:
+        return f"a {len(str(abs(value)))}-digit number"
     if isinstance(value, (int, float)):
         return repr(value)
     if isinstance(value, (list, tuple)):

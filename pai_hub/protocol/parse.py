@@ -10,6 +10,15 @@ users and are reproduced here so that a job accepted by OpenPAI reads the same i
 
 Every failure raises :class:`~pai_hub.protocol.errors.ProtocolParseError` with a one-line message
 that names the line and column (1-based); no YAML traceback ever reaches the user.
+
+This is the one loader for every document a user sends (job protocols, marketplace items,
+experiment requests): :func:`load_document`. Before anything is constructed it walks the parser's
+events once and refuses (:class:`~pai_hub.protocol.limits.TooLarge`) a document whose text, node
+count or scalar characters *after alias expansion*, or nesting depth, exceed the
+:class:`~pai_hub.protocol.limits.Limits`. An alias costs what its anchor expands to (measured when
+the anchor's node ends), so a "billion laughs" is refused after a few hundred events, in
+microseconds and without memory, however far it would expand; an alias to an anchor still open
+(a recursive document) is refused too.
 """
 
 from __future__ import annotations
@@ -20,8 +29,9 @@ from typing import Any
 import yaml
 
 from .errors import ProtocolError, ProtocolParseError
+from .limits import DEFAULT_LIMITS, Limits, too_large
 
-__all__ = ["parse", "split_documents"]
+__all__ = ["check_events", "load_document", "parse", "split_documents"]
 
 _BaseLoader: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -80,28 +90,73 @@ def _describe(exc: yaml.YAMLError) -> str:
     return f"invalid YAML: {_one_line(str(exc)) or type(exc).__name__}"
 
 
-def split_documents(text: str) -> list[Any]:
-    """Load every document of a YAML stream with the job loader (used for job+secrets streams)."""
-    try:
-        return list(yaml.load_all(text, Loader=_JobLoader))
-    except yaml.YAMLError as exc:
-        raise _fail(_describe(exc)) from None
+def check_events(text: str, limits: Limits = DEFAULT_LIMITS, *, what: str = "document") -> None:
+    """Refuse ``text`` if it is, or expands to, more than ``limits`` allow; constructs nothing.
 
-
-def parse(text: str) -> dict[str, Any]:
-    """Read a job protocol from YAML text and return the top-level mapping.
-
-    Raises :class:`ProtocolParseError` for malformed YAML (with line and column), an empty body,
-    a document that is not a mapping, or a stream of more than one document.
+    Counts the parser's events: every scalar is one node plus its characters, every sequence or
+    mapping one node, every alias what its anchor expanded to. Malformed YAML is left for the
+    loader to report (with its line and column).
     """
-    if not isinstance(text, str):
-        raise _fail(f"job protocol must be YAML text, got {type(text).__name__}")
-    if not text.strip():
-        raise _fail("empty job protocol: expected a YAML mapping with protocolVersion, name, type, taskRoles")
+    size = len(text.encode("utf-8", "surrogatepass")) if len(text) * 4 > limits.max_bytes else len(text)
+    if size > limits.max_bytes:
+        raise too_large("", f"{what} is {size} bytes, more than the limit of {limits.max_bytes} bytes")
     loader = _JobLoader(text)
+    nodes = chars = 0
+    anchors: dict[str, tuple[int, int]] = {}  # anchor -> (nodes, chars) it expands to
+    open_: list[tuple[str | None, int, int]] = []  # collections being read: (anchor, nodes, chars) at start
+    open_anchors: set[str] = set()
     try:
-        node = loader.get_single_node()
-        doc = loader.construct_document(node) if node is not None else None
+        while True:
+            event = loader.get_event()
+            if event is None or isinstance(event, yaml.StreamEndEvent):
+                break
+            if isinstance(event, yaml.ScalarEvent):
+                nodes += 1
+                chars += len(event.value)
+                if event.anchor is not None:
+                    anchors[event.anchor] = (1, len(event.value))
+            elif isinstance(event, yaml.AliasEvent):
+                if event.anchor in open_anchors:
+                    line = event.start_mark.line + 1 if event.start_mark is not None else 0
+                    raise too_large("", f"{what} is recursive: alias *{event.anchor} at line {line} "
+                                        "refers to a node that contains it")
+                add_nodes, add_chars = anchors.get(event.anchor, (1, 0))
+                nodes += add_nodes
+                chars += add_chars
+            elif isinstance(event, yaml.CollectionStartEvent):
+                nodes += 1
+                open_.append((event.anchor, nodes - 1, chars))
+                if event.anchor is not None:
+                    open_anchors.add(event.anchor)
+                if len(open_) > limits.max_depth:
+                    raise too_large("", f"{what} is nested more than {limits.max_depth} levels deep")
+            elif isinstance(event, yaml.CollectionEndEvent) and open_:
+                anchor, nodes_before, chars_before = open_.pop()
+                if anchor is not None:
+                    open_anchors.discard(anchor)
+                    anchors[anchor] = (nodes - nodes_before, chars - chars_before)
+            if nodes > limits.max_nodes:
+                raise too_large("", f"{what} expands to more than {limits.max_nodes} YAML nodes "
+                                    "(aliases counted at their expanded size)")
+            if chars > limits.max_expanded_chars:
+                raise too_large("", f"{what} expands to more than {limits.max_expanded_chars} characters "
+                                    "of text (aliases counted at their expanded size)")
+    except yaml.YAMLError:
+        return  # malformed: the loader reports it with line and column
+    finally:
+        loader.dispose()
+
+
+def _construct(text: str, *, several: bool) -> Any:
+    try:
+        if several:
+            return list(yaml.load_all(text, Loader=_JobLoader))
+        loader = _JobLoader(text)
+        try:
+            node = loader.get_single_node()
+            return loader.construct_document(node) if node is not None else None
+        finally:
+            loader.dispose()
     except yaml.composer.ComposerError as exc:
         if "single document" in (exc.context or "") and exc.problem_mark is not None:
             line = exc.problem_mark.line + 1
@@ -114,8 +169,40 @@ def parse(text: str) -> dict[str, Any]:
         raise _fail(_describe(exc)) from None
     except RecursionError:
         raise _fail("invalid YAML: document is nested too deeply") from None
-    finally:
-        loader.dispose()
+    except ValueError as exc:  # e.g. an integer of more than 4,300 digits
+        raise _fail(f"invalid YAML: {_one_line(str(exc))[:200]}") from None
+
+
+def load_document(text: str, limits: Limits = DEFAULT_LIMITS, *, what: str = "document") -> Any:
+    """Any single YAML (or JSON) document a user sent, checked against ``limits`` before it is built.
+
+    Raises :class:`~pai_hub.protocol.limits.TooLarge` (``what`` names the document in the message)
+    or :class:`ProtocolParseError`; returns ``None`` for an empty document.
+    """
+    if not isinstance(text, str):
+        raise _fail(f"{what} must be YAML or JSON text, got {type(text).__name__}")
+    check_events(text, limits, what=what)
+    return _construct(text, several=False)
+
+
+def split_documents(text: str, limits: Limits = DEFAULT_LIMITS) -> list[Any]:
+    """Load every document of a YAML stream with the job loader (used for job+secrets streams)."""
+    check_events(text, limits, what="YAML stream")
+    return _construct(text, several=True)
+
+
+def parse(text: str, limits: Limits = DEFAULT_LIMITS) -> dict[str, Any]:
+    """Read a job protocol from YAML text and return the top-level mapping.
+
+    Raises :class:`ProtocolParseError` for malformed YAML (with line and column), an empty body,
+    a document that is not a mapping, or a stream of more than one document, and
+    :class:`~pai_hub.protocol.limits.TooLarge` for one that exceeds ``limits``.
+    """
+    if not isinstance(text, str):
+        raise _fail(f"job protocol must be YAML text, got {type(text).__name__}")
+    if not text.strip():
+        raise _fail("empty job protocol: expected a YAML mapping with protocolVersion, name, type, taskRoles")
+    doc = load_document(text, limits, what="job protocol")
     if doc is None:
         raise _fail("empty job protocol: expected a YAML mapping with protocolVersion, name, type, taskRoles")
     if not isinstance(doc, dict):

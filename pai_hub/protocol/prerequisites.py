@@ -23,6 +23,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from .limits import RenderBudget
 from .models import JobProtocol, Prerequisite
 from .template import lookup, normalize_name, render_template
 
@@ -118,7 +119,7 @@ def _role_selections(job: JobProtocol, role: str) -> dict[str, Any]:
     return context
 
 
-def _render(value: Any, context: Mapping[str, Any]) -> Any:
+def _render(value: Any, context: Mapping[str, Any], budget: RenderBudget, where: str) -> Any:
     """Render references in every string of ``value``. A string that is exactly one reference to a
     non-string value becomes that value (``"<% $parameters.epochs %>"`` → ``10``), as OpenPAI's
     runtime re-reads rendered parameters as YAML."""
@@ -130,20 +131,21 @@ def _render(value: Any, context: Mapping[str, Any]) -> Any:
             resolved = lookup(context, normalize_name(single.group(1)))
             if resolved is not None and not isinstance(resolved, str):
                 return resolved
-        return render_template(value, context, strip=False)
+        return render_template(value, context, strip=False, budget=budget, where=where)
     if isinstance(value, list):
-        return [_render(v, context) for v in value]
+        return [_render(v, context, budget, where) for v in value]
     if isinstance(value, dict):
-        return {k: _render(v, context) for k, v in value.items()}
+        return {k: _render(v, context, budget, where) for k, v in value.items()}
     return value
 
 
-def _callbacks(raw: Any, context: Mapping[str, Any]) -> list[dict[str, Any]]:
+def _callbacks(raw: Any, context: Mapping[str, Any], budget: RenderBudget, where: str) -> list[dict[str, Any]]:
     out = []
     for callback in raw or []:
         if isinstance(callback, Mapping):
             out.append({"event": callback.get("event"),
-                        "commands": [_render(str(c), context) for c in callback.get("commands") or []]})
+                        "commands": [_render(str(c), context, budget, where)
+                                     for c in callback.get("commands") or []]})
     return out
 
 
@@ -151,7 +153,7 @@ def _plugin_name(name: str) -> str:
     return name[len(PLUGIN_PREFIX):] if name.startswith(PLUGIN_PREFIX) else name
 
 
-def plugin_invocations(job: JobProtocol, role: str) -> list[dict[str, Any]]:
+def plugin_invocations(job: JobProtocol, role: str, *, budget: RenderBudget | None = None) -> list[dict[str, Any]]:
     """The runtime plugin invocations of a task of ``role``, in the order the runtime starts them::
 
         [{"plugin": "cmd", "name": "install-git", "source": "prerequisite",
@@ -164,8 +166,10 @@ def plugin_invocations(job: JobProtocol, role: str) -> list[dict[str, Any]]:
       contains ``role``; its ``callbacks`` parameter (cmd plugin) becomes the invocation's callbacks.
 
     ``failurePolicy`` defaults to ``fail``. Docker images and prerequisites without plugin or
-    callbacks (plain data for templates) give no invocation.
+    callbacks (plain data for templates) give no invocation. Rendering takes from ``budget``
+    (a fresh default one when not given), so a huge parameter referenced many times is refused.
     """
+    budget = budget if budget is not None else RenderBudget()
     base = {"$parameters": job.parameters or {}, **_role_selections(job, role)}
     invocations: list[dict[str, Any]] = []
     for prereq in prerequisite_closure(job, role):
@@ -185,9 +189,9 @@ def plugin_invocations(job: JobProtocol, role: str) -> list[dict[str, Any]]:
             "plugin": _plugin_name(plugin or DEFAULT_PLUGIN),
             "name": prereq.name,
             "source": "prerequisite",
-            "parameters": _render(parameters, context),
+            "parameters": _render(parameters, context, budget, f"prerequisites.{prereq.name}"),
             "failurePolicy": getattr(prereq, "failure_policy", None) or "fail",
-            "callbacks": _callbacks(raw_callbacks, context),
+            "callbacks": _callbacks(raw_callbacks, context, budget, f"prerequisites.{prereq.name}.callbacks"),
         })
     extras = (job.extras or {}).get(RUNTIME_PLUGIN_EXTRAS_KEY) or []
     for i, item in enumerate(extras if isinstance(extras, list) else []):
@@ -204,8 +208,8 @@ def plugin_invocations(job: JobProtocol, role: str) -> list[dict[str, Any]]:
             "plugin": plugin,
             "name": str(item.get("name") or f"extras.runtimeplugin[{i}]"),
             "source": "extras",
-            "parameters": _render(parameters, context),
+            "parameters": _render(parameters, context, budget, f"extras.{RUNTIME_PLUGIN_EXTRAS_KEY}[{i}]"),
             "failurePolicy": "ignore" if item.get("failurePolicy") == "ignore" else "fail",
-            "callbacks": _callbacks(raw_callbacks, context),
+            "callbacks": _callbacks(raw_callbacks, context, budget, f"extras.{RUNTIME_PLUGIN_EXTRAS_KEY}[{i}]"),
         })
     return invocations

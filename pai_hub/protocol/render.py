@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import InvalidProtocol
+from .limits import DEFAULT_LIMITS, Limits, RenderBudget
 from .models import JobProtocol, TaskRole
+from .prerequisites import plugin_invocations
 from .template import render_template
 from .validate import validate_semantics
 
@@ -78,17 +80,17 @@ def _template_context(job: JobProtocol, role: TaskRole) -> dict[str, Any]:
     return context
 
 
-def _entrypoint(job: JobProtocol, role_name: str, role: TaskRole) -> str:
+def _entrypoint(job: JobProtocol, role_name: str, role: TaskRole, budget: RenderBudget) -> str:
     deployment = job.deployment()
     extra = deployment.task_roles.get(role_name) if deployment is not None else None
     commands = [*(extra.pre_commands or [] if extra else []), *role.commands]
     if extra is not None:
         commands += extra.post_commands or []
     script = "\n".join(command.strip() for command in commands)
-    return render_template(script, _template_context(job, role))
+    return render_template(script, _template_context(job, role), budget=budget, where=f"taskRoles.{role_name}.commands")
 
 
-def _docker_auth(job: JobProtocol, role: TaskRole) -> tuple[str | None, dict[str, str] | None]:
+def _docker_auth(job: JobProtocol, role: TaskRole, budget: RenderBudget) -> tuple[str | None, dict[str, str] | None]:
     image = job.prerequisites_of_type("dockerimage").get(role.docker_image)
     if image is None:
         return None, None
@@ -97,14 +99,14 @@ def _docker_auth(job: JobProtocol, role: TaskRole) -> tuple[str | None, dict[str
         return image.uri, None  # type: ignore[union-attr]
     context = {"$secrets": job.secrets or {}}
     rendered = {
-        key: render_template(value, context)
+        key: render_template(value, context, budget=budget, where=f"prerequisites.{role.docker_image}.auth")
         for key, value in _dump(auth).items()  # type: ignore[union-attr]
         if isinstance(value, str)
     }
     return image.uri, rendered  # type: ignore[union-attr]
 
 
-def _task_role(job: JobProtocol, name: str, role: TaskRole) -> RenderedTaskRole:
+def _task_role(job: JobProtocol, name: str, role: TaskRole, budget: RenderBudget) -> RenderedTaskRole:
     resources = role.resource_per_instance
     ports = dict(resources.ports or {})
     for port in ALWAYS_RESERVED_PORTS:
@@ -113,7 +115,8 @@ def _task_role(job: JobProtocol, name: str, role: TaskRole) -> RenderedTaskRole:
     min_failed = completion.min_failed_instances if completion else None
     min_succeeded = completion.min_succeeded_instances if completion else None
     options = role.extra_container_options
-    uri, auth = _docker_auth(job, role)
+    uri, auth = _docker_auth(job, role, budget)
+    plugin_invocations(job, name, budget=budget)  # refused now, not when a task starts
     return RenderedTaskRole(
         name=name,
         instances=role.instances,
@@ -125,7 +128,7 @@ def _task_role(job: JobProtocol, name: str, role: TaskRole) -> RenderedTaskRole:
         min_failed=min_failed or 1,  # OpenPAI: `value || 1`, so 0/null mean 1
         min_succeeded=min_succeeded or role.instances,  # `value || taskNumber`
         task_retry_count=role.task_retry_count or 0,
-        entrypoint=_entrypoint(job, name, role),
+        entrypoint=_entrypoint(job, name, role, budget),
         prerequisites=list(role.prerequisites or []),
         docker_image=uri,
         docker_auth=auth,
@@ -133,12 +136,16 @@ def _task_role(job: JobProtocol, name: str, role: TaskRole) -> RenderedTaskRole:
     )
 
 
-def render(job: JobProtocol, *, username: str) -> RenderedJob:
+def render(job: JobProtocol, *, username: str, limits: Limits = DEFAULT_LIMITS) -> RenderedJob:
     """Apply OpenPAI's submission-time rendering and defaults to a validated job.
 
     Raises :class:`InvalidProtocol` if the job fails the semantic checks (e.g. it was built by
-    hand rather than through :func:`pai_hub.protocol.load`).
+    hand rather than through :func:`pai_hub.protocol.load`), and its subclass
+    :class:`~pai_hub.protocol.limits.TooLarge` when the job's templates (commands, registry
+    credentials, runtime plugin parameters, all roles together) render to more than
+    ``limits.max_rendered_chars``.
     """
+    budget = RenderBudget(limits.max_rendered_chars)
     errors = validate_semantics(job)
     if errors:
         raise InvalidProtocol(errors)
@@ -153,7 +160,7 @@ def render(job: JobProtocol, *, username: str) -> RenderedJob:
         job_retry_count=job.job_retry_count or 0,
         gang_allocation=extras.get("gangAllocation") is not False,  # OpenPAI: `=== false` disables
         priority_class=priority if isinstance(priority, str) else None,
-        task_roles={name: _task_role(job, name, role) for name, role in job.task_roles.items()},
+        task_roles={name: _task_role(job, name, role, budget) for name, role in job.task_roles.items()},
         secrets=dict(job.secrets or {}),
         protocol=job,
     )

@@ -28,7 +28,10 @@ from typing import Any
 
 from pai_runtime.render import CLOSE, OPEN, Tag, lookup, normalize_name, render_secrets, tokenize
 
-__all__ = ["Tag", "js_string", "lookup", "normalize_name", "render_secrets", "render_template", "tokenize"]
+from .limits import RenderBudget
+
+__all__ = ["Tag", "js_length", "js_string", "lookup", "normalize_name", "render_secrets", "render_template",
+           "tokenize"]
 
 
 def js_string(value: Any) -> str:
@@ -59,20 +62,45 @@ def js_string(value: Any) -> str:
     return str(value)
 
 
+def js_length(value: Any, cap: int) -> int:
+    """``len(js_string(value))`` without building it; stops counting once past ``cap`` (a list of
+    thousands of references to one large string costs its count, not its concatenation)."""
+    if isinstance(value, (list, tuple)):
+        total = max(len(value) - 1, 0)
+        for item in value:
+            if total > cap:
+                break
+            total += js_length(item, cap - total)
+        return total
+    if isinstance(value, str):
+        return len(value)
+    return len(js_string(value))
+
+
 def render_template(
-    text: str, context: Mapping[str, Any], *, keep_unresolved: bool = True, strip: bool = True
+    text: str, context: Mapping[str, Any], *, keep_unresolved: bool = True, strip: bool = True,
+    budget: RenderBudget | None = None, where: str = "",
 ) -> str:
-    """Render like OpenPAI's REST server (see module docstring). The result is stripped like JS ``trim()``."""
+    """Render like OpenPAI's REST server (see module docstring). The result is stripped like JS ``trim()``.
+
+    With a ``budget`` each piece's length is taken from it before the piece is built; running out
+    raises :class:`~pai_hub.protocol.limits.TooLarge` naming ``where``.
+    """
+    if budget is None:
+        budget = RenderBudget()
     out: list[str] = []
     for token in tokenize(text):
         if token.kind == "text":
+            budget.spend(len(token.value), where)
             out.append(token.value)
         elif token.kind == "name":
             name = normalize_name(token.value)
             value = lookup(context, name)
             if value is not None:
+                budget.spend(js_length(value, max(budget.remaining, 0)), where)
                 out.append(js_string(value))
             elif keep_unresolved:
+                budget.spend(len(name) + 6, where)
                 out.append(f"{OPEN} {name} {CLOSE}")
         # every other tag kind is silently dropped, as OpenPAI does
     rendered = "".join(out)

@@ -22,6 +22,7 @@ from pydantic import ValidationError
 
 from .errors import InvalidProtocol, ProtocolError
 from .field_errors import format_path
+from .limits import DEFAULT_LIMITS, Limits, name_list
 from .models import (
     PREREQUISITE_TAGS,
     PREREQUISITE_TYPES,
@@ -35,7 +36,7 @@ from .models import (
     describe_value,
 )
 
-__all__ = ["format_path", "load_dict", "validate", "validate_semantics", "validate_structure"]
+__all__ = ["count_errors", "format_path", "load_dict", "validate", "validate_semantics", "validate_structure"]
 
 Loc = tuple[Any, ...]
 
@@ -110,9 +111,54 @@ def _convert(err: dict[str, Any]) -> ProtocolError:
     return ProtocolError(path, f"invalid value {describe_value(value)}: {err['msg']}")
 
 
-def _structure(doc: Any) -> tuple[JobProtocol | None, list[ProtocolError]]:
+def _declared_instances(role: Any) -> int | None:
+    """A role's ``instances`` when it is an integer (or integral float / digit string, which the
+    model accepts); ``None`` for anything the model itself will refuse."""
+    value = role.get("instances", 1) if isinstance(role, dict) else None
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and value.strip().isdigit() and len(value.strip()) <= 30:
+        return int(value.strip())
+    return None
+
+
+def count_errors(doc: dict[str, Any], limits: Limits = DEFAULT_LIMITS) -> list[ProtocolError]:
+    """Task roles, instances per role and total tasks over ``limits``: checked on the raw mapping by
+    arithmetic, before any model (or one object per task) is built."""
+    roles = doc.get("taskRoles")
+    if not isinstance(roles, dict):
+        return []
+    if len(roles) > limits.max_task_roles:
+        return [ProtocolError("taskRoles", f"{len(roles)} task roles, more than the limit of "
+                                           f"{limits.max_task_roles} per job")]
+    errors: list[ProtocolError] = []
+    total = 0
+    for name, role in roles.items():
+        instances = _declared_instances(role)
+        if instances is None:
+            continue
+        if instances > limits.max_instances:
+            shown = f"{instances}" if instances < 10**15 else f"a {len(str(instances))}-digit number"
+            errors.append(ProtocolError(f"taskRoles.{str(name)[:80]}.instances",
+                                        f"{shown} instances, more than the limit of {limits.max_instances} "
+                                        "per task role"))
+        total += max(instances, 0)
+    if not errors and total > limits.max_total_tasks:
+        errors.append(ProtocolError("taskRoles", f"{total} tasks in all, more than the limit of "
+                                                 f"{limits.max_total_tasks} per job"))
+    return errors
+
+
+def _structure(doc: Any, limits: Limits = DEFAULT_LIMITS) -> tuple[JobProtocol | None, list[ProtocolError]]:
     if not isinstance(doc, dict):
         return None, [ProtocolError("", f"job protocol must be a mapping, got {describe_value(doc)}")]
+    too_many = count_errors(doc, limits)
+    if too_many:
+        return None, too_many
     try:
         return JobProtocol.model_validate(doc), []
     except ValidationError as exc:
@@ -124,9 +170,9 @@ def _structure(doc: Any) -> tuple[JobProtocol | None, list[ProtocolError]]:
         return None, errors
 
 
-def validate_structure(doc: Any) -> list[ProtocolError]:
-    """Schema-level errors only (the pydantic models ≈ OpenPAI's Ajv schema)."""
-    return _structure(doc)[1]
+def validate_structure(doc: Any, limits: Limits = DEFAULT_LIMITS) -> list[ProtocolError]:
+    """Schema-level errors only (the pydantic models ≈ OpenPAI's Ajv schema), after the size limits."""
+    return _structure(doc, limits)[1]
 
 
 # --------------------------------------------------------------------------- semantic checks
@@ -164,7 +210,7 @@ def _require_errors(job: JobProtocol) -> list[ProtocolError]:
                 errors.append(
                     ProtocolError(
                         f"prerequisites[{i}].require[{k}]",
-                        f"unknown prerequisite {name!r}; defined: {', '.join(repr(n) for n in sorted(known)) or 'none'}",
+                        f"unknown prerequisite {name!r}; defined: {name_list(sorted(known))}",
                     )
                 )
             elif name not in edges:
@@ -212,7 +258,7 @@ def _deployment_errors(job: JobProtocol) -> list[ProtocolError]:
             first_seen[deployment.name] = i
     wanted = job.defaults.deployment if job.defaults else None
     if wanted is not None and wanted not in first_seen:
-        defined = ", ".join(repr(n) for n in first_seen) or "none"
+        defined = name_list(first_seen)
         errors.append(
             ProtocolError("defaults.deployment", f"no deployment named {wanted!r}; defined: {defined}")
         )
@@ -227,7 +273,7 @@ def _task_role_errors(job: JobProtocol) -> list[ProtocolError]:
         base = f"taskRoles.{role_name}"
         for k, name in enumerate(role.prerequisites or []):
             if name not in all_names:
-                defined = ", ".join(repr(n) for n in sorted(all_names)) or "none"
+                defined = name_list(sorted(all_names))
                 errors.append(
                     ProtocolError(
                         f"{base}.prerequisites[{k}]", f"unknown prerequisite {name!r}; defined: {defined}"
@@ -241,7 +287,7 @@ def _task_role_errors(job: JobProtocol) -> list[ProtocolError]:
         ):
             name = getattr(role, "docker_image" if field == "dockerImage" else field)
             if name is not None and name not in by_type[kind]:
-                defined = ", ".join(repr(n) for n in sorted(by_type[kind])) or "none"
+                defined = name_list(sorted(by_type[kind]))
                 errors.append(
                     ProtocolError(
                         f"{base}.{field}", f"no {kind} prerequisite named {name!r}; defined: {defined}"
@@ -279,17 +325,18 @@ def validate_semantics(job: JobProtocol) -> list[ProtocolError]:
     ]
 
 
-def validate(doc: Any) -> list[ProtocolError]:
+def validate(doc: Any, limits: Limits = DEFAULT_LIMITS) -> list[ProtocolError]:
     """Every problem of a parsed job document; ``[]`` means OpenPAI-valid (modulo documented deviations)."""
-    job, errors = _structure(doc)
+    job, errors = _structure(doc, limits)
     if job is None:
         return errors
     return validate_semantics(job)
 
 
-def load_dict(doc: Any) -> JobProtocol:
-    """Validate a parsed document and return the typed job, or raise :class:`InvalidProtocol`."""
-    job, errors = _structure(doc)
+def load_dict(doc: Any, limits: Limits = DEFAULT_LIMITS) -> JobProtocol:
+    """Validate a parsed document and return the typed job, or raise :class:`InvalidProtocol`
+    (refusals of ``limits`` before any model is built)."""
+    job, errors = _structure(doc, limits)
     if job is not None:
         errors = validate_semantics(job)
     if errors or job is None:
