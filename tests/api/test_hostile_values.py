@@ -57,7 +57,7 @@ def check(r: httpx.Response, status: int, field: str) -> None:
     ("/api/v2/usage?until=nan", "since/until"),
     (f"/api/v2/usage?since={HUGE}", "since"),
     ("/api/v2/cluster/timeline?since=nan", "since"),
-])
+], ids=lambda v: v.replace(HUGE, "HUGE"))
 def test_bad_numbers_are_400_naming_the_field(admin, path, field):
     check(admin.get(path), 400, field)
 
