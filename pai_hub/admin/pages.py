@@ -103,23 +103,59 @@ def fmt_time(ms: int | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ms / 1000)) if ms else "-"
 
 
+#: Jobs per page of the home page's list.
+PAGE_SIZE = 50
+
+
+def page_offset(text: str, page_size: int = PAGE_SIZE) -> int:
+    """The ``offset`` query argument as a whole page's start (a bad one reads as the first page)."""
+    try:
+        offset = int(text or 0)
+    except ValueError:
+        return 0
+    return max(0, offset - offset % page_size)
+
+
 class HomeHandler(PageHandler):
-    """Every user: my notebooks, my jobs (filters), my experiments, the quota left in my VCs."""
+    """Every user: my notebooks, my jobs (filters; a page at a time: the server filters, counts and
+    pages with its indexes, so the page costs the same with ten jobs or a million), my experiments,
+    the quota left in my VCs."""
 
     async def get(self) -> None:
         filters = {k: self.get_argument(k, "") for k in ("state", "vc", "keyword")}
-        jobs = await self.pai.jobs(username=self.me["username"], limit=500, **filters)
+        offset = page_offset(self.get_argument("offset", "0"))
+        listing = await self.pai.jobs(username=self.me["username"], offset=offset, limit=PAGE_SIZE,
+                                      withTotalCount="true", **filters)
+        total, jobs = listing["totalCount"], listing["data"]
+        if not jobs and offset and total:  # past the end (the list shrank): the last page
+            offset = page_offset(str(total - 1))
+            listing = await self.pai.jobs(username=self.me["username"], offset=offset, limit=PAGE_SIZE,
+                                          withTotalCount="true", **filters)
+            total, jobs = listing["totalCount"], listing["data"]
         notebooks = await self._notebooks()
         experiments = await self.pai.experiments()
         vcs = await self.pai.virtual_clusters()
         mine = set(self.me.get("virtualCluster") or [])
         quota = {name: vc for name, vc in vcs.items() if name in mine}
         self.page("home.html", jobs=jobs, filters=filters, notebooks=notebooks, experiments=experiments,
-                  quota=quota, my_vcs=sorted(mine))
+                  quota=quota, my_vcs=sorted(mine), paging=self._paging(filters, offset, len(jobs), total))
+
+    def _paging(self, filters: dict[str, str], offset: int, shown: int, total: int) -> dict[str, Any]:
+        """What the pager shows: "1–50 of 120" and the links to the previous and next pages (which
+        keep the filters)."""
+        def link(to: int) -> str:
+            args = {k: v for k, v in filters.items() if v}
+            if to:
+                args["offset"] = str(to)
+            return self.prefix + ("?" + urlencode(args) if args else "") + "#pai-jobs"
+
+        return {"first": offset + 1 if shown else 0, "last": offset + shown, "total": total,
+                "prev": link(max(0, offset - PAGE_SIZE)) if offset else None,
+                "next": link(offset + PAGE_SIZE) if offset + shown < total else None}
 
     async def _notebooks(self) -> list[dict[str, Any]]:
         """My notebook jobs (``extras.paiHub.type: notebook``) that are waiting or running."""
-        active = await self.pai.jobs(username=self.me["username"], state=ACTIVE, limit=100)
+        active = await self.pai.jobs(username=self.me["username"], state=ACTIVE, keyword=NOTEBOOK_PREFIX, limit=100)
         out = []
         for job in active:
             if not job["name"].startswith(NOTEBOOK_PREFIX) or len(out) >= 20:
@@ -196,35 +232,64 @@ class NodesHandler(PageHandler):
             self.back(error=f"refused ({exc.status}): {exc.message}")
 
 
+#: Live jobs read per request by the usage page (it pages until a short page).
+USAGE_CHUNK = 1000
+DEFAULT_USAGE_DAYS = 30
+
+
 class UsageHandler(PageHandler):
-    """Admins: usage by user, from the job list: jobs, running and waiting, GPUs and tasks in use,
-    GPU-hours (GPUs × time since launch, until completion)."""
+    """Admins: usage by user without loading the job history. What is in use now (running and
+    waiting jobs, their GPUs and tasks) comes from the live jobs only (``state=RUNNING,WAITING``),
+    paged in bounded chunks; GPU-hours over the window (``?days=``, default 30) come from the
+    server's usage report (``GET /api/v2/usage?by=user``), which adds them up in the store."""
 
     admin_only = True
 
     async def get(self) -> None:
-        jobs = await self.pai.jobs(limit=50000)
+        try:
+            days = max(1, min(366, int(self.get_argument("days", str(DEFAULT_USAGE_DAYS)))))
+        except ValueError:
+            days = DEFAULT_USAGE_DAYS
+        until = time.time()
+        report = await self.pai.usage(since=until - days * 86400, until=until, by="user")
+        live = await self.live_jobs()
         users = await self.pai.users()
-        self.page("usage.html", rows=usage_by_user(jobs, [u["username"] for u in users]))
+        self.page("usage.html", rows=usage_by_user(live, report, [u["username"] for u in users]), days=days,
+                  since=report.get("since", ""), until=report.get("until", ""))
+
+    async def live_jobs(self) -> list[dict[str, Any]]:
+        """Every running or waiting job, ``USAGE_CHUNK`` per request (live jobs only: ended ones,
+        however many, are never read)."""
+        out: list[dict[str, Any]] = []
+        while True:
+            chunk = await self.pai.jobs(state=("RUNNING", "WAITING"), offset=len(out), limit=USAGE_CHUNK)
+            out += chunk
+            if len(chunk) < USAGE_CHUNK:
+                return out
 
 
-def usage_by_user(jobs: list[dict[str, Any]], usernames: list[str], now_ms: float | None = None) -> list[dict]:
-    now_ms = now_ms if now_ms is not None else time.time() * 1000
-    rows: dict[str, dict[str, Any]] = {u: {"username": u, "jobs": 0, "running": 0, "waiting": 0, "gpus": 0,
-                                           "tasks": 0, "gpu_hours": 0.0} for u in usernames}
-    for j in jobs:
-        r = rows.setdefault(j["username"], {"username": j["username"], "jobs": 0, "running": 0, "waiting": 0,
-                                            "gpus": 0, "tasks": 0, "gpu_hours": 0.0})
-        r["jobs"] += 1
+def usage_by_user(live: list[dict[str, Any]], report: dict[str, Any], usernames: list[str]) -> list[dict]:
+    """One row per user: running and waiting jobs, GPUs and tasks in use (from ``live``, the running
+    and waiting jobs), and GPU-hours and the jobs and tasks that used GPUs in the window (from the
+    usage report's rows, ``key`` = username)."""
+    def row(name: str) -> dict[str, Any]:
+        return {"username": name, "running": 0, "waiting": 0, "gpus": 0, "tasks": 0, "gpu_hours": 0.0,
+                "window_jobs": 0, "window_tasks": 0}
+
+    rows = {u: row(u) for u in usernames}
+    for j in live:
+        r = rows.setdefault(j["username"], row(j["username"]))
         if j["state"] == "RUNNING":
             r["running"] += 1
             r["gpus"] += j["totalGpuNumber"]
             r["tasks"] += j["totalTaskNumber"]
         elif j["state"] == "WAITING":
             r["waiting"] += 1
-        if j.get("launchedTime") is not None and j["state"] != "WAITING":
-            end = j.get("completedTime") or now_ms
-            r["gpu_hours"] += j["totalGpuNumber"] * max(0.0, end - j["launchedTime"]) / 3_600_000
+    for used in report.get("rows") or []:
+        r = rows.setdefault(used["key"], row(used["key"]))
+        r["gpu_hours"] += float(used["gpuHours"])
+        r["window_jobs"] += int(used["jobs"])
+        r["window_tasks"] += int(used["tasks"])
     return sorted(rows.values(), key=lambda r: (-r["gpus"], -r["gpu_hours"], r["username"]))
 
 

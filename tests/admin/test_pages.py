@@ -39,6 +39,11 @@ class FakePai:
     def __init__(self) -> None:
         self.seen: list[tuple[str, str, str, Any]] = []
 
+    @staticmethod
+    def jobs(request: httpx.Request) -> Any:
+        data = [job("alice", "train"), job("alice", "jupyter-alice")]
+        return {"totalCount": len(data), "data": data} if request.url.params.get("withTotalCount") else data
+
     def __call__(self, request: httpx.Request) -> httpx.Response:
         token = request.headers.get("authorization", "").removeprefix("Bearer ")
         path = request.url.path
@@ -49,7 +54,7 @@ class FakePai:
             return httpx.Response(403, json={"code": "UnauthorizedUserError", "message": "who are you?"})
         routes: dict[tuple[str, str], httpx.Response] = {
             ("GET", "/api/v2/users/me"): httpx.Response(200, json=user),
-            ("GET", "/api/v2/jobs"): httpx.Response(200, json=[job("alice", "train"), job("alice", "jupyter-alice")]),
+            ("GET", "/api/v2/jobs"): httpx.Response(200, json=self.jobs(request)),
             ("GET", "/api/v2/jobs/alice~jupyter-alice/config"):
                 httpx.Response(200, text=yaml.safe_dump(NOTEBOOK), headers={"content-type": "text/yaml"}),
             ("GET", "/api/v2/experiments"): httpx.Response(200, json=[]),
