@@ -8,8 +8,12 @@ this service (``access:services`` or ``access:services!service=<name>``, HubAuth
 then read the user's full model with the service's own token (admin flag and groups, which a narrow
 token cannot see) and mirror it into the store:
 
-* the user is created on first sight (no password: under the hub, the hub logs people in);
-* hub admins are members of PAI's admin group, others are not;
+* the user is created on first sight (no password: under the hub, the hub logs people in); a hub
+  name that breaks PAI's username rule (:mod:`pai_hub.store.usernames`: path-like, too long…) is
+  refused, with a log line naming the rule;
+* hub admins are members of PAI's admin group, others are not; a hub user is a PAI admin only if
+  the hub says so, even when the name is that of a PAI admin created otherwise (``pai server``'s
+  bootstrap ``admin``): the principal's admin flag is the hub's;
 * each hub group becomes a PAI group of the same name (created on first sight; a group named like
   a virtual cluster grants that VC, as OpenPAI's groups do); the user's memberships are exactly
   their hub groups plus ``default`` (plus the admin group for admins).
@@ -31,6 +35,7 @@ import httpx
 from tornado.web import HTTPError
 
 from ..blocking import BlockingPool
+from ..store.usernames import InvalidUsername, check_username
 from ..store.users import ADMIN_GROUP, DEFAULT_GROUP, GroupRepository, Principal, UserRepository
 
 log = logging.getLogger("pai_hub.hubauth")
@@ -117,8 +122,13 @@ class HubTokenAuth:
 
 def mirror_user(users: UserRepository, groups: GroupRepository, virtual_clusters: list[str], name: str,
                 admin: bool, hub_groups: list[str]) -> Principal | None:
-    """Create or update the PAI user ``name`` from the hub's model; returns its principal.
-    Synchronous (the store): call it off the event loop."""
+    """Create or update the PAI user ``name`` from the hub's model; returns its principal (None for a
+    name PAI cannot take). Synchronous (the store): call it off the event loop."""
+    try:
+        check_username(name)
+    except InvalidUsername as exc:
+        log.warning("hub user %r refused: %s", name[:80], exc)
+        return None
     if users.get(name) is None:
         try:
             users.create(name, None, admin=False)
@@ -145,5 +155,8 @@ def mirror_user(users: UserRepository, groups: GroupRepository, virtual_clusters
     if set(user["grouplist"]) != set(wanted) | {DEFAULT_GROUP}:
         groups.set_membership(name, wanted)
         user = users.get(name) or user
-    return Principal(username=name, admin=bool(user["admin"]), application=False,
+    if user["admin"] and not admin:
+        log.warning("hub user %s is a PAI admin by a local account of the same name, but not a hub admin: "
+                    "acting as a non-admin", name)
+    return Principal(username=name, admin=admin, application=False,
                      virtual_clusters=frozenset(user["virtualCluster"]))

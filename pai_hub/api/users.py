@@ -6,13 +6,11 @@ never shown again after they are created (only their ids): the store keeps only 
 
 from __future__ import annotations
 
-import re
-
 from .. import __version__
+from ..store.usernames import InvalidUsername, check_username
 from .base import BaseHandler
 from .errors import ApiError, bad_params, forbidden
 
-USERNAME = re.compile(r"^[\w.-]+$")
 DEFAULT_TOKEN_SECONDS = 7 * 24 * 3600
 
 
@@ -51,8 +49,7 @@ class LoginHandler(BaseHandler):
         else:
             body = self.json_body()
         username, password = body.get("username"), body.get("password")
-        if not isinstance(username, str) or not USERNAME.match(username):
-            raise bad_params("username: required, letters, digits, '_', '.' or '-'")
+        valid_username(username)
         if not isinstance(password, str) or not password:
             raise bad_params("password: required")
         try:
@@ -73,9 +70,15 @@ class LoginHandler(BaseHandler):
 
 
 class LogoutHandler(BaseHandler):
+    """Logout ends the browser session it is called with: a login token is revoked; a long-lived
+    application token (a script's, the bootstrap admin token ``pai server`` prints) is left alone —
+    those are revoked explicitly, ``DELETE /tokens/{id}`` — so that a ``pai logout`` run with one
+    cannot lock out whatever else uses it."""
+
     async def delete(self) -> None:
-        token = self.request.headers.get("Authorization", "").partition(" ")[2].strip()
-        await self.blocking(self.users.revoke, self.me.username, token)
+        if not self.me.application:
+            token = self.request.headers.get("Authorization", "").partition(" ")[2].strip()
+            await self.blocking(self.users.revoke, self.me.username, token)
         self.send({"message": "Logout successfully"})
 
 
@@ -117,9 +120,7 @@ class UsersHandler(BaseHandler):
     async def post(self) -> None:
         self.require_admin()
         body = self.json_body()
-        username = body.get("username")
-        if not isinstance(username, str) or not USERNAME.match(username):
-            raise bad_params("username: required, letters, digits, '_', '.' or '-'")
+        username = valid_username(body.get("username"))
         password = body.get("password")
         if password is not None and (not isinstance(password, str) or len(password) < 6):
             raise bad_params("password: at least 6 characters")
@@ -151,8 +152,24 @@ class UserHandler(BaseHandler):
             raise ApiError(404, "NoUserError", f"User {username} is not found.")
         if user["admin"]:
             raise ApiError(403, "RemoveAdminError", f"Admin {username} is not allowed to remove.")
+        # the live jobs are the control plane's (in memory, under the user's name): they must end
+        # first, or a new user of the same name would find them (the stored ones get a tombstone owner)
+        live = [j.framework_name for j in self.controller.jobs(username=username)]
+        if live:
+            shown = ", ".join(live[:5]) + (f" and {len(live) - 5} more" if len(live) > 5 else "")
+            raise ApiError(409, "ConflictUserError",
+                           f"User {username} has {len(live)} live job(s) ({shown}): stop them (and end debug "
+                           "reservations) before removing the user.")
         await self.blocking(self.users.delete, username)
         self.send({"message": "user is removed successfully"})
+
+
+def valid_username(name: object) -> str:
+    """The one username rule (:mod:`pai_hub.store.usernames`) as OpenPAI's 400 naming the field."""
+    try:
+        return check_username(name)
+    except InvalidUsername as exc:
+        raise bad_params(str(exc)) from None
 
 
 class OpenApiHandler(BaseHandler):

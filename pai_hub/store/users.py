@@ -6,6 +6,12 @@ replaced by an argon2 hash at the next successful login. Hashing is slow on purp
 event loop run :meth:`UserRepository.verify` and ``create`` off the loop. Tokens are random and
 only their SHA-256 is stored. Token look-ups are cached in memory: every API call authenticates,
 so this is hot (:meth:`UserRepository.cached` answers from memory only).
+
+Usernames follow one rule (:mod:`.usernames`), checked in :meth:`UserRepository.create`, which every
+way of creating a user goes through. A deleted user leaves nothing a new user of the same name could
+inherit: tokens and memberships are deleted, and the jobs are handed to a tombstone owner
+(``alice~deleted-1``, a name no user can have), so admins still see them and the new ``alice`` does
+not. Expired tokens are purged by :meth:`UserRepository.purge_expired_tokens`.
 """
 
 from __future__ import annotations
@@ -18,15 +24,18 @@ from dataclasses import dataclass
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select, update
 
 from .db import Store
-from .models import Group, Membership, Token, User
+from .models import Group, Job, Membership, Token, User
+from .usernames import check_username
 
 DEFAULT_GROUP = "default"
 ADMIN_GROUP = "admingroup"
 _PBKDF2_PREFIX = "pbkdf2_sha512$"
 _hasher = PasswordHasher()
+#: expired tokens are purged at start-up and after every this many tokens created (logins)
+PURGE_EVERY = 64
 
 
 @dataclass(frozen=True)
@@ -70,9 +79,13 @@ class UserRepository:
     def __init__(self, store: Store) -> None:
         self.store = store
         self._cache: dict[str, tuple[Principal, float | None]] = {}
+        self._created = 0
 
     def ensure_groups(self, virtual_clusters: list[str]) -> None:
-        """OpenPAI's basic-mode groups: an admin group and a default group granting the default VC."""
+        """OpenPAI's basic-mode groups: an admin group and a default group granting the default VC.
+        Called once at start-up, so expired tokens are purged here too (and every
+        ``PURGE_EVERY`` tokens created)."""
+        self.purge_expired_tokens()
         with self.store.sessions.begin() as s:
             if s.get(Group, ADMIN_GROUP) is None:
                 s.add(Group(groupname=ADMIN_GROUP, description="administrators", admin=True,
@@ -82,6 +95,9 @@ class UserRepository:
                             virtual_clusters=["default"]))
 
     def create(self, username: str, password: str | None = None, admin: bool = False, email: str = "") -> None:
+        """Create a user; :class:`~.usernames.InvalidUsername` (a ``ValueError``) for a name breaking
+        the rule, ``KeyError`` for one taken."""
+        check_username(username)
         with self.store.sessions.begin() as s:
             if s.get(User, username) is not None:
                 raise KeyError(username)
@@ -111,12 +127,26 @@ class UserRepository:
             names = list(s.scalars(select(User.username).order_by(User.username)))
         return [u for u in (self.get(n) for n in names) if u is not None]
 
-    def delete(self, username: str) -> None:
+    def delete(self, username: str) -> str | None:
+        """Delete a user, their tokens and memberships, and hand their jobs to a tombstone owner
+        (returned; None when they had no jobs): ``{username}~deleted-{n}``, which no user can be
+        named (``~`` is refused), so a new user of the same name inherits no job, log or event,
+        while admins still list and read them. Names of the old jobs stay taken (``{username}~{job}``
+        is the job's framework name, unique forever, as in OpenPAI). The caller makes sure no job
+        of the user is live (the live ones are the control plane's, in memory)."""
         with self.store.sessions.begin() as s:
             s.execute(delete(Token).where(Token.username == username))
             s.execute(delete(Membership).where(Membership.username == username))
             s.execute(delete(User).where(User.username == username))
+            tombstone = None
+            if s.scalar(select(Job.id).where(Job.username == username).limit(1)) is not None:
+                prefix = f"{username}~deleted-"
+                earlier = s.scalar(select(func.count(func.distinct(Job.username)))
+                                   .where(Job.username.startswith(prefix, autoescape=True))) or 0
+                tombstone = f"{prefix}{earlier + 1}"
+                s.execute(update(Job).where(Job.username == username).values(username=tombstone))
         self._cache.clear()
+        return tombstone
 
     def verify(self, username: str, password: str) -> bool:
         """Check the password; on success, a hash of an earlier scheme is replaced by an argon2 hash."""
@@ -138,6 +168,9 @@ class UserRepository:
         token = secrets.token_urlsafe(32)
         while token.startswith("-"):  # `pai --token -x...` would read it as an option
             token = secrets.token_urlsafe(32)
+        self._created += 1
+        if self._created % PURGE_EVERY == 0:
+            self.purge_expired_tokens()
         with self.store.sessions.begin() as s:
             if s.get(User, username) is None:
                 raise KeyError(username)
@@ -174,6 +207,31 @@ class UserRepository:
             self._cache.pop(key, None)
             return None
         return principal
+
+    def purge_expired_tokens(self, now: float | None = None) -> int:
+        """Delete every token past its expiry (they are refused anyway; this keeps the table from
+        growing with every login). Returns how many were deleted."""
+        now = time.time() if now is None else now
+        with self.store.sessions.begin() as s:
+            gone = s.execute(delete(Token).where(Token.expires_at.is_not(None), Token.expires_at < now)).rowcount
+        if gone:
+            self._cache = {k: v for k, v in self._cache.items() if v[1] is None or v[1] >= now}
+        return gone or 0
+
+    def revoke_named(self, username: str, name: str) -> int:
+        """Revoke every token of ``username`` called ``name`` (e.g. ``experiment <id>`` when that
+        experiment ends). Returns how many were revoked."""
+        with self.store.sessions.begin() as s:
+            gone = s.execute(delete(Token).where(Token.username == username, Token.name == name)).rowcount
+        self._cache.clear()
+        return gone or 0
+
+    def token_is_application(self, token: str) -> bool | None:
+        """Whether ``token`` is a long-lived application token (False: a browser/login token; None:
+        not one of ours)."""
+        with self.store.sessions() as s:
+            row = s.get(Token, _token_hash(token))
+            return None if row is None else bool(row.application)
 
     def list_tokens(self, username: str) -> list[dict]:
         with self.store.sessions() as s:
