@@ -15,13 +15,13 @@ import os
 import secrets
 import signal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tornado import httpserver, web
-from traitlets import Bool, Dict, Float, Integer, Unicode, default
+from traitlets import Bool, CaselessStrEnum, Dict, Float, Integer, List, Unicode, default
 from traitlets.config import Application
 
-from . import __version__, protocol
+from . import __version__, datadir, protocol
 from .admin import hub_routes
 from .api import bulk as bulk_api
 from .api import cluster as cluster_api
@@ -37,6 +37,7 @@ from .backends.local import LocalBackend
 from .blocking import BlockingPool
 from .cluster_config import ClusterConfig, ClusterSource
 from .experiments import start_experiments
+from .isolation_config import build_policy, describe
 from .marketplace import open_marketplace
 from .monitoring import Monitoring, log_function, monitoring_routes, start_monitoring
 from .orchestrator.loop import Controller
@@ -50,6 +51,9 @@ from .services import ServerSettings, Services
 from .store import open_store
 from .store.db import Store, sqlite_url
 from .store.users import GroupRepository, UserRepository
+
+if TYPE_CHECKING:
+    from pai_runtime.isolation import IsolationPolicy
 
 log = logging.getLogger("pai_hub")
 
@@ -160,6 +164,28 @@ class PaiHub(Application):
     retention_max_log_bytes = Integer(8 << 20, help="Bytes kept of each log at compaction (head and tail, a "
                                       "marker between); 0: all.").tag(config=True)
     retention_interval = Float(300.0, help="Seconds between retention sweeps; 0: retention off.").tag(config=True)
+    # -- who users' tasks and notebooks run as (docs/admin-guide.md, "Security model"; issue 16)
+    isolation = CaselessStrEnum(["auto", "none", "users", "sandbox"], "auto", help="Who users' tasks and "
+                                "notebooks run as. 'none': this server's own Unix user (a single-user machine); "
+                                "'users': each PAI user's own Unix account; 'sandbox': that account inside a "
+                                "bubblewrap sandbox (private /tmp, the platform's files not mounted); 'auto': "
+                                "sandbox when the server runs as root and bwrap is installed, users as root "
+                                "without bwrap, else none. Env PAI_ISOLATION, flag --isolation.").tag(config=True)
+    isolation_account_template = Unicode("pai-{username}", help="The Unix account of a PAI user ({username}: the "
+                                         "PAI name made Unix-safe).").tag(config=True)
+    isolation_uid_min = Integer(40000, help="Lowest uid (and gid) given to accounts created on first use.").tag(
+        config=True)
+    isolation_uid_max = Integer(49999, help="Highest uid (and gid) given to accounts created on first use.").tag(
+        config=True)
+    isolation_home_root = Unicode("/home", help="Where created accounts' homes are made (0700, owned by the "
+                                  "account); a task's and a notebook's HOME.").tag(config=True)
+    isolation_accounts = Dict(help="PAI user -> an existing Unix account to run that user's tasks as (used as is, "
+                              "never created), e.g. {'alice': 'alice'}.").tag(config=True)
+    isolation_create_accounts = Bool(True, help="Create a missing account on a user's first task (useradd); off: "
+                                     "a task of a user without an account fails, saying so.").tag(config=True)
+    isolation_hidden_paths = List(Unicode(), help="More paths no task may see besides the data directory and "
+                                  "this server's home (e.g. a hub directory kept elsewhere).").tag(config=True)
+
     # -- as a JupyterHub-managed service (pai_hub/hub, pai_hub/api/hubauth.py); the hub sets the env
     hub_api_url = Unicode(help="JupyterHub's API URL; set: hub API tokens are accepted. Default "
                           "$JUPYTERHUB_API_URL.").tag(config=True)
@@ -187,11 +213,15 @@ class PaiHub(Application):
 
     _ENV = {"PAI_BACKEND": ("backend", str), "PAI_PORT": ("port", int), "PAI_IP": ("ip", str), "PAI_DB_URL": ("db_url", str),
             "PAI_SIMULATED_GPUS": ("simulated_gpus", int), "PAI_NODE_CPU": ("node_cpu", int),
-            "PAI_STOP_GRACE": ("stop_grace", float)}
+            "PAI_STOP_GRACE": ("stop_grace", float), "PAI_ISOLATION": ("isolation", str)}
 
     def load_layers(self, overrides: dict[str, Any]) -> None:
-        """pai_config.py in the data directory, then PAI_* variables, then explicit overrides."""
+        """pai_config.py in the data directory, then PAI_* variables, then explicit overrides.
+
+        The data directory is checked (made) private first: ``pai_config.py`` is code this server runs,
+        and one that others could write would run as the platform's user (:mod:`pai_hub.datadir`)."""
         data_dir = overrides.get("data_dir") or self.data_dir
+        datadir.prepare(data_dir)
         config_file = Path(data_dir) / "pai_config.py"
         if config_file.exists():
             self.load_config_file(config_file.name, path=str(config_file.parent))
@@ -226,8 +256,11 @@ class PaiHub(Application):
 
     async def start_services(self) -> web.Application:
         """Build every part of the server, in order, into one :class:`Services`; start the loop."""
-        data = Path(self.data_dir)
-        data.mkdir(parents=True, exist_ok=True)
+        policy = self.isolation_policy()
+        # private umask, the directory created private or refused when others can read it (issue 16)
+        data = datadir.prepare(self.data_dir, traversable=policy.switches_users)
+        self.policy = policy
+        log.info("%s", describe(policy))
         blocking = BlockingPool(self.blocking_threads)
         store = open_store(self.db_url or sqlite_url(data))
         users = UserRepository(store)
@@ -278,11 +311,24 @@ class PaiHub(Application):
         return web.Application(routes(), services=self.services, default_handler_class=NotFoundHandler,
                                log_function=log_function)  # API latency by handler (pai_hub/monitoring)
 
+    policy: IsolationPolicy | None = None  # set by start_services
+
+    def isolation_policy(self) -> IsolationPolicy:
+        """The isolation settings in force (``auto`` resolved for this machine), with the paths a
+        sandbox hides (the data directory, this server's home) and shows read-only (Python, the code)."""
+        return build_policy(self.isolation, Path(self.data_dir), account_template=self.isolation_account_template,
+                            uid_min=self.isolation_uid_min, uid_max=self.isolation_uid_max,
+                            home_root=self.isolation_home_root, accounts=self.isolation_accounts,
+                            create_accounts=self.isolation_create_accounts,
+                            extra_hidden=self.isolation_hidden_paths)
+
     def _make_backend(self, data: Path) -> Any:
-        """The local backend, or one found by name in the ``pai_hub.backends`` entry points."""
+        """The local backend, or one found by name in the ``pai_hub.backends`` entry points. Either
+        gets the isolation policy when its constructor takes one (``isolation=``)."""
         if self.backend == "local":
+            extra = {"isolation": self.policy} if _accepts(LocalBackend, "isolation") else {}
             return LocalBackend(data / "run", simulated_gpus=self.simulated_gpus or None,
-                                cpu=self.node_cpu or None, memory_mb=self.node_memory_mb or None)
+                                cpu=self.node_cpu or None, memory_mb=self.node_memory_mb or None, **extra)
         from importlib.metadata import entry_points
 
         found = {ep.name: ep for ep in entry_points(group="pai_hub.backends")}
@@ -290,8 +336,10 @@ class PaiHub(Application):
             raise SystemExit(f"PaiHub.backend: no backend {self.backend!r}; installed: {', '.join(sorted(found))}")
         cls = found[self.backend].load()
         kwargs = dict(self.backend_config)
-        if "run_root" in inspect.signature(cls).parameters:
+        if _accepts(cls, "run_root"):
             kwargs.setdefault("run_root", data / "run")
+        if _accepts(cls, "isolation") and self.policy is not None:
+            kwargs.setdefault("isolation", self.policy)
         try:
             if not self.backend_config and hasattr(cls, "from_env"):
                 return cls.from_env(**kwargs)  # e.g. Kubernetes: PAI_K8S_* as the Helm chart sets them
@@ -322,7 +370,9 @@ class PaiHub(Application):
         server.listen(self.port, address=self.ip)
         url = f"http://{self.ip}:{self.port}"
         print(f"PAI Hub {__version__} listening on {url}/api/v2", flush=True)
-        if self.admin_token:
+        if self.policy is not None:
+            print(describe(self.policy), flush=True)  # who users' tasks run as, and what it means
+        if self.admin_token:  # to whoever started the server; kept only in <data>/admin-token (0600)
             print(f"admin token ({self.admin_user}): {self.admin_token}", flush=True)
             print(f"  export PAI_URL={url} PAI_TOKEN={self.admin_token}", flush=True)
         services = self.services
@@ -345,3 +395,11 @@ class PaiHub(Application):
         if failed.done():  # fail-stop: exit non-zero so that JupyterHub (or systemd) restarts the service
             raise SystemExit(f"pai-hub: stopped after an internal error: {failed.result()!r}")
         failed.cancel()
+
+
+def _accepts(cls: Any, parameter: str) -> bool:
+    """Whether ``cls(...)`` takes the keyword ``parameter``."""
+    try:
+        return parameter in inspect.signature(cls).parameters
+    except (TypeError, ValueError):
+        return False

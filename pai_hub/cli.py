@@ -25,10 +25,13 @@ def _fail(message: str) -> int:
 
 def cmd_server(args: argparse.Namespace) -> int:
     from .app import PaiHub
+    from .datadir import private_umask
 
+    private_umask()  # before anything is created: the server's files are born private (pai_hub/datadir.py)
     app = PaiHub()
     app.load_layers({"data_dir": args.data_dir, "port": args.port, "ip": args.ip,
-                     "simulated_gpus": args.simulated_gpus, "node_cpu": args.node_cpu})
+                     "simulated_gpus": args.simulated_gpus, "node_cpu": args.node_cpu,
+                     "isolation": args.isolation})
     asyncio.run(app.serve())
     return 0
 
@@ -40,8 +43,7 @@ def _users(args: argparse.Namespace) -> Any:
     from .store.users import UserRepository
 
     app = PaiHub()
-    app.load_layers({"data_dir": args.data_dir})
-    Path(app.data_dir).mkdir(parents=True, exist_ok=True)
+    app.load_layers({"data_dir": args.data_dir})  # makes (or checks) the data directory private
     repo = UserRepository(open_store(app.db_url or sqlite_url(Path(app.data_dir))))
     repo.ensure_groups(app.virtual_clusters)
     return repo
@@ -95,6 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--data-dir", dest="data_dir_server", default=None)
     s.add_argument("--simulated-gpus", type=int, default=None, help="declare N simulated GPUs")
     s.add_argument("--node-cpu", type=int, default=None, help="CPUs the node offers to jobs")
+    s.add_argument("--isolation", choices=("auto", "none", "users", "sandbox"), default=None,
+                   help="who users' tasks run as: none (this server's user), users (each user's own Unix "
+                   "account), sandbox (that account in a bubblewrap sandbox); default auto (PaiHub.isolation)")
     s.set_defaults(func=cmd_server)
 
     u = sub.add_parser("user", help="manage users of a local control plane").add_subparsers(dest="sub", required=True)

@@ -74,6 +74,11 @@ class PaiSpawner(Spawner):
         "", help="Directory the notebook server starts in and HOME, e.g. /data/homes/{username}; "
         "empty = the task's directory."
     ).tag(config=True)
+    notebook_in_home = Bool(
+        False, help="With no home_dir_template: start the notebook server in $HOME as the task sees it. "
+        "Set when each user's tasks run as their own Unix account (PaiHub.isolation users or sandbox), "
+        "where HOME is the account's home; off, the server starts in the task's directory."
+    ).tag(config=True)
     job_name_prefix = Unicode("jupyter", help="Prefix of notebook job names.").tag(config=True)
     allow_root = Bool(
         None, allow_none=True, help="Pass --allow-root to the server; None = when the hub runs as root."
@@ -238,6 +243,8 @@ class PaiSpawner(Spawner):
         commands = list(exports)
         if home:
             commands += [f"mkdir -p {shlex.quote(home)}", f"cd {shlex.quote(home)}", f"export HOME={shlex.quote(home)}"]
+        elif self.notebook_in_home:
+            commands.append('cd "$HOME"')  # the user's account home, set by the backend (issue 16)
         args = [f"--ip={self.ip or '127.0.0.1'}", f"--port=$PAI_CONTAINER_HOST_{PORT_LABEL}_PORT_LIST"]
         allow_root = self.allow_root if self.allow_root is not None else os.geteuid() == 0
         if allow_root:

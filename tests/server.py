@@ -29,6 +29,9 @@ class Server:
     proc: subprocess.Popen | None = None
     #: extra environment of the server process (e.g. PAI_NNI_PYTHON)
     env: dict[str, str] = field(default_factory=dict)
+    #: ``--isolation``: "none" (tasks run as this test's user: fast, what most tests need), "users",
+    #: "sandbox" (the isolation tests), "auto", or None to pass no flag (PAI_ISOLATION / the default)
+    isolation: str | None = "none"
 
     @property
     def url(self) -> str:
@@ -45,7 +48,7 @@ class Server:
         log = open(self.data_dir.parent / f"server-{self.port}.log", "ab")  # noqa: SIM115
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "pai_hub.cli", "server", "--ip", "127.0.0.1", "--port", str(self.port),
-             "--data-dir", str(self.data_dir), *self.args],
+             "--data-dir", str(self.data_dir), *self.isolation_args(), *self.args],
             stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
         )
         deadline = time.monotonic() + timeout
@@ -59,6 +62,9 @@ class Server:
                 pass
             time.sleep(0.05)
         raise RuntimeError("server did not start in time")
+
+    def isolation_args(self) -> list[str]:
+        return ["--isolation", self.isolation] if self.isolation else []
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         if self.proc and self.proc.poll() is None:
@@ -87,13 +93,15 @@ class Server:
 
 
 @contextmanager
-def running_server(base: Path, gpus: int = 4, node_cpu: int = 16, env: dict[str, str] | None = None
-                   ) -> Iterator[Server]:
+def running_server(base: Path, gpus: int = 4, node_cpu: int = 16, env: dict[str, str] | None = None,
+                   isolation: str | None = "none") -> Iterator[Server]:
     """A started server with its data directory in ``base/data`` (``gpus`` simulated GPUs, ``node_cpu``
-    schedulable CPUs), for a module's tests to share; on exit it is stopped and the tasks it started
-    are killed, since tasks outlive the server by design."""
-    srv = Server(base / "data", args=("--simulated-gpus", str(gpus), "--node-cpu", str(node_cpu)), env=env or {})
-    srv.data_dir.mkdir(parents=True)
+    schedulable CPUs, ``isolation`` as ``--isolation``: "none" unless a test is about isolation), for a
+    module's tests to share; on exit it is stopped and the tasks it started are killed, since tasks
+    outlive the server by design."""
+    srv = Server(base / "data", args=("--simulated-gpus", str(gpus), "--node-cpu", str(node_cpu)), env=env or {},
+                 isolation=isolation)
+    srv.data_dir.mkdir(parents=True, mode=0o700)
     try:
         yield srv.start()
     finally:

@@ -44,14 +44,19 @@ c.JupyterHub.load_groups = {g: {"users": users} for g, users in launch.get("grou
 c.JupyterHub.spawner_class = "pai"
 c.PaiSpawner.pai_url = pai_url
 c.PaiSpawner.pai_service_name = service
-c.PaiSpawner.home_dir_template = str(data_dir / "homes" / "{username}")
+isolation = launch.get("isolation", "none")
+if isolation == "none":  # one Unix user for everyone (a laptop): a directory per user, as before
+    c.PaiSpawner.home_dir_template = str(data_dir / "homes" / "{username}")
+else:  # each user's own account: the notebook starts in its HOME, never in the platform's data directory
+    c.PaiSpawner.home_dir_template = ""
+    c.PaiSpawner.notebook_in_home = True
 c.Spawner.default_url = "/lab"
 c.JupyterHub.allow_named_servers = True
 c.JupyterHub.named_server_limit_per_user = 5
 
 # -- services: the PAI control plane, and the idle culler ---------------------------------------------
 pai_command = [sys.executable, "-m", "pai_hub.cli", "server", "--ip", "127.0.0.1", "--port", str(launch["pai_port"]),
-               "--data-dir", str(data_dir)]
+               "--data-dir", str(data_dir), "--isolation", isolation]
 if launch.get("simulated_gpus"):
     pai_command += ["--simulated-gpus", str(launch["simulated_gpus"])]
 if launch.get("node_cpu"):

@@ -4,7 +4,14 @@ JupyterHub + configurable-http-proxy + the PAI control plane as a hub-managed se
 backend, SQLite) + the idle culler. On first start it creates the data directory's secrets (0600):
 the PAI service's hub token and the first admin's password; it keeps the hub's ports so that
 running notebooks still reach the hub after a restart. Once the hub answers it prints the URL and
-the first admin's credentials, then runs until SIGINT/SIGTERM (forwarded to the hub).
+the first admin's credentials (to the terminal of whoever ran ``make run``; they are kept only in
+the private data directory), then runs until SIGINT/SIGTERM (forwarded to the hub).
+
+Like ``pai server``, it runs with umask 0o077 and refuses a data directory others can read
+(:mod:`pai_hub.datadir`): the hub's cookie secret and database live there too. ``--isolation``
+(default ``$PAI_ISOLATION`` or ``auto``) is resolved here once, so that the hub's configuration and
+the PAI service agree on it: with users' own accounts a notebook's home is the account's home, not
+a directory of the platform's.
 """
 
 from __future__ import annotations
@@ -22,6 +29,9 @@ import time
 from pathlib import Path
 
 import httpx
+
+from pai_hub import datadir
+from pai_hub.isolation_config import resolve_mode
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = Path(__file__).with_name("jupyterhub_config.py")
@@ -75,6 +85,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="an account to create on first start (repeatable)")
     p.add_argument("--group", action="append", default=[], metavar="GROUP:USER,USER",
                    help="a hub group and its members (repeatable); a group named like a VC grants it")
+    p.add_argument("--isolation", default=os.environ.get("PAI_ISOLATION", "auto"),
+                   choices=("auto", "none", "users", "sandbox"),
+                   help="who notebooks and tasks run as (PaiHub.isolation; default $PAI_ISOLATION or auto: "
+                   "sandbox as root with bubblewrap, users as root, else none)")
     p.add_argument("--config", action="append", default=[], metavar="FILE",
                    help="extra jupyterhub config file, loaded last (repeatable)")
     return p.parse_args(argv)
@@ -82,9 +96,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def prepare(args: argparse.Namespace) -> dict:
     """Create the data directory and its secrets; write ``launch.json``; return the launch settings."""
-    data = Path(args.data_dir).expanduser().resolve()
+    isolation = resolve_mode(args.isolation)
+    data = datadir.prepare(Path(args.data_dir).expanduser().resolve(), traversable=isolation != "none")
     hub_dir = data / "hub"
-    hub_dir.mkdir(parents=True, exist_ok=True)
+    hub_dir.mkdir(mode=0o700, exist_ok=True)
     os.chmod(hub_dir, 0o700)
     secret(hub_dir / "pai-service-token")
     password = secret(hub_dir / "admin-password", lambda: secrets.token_urlsafe(12))
@@ -111,6 +126,7 @@ def prepare(args: argparse.Namespace) -> dict:
         "ip": args.ip, "port": args.port, "pai_port": args.pai_port, **ports,
         "data_dir": str(data), "hub_dir": str(hub_dir), "admin": args.admin,
         "service_name": args.service_name, "simulated_gpus": args.simulated_gpus, "node_cpu": args.node_cpu,
+        "isolation": isolation,
         "cull_timeout": args.cull_timeout, "cull_every": cull_every, "groups": groups,
         "configs": [str(Path(f).resolve()) for f in args.config], "chp": find_chp(),
     }
@@ -152,6 +168,7 @@ def banner(launch: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    datadir.private_umask()  # the hub, its proxy and the PAI service inherit it: their files are born private
     launch = prepare(args)
     env = {**os.environ, "PAI_HUB_LAUNCH": str(Path(launch["hub_dir"]) / "launch.json"), "PYTHONUNBUFFERED": "1"}
     bindir = str(Path(sys.executable).parent)

@@ -1,5 +1,7 @@
 """PaiSpawner's pure parts: the notebook's job, progress events, state (the I/O is in tests/e2e)."""
 
+import sys
+
 import yaml
 
 from pai_spawner import profiles as P
@@ -36,6 +38,25 @@ def test_no_allow_root_when_told_and_no_sku_extras_without_sku():
     doc = yaml.safe_load(s.job_protocol("n", P.normalize([{"display_name": "cpu"}])[0]))
     assert "--allow-root" not in doc["taskRoles"]["notebook"]["commands"][-1]
     assert "hivedScheduler" not in doc["extras"]
+
+
+def test_with_users_own_accounts_the_notebook_starts_in_home_not_in_the_data_directory():
+    """Isolation on (issue 16): no home_dir_template, the server starts in $HOME (the account's home,
+    set by the backend), and its command is an absolute path the sandbox exposes read-only."""
+    s = spawner(notebook_in_home=True)
+    commands = yaml.safe_load(s.job_protocol("n", P.normalize([{"display_name": "cpu"}])[0]))["taskRoles"][
+        "notebook"]["commands"]
+    assert commands[-2] == 'cd "$HOME"'
+    assert not any("export HOME=" in c or "mkdir -p" in c for c in commands)
+    program = commands[-1].split()[1]
+    assert program.startswith("/") and program.endswith("jupyterhub-singleuser"), program
+    assert program.startswith(sys.prefix), (program, sys.prefix)  # inside the exposed interpreter prefix
+
+
+def test_without_notebook_in_home_nor_a_template_the_server_starts_in_the_task_directory():
+    commands = yaml.safe_load(spawner().job_protocol("n", P.normalize([{"display_name": "cpu"}])[0]))[
+        "taskRoles"]["notebook"]["commands"]
+    assert not any(c.startswith("cd ") for c in commands)
 
 
 def test_job_names_are_unique_and_valid():
