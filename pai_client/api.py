@@ -23,7 +23,7 @@ from typing import Any, Generic, TypeVar
 from urllib.parse import quote
 
 from .errors import PaiError, raise_for
-from .models import END_STATES, JobSnapshot
+from .models import END_STATES, JobPage, JobSnapshot
 
 API = "/api/v2"
 MARKET = "/marketplace/api"  # the marketplace (pai_hub/api/marketplace.py)
@@ -210,6 +210,15 @@ class Api:
         tagsNotContain, jobPriority; paging: offset, limit, order (``field,ASC|DESC``),
         withTotalCount (the answer is then ``{totalCount, data}``)."""
         return (yield Request("GET", f"{API}/jobs", params=_present(filters)))
+
+    @call
+    def job_page(self, offset: int = 0, limit: int = 50, **filters: Any) -> Plan[JobPage]:
+        """One page of job summaries with the number of jobs that match (:class:`JobPage`); the
+        filters are :meth:`jobs`'. The server pages by keyset, so the next page costs the same at
+        any depth: go on with ``offset=page.next_offset``."""
+        params = _present({**filters, "offset": offset, "limit": limit, "withTotalCount": "true"})
+        answer = yield Request("GET", f"{API}/jobs", params=params)
+        return JobPage.from_json(answer, offset, limit)
 
     @call
     def job(self, name: str) -> Plan[dict[str, Any]]:

@@ -101,3 +101,38 @@ class JobSnapshot:
             exit_diagnostics=status.get("appExitDiagnostics") or None,
             exit_spec=ExitSpec.from_json(status.get("appExitSpec")),
             debug_until=debug.get("until") if isinstance(debug, dict) else None, raw=detail)
+
+
+@dataclass(frozen=True)
+class JobPage:
+    """One page of a job list (``GET /api/v2/jobs?offset=&limit=&withTotalCount=true``): the jobs
+    (OpenPAI summaries), where the page starts, its size and how many jobs match in all. Every
+    front door pages with it, so none loads the whole history."""
+
+    jobs: list[dict[str, Any]]
+    total: int
+    offset: int
+    limit: int
+
+    @classmethod
+    def from_json(cls, answer: dict[str, Any], offset: int, limit: int) -> JobPage:
+        return cls(jobs=list(answer.get("data") or []), total=int(answer.get("totalCount") or 0), offset=offset,
+                   limit=limit)
+
+    @property
+    def next_offset(self) -> int | None:
+        """Where the next page starts; None on the last page."""
+        end = self.offset + len(self.jobs)
+        return end if self.jobs and end < self.total else None
+
+    @property
+    def previous_offset(self) -> int | None:
+        """Where the previous page starts; None on the first page."""
+        return max(0, self.offset - self.limit) if self.offset > 0 else None
+
+    @property
+    def label(self) -> str:
+        """``1–50 of 120``."""
+        if not self.jobs:
+            return f"0 of {self.total}"
+        return f"{self.offset + 1}–{self.offset + len(self.jobs)} of {self.total}"

@@ -29,6 +29,14 @@ from . import jobspec
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
 
 
+def _next_args(o: argparse.Namespace, offset: int) -> str:
+    """The ``%pai jobs`` arguments that show the page at ``offset`` with the same filters."""
+    args = [f"--{k} {shlex.quote(v)}" for k, v in (("state", o.state), ("vc", o.vc), ("keyword", o.keyword)) if v]
+    args += ["--all"] if o.all else []
+    args += [f"--limit {o.limit}"] if o.limit != 100 else []
+    return " ".join([*args, f"--offset {offset}"])
+
+
 class _Done(Exception):
     """``--help`` was printed."""
 
@@ -93,7 +101,10 @@ def _parsers() -> dict[str, _Parser]:
     j.add_argument("--vc", default="")
     j.add_argument("--keyword", default="")
     j.add_argument("--all", action="store_true", help="(admins) every user's jobs")
-    j.add_argument("--limit", type=int, default=100)
+    j.add_argument("--limit", type=int, default=100, help="jobs per page (default 100)")
+    pg = j.add_mutually_exclusive_group()
+    pg.add_argument("--offset", type=int, default=0, help="start at this job (newest first; 0 = the first)")
+    pg.add_argument("--page", type=int, help="page N (1 = the newest LIMIT jobs)")
     j.add_argument("--text", action="store_true", help="print a text table instead of a widget")
 
     for name, text in (("status", "A live view of a job."), ("stop", "Stop a job."),
@@ -286,16 +297,21 @@ class PaiMagics(Magics):
 
     # -- looking at jobs ------------------------------------------------------------------------------
     def _jobs(self, o: argparse.Namespace, _cell: Any) -> Any:
+        if o.limit < 1 or o.offset < 0 or (o.page is not None and o.page < 1):
+            raise UsageError("%pai jobs: --limit and --page start at 1, --offset at 0")
+        offset = (o.page - 1) * o.limit if o.page is not None else o.offset
         if not o.text:
             from .widgets import JobsTable
 
             return JobsTable(self.url, self.token, state=o.state, vc=o.vc, keyword=o.keyword, all_users=o.all,
-                             limit=o.limit)
+                             limit=o.limit, offset=offset)
         with self.client() as c:
             me = None if o.all else c.whoami()["username"]
-            jobs = c.jobs(state=o.state or None, vc=o.vc or None, keyword=o.keyword or None, username=me,
-                          limit=o.limit)
-        print_table(job_rows(jobs))
+            page = c.job_page(offset, o.limit, state=o.state or None, vc=o.vc or None, keyword=o.keyword or None,
+                              username=me)
+        print_table(job_rows(page.jobs))
+        print(f"jobs {page.label}" + (f"; next page: %pai jobs --text {_next_args(o, page.next_offset)}"
+                                       if page.next_offset is not None else ""))
         return None
 
     def _status(self, o: argparse.Namespace, _cell: Any) -> Any:

@@ -23,7 +23,7 @@ import ipywidgets as widgets
 
 from pai_client import terminal
 from pai_client.client import AsyncPaiClient, PaiClient, PaiError
-from pai_client.models import END_STATES, JobSnapshot
+from pai_client.models import END_STATES, JobPage, JobSnapshot
 
 STATE_COLORS = {"WAITING": "#b58900", "RUNNING": "#268bd2", "STOPPING": "#cb4b16", "STOPPED": "#6c71c4",
                 "SUCCEEDED": "#2aa198", "FAILED": "#dc322f", "UNKNOWN": "#657b83"}
@@ -240,45 +240,64 @@ class JobView(widgets.VBox):
 
 
 class JobsTable(widgets.VBox):
-    """Jobs with filters (state, VC, keyword): ``rows`` are the listed jobs (OpenPAI summaries);
-    changing a filter or pressing Refresh lists again."""
+    """Jobs with filters (state, VC, keyword), a page at a time: ``rows`` are the jobs of the page
+    shown (OpenPAI summaries), ``page`` the :class:`~pai_client.models.JobPage` with the total.
+    Changing a filter lists again from the first page; Previous and Next move by ``limit``; Refresh
+    re-reads the page shown. Only one page is ever asked of the server."""
 
     STATES = ("", "WAITING", "RUNNING", "STOPPING", "STOPPED", "SUCCEEDED", "FAILED")
 
     def __init__(self, url: str | None = None, token: str | None = None, *, state: str = "", vc: str = "",
-                 keyword: str = "", all_users: bool = False, limit: int = 100, **kwargs: Any) -> None:
+                 keyword: str = "", all_users: bool = False, limit: int = 100, offset: int = 0,
+                 **kwargs: Any) -> None:
         self._url, self._token = url, token
-        self.all_users, self.limit = all_users, limit
+        self.all_users, self.limit, self.offset = all_users, limit, offset
         self.rows: list[dict[str, Any]] = []
+        self.page: JobPage | None = None
         self.state_filter = widgets.Dropdown(options=[(s or "any", s) for s in self.STATES], value=state,
                                              description="state")
         self.vc_filter = widgets.Text(vc, description="vc", continuous_update=False)
         self.keyword_filter = widgets.Text(keyword, description="keyword", continuous_update=False)
         self.refresh_button = widgets.Button(description="Refresh", icon="refresh")
+        self.previous_button = widgets.Button(description="Previous", icon="chevron-left", disabled=True)
+        self.next_button = widgets.Button(description="Next", icon="chevron-right", disabled=True)
         self.count = widgets.Label("")
         self.table = widgets.HTML("")
         for w in (self.state_filter, self.vc_filter, self.keyword_filter):
-            w.observe(lambda _change: self.refresh(), names="value")
+            w.observe(lambda _change: self.go_to(0), names="value")
         self.refresh_button.on_click(lambda _b: self.refresh())
+        self.previous_button.on_click(lambda _b: self.go_to(self.page.previous_offset if self.page else 0))
+        self.next_button.on_click(lambda _b: self.go_to(self.page.next_offset if self.page else 0))
         super().__init__([widgets.HBox([self.state_filter, self.vc_filter, self.keyword_filter,
-                                        self.refresh_button]), self.count, self.table], **kwargs)
+                                        self.refresh_button]), self.table,
+                          widgets.HBox([self.previous_button, self.count, self.next_button])], **kwargs)
         self.refresh()
+
+    def go_to(self, offset: int | None) -> None:
+        """Show the page that starts at ``offset``."""
+        if offset is not None:
+            self.offset = max(0, offset)
+            self.refresh()
 
     def refresh(self) -> None:
         try:
             with PaiClient(self._url, self._token) as c:
                 me = None if self.all_users else c.whoami()["username"]
-                self.rows = c.jobs(state=self.state_filter.value or None, vc=self.vc_filter.value or None,
-                                   keyword=self.keyword_filter.value or None, username=me, limit=self.limit)
+                page = c.job_page(self.offset, self.limit, state=self.state_filter.value or None,
+                                  vc=self.vc_filter.value or None, keyword=self.keyword_filter.value or None,
+                                  username=me)
         except PaiError as exc:
             self.count.value = f"{exc.code}: {exc.message}"
             return
+        self.page, self.rows = page, page.jobs
         body = [[html.escape(j["name"]), html.escape(j["username"]), _badge(j["state"]),
                  html.escape(j.get("virtualCluster") or ""), str(j.get("totalTaskNumber", "")),
                  str(j.get("totalGpuNumber", "")), str(j.get("retries", "")),
                  html.escape(j.get("waitingReason") or "")] for j in self.rows]
         self.table.value = _table(["name", "user", "state", "vc", "tasks", "GPUs", "retries", "waiting"], body)
-        self.count.value = f"{len(self.rows)} job(s)"
+        self.count.value = f"jobs {page.label}"
+        self.previous_button.disabled = page.previous_offset is None
+        self.next_button.disabled = page.next_offset is None
 
 
 class TerminalView(widgets.VBox):

@@ -64,7 +64,8 @@ def test_stop_another_job(kernel):
     assert r.stdout.strip() == "stopping nbuser~sleeper"
     assert kernel.run("%pai wait sleeper --timeout 60").stdout.strip() == "nbuser~sleeper: STOPPED"
     r = kernel.run("%pai jobs --text --state stopped")
-    assert [line.split()[0] for line in r.stdout.splitlines()[1:]] == ["sleeper"]
+    *rows, count = r.stdout.splitlines()[1:]
+    assert [line.split()[0] for line in rows] == ["sleeper"] and count == "jobs 1–1 of 1"
 
 
 def test_the_job_views_widget_state_follows_the_job(kernel):
@@ -119,7 +120,7 @@ def test_jobs_table_filters(kernel):
                    "t.state_filter.value = 'STOPPED'\nprint(sorted(j['name'] for j in t.rows), t.count.value)")
     first, second = r.stdout.splitlines()
     assert "'gang'" in first and "'sleeper'" not in first
-    assert second == "['sleeper'] 1 job(s)"
+    assert second == "['sleeper'] jobs 1–1 of 1"
 
 
 def test_kernel_without_hook_does_not_load_magics(pai, tmp_path):
