@@ -55,9 +55,13 @@ def build_protocol(spec: dict[str, Any], environ: dict[str, str]) -> dict[str, A
     exp_id, trial_id = environ["NNI_EXP_ID"], environ["NNI_TRIAL_JOB_ID"]
     env = {k: v for k, v in environ.items() if k.startswith("NNI_") or k in FORWARD}
     env["NNI_PLATFORM"] = environ.get("NNI_PLATFORM", "local")
-    prefix = " && ".join(
-        [f"export {k}={shlex.quote(v)}" for k, v in sorted(env.items())]
-        + [f"export PATH={shlex.quote(spec['binDir'])}:\"$PATH\"", f"cd {shlex.quote(spec['codeDir'])}"])
+    steps = [f"export {k}={shlex.quote(v)}" for k, v in sorted(env.items())]
+    steps.append(f"export PATH={shlex.quote(spec['binDir'])}:\"$PATH\"")
+    if spec.get("ownAccount"):
+        steps += _own_account_steps(spec)
+    else:
+        steps.append(f"cd {shlex.quote(spec['codeDir'])}")
+    prefix = " && ".join(steps)
     template = spec["template"]
     if template.get("protocol"):
         doc = copy.deepcopy(template["protocol"])
@@ -75,6 +79,22 @@ def build_protocol(spec: dict[str, Any], environ: dict[str, str]) -> dict[str, A
     for role in doc["taskRoles"].values():
         role["commands"] = [prefix + " && " + " && ".join(role["commands"])]
     return doc
+
+
+def _own_account_steps(spec: dict[str, Any]) -> list[str]:
+    """The trial runs as its owner's Unix account, which cannot enter the platform's experiment
+    directory: NNI's per-trial output (``trial.log``) goes to the task's own directory, and code the
+    platform holds (uploaded ``files``, or none) is written there by the task itself."""
+    steps = ['work="${PAI_WORK_DIR:-$PWD}"', 'export NNI_OUTPUT_DIR="$work/nni-output"']
+    if not spec.get("codeInTask"):
+        return [*steps, f"cd {shlex.quote(spec['codeDir'])}"]
+    steps += ['mkdir -p "$work/nni-code"', 'cd "$work/nni-code"']
+    for name, text in sorted((spec.get("files") or {}).items()):
+        parent = os.path.dirname(name)
+        if parent:
+            steps.append(f"mkdir -p {shlex.quote(parent)}")
+        steps.append(f"printf %s {shlex.quote(text)} > {shlex.quote(name)}")
+    return steps
 
 
 class Client:

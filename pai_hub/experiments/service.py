@@ -5,7 +5,14 @@ default ``build/nni-3.0/bin/python``; created by ``scripts/nni-compat-venv.sh 3.
 platform and our trial launcher (``launcher.py``) as the trial command — the launcher is the PAI training
 service: each trial is a PAI job in the experiment's VC. The manager listens on 127.0.0.1 on a free port
 (``bind_localhost.js``) and is reached only through this service (polling, and the authenticated UI proxy).
-Records are JSON files under ``<data_dir>/experiments/<id>/``.
+Records are JSON files under ``<data_dir>/experiments/<id>/``, a directory only the platform may read
+(0700; the port, the token and the launcher's spec are in it).
+
+When the isolation policy runs tasks as their users' own Unix accounts, 127.0.0.1 alone would still let
+any user's task call any manager (NNI has no login): each manager's port is then closed at the kernel
+to every uid but the platform's and the owner's (``pai_hub/service_firewall.py``), from before the
+manager listens until it has exited. Where that cannot be done, the experiment still runs, and says so
+in its ``message`` and in the log — never silently open.
 """
 
 from __future__ import annotations
@@ -25,11 +32,14 @@ from typing import Any
 
 import httpx
 
+from pai_runtime.accounts import AccountError, ensure_account
 from pai_runtime.atomic import write_atomic
+from pai_runtime.isolation import IsolationPolicy
 
 from ..blocking import BlockingPool
 from ..orchestrator.loop import Controller
 from ..orchestrator.records import TERMINAL
+from ..service_firewall import FirewallError, ServiceFirewall
 from ..store.users import UserRepository
 
 log = logging.getLogger("pai_hub.experiments")
@@ -40,6 +50,16 @@ LAUNCHER = HERE / "launcher.py"
 DRIVER = HERE / "nni_driver.py"
 BIND_JS = HERE / "bind_localhost.js"
 ACTIVE = {"STARTING", "RUNNING", "STOPPING"}
+
+
+def _private_file(path: Path, text: str) -> None:
+    """A file only the platform may read (0600), replaced whole."""
+    write_atomic(path, text, mode=0o600)
+
+
+def service_id(exp_id: str) -> str:
+    """The experiment's name in the firewall's rules."""
+    return f"experiment-{exp_id}"
 
 
 class ExperimentError(Exception):
@@ -94,13 +114,27 @@ class ExperimentService:
     """The experiments of one control plane: their records, NNI managers and trial jobs."""
 
     def __init__(self, data_dir: Path, api_port: int, users: UserRepository, controller: Controller,
-                 blocking: BlockingPool) -> None:
+                 blocking: BlockingPool, isolation: IsolationPolicy | None = None,
+                 firewall: ServiceFirewall | None = None) -> None:
         self.api_port = api_port  # the launcher submits trials to this server's API on 127.0.0.1
         self.users = users
         self.controller = controller
         self.blocking = blocking
+        self.isolation = isolation or IsolationPolicy()
         self.root = Path(data_dir) / "experiments"
         self.root.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.root, 0o700)
+        #: why managers' ports cannot be closed to other users ("" when they are, or need not be)
+        self.firewall_problem = ""
+        self.firewall: ServiceFirewall | None = None
+        if self.isolation.switches_users:
+            self.firewall = firewall or ServiceFirewall.for_data_dir(data_dir)
+            try:
+                self.firewall.check()
+            except FirewallError as exc:
+                self.firewall, self.firewall_problem = None, (
+                    f"NNI managers are NOT protected from other users' tasks: {exc}")
+                log.warning("experiments: %s", self.firewall_problem)
         self.records: dict[str, dict[str, Any]] = {}
         self._task: asyncio.Task | None = None
         self._locks: dict[str, asyncio.Lock] = {}
@@ -115,6 +149,9 @@ class ExperimentService:
                 rec["uiAvailable"] = False
                 self._orphans.append(rec)
             self.records[rec["id"]] = rec
+        if self.firewall is not None:  # rules of managers that died with an earlier server
+            running = {service_id(r["id"]) for r in self.records.values() if _alive(r.get("pid"))}
+            self._firewall_call(self.firewall.sweep, running)
         atexit.register(self.shutdown)
 
     # -- lifecycle --------------------------------------------------------------------------------
@@ -134,10 +171,47 @@ class ExperimentService:
         self._orphans.clear()
 
     def shutdown(self) -> None:
-        """At server exit: NNI managers do not outlive PAI Hub (their trials' jobs stop with them)."""
-        for rec in self.records.values():
-            if rec.get("state") in ACTIVE or rec.get("uiAvailable"):
-                self._kill(rec)
+        """At server exit: NNI managers do not outlive PAI Hub (their trials' jobs stop with them), and
+        their ports' rules go with them."""
+        killed = [rec for rec in self.records.values() if rec.get("state") in ACTIVE or rec.get("uiAvailable")]
+        for rec in killed:
+            self._kill(rec)
+        if self.firewall is not None:
+            # A manager's rules stay while it still listens (it may take a moment to exit on SIGTERM);
+            # whatever is left is swept when the service starts again.
+            deadline = time.monotonic() + 5
+            while any(_alive(r.get("pid")) for r in killed) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            self._firewall_call(self.firewall.sweep, {service_id(r["id"]) for r in killed if _alive(r.get("pid"))})
+
+    def _firewall_call(self, fn: Any, *args: Any) -> str:
+        """Run a firewall change; its failure is logged and returned (the caller shows it), never raised."""
+        try:
+            fn(*args)
+        except FirewallError as exc:
+            log.warning("experiments: %s", exc)
+            return str(exc)
+        return ""
+
+    async def _open_port(self, rec: dict[str, Any], port: int) -> str:
+        """Close ``port`` to everyone but the platform and the experiment's owner, before NNI listens on
+        it; returns the warning to show when that is not possible ("" when done or not needed)."""
+        if not self.isolation.switches_users:
+            return ""
+        if self.firewall is None:
+            return self.firewall_problem
+        try:
+            owner = await self.blocking.run(ensure_account, self.isolation, rec["username"])
+        except AccountError as exc:
+            return f"NNI manager NOT protected from other users' tasks: {exc}"
+        problem = await self.blocking.run(self._firewall_call, self.firewall.guard, service_id(rec["id"]),
+                                          port, [owner.uid])
+        return f"NNI manager NOT protected from other users' tasks: {problem}" if problem else ""
+
+    async def _close_port(self, rec: dict[str, Any]) -> None:
+        """The manager has exited: its port's rules go (the port may be given to anyone next)."""
+        if self.firewall is not None:
+            await self.blocking.run(self._firewall_call, self.firewall.release, service_id(rec["id"]))
 
     def _kill(self, rec: dict[str, Any]) -> None:
         pid = rec.get("pid")
@@ -148,7 +222,7 @@ class ExperimentService:
                 pass
 
     def _save(self, rec: dict[str, Any]) -> None:
-        write_atomic(self.root / rec["id"] / "experiment.json", json.dumps(rec, indent=1))
+        _private_file(self.root / rec["id"] / "experiment.json", json.dumps(rec, indent=1))
 
     def lock(self, exp_id: str) -> asyncio.Lock:
         return self._locks.setdefault(exp_id, asyncio.Lock())
@@ -172,7 +246,8 @@ class ExperimentService:
                                   "or set PAI_NNI_PYTHON")
         exp_id = "".join(secrets.choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(8))
         d = self.root / exp_id
-        (d / "home").mkdir(parents=True)
+        d.mkdir(mode=0o700)
+        (d / "home").mkdir(mode=0o700)
         code_dir = request["codeDir"]
         if request["files"]:
             code_dir = str(d / "code")
@@ -191,7 +266,11 @@ class ExperimentService:
         spec = {"url": f"http://127.0.0.1:{self.api_port}", "tokenFile": str(token_file), "username": username,
                 "experimentId": exp_id, "virtualCluster": request["virtualCluster"], "codeDir": code_dir,
                 "binDir": str(Path(python).parent), "template": request["template"]}
-        (d / "launcher.json").write_text(json.dumps(spec, indent=1))
+        if self.isolation.switches_users:
+            # The trials run as the owner, who cannot enter this directory: uploaded files travel in the
+            # trial job and are written in its task's own directory (launcher.py).
+            spec.update(ownAccount=True, codeInTask=not request["codeDir"], files=request["files"] or {})
+        _private_file(d / "launcher.json", json.dumps(spec, indent=1))
         config: dict[str, Any] = {
             "experimentName": request["name"], "searchSpace": request["searchSpace"],
             "trialCommand": f"{shlex.quote(python)} {shlex.quote(str(LAUNCHER))} {shlex.quote(str(d / 'launcher.json'))}",
@@ -203,7 +282,7 @@ class ExperimentService:
             config["assessor"] = request["assessor"]
         if request["maxExperimentDuration"]:
             config["maxExperimentDuration"] = str(request["maxExperimentDuration"])
-        (d / "nni-config.json").write_text(json.dumps(config, indent=1))
+        _private_file(d / "nni-config.json", json.dumps(config, indent=1))
         now = time.time()
         rec = {"id": exp_id, "name": request["name"], "username": username, "state": "STARTING",
                "nniStatus": None, "message": "", "createdTime": now, "completedTime": None,
@@ -220,20 +299,22 @@ class ExperimentService:
     async def _launch(self, rec: dict[str, Any], action: str, source: str) -> None:
         d = self.root / rec["id"]
         port = free_port()
+        warning = await self._open_port(rec, port)
         env = {**os.environ, "HOME": str(d / "home"), "NODE_OPTIONS": f"--require {BIND_JS}",
                "PYTHONUNBUFFERED": "1"}
         cmd = [nni_python() or "python3", str(DRIVER), action, source, str(port), rec["id"]]
         proc = await asyncio.create_subprocess_exec(*cmd, env=env, stdout=asyncio.subprocess.PIPE,
                                                     stderr=asyncio.subprocess.PIPE, cwd=str(d))
         out, err = await proc.communicate()
-        (d / f"driver-{action}.log").write_bytes(out + b"\n" + err)
+        write_atomic(d / f"driver-{action}.log", out + b"\n" + err, mode=0o600, durable=False)
         if proc.returncode != 0:
+            await self._close_port(rec)
             rec.update(state="ERROR", message=f"NNI did not start: {err.decode(errors='replace')[-2000:]}",
                        completedTime=time.time())
             self._save(rec)
             raise ExperimentError(500, "NniUnavailableError", rec["message"])
         pid = json.loads(out.decode().strip().splitlines()[-1])["pid"]
-        rec.update(port=port, pid=pid, state="RUNNING", uiAvailable=True, message="", completedTime=None)
+        rec.update(port=port, pid=pid, state="RUNNING", uiAvailable=True, message=warning, completedTime=None)
         self._save(rec)
 
     async def stop(self, rec: dict[str, Any]) -> None:
@@ -260,7 +341,12 @@ class ExperimentService:
                         os.killpg(rec["pid"], signal.SIGKILL)
                     except (ProcessLookupError, PermissionError):
                         pass
+                    for _ in range(20):
+                        if not _alive(rec["pid"]):
+                            break
+                        await asyncio.sleep(0.1)
             await self._stop_trial_jobs(rec)
+            await self._close_port(rec)  # the manager is gone: its port may be anyone's next
             for t in rec["trials"]:
                 if t["state"] in ("WAITING", "RUNNING", "UNKNOWN"):
                     t["state"] = "USER_CANCELED"
@@ -299,6 +385,7 @@ class ExperimentService:
     async def _sync(self, rec: dict[str, Any]) -> None:
         if not rec.get("port") or not _alive(rec.get("pid")):
             if rec["state"] == "RUNNING":
+                await self._close_port(rec)
                 rec.update(state="ERROR", message="the NNI manager exited", uiAvailable=False,
                            completedTime=time.time())
                 self._save(rec)
@@ -408,8 +495,9 @@ def _counts(trials: list[dict[str, Any]]) -> dict[str, int]:
 
 
 def start_experiments(data_dir: Path, api_port: int, users: UserRepository, controller: Controller,
-                      blocking: BlockingPool) -> ExperimentService:
-    """Called from ``PaiHub.start_services``: the service (``Services.experiments``), polling NNI."""
-    service = ExperimentService(data_dir, api_port, users, controller, blocking)
+                      blocking: BlockingPool, isolation: IsolationPolicy | None = None) -> ExperimentService:
+    """Called from ``PaiHub.start_services``: the service (``Services.experiments``), polling NNI.
+    ``isolation``: the control plane's policy (None: everything runs as the platform, no firewall)."""
+    service = ExperimentService(data_dir, api_port, users, controller, blocking, isolation)
     service.start()
     return service
