@@ -7,7 +7,7 @@ PORT ?= 9186
 HUB_PORT ?= 8000
 CHP := node_modules/.bin/configurable-http-proxy
 
-.PHONY: install run test lint bench clean e2e-deps chromium prometheus slurm e2e-k8s labextension
+.PHONY: install run test lint bench clean e2e-deps chromium prometheus slurm e2e-k8s labextension isolation-tools
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,7 +19,15 @@ $(BIN)/.installed: pyproject.toml
 	  $(VENV)/etc/jupyter/jupyter_server_config.d/pai_extension.json
 	touch $@
 
-install: $(BIN)/.installed
+install: $(BIN)/.installed isolation-tools
+
+# Users' tasks and notebooks run as their own Unix accounts in a bubblewrap sandbox when the platform
+# runs as root (PaiHub.isolation auto; docs/admin-guide.md, "Security model"): bwrap for the sandbox,
+# iptables for the network rules between users' services. Needs root only for what is missing.
+isolation-tools:
+	@if command -v bwrap >/dev/null 2>&1 && { command -v iptables >/dev/null 2>&1 || [ -x /usr/sbin/iptables ]; }; then :; \
+	elif [ "$$(id -u)" != 0 ]; then echo "note: bubblewrap/iptables missing and not root: tasks will run as you (isolation none)"; \
+	else apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends bubblewrap iptables; fi
 
 # The platform: JupyterHub + configurable-http-proxy + the PAI service (REST API on $(PORT)).
 run: install $(CHP) labextension
