@@ -29,6 +29,7 @@ import time
 import traceback
 from typing import Any
 
+from pai_runtime.isolation import IsolationPolicy
 from pai_runtime.procinfo import is_alive, kill_group, proc_start_time
 from pai_runtime.supervisor import EXIT_FILE, PID_FILE, SPEC_FILE, Notifier, TaskRun, write_json
 
@@ -81,8 +82,10 @@ def _create_exclusive(path: str, content: str) -> bool:
 class Launcher:
     """The event loop: stdin requests, task pipes and pidfds, drain deadlines, pending notifications."""
 
-    def __init__(self, notify_path: str | None, stdin_fd: int = 0) -> None:
+    def __init__(self, notify_path: str | None, stdin_fd: int = 0,
+                 policy: IsolationPolicy | None = None) -> None:
         self.stdin_fd = stdin_fd
+        self.policy = policy
         self.notifier = Notifier(notify_path)
         self.epoll = select.epoll()
         self.fds: dict[int, tuple[TaskRun, bool]] = {}  # fd -> (run, is_pidfd)
@@ -103,7 +106,7 @@ class Launcher:
                 print(f"pai_runtime.launcher: {task_dir} was already started", file=sys.stderr, flush=True)
                 return
             write_json(f"{task_dir}/{SPEC_FILE}", spec, 0o600)
-        run = TaskRun(task_dir, spec)
+        run = TaskRun(task_dir, spec, self.policy)
         if not run.launch():
             self.notifier.send(run.task_id)
             return
@@ -205,11 +208,14 @@ class Launcher:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m pai_runtime.launcher", description=__doc__)
     parser.add_argument("--notify", help="unix datagram socket that hears about task exits")
+    parser.add_argument("--isolation", help="the isolation policy as JSON (pai_runtime.isolation); "
+                        "default: none, every task runs as this process's user")
     args = parser.parse_args(argv)
+    policy = IsolationPolicy.from_json(args.isolation) if args.isolation else None
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # only end of file on stdin ends the launcher
     gc.freeze()  # the imported modules never become garbage: keep the collector off them
     gc.set_threshold(20000, 20, 20)
-    Launcher(args.notify).serve()
+    Launcher(args.notify, policy=policy).serve()
 
 
 if __name__ == "__main__":

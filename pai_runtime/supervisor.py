@@ -11,6 +11,16 @@ Each task attempt has a directory::
     <task_dir>/stop          marker a backend leaves when it stops a task (closes the launch race)
     <log_dir>/stdout, stderr, all, runtime.log
     <work_dir>/              the command's working directory
+    <task_dir>/runtime/      with an isolation policy that switches users: runtime.sh and the
+                             callbacks' state, owned by the task's account
+
+With an isolation policy that switches users (:mod:`pai_runtime.isolation`), the command runs as the
+PAI user's own Unix account (:mod:`pai_runtime.accounts`), through the prefix :mod:`pai_runtime.sandbox`
+builds, with a clean environment. The task directory stays root's (0711: the account may pass, not
+list); the control files in it (spec.json, pid.json, exit.json, claim, stop) are root's, mode 0600;
+the work directory, the checkpoint directory and runtime.log (which the task appends to through
+``RUNTIME_LOG_PIPE``) are the account's. The spec reaches the command only through rendering: the
+account never reads spec.json.
 
 The user command runs as ``bash -c COMMAND`` in a new session (so it is its own process group and
 survives whatever happens to the control plane's session), stdin from /dev/null, stdout and stderr
@@ -33,14 +43,18 @@ import os
 import select
 import signal
 import socket
+import stat
 import time
 from typing import Any
 
+from pai_runtime.accounts import Account, ensure_account
 from pai_runtime.atomic import write_json_atomic
 from pai_runtime.env import RUNTIME_SETTINGS_ENV_NAMES, build_env, task_environ
 from pai_runtime.exitcodes import EXIT_PREREQUISITE_FAILED, EXIT_RUNTIME_FAILURE, EXIT_STOPPED
+from pai_runtime.isolation import IsolationPolicy
 from pai_runtime.procinfo import kill_group, proc_start_time
 from pai_runtime.render import render_command
+from pai_runtime.sandbox import TaskPlace, prepare, remove_cgroup, user_environ
 from pai_runtime.spec import TaskSpec
 
 SPEC_FILE = "spec.json"
@@ -63,6 +77,8 @@ BASE_ENVIRON = {k: v for k, v in task_environ(os.environ).items() if k not in RU
 #: fail failed (the task then ends with EXIT_PREREQUISITE_FAILED, PrerequisiteCallbackFailed).
 RUNTIME_SCRIPT = "runtime.sh"
 PREREQUISITE_FAILED_FILE = "prerequisite.failed"
+#: With a switched user: the account's own directory for runtime.sh and the callbacks' state.
+RUNTIME_STATE_DIR = "runtime"
 _MY_PID = os.getpid()
 _MY_START: int | None = None
 
@@ -90,6 +106,34 @@ def _log_line(fd: int, message: str, level: str = "INFO") -> None:
     os.write(fd, f"[{stamp}] [openpai-runtime] [{level}] {message}\n".encode())
 
 
+def _give_tree(path: str, account: Account) -> None:
+    """Hand a directory the launcher filled (still closed to everyone else) to ``account``: children
+    first, never following links, the directory itself last."""
+    for root, dirs, files in os.walk(path, topdown=False):
+        for name in dirs + files:
+            os.chown(os.path.join(root, name), account.uid, account.gid, follow_symlinks=False)
+    os.chown(path, account.uid, account.gid)
+
+
+def _read_small_json(path: str, limit: int = 65536) -> dict[str, Any] | None:
+    """A JSON file the task's account may have written: read without following a link or blocking on
+    a FIFO, only a regular file, at most ``limit`` bytes."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        data = os.read(fd, limit)
+        value = json.loads(data)
+        return value if isinstance(value, dict) else None
+    except (OSError, ValueError):
+        return None
+    finally:
+        os.close(fd)
+
+
 def _supervisor_identity() -> tuple[int, int | None]:
     global _MY_PID, _MY_START
     pid = os.getpid()
@@ -106,8 +150,13 @@ class TaskRun:
     ``pidfd`` is; :attr:`done` tells when :meth:`finish` may be called, or :attr:`deadline` passes.
     """
 
-    def __init__(self, task_dir: str, spec: dict[str, Any] | None = None) -> None:
+    def __init__(self, task_dir: str, spec: dict[str, Any] | None = None,
+                 policy: IsolationPolicy | None = None) -> None:
         self._spec = spec  # handed over by the launcher, which wrote spec.json itself
+        self.policy = policy if policy is not None and policy.switches_users else None
+        self.account: Account | None = None
+        self._state_dir = ""  # where runtime.sh and the callbacks' state live (set at launch)
+        self._cgroup: str | None = None
         self.task_dir = os.path.abspath(task_dir)
         self.task_id = os.path.basename(self.task_dir)
         self.record: dict[str, Any] = {"exitCode": EXIT_RUNTIME_FAILURE, "startedAt": None}
@@ -122,6 +171,7 @@ class TaskRun:
         self._runtime_fd = -1
         self._log_fds: list[int] = []
         self._plugins = False  # the command runs inside runtime.sh
+        self._log_mode = 0o644  # 0600 when the task runs as another account
         self._gpus: list[int] = []
         self._exit_spec: str | None = None
 
@@ -149,12 +199,15 @@ class TaskRun:
         if spec.checkpoint_dir:
             os.makedirs(spec.checkpoint_dir, exist_ok=True)
         self._log_dir = log_dir
+        self._state_dir = task_dir
         self._gpus = spec.gpus
         self._exit_spec = spec.exit_spec
+        if self.policy is not None:
+            self._log_mode = 0o600
         # Log files are created now but held open only once there is output: a launcher running
         # hundreds of tasks would otherwise hold thousands of descriptors, and every posix_spawn
         # pays for each one (the child's copy of the descriptor table is closed at exec).
-        self._runtime_fd = runtime_fd = os.open(f"{log_dir}/runtime.log", _O_LOG, 0o644)
+        self._runtime_fd = runtime_fd = os.open(f"{log_dir}/runtime.log", _O_LOG, self._log_mode)
         self._log_fds.append(runtime_fd)
         if detach_stdio:
             null = os.open(os.devnull, os.O_RDWR)
@@ -164,7 +217,13 @@ class TaskRun:
             os.close(null)
         # stdout, stderr and all are created on first output: file creation is the dearest step of
         # a launch on a real disk, and most short tasks print nothing.
-        env = dict(BASE_ENVIRON)
+        if self.policy is not None:
+            # An account error fails the task here, with its reason in runtime.log and exit.json.
+            self.account = ensure_account(self.policy, spec.username)
+            self._hand_over(spec, task_dir, log_dir, work_dir, runtime_fd)
+            env = user_environ(self.account)
+        else:
+            env = dict(BASE_ENVIRON)
         env.update(spec.env)
         if not spec.work_dir:
             spec.work_dir = work_dir
@@ -184,9 +243,30 @@ class TaskRun:
             from pai_runtime.plugins import write_runtime_script
 
             self._plugins = True
-            argv = ["bash", write_runtime_script(spec, env, task_dir, work_dir, log_dir, command)]
+            if self.account is not None:
+                self._state_dir = self._private_dir(task_dir)
+            script = write_runtime_script(spec, env, self._state_dir, work_dir, log_dir, command)
+            if self.account is not None:
+                _give_tree(self._state_dir, self.account)
+            argv = ["bash", script]
         else:
             argv = ["bash", "-c", command]
+        program = BASH
+        spawn_env = env
+        if self.account is not None and self.policy is not None:
+            role = spec.task_roles.get(spec.task_role)
+            place = TaskPlace(
+                task_id=self.task_id, task_dir=task_dir, work_dir=work_dir, gpus=spec.gpus,
+                memory_mb=role.memory_mb if role else 0, cpu=role.cpu if role else 0,
+                writable=[d for d in (log_dir, spec.checkpoint_dir) if d])
+            prepared = prepare(self.policy, self.account, place, env,
+                               mapped=spec.username in self.policy.accounts)
+            for note in prepared.notes:
+                _log_line(runtime_fd, note)
+            self._cgroup = prepared.cgroup
+            program = prepared.prefix[0]
+            argv = [*prepared.prefix, BASH, *argv[1:]]
+            spawn_env = prepared.spawn_env
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
         try:
@@ -195,7 +275,7 @@ class TaskRun:
             started_at = time.time()
             os.chdir(work_dir)  # posix_spawn has no chdir action before Python 3.13
             self.pid = os.posix_spawn(
-                BASH, argv, env,
+                program, argv, spawn_env,
                 file_actions=[
                     (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
                     (os.POSIX_SPAWN_DUP2, out_w, 1),
@@ -220,7 +300,7 @@ class TaskRun:
             "supervisorPid": sup_pid, "supervisorStart": sup_start,
             "taskPid": self.pid, "pgid": self.pid,  # identified by its FC_POD_UID when orphaned
             "startedAt": started_at,
-        })
+        }, 0o600 if self.account is not None else 0o644)
         try:
             self.pidfd = os.pidfd_open(self.pid)
         except (AttributeError, OSError):
@@ -228,6 +308,28 @@ class TaskRun:
         if os.path.exists(stop_path):
             kill_group(self.pid, signal.SIGTERM)
         return True
+
+    def _hand_over(self, spec: TaskSpec, task_dir: str, log_dir: str, work_dir: str, runtime_fd: int) -> None:
+        """Give the account what it writes (work dir, checkpoint dir, runtime.log) and close the rest:
+        the task directory stays root's, passable (0711) but not listable."""
+        account = self.account
+        assert account is not None
+        os.chmod(task_dir, 0o711)
+        if log_dir != task_dir:
+            os.chmod(log_dir, 0o711)
+        for path in (work_dir, spec.checkpoint_dir):
+            if path:
+                os.chown(path, account.uid, account.gid)
+                os.chmod(path, 0o700)
+        os.fchown(runtime_fd, account.uid, account.gid)
+        os.fchmod(runtime_fd, 0o600)
+
+    def _private_dir(self, task_dir: str) -> str:
+        """A fresh directory for runtime.sh and the callbacks' state; root's (0700) until the plugins
+        have written it, then given to the account with :func:`_give_tree`."""
+        path = f"{task_dir}/{RUNTIME_STATE_DIR}"
+        os.mkdir(path, 0o700)
+        return path
 
     # -- running --------------------------------------------------------------------------------
 
@@ -250,7 +352,7 @@ class TaskRun:
     def _writer(self, path: str) -> int:
         fd = self._writers.get(path)
         if fd is None:
-            fd = self._writers[path] = os.open(path, _O_LOG, 0o644)
+            fd = self._writers[path] = os.open(path, _O_LOG, self._log_mode)
             self._log_fds.append(fd)
         return fd
 
@@ -310,6 +412,7 @@ class TaskRun:
         if self.pidfd is not None:
             os.close(self.pidfd)
             self.pidfd = None
+        remove_cgroup(self._cgroup)
         return self._write_record()
 
     def _analyze(self, code: int) -> None:
@@ -317,10 +420,11 @@ class TaskRun:
         try:
             from pai_runtime import exitspec
 
-            marker = f"{self.task_dir}/{PREREQUISITE_FAILED_FILE}"
+            marker = f"{self._state_dir or self.task_dir}/{PREREQUISITE_FAILED_FILE}"
             if self._plugins and code == EXIT_PREREQUISITE_FAILED and os.path.exists(marker):
                 info = exitspec.describe_code(code, code, self._exit_spec)
-                info["prerequisite"] = read_json(marker)
+                info["prerequisite"] = (_read_small_json(marker) if self.account is not None
+                                        else read_json(marker))
             else:
                 info = exitspec.analyze_task(code, self._log_dir, self._gpus, self._exit_spec)
             self.record["exitInfo"] = info
@@ -359,7 +463,8 @@ class TaskRun:
         try:
             # Not fsynced: one per task would stall the launcher's loop; a record lost to a power cut
             # reads as a lost task, which is retried (pai_runtime.atomic).
-            write_json_atomic(f"{self.task_dir}/{EXIT_FILE}", self.record, durable=False)
+            write_json_atomic(f"{self.task_dir}/{EXIT_FILE}", self.record, durable=False,
+                              mode=0o600 if self.policy is not None else 0o644)
         except OSError:
             pass  # the task directory is gone: nobody is left to tell
         return self.record

@@ -22,7 +22,10 @@ from typing import TYPE_CHECKING, Any
 from pai_hub.backends.archive import TaskArchive
 from pai_hub.backends.base import Backend
 from pai_hub.backends.events import TaskEvents
+from pai_runtime.accounts import ensure_account
 from pai_runtime.env import build_env
+from pai_runtime.isolation import IsolationPolicy
+from pai_runtime.sandbox import TaskPlace, prepare, user_environ
 from pai_runtime.spec import TaskSpec
 from pai_runtime.supervisor import EXIT_FILE, LOG_NAMES, SPEC_FILE, STOP_FILE, read_json
 
@@ -52,7 +55,13 @@ class TaskDirBackend(TaskEvents, Backend):
 
     Subclasses call :meth:`_listen` in ``open()`` and :meth:`_stop_listening` in ``close()``, and
     give :meth:`_shell_argv` (what runs on a debug shell's PTY) and :meth:`_shell_environ`.
+
+    :attr:`isolation` (mode ``none`` unless a subclass is given a policy) decides who debug shells run
+    as: with a policy that switches users, the task's own account, in the same sandbox view and the
+    same clean environment as its task (:mod:`pai_runtime.sandbox`), never the platform's user.
     """
+
+    isolation: IsolationPolicy = IsolationPolicy()
 
     def __init__(self, run_root: Path | str) -> None:
         super().__init__()
@@ -211,16 +220,30 @@ class TaskDirBackend(TaskEvents, Backend):
         if data is None:
             raise KeyError(task_id)
         spec = TaskSpec.from_json_dict(data)
-        env = dict(self._shell_environ())
+        policy = self.isolation
+        account = ensure_account(policy, spec.username) if policy.switches_users else None
+        env = user_environ(account) if account is not None else dict(self._shell_environ())
         env.update(spec.env)
         env.update(build_env(spec))  # last: a job's env may not widen its GPU mask
         env.update(TERM="xterm-256color", PAI_DEBUG_SHELL="1")
         cwd = spec.work_dir or f"{task_dir}/work"
-        os.makedirs(cwd, exist_ok=True)
+        if account is None:
+            os.makedirs(cwd, exist_ok=True)
+            argv = self._shell_argv(task_id, env, cwd)
+        else:
+            if not os.path.isdir(cwd):  # made by the launcher, owned by the account: never root's
+                raise KeyError(task_id)
+            role = spec.task_roles.get(spec.task_role)
+            place = TaskPlace(task_id=task_id, task_dir=task_dir, work_dir=cwd, gpus=spec.gpus,
+                              memory_mb=0, cpu=role.cpu if role else 0,
+                              writable=[d for d in (spec.log_dir, spec.checkpoint_dir) if d])
+            prepared = prepare(policy, account, place, env, mapped=spec.username in policy.accounts)
+            argv = self._isolated_shell_argv(task_id, prepared.prefix, cwd)
+            env = prepared.spawn_env
         # A new session with the PTY as its controlling terminal (job control works), made by
         # terminado's ptyprocess; its output is decoded incrementally, so a character split across
         # two reads arrives whole.
-        return PtyWithClients(self._shell_argv(task_id, env, cwd), env, cwd)
+        return PtyWithClients(argv, env, cwd)
 
     def _shell_environ(self) -> dict[str, str]:
         """The environment a debug shell starts from, before the task's own variables."""
@@ -229,3 +252,9 @@ class TaskDirBackend(TaskEvents, Backend):
     def _shell_argv(self, task_id: str, env: dict[str, str], cwd: str) -> list[str]:
         """What runs on a debug shell's PTY."""
         return ["/bin/bash", "-i"]
+
+    def _isolated_shell_argv(self, task_id: str, prefix: list[str], cwd: str) -> list[str]:
+        """What runs on a debug shell's PTY when it switches to the task's account: ``prefix`` (the
+        sandbox and the switch, :func:`pai_runtime.sandbox.prepare`) then an interactive bash.
+        A backend whose shells run elsewhere (Slurm: on the task's node) puts its own prefix first."""
+        return [*prefix, "/bin/bash", "-i"]

@@ -34,6 +34,7 @@ from pai_hub.backends.local.gpus import SIMULATED_GPU_MEMORY_MB, discover_gpus
 from pai_hub.backends.local.gpus import simulated_gpus as declare_simulated_gpus
 from pai_hub.backends.taskdir import TaskDirBackend, check_task_id, is_task_id
 from pai_runtime.env import task_environ
+from pai_runtime.isolation import IsolationPolicy
 from pai_runtime.procinfo import has_environ, is_alive, kill_group
 from pai_runtime.supervisor import EXIT_FILE, PID_FILE, SPEC_FILE, read_json
 
@@ -50,6 +51,9 @@ class LocalBackend(TaskDirBackend):
     (``simulated=True``, uuid ``SIM-GPU-<n>``) whether or not real ones exist, so that a
     configuration behaves the same on every machine. Without it, GPUs come from NVML (none if NVML
     is unavailable).
+
+    ``isolation`` says who tasks and debug shells run as (:mod:`pai_runtime.isolation`); None is mode
+    ``none``: everything runs as this process's user, as before isolation existed.
     """
 
     name = "local"
@@ -65,8 +69,11 @@ class LocalBackend(TaskDirBackend):
         cpu: int | None = None,
         memory_mb: int | None = None,
         simulated_gpu_memory_mb: int = SIMULATED_GPU_MEMORY_MB,
+        isolation: IsolationPolicy | None = None,
     ) -> None:
         super().__init__(run_root)
+        if isolation is not None:
+            self.isolation = isolation
         self.node_name = node_name or socket.gethostname()
         self.ip = ip
         if simulated_gpus is not None:
@@ -85,15 +92,21 @@ class LocalBackend(TaskDirBackend):
     async def open(self) -> None:
         self._loop = asyncio.get_running_loop()
         os.makedirs(self.tasks_dir, mode=0o700, exist_ok=True)
+        if self.isolation.switches_users:
+            # Passable, not listable: a task of mode "users" reaches its own directory by name.
+            os.chmod(self.tasks_dir, 0o711)
         self._listen()
         await self._start_launcher()
 
     async def _start_launcher(self) -> None:
         assert self._loop is not None
         package_root = os.path.dirname(os.path.dirname(os.path.abspath(pai_runtime.__file__)))
+        argv = [sys.executable, "-m", "pai_runtime.launcher", "--notify", str(self.socket_path)]
+        if self.isolation.switches_users:
+            argv += ["--isolation", self.isolation.to_json()]
         with open(self.run_root / "launcher.log", "ab") as errors:
             self._launcher = subprocess.Popen(
-                [sys.executable, "-m", "pai_runtime.launcher", "--notify", str(self.socket_path)],
+                argv,
                 stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=errors, cwd=package_root,
                 env=task_environ(os.environ), start_new_session=True, close_fds=True,
             )
