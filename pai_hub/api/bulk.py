@@ -58,6 +58,7 @@ class BatchHandler(JobsHandler):
                         "max_batch_bytes); send it in several requests, or send one document with an array spec")
 
     async def post(self) -> None:
+        self.refuse_if_needed()
         try:
             text = b"".join(self._chunks).decode("utf-8")
         except UnicodeDecodeError:

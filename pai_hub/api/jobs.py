@@ -28,6 +28,11 @@ from .errors import ApiError, bad_params, forbidden, no_job
 from .paging import PageCursors
 
 MAX_LIST_LIMIT = 50000
+#: Bytes past a POST's limit read (and dropped) before the 413 is sent, so that an ordinary client,
+#: which reads the answer only once it has sent its body, gets it on a connection that stays open.
+DRAIN_BYTES = 8 << 20
+#: Tornado's own body limit for streamed POSTs: never reached (ours answers first).
+MAX_STREAMED_BODY = 1 << 62
 FINAL_REASONS = frozenset({"JobSucceeded", "JobFailed", "JobStopped"})
 
 
@@ -58,15 +63,25 @@ class JobsHandler(JobAccess):
     """``GET /jobs`` (list with filters) and ``POST /jobs`` (submit protocol YAML → 202)."""
 
     async def prepare(self) -> None:
-        await super().prepare()
         self._chunks: list[bytes] = []
         self._size = 0
-        if self.request.method == "POST":
-            limit = self._body_limit()
-            length = int(self.request.headers.get("Content-Length") or 0)
-            if length > limit:
-                raise self._too_large()
-            self.request.connection.set_max_body_size(max(limit, 1) + 1)
+        self._refusal: ApiError | None = None
+        if self.request.method != "POST":
+            await super().prepare()
+            return
+        limit = self._body_limit()
+        length = self.request.headers.get("Content-Length", "")
+        if length.isdigit() and len(length) < 20 and int(length) > limit:
+            raise self._too_large()  # refused before a byte is read (the connection is closed after)
+        try:
+            await super().prepare()
+        except ApiError as exc:
+            # Answered once the body is read (and dropped), so the keep-alive connection stays usable;
+            # answering now would leave the body unread and tornado would close the connection.
+            self._refusal = exc
+        # Tornado's own limit would answer an empty 400; ours answers 413 with a message. Past
+        # ``limit + DRAIN_BYTES`` the refusal is sent at once and the connection closed.
+        self.request.connection.set_max_body_size(MAX_STREAMED_BODY)
 
     def _body_limit(self) -> int:
         """The largest body a POST here may send (checked before and while it is read)."""
@@ -78,12 +93,30 @@ class JobsHandler(JobAccess):
                         "move large data into prerequisites or files")
 
     def data_received(self, chunk: bytes) -> None:
+        """Keep the body up to the limit; past it keep nothing. A body that goes on past the limit
+        by more than :data:`DRAIN_BYTES` is answered 413 at once, with ``Connection: close``."""
+        if self._finished:
+            return
         self._size += len(chunk)
-        if self._size > self._body_limit():
-            raise self._too_large()
-        self._chunks.append(chunk)
+        if self._refusal is None and self._size > self._body_limit():
+            self._refusal = self._too_large()
+        if self._refusal is None:
+            self._chunks.append(chunk)
+            return
+        self._chunks = []
+        if self._size > self._body_limit() + DRAIN_BYTES:
+            self.clear()
+            self.set_status(self._refusal.status)
+            self.set_header("Connection", "close")
+            self.finish(json.dumps({"code": self._refusal.code, "message": self._refusal.message}))
+
+    def refuse_if_needed(self) -> None:
+        """Raise the refusal found while the body was read (a bad token, an oversized body)."""
+        if self._refusal is not None:
+            raise self._refusal
 
     async def post(self) -> None:
+        self.refuse_if_needed()
         try:
             text = b"".join(self._chunks).decode("utf-8")
         except UnicodeDecodeError:
