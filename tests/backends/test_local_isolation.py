@@ -1,0 +1,373 @@
+"""Local backend isolation with real Unix accounts, real bubblewrap sandboxes and real processes.
+
+One scenario per isolation mode, run once per module: user B starts a task that stays alive after
+writing into its work directory and its home; then a task of user A and a debug shell of A (driven
+through its PTY) probe B's files, B's processes and the platform's data directory. Every probe is its
+own test. In mode ``sandbox`` each must be denied; in mode ``none`` (how the local backend ran before
+isolation existed) the same probes succeed, which is what makes these tests fail on that code.
+
+GPU devices: there are no real ones here, so the sandbox's /dev is checked with stand-in device
+files in tests/pai_runtime/test_sandbox.py (it calls the same ``pai_runtime.sandbox.prepare``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import secrets
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+import pytest
+
+from pai_hub.backends.base import TaskExit, TaskLaunch, TaskRunning
+from pai_hub.backends.local import LocalBackend
+from pai_runtime import accounts
+from pai_runtime.accounts import Account, ensure_account
+from pai_runtime.exitcodes import EXIT_RUNTIME_FAILURE
+from pai_runtime.isolation import IsolationPolicy
+from pai_runtime.spec import TaskPeer, TaskRoleInfo, TaskSpec
+from tests.requirements import require_tool
+from tests.terminal import terminal_output
+from tests.waiting import wait_for
+
+pytestmark = pytest.mark.timeout(180)
+
+REPO = Path(__file__).resolve().parents[2]
+CANARY_NAME = "PLATFORM_ONLY_CANARY"
+
+#: What A tries, in bash: name and command. Paths are filled in per scenario.
+PROBES = {
+    "read B's work file": "cat {b_work}/bwork.txt",
+    "write B's work dir": "touch {b_work}/from-a",
+    "list B's task dir": "ls {b_task}",
+    "read B's spec.json": "cat {b_task}/spec.json",
+    "read B's runtime.log": "cat {b_task}/runtime.log",
+    "read B's home": "cat {b_home}/bfile",
+    "write B's home": "touch {b_home}/from-a",
+    "list the data dir": "ls -a {data}/ | grep -e admin-token -e sqlite -e secret",
+    "read the database": "cat {data}/pai.sqlite",
+    "read the admin token": "cat {data}/admin-token",
+    "read the hub secret": "cat {data}/jupyterhub_cookie_secret",
+    "write the data dir": "touch {data}/from-a",
+    "signal B's process": "kill -0 {b_pid}",
+    "see B's processes": "ps -eo uid= | grep -qw {b_uid}",
+}
+
+
+def probe_script(paths: dict[str, str]) -> str:
+    lines = ['t() { if bash -c "$2" >/dev/null 2>&1; then echo "PROBE[$1]=allowed"; '
+             'else echo "PROBE[$1]=denied"; fi; }']
+    for i, (_, command) in enumerate(PROBES.items()):
+        lines.append(f"t {i} {_quote(command.format(**paths))}")
+    return "\n".join(lines) + "\n"
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "'\\''") + "'"
+
+
+def parse_probes(output: str) -> dict[str, str]:
+    names = list(PROBES)
+    return {names[int(i)]: verdict for i, verdict in re.findall(r"PROBE\[(\d+)\]=(\w+)", output)}
+
+
+def make_spec(task_id: str, user: str, command: str, *, memory_mb: int = 4096, **extra: object) -> dict:
+    spec = TaskSpec(
+        task_id=task_id, task_uid=f"uid-{task_id}", framework_name=f"{user}~job", username=user,
+        job_name="job", virtual_cluster="default", task_role="main", task_index=0,
+        job_attempt_id=0, task_attempt_id=0, command=command, gpus=[], work_dir="", log_dir="",
+        task_roles={"main": TaskRoleInfo(instances=1, cpu=1, memory_mb=memory_mb, gpu=0)},
+        peers=[TaskPeer("main", 0, None)],
+    )
+    data = spec.to_json_dict()
+    data.update(extra)
+    return data
+
+
+def launch(task_id: str, user: str, command: str, **kw: object) -> TaskLaunch:
+    return TaskLaunch(task_id=task_id, node="local", gpus=(), spec=make_spec(task_id, user, command, **kw))
+
+
+async def wait_exit(backend: LocalBackend, task_id: str, timeout: float = 60) -> TaskExit:
+    async def consume() -> TaskExit:
+        async for event in backend.events():
+            if isinstance(event, TaskExit) and event.task_id == task_id:
+                return event
+        raise AssertionError("events ended")
+
+    return await asyncio.wait_for(consume(), timeout)
+
+
+def processes_of(uid: int) -> list[psutil.Process]:
+    found = []
+    for proc in psutil.process_iter(["uids"]):
+        uids = proc.info["uids"]
+        if uids is not None and uids.real == uid:
+            found.append(proc)
+    return found
+
+
+@dataclass
+class World:
+    """The platform's files and two users, shared by one module's scenarios."""
+
+    root: Path
+    data: Path
+    policy: IsolationPolicy
+    a: str
+    b: str
+    made: list[str] = field(default_factory=list)
+
+    def account(self, user: str) -> Account:
+        return ensure_account(self.policy, user)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    if os.geteuid() != 0:
+        pytest.fail("isolation tests need root (CI runs them as root)", pytrace=False)
+    require_tool("bwrap", "apt-get install bubblewrap")
+    require_tool("setpriv", "apt-get install util-linux")
+    require_tool("useradd", "apt-get install passwd")
+    root = tmp_path_factory.mktemp("iso")
+    data = root / "platform"
+    data.mkdir(mode=0o700)
+    for name, text in (("admin-token", "ADMIN-TOKEN-123"), ("pai.sqlite", "SQLite format 3"),
+                       ("jupyterhub_cookie_secret", "COOKIE-SECRET")):
+        (data / name).write_text(text)
+        (data / name).chmod(0o600)
+    home = root / "home"
+    home.mkdir(mode=0o755)
+    policy = IsolationPolicy(
+        mode="sandbox", account_template="pait-{username}", uid_min=47000, uid_max=47999,
+        home_root=str(home), hidden_paths=(str(data),),
+        exposed_paths=(sys.prefix, sys.base_prefix, str(REPO)))
+    w = World(root, data, policy, a=f"a{secrets.token_hex(3)}", b=f"b{secrets.token_hex(3)}")
+    w.made += [accounts.unix_account_name(policy, u) for u in (w.a, w.b)]
+    os.environ[CANARY_NAME] = "leaked"
+    try:
+        yield w
+    finally:
+        os.environ.pop(CANARY_NAME, None)
+        for name in w.made:
+            for proc in processes_of(_uid(name)):
+                proc.kill()
+            subprocess.run(["userdel", name], capture_output=True)
+            subprocess.run(["groupdel", name], capture_output=True)
+        accounts._cache.clear()
+
+
+def _uid(name: str) -> int:
+    try:
+        import pwd
+
+        return pwd.getpwnam(name).pw_uid
+    except KeyError:
+        return -1
+
+
+@dataclass
+class Outcome:
+    task: dict[str, str]
+    shell: dict[str, str]
+    task_output: str
+    shell_output: str
+    env: dict[str, str]
+    b_left: list[int]
+    b_stop: TaskExit | None
+    adopted: object
+
+
+async def scenario(w: World, mode: str) -> Outcome:
+    """B's task runs; A's task and A's debug shell probe; B's task is adopted by a new backend and
+    stopped."""
+    run_root = w.data / f"run-{mode}"
+    isolation = w.policy if mode == "sandbox" else None
+    b_acc = w.account(w.b)
+    w.account(w.a)
+    b_home = b_acc.home
+    # In mode none B's task runs as root and has no home of its own: it writes into B's account home.
+    backend = LocalBackend(run_root, simulated_gpus=0, isolation=isolation)
+    await backend.open()
+    b_id, a_id = f"b-{mode}", f"a-{mode}"
+    b_task = backend.task_dir(b_id)
+    try:
+        await backend.start(launch(b_id, w.b, f"echo bwork > bwork.txt; echo bsecret > {b_home}/bfile; "
+                                   "touch ready; exec sleep 120"))
+        wait_for(lambda: (b_task / "work" / "ready").exists(), 30, "B's task never got ready")
+        b_pid = int(_pid_json(b_task)["taskPid"])
+        if isolation:  # the task's own process, inside the sandbox: B's sleep
+            b_pid = wait_for(lambda: [p.pid for p in processes_of(b_acc.uid)], 10)[0]
+        paths = {"b_work": str(b_task / "work"), "b_task": str(b_task), "b_home": b_home,
+                 "data": str(w.data), "b_pid": str(b_pid), "b_uid": str(b_acc.uid if isolation else 0)}
+        script = probe_script(paths)
+        await backend.start(launch(a_id, w.a, script + "env > env.txt; id -u > id.txt"))
+        a_exit = await wait_exit(backend, a_id)
+        assert a_exit.exit_code == 0, backend.read_log(a_id, "all")
+        task_output = backend.read_log(a_id, "stdout").decode()
+        env_text = (backend.task_dir(a_id) / "work" / "env.txt").read_text()
+        env = dict(line.split("=", 1) for line in env_text.splitlines() if "=" in line)
+        env["__id"] = (backend.task_dir(a_id) / "work" / "id.txt").read_text().strip()
+        terminal = backend.exec_shell(a_id)
+        shell_output = await asyncio.to_thread(terminal_output, terminal, script + "exit\n", 60)
+    except BaseException:
+        await backend.close()
+        raise
+    await backend.close()
+    # A new control plane adopts B's running task, and its stop ends every process of it.
+    again = LocalBackend(run_root, simulated_gpus=0, isolation=isolation)
+    await again.open()
+    try:
+        adopted = await again.adopt([b_id])
+        await again.stop(b_id, grace=1.0)
+        b_stop = await wait_exit(again, b_id, 30)
+    finally:
+        await again.close()
+    b_left = []
+    if isolation:
+        wait_for(lambda: not processes_of(b_acc.uid), 10, "B's processes outlived its stop")
+        b_left = [p.pid for p in processes_of(b_acc.uid)]
+    else:
+        wait_for(lambda: not psutil.pid_exists(b_pid) or psutil.Process(b_pid).status() == "zombie", 10)
+    return Outcome(parse_probes(task_output), parse_probes(shell_output), task_output, shell_output, env,
+                   b_left, b_stop, adopted)
+
+
+def _pid_json(task_dir: Path) -> dict:
+    import json
+
+    return wait_for(lambda: json.loads((task_dir / "pid.json").read_text())
+                    if (task_dir / "pid.json").exists() else None, 10)
+
+
+@pytest.fixture(scope="module")
+def sandboxed(world: World) -> Outcome:
+    return asyncio.run(scenario(world, "sandbox"))
+
+
+@pytest.fixture(scope="module")
+def unisolated(world: World) -> Outcome:
+    return asyncio.run(scenario(world, "none"))
+
+
+@pytest.mark.parametrize("probe", list(PROBES))
+def test_a_task_of_a_is_denied(sandboxed: Outcome, probe: str) -> None:
+    assert sandboxed.task.get(probe) == "denied", sandboxed.task_output
+
+
+@pytest.mark.parametrize("probe", list(PROBES))
+def test_a_debug_shell_of_a_is_denied(sandboxed: Outcome, probe: str) -> None:
+    assert sandboxed.shell.get(probe) == "denied", sandboxed.shell_output
+
+
+@pytest.mark.parametrize("probe", list(PROBES))
+def test_without_isolation_the_same_probe_succeeds(unisolated: Outcome, probe: str) -> None:
+    """The probes are real: run as the platform's user (mode none), each of them gets through."""
+    assert unisolated.task.get(probe) == "allowed", unisolated.task_output
+    assert unisolated.shell.get(probe) == "allowed", unisolated.shell_output
+
+
+def test_the_task_runs_as_its_users_account_with_its_home(world: World, sandboxed: Outcome) -> None:
+    a = world.account(world.a)
+    assert sandboxed.env["__id"] == str(a.uid)
+    assert sandboxed.env["HOME"] == a.home
+    assert sandboxed.env["USER"] == a.name
+    assert sandboxed.env["PATH"].split(":")[0] == os.path.dirname(sys.executable)
+
+
+def test_no_platform_variable_reaches_the_task(sandboxed: Outcome, unisolated: Outcome) -> None:
+    assert CANARY_NAME not in sandboxed.env
+    assert unisolated.env.get(CANARY_NAME) == "leaked"  # how it was: the platform's environment
+    assert ".cargo" not in sandboxed.env["PATH"]
+
+
+def test_the_debug_shell_starts_clean(sandboxed: Outcome) -> None:
+    assert "No such file or directory" not in sandboxed.shell_output, sandboxed.shell_output
+
+
+def test_the_stopped_task_was_adopted_and_left_nothing(sandboxed: Outcome) -> None:
+    assert [type(e) for e in sandboxed.adopted] == [TaskRunning]  # type: ignore[attr-defined]
+    assert sandboxed.b_stop is not None and sandboxed.b_stop.exit_code != 0
+    assert sandboxed.b_left == []
+
+
+def test_task_files_are_closed_to_others(world: World, sandboxed: Outcome) -> None:
+    task = world.data / "run-sandbox" / "tasks" / "b-sandbox"
+    b = world.account(world.b)
+    assert oct(task.stat().st_mode & 0o777) == oct(0o711) and task.stat().st_uid == 0
+    for name in ("spec.json", "pid.json", "exit.json", "claim"):
+        st = (task / name).stat()
+        assert (st.st_uid, st.st_mode & 0o077) == (0, 0), name
+    st = (task / "work").stat()
+    assert (st.st_uid, st.st_mode & 0o777) == (b.uid, 0o700)
+    st = (task / "runtime.log").stat()
+    assert (st.st_uid, st.st_mode & 0o077) == (b.uid, 0)
+
+
+def test_memory_limit_is_enforced(world: World) -> None:
+    grab = f"{sys.executable} -c 'b = bytearray(600 << 20); b[-1] = 1; print(len(b))'"
+
+    async def main() -> tuple[TaskExit, TaskExit, str]:
+        backend = LocalBackend(world.data / "run-mem", simulated_gpus=0, isolation=world.policy)
+        await backend.open()
+        try:
+            await backend.start(launch("small", world.a, grab, memory_mb=2048))
+            small = await wait_exit(backend, "small")
+            await backend.start(launch("big", world.a, grab, memory_mb=300))
+            big = await wait_exit(backend, "big")
+            return small, big, backend.read_log("big", "runtime.log").decode()
+        finally:
+            await backend.close()
+
+    small, big, runtime_log = asyncio.run(main())
+    assert small.exit_code == 0
+    assert big.exit_code != 0
+    assert "memory limit by" in runtime_log
+
+
+def test_an_account_error_fails_the_task_with_its_reason(world: World) -> None:
+    policy = IsolationPolicy(**{**world.policy.__dict__, "accounts": {"ghost": "pait-no-such-user"}})
+
+    async def main() -> tuple[TaskExit, str]:
+        backend = LocalBackend(world.data / "run-ghost", simulated_gpus=0, isolation=policy)
+        await backend.open()
+        try:
+            await backend.start(launch("g", "ghost", "echo never"))
+            return await wait_exit(backend, "g"), backend.read_log("g", "runtime.log").decode()
+        finally:
+            await backend.close()
+
+    event, runtime_log = asyncio.run(main())
+    assert event.exit_code == EXIT_RUNTIME_FAILURE
+    assert "pait-no-such-user" in (event.record or {}).get("error", ""), event
+    assert "pait-no-such-user" in runtime_log
+
+
+def test_callbacks_run_as_the_user_and_logs_never_show_secrets(world: World) -> None:
+    plugin = {"plugin": "cmd", "name": "prep", "failurePolicy": "fail", "parameters": {},
+              "callbacks": [{"event": "containerStart",
+                             "commands": ["id -u > cb.txt; test '<% $secrets.pw %>' = s3cr3t-pw"]}]}
+
+    async def main() -> tuple[TaskExit, Path, str]:
+        backend = LocalBackend(world.data / "run-cb", simulated_gpus=0, isolation=world.policy)
+        await backend.open()
+        try:
+            await backend.start(launch("cb", world.a, "test '<% $secrets.pw %>' = s3cr3t-pw",
+                                       plugins=[plugin], secrets={"pw": "s3cr3t-pw"}))
+            event = await wait_exit(backend, "cb")
+            return event, backend.task_dir("cb"), backend.read_log("cb", "all").decode()
+        finally:
+            await backend.close()
+
+    event, task, all_log = asyncio.run(main())
+    assert event.exit_code == 0, all_log
+    assert (task / "work" / "cb.txt").read_text().strip() == str(world.account(world.a).uid)
+    for name in ("runtime.log", "stdout", "stderr"):
+        if (task / name).exists():
+            assert b"s3cr3t-pw" not in (task / name).read_bytes(), name
