@@ -1,15 +1,21 @@
-"""Engine, connection pragmas and migrations. ``open_store`` upgrades the schema to head."""
+"""Engine, connection pragmas and migrations. ``open_store`` upgrades the schema to head and opens
+the key that seals jobs' secrets (:mod:`.secretbox`): ``secrets.key`` beside a SQLite database, or
+the path given for any other database."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from .secretbox import KEY_FILE, SecretBox, open_box
+
+log = logging.getLogger("pai_hub.store")
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
@@ -36,18 +42,30 @@ def alembic_config(url: str) -> Config:
 
 @dataclass
 class Store:
-    """The opened database: an engine and a session factory."""
+    """The opened database: an engine, a session factory and the box sealing jobs' secrets (None:
+    stored as they are, for an in-memory database or one opened without a key path)."""
 
     engine: Engine
     sessions: sessionmaker[Session]
     url: str
+    box: SecretBox | None = None
 
     def close(self) -> None:
         self.engine.dispose()
 
 
-def open_store(url: str) -> Store:
-    """Open (and migrate to head) the database at ``url``."""
+def default_key_path(url: str) -> Path | None:
+    """``secrets.key`` beside a SQLite database file (the data directory); None for other databases
+    (their key path is given to :func:`open_store`) and in-memory ones."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database).resolve().parent / KEY_FILE
+
+
+def open_store(url: str, secrets_key: Path | None = None) -> Store:
+    """Open (and migrate to head) the database at ``url``, with the secrets key at ``secrets_key``
+    (default: :func:`default_key_path`; created when missing)."""
     kwargs: dict = {}
     if url.startswith("sqlite"):
         kwargs["connect_args"] = {"check_same_thread": False}
@@ -62,4 +80,13 @@ def open_store(url: str) -> Store:
         cfg = alembic_config(url)
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
-    return Store(engine=engine, sessions=sessionmaker(engine, expire_on_commit=False), url=url)
+    store = Store(engine=engine, sessions=sessionmaker(engine, expire_on_commit=False), url=url)
+    key = secrets_key or default_key_path(url)
+    if key is not None:
+        from .jobs import seal_plaintext_rows
+
+        store.box = open_box(Path(key), lambda box: seal_plaintext_rows(store, box))
+    elif not url.startswith("sqlite"):
+        log.warning("no secrets key path given for %s: jobs' secrets are stored unencrypted "
+                    "(pass secrets_key=<data_dir>/%s to open_store)", make_url(url).render_as_string(), KEY_FILE)
+    return store

@@ -127,7 +127,12 @@ def job_by_name(store: Store, framework_name: str) -> JobRecord | None:
     query = select(*[Job.__table__.c[n] for n in _JOB_FIELDS]).where(Job.framework_name == framework_name)
     with store.engine.connect() as conn:
         row = conn.execute(query).first()
-    return None if row is None else JobRecord(**row._mapping)
+    if row is None:
+        return None
+    job = JobRecord(**row._mapping)
+    if job.secrets and store.box is not None:
+        job.secrets = store.box.open(job.secrets)
+    return job
 
 
 def current_attempt(store: Store, job: JobRecord) -> tuple[JobAttemptRecord | None, list[TaskRecord]]:

@@ -7,13 +7,16 @@ On SQLite the rows go to the driver as plain tuples (``exec_driver_sql`` with st
 per table, JSON encoded here with ``json.dumps`` as SQLAlchemy's JSON type does): SQLAlchemy's
 per-row parameter processing was two thirds of a 10,000-job turn. Other dialects take SQLAlchemy
 Core's ``insert``/``update``, which bind and encode the same values through the column types.
+
+A job's ``secrets`` are sealed on insert and opened on load with the store's key
+(:mod:`.secretbox`); the machine holds them in the clear, only the rows are sealed.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from dataclasses import fields
+from dataclasses import fields, replace
 from operator import attrgetter
 from typing import Any
 
@@ -152,11 +155,41 @@ def _update(conn, model, keys: tuple[str, ...], columns: list[str], names: list[
         _update_many(conn, model, keys, columns, [_row(r, names) for r in records])
 
 
+def _sealed(store: Store, jobs: list[JobRecord]) -> list[JobRecord]:
+    """The new jobs as stored: a copy with its secrets sealed for each job that has any (the
+    machine's records keep them open); jobs without secrets are not copied."""
+    box = store.box
+    if box is None:
+        return jobs
+    return [replace(j, secrets=box.seal(j.secrets)) if j.secrets else j for j in jobs]
+
+
+def _opened(store: Store, job: JobRecord) -> JobRecord:
+    """A job read from its row, its secrets opened in place (sealed or, from before encryption, plain)."""
+    if job.secrets:
+        job.secrets = store.box.open(job.secrets) if store.box is not None else job.secrets
+    return job
+
+
+def seal_plaintext_rows(store: Store, box: Any) -> int:
+    """Seal the secrets of rows written before encryption (see :func:`.secretbox.open_box`).
+    Returns how many rows were sealed."""
+    from .secretbox import is_sealed
+
+    with store.engine.begin() as conn:
+        todo = [(i, v) for i, v in conn.execute(select(Job.id, Job.secrets)) if v and not is_sealed(v)]
+        if todo:
+            table = Job.__table__
+            conn.execute(update(table).where(table.c.id == bindparam("k_id")).values(secrets=bindparam("v_s")),
+                         [{"k_id": i, "v_s": box.seal(v)} for i, v in todo])
+    return len(todo)
+
+
 def persist(store: Store, fx: Effects) -> None:
     """Commit one turn's effects in one transaction."""
     with store.engine.begin() as conn:
         if fx.new_jobs:
-            _insert(conn, Job, _JOB_FIELDS, fx.new_jobs)
+            _insert(conn, Job, _JOB_FIELDS, _sealed(store, fx.new_jobs))
         if fx.attempts:
             new_job_ids = {j.id for j in fx.new_jobs}
             old_job_ids = {k[0] for k in fx.attempts} - new_job_ids
@@ -218,7 +251,7 @@ def load(store: Store) -> tuple[list[JobRecord], list[JobAttemptRecord], list[Ta
     live = _live_job_ids()
     with store.engine.connect() as conn:
         job_rows = conn.execute(select(*[Job.__table__.c[n] for n in _JOB_FIELDS]).where(Job.id.in_(live)))
-        jobs = [JobRecord(**dict(r._mapping)) for r in job_rows]
+        jobs = [_opened(store, JobRecord(**dict(r._mapping))) for r in job_rows]
         latest = {j.id: j.attempt_id for j in jobs}
         attempts = [
             JobAttemptRecord(**dict(r._mapping))

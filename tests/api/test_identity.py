@@ -141,3 +141,19 @@ def test_logout_revokes_the_session_token_only(srv):
                         headers={"Authorization": f"Bearer {session}"}).status_code == 200
     assert httpx.get(srv.url + "/api/v2/jobs", headers={"Authorization": f"Bearer {session}"}).status_code == 401
     assert httpx.get(srv.url + "/api/v2/jobs", headers={"Authorization": f"Bearer {app}"}).status_code == 200
+
+
+def test_job_secrets_are_sealed_in_the_database_and_rendered_for_the_task(srv, tmp_path):
+    secret = "s3cr3t-" + "q" * 24
+    out = tmp_path / "rendered"
+    doc = job_yaml("sealed", [f"echo '<% $secrets.pw %>' > {out}"], extra=f"secrets:\n  pw: {secret}")
+    with srv.client() as c:
+        r = c.post("/api/v2/jobs", content=doc, headers={"Content-Type": "text/yaml"})
+        assert r.status_code == 202, r.text
+        wait_state(c, "admin~sealed", {"SUCCEEDED"})
+        assert secret not in c.get("/api/v2/jobs/admin~sealed/config").text
+    assert out.read_text().strip() == secret  # the task got it
+    raw = b"".join(p.read_bytes() for p in srv.data_dir.glob("pai.sqlite*"))
+    assert raw and secret.encode() not in raw
+    key = srv.data_dir / "secrets.key"
+    assert key.stat().st_mode & 0o077 == 0
