@@ -13,7 +13,6 @@ import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -24,7 +23,9 @@ from pydantic import (
     field_validator,
 )
 
+from ..protocol import DEFAULT_LIMITS, InvalidProtocol, Limits, TooLarge, load_document
 from ..protocol.field_errors import field_errors
+from ..protocol.limits import check_object
 from .service import ExperimentError
 
 __all__ = ["TUNERS", "validate"]
@@ -62,9 +63,11 @@ def _protocol(value: Any) -> Any:
     if not value:
         return None
     if isinstance(value, str):
-        try:
-            value = yaml.safe_load(value)
-        except yaml.YAMLError as exc:
+        try:  # the one bounded loader: no alias bombs, no 100,000-deep nesting
+            value = load_document(value, what="trial.protocol")
+        except TooLarge as exc:
+            raise ValueError(str(exc)) from None
+        except InvalidProtocol as exc:
             raise ValueError(f"not valid YAML: {exc}") from None
     if not isinstance(value, dict) or not isinstance(value.get("taskRoles"), dict) or not value["taskRoles"]:
         raise ValueError("must be a job protocol (v2) with taskRoles")
@@ -150,8 +153,16 @@ def _template(trial: _Trial) -> dict[str, Any]:
     return template
 
 
-def validate(body: dict[str, Any]) -> dict[str, Any]:
-    """The experiment request, checked and normalised; raises ExperimentError(400) naming every wrong key."""
+def validate(body: dict[str, Any], limits: Limits = DEFAULT_LIMITS) -> dict[str, Any]:
+    """The experiment request, checked and normalised; raises ExperimentError(400) naming every wrong key.
+
+    The body is first held to ``limits`` as if every shared reference were a copy (what storing
+    the search space as JSON makes of it), before any model is built from it.
+    """
+    try:
+        check_object(body, limits, what="the experiment request")
+    except InvalidProtocol as exc:
+        raise _bad(str(exc)) from None
     try:
         request = _Request.model_validate(body)
     except ValidationError as exc:

@@ -22,6 +22,7 @@ from typing import Any
 import yaml
 
 from .. import protocol
+from ..protocol.limits import check_object
 
 ITEM_TYPES = ("template", "data", "script", "dockerimage")
 PREREQUISITE_ITEM_TYPES = ("data", "script", "dockerimage")
@@ -35,6 +36,7 @@ class InvalidContent(ValueError):
 
 
 def _load(text: str) -> Any:
+    """The item's YAML through the protocol's one bounded loader (alias bombs, depth, size refused)."""
     try:
         return protocol.parse(text)
     except protocol.InvalidProtocol as exc:
@@ -115,5 +117,9 @@ def as_text(content: Any) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, dict):
+        try:  # bounded before it is written out as text
+            check_object(content, what="the item's content")
+        except protocol.InvalidProtocol as exc:
+            raise InvalidContent(str(exc)) from None
         return yaml.safe_dump(content, sort_keys=False, allow_unicode=True)
     raise InvalidContent("protocol: must be YAML text or a mapping")

@@ -20,6 +20,7 @@ import copy
 from typing import Any
 
 from .. import protocol
+from ..protocol.limits import DEFAULT_LIMITS, Limits
 from .content import PREREQUISITE_ITEM_TYPES, REF_KEY, prerequisite_name
 from .repository import Invalid, MarketRepository, NoItem, Viewer, split_ref
 
@@ -30,13 +31,15 @@ def has_references(doc: Any) -> bool:
 
 
 def resolve_references(doc: dict, username: str, groups: list[str], *, admin: bool = False,
-                       repository: MarketRepository) -> tuple[dict, list[dict]]:
+                       repository: MarketRepository, limits: Limits = DEFAULT_LIMITS) -> tuple[dict, list[dict]]:
     """The job ``doc`` with every ``marketplace:`` prerequisite replaced by the item it names, as
     ``username`` (member of ``groups``; ``admin``) may see it, and the list of what was used.
 
     ``doc`` itself is not changed. A job without references is returned as is, with ``[]``.
     Raises ``ValueError`` naming the field of each unknown, invisible or unsuitable reference,
-    e.g. ``prerequisites[1].marketplace: no item "x" visible to you``.
+    e.g. ``prerequisites[1].marketplace: no item "x" visible to you``. The items copied in may
+    add at most ``limits.max_expanded_chars`` characters of text together (one large item named a
+    thousand times is refused before its thousand copies are made).
     """
     if not has_references(doc):
         return doc, []
@@ -44,6 +47,7 @@ def resolve_references(doc: dict, username: str, groups: list[str], *, admin: bo
     out = copy.deepcopy(doc)
     records: list[dict] = []
     errors: list[str] = []
+    copied = 0
     for i, entry in enumerate(out["prerequisites"]):
         if not isinstance(entry, dict) or REF_KEY not in entry:
             continue
@@ -69,8 +73,12 @@ def resolve_references(doc: dict, username: str, groups: list[str], *, admin: bo
             errors.append(f'{path}.type: item "{item}" is a {kind} item, but the prerequisite says '
                           f"{entry['type']!r}")
             continue
+        copied += len(content)
+        if copied > limits.max_expanded_chars:
+            raise ValueError(f"{path}.{REF_KEY}: the marketplace items referenced add more than "
+                             f"{limits.max_expanded_chars} characters to the job")
         try:
-            stored = protocol.parse(content)
+            stored = protocol.parse(content, limits)
         except protocol.InvalidProtocol:  # pragma: no cover - checked at publish
             errors.append(f'{path}.{REF_KEY}: item "{item}" version {used} is unreadable')
             continue

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from .errors import InvalidProtocol, ProtocolError
 
-__all__ = ["DEFAULT_LIMITS", "Limits", "RenderBudget", "TooLarge", "name_list", "too_large"]
+__all__ = ["DEFAULT_LIMITS", "Limits", "RenderBudget", "TooLarge", "check_object", "name_list", "too_large"]
 
 
 @dataclass(frozen=True)
@@ -89,3 +89,53 @@ class RenderBudget:
         if self.remaining < 0:
             raise too_large(where, f"templates render to more than {self.limit} characters "
                                    "(a large parameter referenced many times?)")
+
+
+def check_object(value: object, limits: Limits = DEFAULT_LIMITS, *, what: str = "document") -> None:
+    """Refuse an already-built document (a JSON body, a mapping from another loader) that expands to
+    more than ``limits`` allow: nodes, scalar characters, depth, all counted as if every shared
+    reference were a copy (what ``json.dumps`` or a pydantic model would make of it).
+
+    Each container is measured once (shared ones are memoised by identity) and without recursion,
+    so a 100,000-deep list or a graph of 2^30 shared paths costs its number of distinct objects.
+    """
+    sizes: dict[int, tuple[int, int, int]] = {}  # id -> (nodes, chars, depth) as expanded
+    on_path: set[int] = set()
+    keep: list[object] = []  # ids stay valid while their objects are alive
+    stack: list[tuple[object, bool]] = [(value, False)]
+    while stack:
+        item, done = stack.pop()
+        if not isinstance(item, (dict, list, tuple)):
+            continue
+        key = id(item)
+        if done:
+            on_path.discard(key)
+            nodes, chars, depth = 1, 0, 0
+            children = [*item.keys(), *item.values()] if isinstance(item, dict) else list(item)
+            for child in children:
+                if isinstance(child, (dict, list, tuple)):
+                    c_nodes, c_chars, c_depth = sizes[id(child)]
+                else:
+                    c_nodes, c_chars, c_depth = 1, len(child) if isinstance(child, str) else 0, 0
+                nodes, chars, depth = nodes + c_nodes, chars + c_chars, max(depth, c_depth)
+            sizes[key] = (nodes, chars, depth + 1)
+            if depth + 1 > limits.max_depth:
+                raise too_large("", f"{what} is nested more than {limits.max_depth} levels deep")
+            if nodes > limits.max_nodes:
+                raise too_large("", f"{what} expands to more than {limits.max_nodes} nodes "
+                                    "(shared references counted at their expanded size)")
+            if chars > limits.max_expanded_chars:
+                raise too_large("", f"{what} expands to more than {limits.max_expanded_chars} characters "
+                                    "of text (shared references counted at their expanded size)")
+            continue
+        if key in sizes:
+            continue
+        if key in on_path:
+            raise too_large("", f"{what} is recursive: it contains itself")
+        if len(on_path) >= limits.max_depth:
+            raise too_large("", f"{what} is nested more than {limits.max_depth} levels deep")
+        on_path.add(key)
+        keep.append(item)
+        stack.append((item, True))
+        children = [*item.keys(), *item.values()] if isinstance(item, dict) else item
+        stack.extend((child, False) for child in children if isinstance(child, (dict, list, tuple)))

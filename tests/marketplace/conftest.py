@@ -49,9 +49,10 @@ class Market:
 
 def start_market(tmp_path_factory, config: str = "") -> tuple[Server, Market]:
     srv = Server(tmp_path_factory.mktemp("market") / "data", args=("--simulated-gpus", "0", "--node-cpu", "8"))
-    srv.data_dir.mkdir(parents=True)
+    srv.data_dir.mkdir(parents=True, mode=0o700)  # the server refuses a data directory others can read
     if config:
         (srv.data_dir / "pai_config.py").write_text(config)
+        (srv.data_dir / "pai_config.py").chmod(0o600)
     srv.start()
     tokens = {"admin": srv.admin_token}
     for name in ("alice", "bob", "carol"):
