@@ -129,14 +129,17 @@ function countingGet(routes: Record<string, any>) {
 describe('the panels refresh on a poll', () => {
   it('JobsPanel: every refreshMs while shown, not while hidden, backing off on errors', async () => {
     vi.spyOn(Math, 'random').mockReturnValue(0.999);
-    const routes: Record<string, any> = { jobs: [] };
-    const { api, calls } = countingGet(routes);
+    const page = 'jobs?offset=0&limit=50&withTotalCount=true';
+    const routes: Record<string, any> = { [page]: { totalCount: 0, data: [] }, 'virtual-clusters': {} };
+    const { api, calls: asked } = countingGet(routes);
+    const calls = { get length() { return asked.filter(a => a.startsWith('jobs')).length; } };
     const p = attached(new JobsPanel(api, () => undefined, 1000));
     await settle();
     await pass(2000);
     expect(calls).toHaveLength(3);
+    expect(asked.filter(a => a === 'virtual-clusters')).toHaveLength(1); // the VC choices are read once
     await expectRestWhileHidden(p, () => calls.length);
-    delete routes.jobs; // the list fails: said in the panel, asked for less often
+    delete routes[page]; // the list fails: said in the panel, asked for less often
     await pass(10_000);
     expect(p.node.querySelector('.pai-Message')!.textContent).toContain('Cannot list jobs');
     expect(calls.length).toBeLessThan(9);
