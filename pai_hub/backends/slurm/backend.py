@@ -31,11 +31,15 @@ from typing import Any
 from pai_hub.backends.base import GpuInfo, NodeInfo, TaskEvent, TaskLaunch, TaskRunning
 from pai_hub.backends.events import lost_record
 from pai_hub.backends.slurm.jobscript import CONFIG_FILE, HOLD_FILE, STARTED_FILE, command_line
+from pai_hub.backends.slurm.users import RECORDS_DIR, SlurmUsers, open_owned
 from pai_hub.backends.taskdir import TaskDirBackend, check_task_id, is_task_id
+from pai_runtime.accounts import Account, AccountError
 from pai_runtime.atomic import write_json_atomic
-from pai_runtime.env import task_environ
+from pai_runtime.env import build_env, task_environ
 from pai_runtime.exitcodes import EXIT_START_FAILED, EXIT_STOPPED, EXIT_TASK_LOST
-from pai_runtime.supervisor import EXIT_FILE, SPEC_FILE, STOP_FILE, read_json
+from pai_runtime.isolation import IsolationPolicy
+from pai_runtime.spec import TaskSpec
+from pai_runtime.supervisor import EXIT_FILE, LOG_NAMES, SPEC_FILE, STOP_FILE, read_json
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +75,11 @@ class SlurmBackend(TaskDirBackend):
     ``debug_hold_minutes``: a failed task keeps its allocation this long for debugging unless
     :meth:`release` (or :meth:`stop`) ends it earlier; 0: no hold. ``request_memory``: pass the role's
     memory as ``--mem``. ``simulated_gpus``: mark the gres GPUs simulated (fake device files).
+    ``isolation``: a policy that switches users runs every task as its PAI user's Unix account
+    (``sbatch --uid/--gid``, clean environment, task directory 0700 owned by the account; see
+    :mod:`.users`); None or mode ``none``: as the platform's user. ``import_path``: run the job script
+    with ``python -S -E`` on this path (default: this interpreter's own path when ``python`` is it).
+    ``task_path``: PATH of isolated tasks (default: the local backend's rule).
     """
 
     name = "slurm"
@@ -93,11 +102,21 @@ class SlurmBackend(TaskDirBackend):
         gpu_model: str = "slurm-gres",
         gpu_memory_mb: int = 0,
         simulated_gpus: bool = False,
+        isolation: IsolationPolicy | None = None,
+        import_path: list[str] | None = None,
+        task_path: str | None = None,
     ) -> None:
         super().__init__(run_root)
         self.partition = partition
         self.python = python or sys.executable
-        self._job_command = command_line(self.python, _import_path() if self.python == sys.executable else None)
+        if import_path is None and self.python == sys.executable:
+            import_path = _import_path()
+        self.import_path = import_path
+        self._job_command = command_line(self.python, import_path)
+        self.isolation = isolation if isolation is not None else IsolationPolicy()
+        self.users = SlurmUsers(isolation, path=task_path) if isolation is not None and isolation.switches_users else None
+        self._records = str(self.run_root / RECORDS_DIR)
+        self._accounts: dict[str, Account] = {}  # live task id -> the account it runs as
         self.sbatch_args = list(sbatch_args)
         self.prefix = job_name_prefix
         self.poll_interval = poll_interval
@@ -157,13 +176,34 @@ class SlurmBackend(TaskDirBackend):
     async def open(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._closing = False
-        os.makedirs(self.tasks_dir, mode=0o700, exist_ok=True)
+        if self.users is not None:
+            self._open_isolated()
+        else:
+            os.makedirs(self.tasks_dir, mode=0o700, exist_ok=True)
         if self.notify:
             self._listen()
+            if self.users is not None:  # jobs run as their users: they may send (never read) exit datagrams
+                os.chmod(self.socket_path, 0o622)
         await self.refresh_nodes()
         self._workers = [asyncio.create_task(self._submitter(), name=f"slurm-submit-{i}")
                          for i in range(self.submit_concurrency)]
         self._workers.append(asyncio.create_task(self._poller(), name="slurm-poll"))
+
+    def _open_isolated(self) -> None:
+        """Tasks run as their users: they must reach their own task directory (``tasks/`` is 0711: no
+        listing) and the interpreter; the control plane's job records stay root's (0700)."""
+        assert self.users is not None
+        self.users.check_reachable(str(self.tasks_dir), "the run root")
+        self.users.check_reachable(self.python, "the job script's interpreter")
+        for entry in self.import_path or ():
+            self.users.check_reachable(f"{entry}/", "the job script's import path entry")
+        os.makedirs(self.tasks_dir, mode=0o711, exist_ok=True)
+        os.chmod(self.tasks_dir, 0o711)
+        os.makedirs(self._records, mode=0o700, exist_ok=True)
+        os.chmod(self._records, 0o700)
+        if self.users.policy.mode == "sandbox":
+            log.warning("Slurm backend: isolation mode 'sandbox' runs tasks as their users' accounts; the "
+                        "bubblewrap sandbox is not applied inside Slurm jobs (use Slurm's cgroup and task plugins)")
 
     async def close(self) -> None:
         self._closing = True
@@ -190,8 +230,28 @@ class SlurmBackend(TaskDirBackend):
         """The Slurm job id of a task attempt, once submitted."""
         if task_id in self._job_ids:
             return self._job_ids[task_id]
-        cfg = read_json(f"{self._tasks}/{task_id}/{CONFIG_FILE}") or {}
-        return cfg.get("jobId")
+        return self._record(task_id).get("jobId")
+
+    def _record_path(self, task_id: str) -> str:
+        """Where the control plane keeps a job's Slurm job id: ``slurm.json`` in the task directory, or,
+        when tasks run as their users (who own that directory), a root-only file beside it."""
+        if self.users is not None:
+            return f"{self._records}/{task_id}.json"
+        return f"{self._tasks}/{task_id}/{CONFIG_FILE}"
+
+    def _record(self, task_id: str) -> dict[str, Any]:
+        return read_json(self._record_path(task_id)) or {}
+
+    def account_of(self, task_id: str) -> Account | None:
+        """The account a task attempt runs as (None: the platform's user), from the root-only record."""
+        if self.users is None:
+            return None
+        account = self._accounts.get(task_id)
+        if account is None:
+            raw = self._record(task_id).get("account")
+            if raw:
+                account = Account(raw["name"], int(raw["uid"]), int(raw["gid"]), raw["home"])
+        return account
 
     # -- tasks ---------------------------------------------------------------------------------
 
@@ -228,8 +288,10 @@ class SlurmBackend(TaskDirBackend):
             node = launch.node
         return self._node_ip.get(node) if node else None
 
-    @staticmethod
-    def _write_task(task_dir: str, spec: dict[str, Any], config: dict[str, Any]) -> None:
+    def _write_task(self, task_dir: str, spec: dict[str, Any], config: dict[str, Any]) -> Account | None:
+        """Create the task directory with what the job reads; with isolation, hand it to the account
+        (resolved, or created, here: off the loop) and return that account."""
+        account = self.users.account(str(spec.get("username", ""))) if self.users is not None else None
         try:
             os.makedirs(task_dir, 0o700)
         except FileExistsError:
@@ -237,13 +299,22 @@ class SlurmBackend(TaskDirBackend):
                 raise ValueError(f"task {os.path.basename(task_dir)} was already started") from None
         write_json_atomic(f"{task_dir}/{SPEC_FILE}", spec, mode=0o600)
         write_json_atomic(f"{task_dir}/{CONFIG_FILE}", config, mode=0o600)
+        if account is not None:
+            assert self.users is not None
+            self.users.hand_over(task_dir, account, (SPEC_FILE, CONFIG_FILE))
+        return account
 
-    def _sbatch_argv(self, task_id: str, launch: TaskLaunch, config: dict[str, Any]) -> list[str]:
+    def _sbatch_argv(self, task_id: str, launch: TaskLaunch, config: dict[str, Any],
+                     account: Account | None = None) -> list[str]:
         task_dir = f"{self._tasks}/{task_id}"
         role = (launch.spec.get("task_roles") or {}).get(launch.spec.get("task_role"), {})
         argv = ["sbatch", "--parsable", f"--job-name={config['jobName']}", f"--nodelist={launch.node}",
                 "--nodes=1", "--ntasks=1", f"--cpus-per-task={max(1, int(role.get('cpu') or 1))}",
-                f"--chdir={task_dir}", f"--output={task_dir}/slurm.out", "--export=ALL", "--no-requeue"]
+                f"--chdir={task_dir}", f"--output={task_dir}/slurm.out", "--no-requeue"]
+        if account is not None and self.users is not None:
+            argv += self.users.sbatch_args(account)
+        else:
+            argv.append("--export=ALL")
         if launch.gpus:
             argv.append(f"--gres=gpu:{len(launch.gpus)}")
         if self.request_memory and role.get("memory_mb"):
@@ -264,18 +335,25 @@ class SlurmBackend(TaskDirBackend):
             task_dir = f"{self._tasks}/{task_id}"
             spec = config.pop("spec")
             try:
-                await asyncio.to_thread(self._write_task, task_dir, spec, config)
+                account = await asyncio.to_thread(self._write_task, task_dir, spec, config)
+            except AccountError as exc:  # no account to run as: the task cannot start (and says why)
+                log.warning("start of %s refused: %s", task_id, exc)
+                self._emit_exit(task_id, {"exitCode": EXIT_START_FAILED, "finishedAt": time.time(),
+                                          "diagnostics": f"no Unix account to run as: {exc}"})
+                continue
             except (ValueError, OSError) as exc:  # started before: whatever ran is gone without a record
                 log.warning("start of %s refused: %s", task_id, exc)
                 self._emit_exit(task_id, {"exitCode": EXIT_TASK_LOST, "finishedAt": time.time(),
                                           "diagnostics": str(exc)})
                 continue
+            if account is not None:
+                self._accounts[task_id] = account
             if os.path.exists(f"{task_dir}/{STOP_FILE}"):
                 self._emit_exit(task_id, {"exitCode": EXIT_STOPPED, "finishedAt": time.time(),
                                           "reason": "stopped before it was submitted to Slurm"})
                 continue
             try:
-                out = await self._run(*self._sbatch_argv(task_id, launch, config))
+                out = await self._run(*self._sbatch_argv(task_id, launch, config, account))
             except Exception as exc:
                 log.warning("sbatch of %s failed: %s", task_id, exc)
                 self._emit_exit(task_id, {"exitCode": EXIT_START_FAILED, "finishedAt": time.time(),
@@ -284,7 +362,10 @@ class SlurmBackend(TaskDirBackend):
             job_id = out.strip().split(";")[0]
             self._job_ids[task_id] = job_id
             config = {**config, "jobId": job_id, "submittedAt": time.time()}
-            await asyncio.to_thread(write_json_atomic, f"{task_dir}/{CONFIG_FILE}", config, mode=0o600)
+            if account is not None:
+                config["account"] = {"name": account.name, "uid": account.uid, "gid": account.gid,
+                                     "home": account.home}
+            await asyncio.to_thread(write_json_atomic, self._record_path(task_id), config, mode=0o600)
             if os.path.exists(f"{task_dir}/{STOP_FILE}") and task_id in self._live:
                 await self._scancel(job_id, None)  # stopped while sbatch ran
 
@@ -340,6 +421,7 @@ class SlurmBackend(TaskDirBackend):
 
     def _forget(self, task_id: str) -> None:
         super()._forget(task_id)
+        self._accounts.pop(task_id, None)
         self._started.discard(task_id)
         self._missing.pop(task_id, None)
         self._job_ids.pop(task_id, None)
@@ -349,11 +431,11 @@ class SlurmBackend(TaskDirBackend):
         found = []
         for tid in task_ids:
             d = f"{self._tasks}/{tid}"
-            record = read_json(f"{d}/{EXIT_FILE}")
+            record = self._exit_record(tid)
             if record is not None:
                 found.append((tid, "exit", record))
             elif tid not in self._started and os.path.exists(f"{d}/{STARTED_FILE}"):
-                found.append((tid, "started", read_json(f"{d}/{STARTED_FILE}")))
+                found.append((tid, "started", self._task_json(tid, STARTED_FILE)))
         return found
 
     async def _poller(self) -> None:
@@ -403,7 +485,7 @@ class SlurmBackend(TaskDirBackend):
             self._missing[tid] = self._missing.get(tid, 0) + 1
             if self._missing[tid] < 2:
                 continue
-            record = read_json(f"{self._tasks}/{tid}/{EXIT_FILE}")
+            record = self._exit_record(tid)
             if record is None:
                 record = self._no_record(tid, job_id, state)
             self._emit_exit(tid, record)
@@ -430,37 +512,125 @@ class SlurmBackend(TaskDirBackend):
             if not is_task_id(tid):
                 events.append(self._ended(tid, lost_record("invalid task id")))
                 continue
-            d = f"{self._tasks}/{tid}"
-            record = read_json(f"{d}/{EXIT_FILE}")
+            record = self._exit_record(tid)
             if record is not None:
                 events.append(self._ended(tid, record))
                 continue
-            cfg = read_json(f"{d}/{CONFIG_FILE}") or {}
+            cfg = self._record(tid)
             job = jobs.get(str(cfg.get("jobId"))) if cfg.get("jobId") else by_name.get(f"{self.prefix}{tid}")
             state = job.get("job_state") if job else None
             if job is not None and state not in _FINAL_STATES:
                 self._live.add(tid)
                 self._job_ids[tid] = str(job["job_id"])
-                started = read_json(f"{d}/{STARTED_FILE}")
+                started = self._task_json(tid, STARTED_FILE)
                 if started is not None:
                     self._started.add(tid)
                 events.append(TaskRunning(tid, (started or {}).get("startedAt")))
                 continue
-            record = read_json(f"{d}/{EXIT_FILE}")  # it may have ended between the two looks
+            record = self._exit_record(tid)  # it may have ended between the two looks
             if record is None:
                 record = self._no_record(tid, str(cfg.get("jobId")), state)
             events.append(self._ended(tid, record))
         return events
 
+    # -- files the task's user owns ------------------------------------------------------------
+    # With isolation the task directory belongs to the user, who may replace anything in it with a
+    # symlink: what root reads back is opened without following links and only if the account owns it.
+
+    def _task_json(self, task_id: str, name: str) -> dict[str, Any] | None:
+        path = f"{self._tasks}/{task_id}/{name}"
+        account = self.account_of(task_id) if self.users is not None else None
+        if self.users is None or account is None:
+            return read_json(path)
+        try:
+            f = open_owned(path, account.uid)
+        except OSError:
+            return None
+        if f is None:
+            return None
+        with f:
+            try:
+                data = json.loads(f.read())
+            except ValueError:
+                return None
+        return data if isinstance(data, dict) else None
+
+    def _exit_record(self, task_id: str) -> dict[str, Any] | None:
+        return self._task_json(task_id, EXIT_FILE)
+
+    def _mark_stopped(self, task_dir: str) -> None:
+        if self.users is None:
+            return super()._mark_stopped(task_dir)
+        os.makedirs(task_dir, 0o700, exist_ok=True)
+        with contextlib.suppress(FileExistsError):  # never through a link the user left there
+            os.close(os.open(f"{task_dir}/{STOP_FILE}",
+                             os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600))
+
+    def read_log(self, task_id: str, name: str, offset: int = 0, limit: int | None = None) -> bytes:
+        account = self.account_of(task_id) if self.users is not None else None
+        if account is None:
+            return super().read_log(task_id, name, offset, limit)
+        if name not in LOG_NAMES:
+            raise KeyError(name)
+        log_dir = self._log_dir(task_id)
+        if log_dir is None:
+            return self._archived(task_id).read_log(task_id, name, offset, limit)
+        f = open_owned(f"{log_dir}/{name}", account.uid)
+        if f is None:
+            return b""  # no output yet, or not a file of the task's user
+        with f:
+            if offset:
+                f.seek(offset)
+            return f.read(-1 if limit is None else limit)
+
     # -- shells --------------------------------------------------------------------------------
 
+    def exec_shell(self, task_id: str) -> Any:
+        """As :meth:`TaskDirBackend.exec_shell`; with isolation the shell is the task account's: the
+        tools in front (``setpriv``, ``srun``) start as root from a fixed environment, and the task's
+        environment (its ``env``, which the user controls, LD_PRELOAD included) applies only after
+        the switch (``env -i``); spec.json is read only if the account owns it."""
+        if self.users is None:
+            return super().exec_shell(task_id)
+        from terminado.management import PtyWithClients
+
+        task_dir = str(self.task_dir(task_id))
+        account = self.account_of(task_id)
+        data = self._task_json(task_id, SPEC_FILE) if account is not None else None
+        if account is None or data is None:
+            raise KeyError(task_id)
+        spec = TaskSpec.from_json_dict(data)
+        user_env = self.users.environ(account)
+        user_env.update(spec.env)
+        user_env.update(build_env(spec))  # last: a job's env may not widen its GPU mask
+        user_env.update(TERM="xterm-256color", PAI_DEBUG_SHELL="1")
+        slurm_conf = self._env.get("SLURM_CONF")
+        if slurm_conf:
+            user_env["SLURM_CONF"] = slurm_conf  # what srun reads
+        switch = self.users.as_user(account, user_env)
+        work = spec.work_dir or f"{task_dir}/work"
+        job_id = self.job_id(task_id)
+        if job_id is not None and (task_id in self._live or os.path.exists(f"{task_dir}/{HOLD_FILE}")):
+            argv = [*switch, "srun", f"--jobid={job_id}",
+                    "--overlap", "--pty", f"--chdir={work}", "--ntasks=1", "--export=ALL", "/bin/bash", "-i"]
+        else:
+            argv = [*switch, "/bin/bash", "-c", 'cd -- "$1" 2>/dev/null; exec /bin/bash -i', "bash", work]
+        return PtyWithClients(argv, self._shell_environ(), task_dir)
+
+
     def _shell_environ(self) -> dict[str, str]:
-        return self._env
+        if self.users is None:
+            return self._env
+        # Tasks run as their users: the shell gets what Slurm's commands need, not the platform's env.
+        env = self.users.tools_environ()
+        if "SLURM_CONF" in self._env:
+            env["SLURM_CONF"] = self._env["SLURM_CONF"]
+        return env
 
     def _shell_argv(self, task_id: str, env: dict[str, str], cwd: str) -> list[str]:
         """While the task's Slurm job lives (running, or held for debugging) the shell is a step in
         its allocation on the task's node (``srun --jobid J --overlap --pty``); after it, a shell on
-        this host in the shared task directory."""
+        this host in the shared task directory. (With isolation :meth:`exec_shell` builds its own.)"""
         job_id = self.job_id(task_id)
         if job_id is not None and (task_id in self._live or os.path.exists(f"{self._tasks}/{task_id}/{HOLD_FILE}")):
             return ["srun", f"--jobid={job_id}", "--overlap", "--pty", f"--chdir={cwd}", "--ntasks=1",

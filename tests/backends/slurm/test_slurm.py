@@ -1,45 +1,21 @@
 """The Slurm backend against a real Slurm (Debian's slurm-wlm 22.05 + munge) started on 127.0.0.1 with
-4 emulated nodes x 4 fake GPUs by scripts/slurm-test-cluster.sh, and stopped after the module."""
+4 emulated nodes x 4 fake GPUs by scripts/slurm-test-cluster.sh (the ``slurm_conf`` fixture, conftest.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import os
-import shutil
 import subprocess
-import tempfile
-from pathlib import Path
 
 import pytest
 
 from pai_hub.backends.base import TaskExit, TaskLaunch, TaskRunning
 from pai_hub.backends.slurm import SlurmBackend, parse_gres_gpus
 from pai_runtime.spec import TaskPeer, TaskRoleInfo, TaskSpec
-from tests.requirements import require_tool
 from tests.terminal import terminal_output
 
 pytestmark = pytest.mark.timeout(120)
-SCRIPT = Path(__file__).resolve().parents[3] / "scripts" / "slurm-test-cluster.sh"
-
-
-@pytest.fixture(scope="module")
-def slurm_conf():
-    for tool in ("slurmctld", "slurmd", "munged"):
-        require_tool(tool, "make slurm (apt-get install -y --no-install-recommends slurm-wlm munge)")
-    if os.geteuid() != 0:
-        pytest.skip("the test Slurm cluster runs its daemons as root")
-    d = tempfile.mkdtemp(prefix="pai-slurm-")
-    env = {**os.environ, "SLURM_TEST_PORT": os.environ.get("SLURM_TEST_PORT", "16817")}
-    res = subprocess.run([str(SCRIPT), "start", d], env=env, capture_output=True, text=True, timeout=90)
-    if res.returncode != 0:
-        subprocess.run([str(SCRIPT), "stop", d], env=env, timeout=30)
-        pytest.fail(f"test Slurm cluster did not start: {res.stdout}\n{res.stderr}")
-    try:
-        yield f"{d}/slurm.conf"
-    finally:
-        subprocess.run([str(SCRIPT), "stop", d], env=env, timeout=60)
-        shutil.rmtree(d, ignore_errors=True)
 
 
 def make_spec(task_id, command, *, role="worker", index=0, instances=1, gpus=(), peers=None) -> dict:
