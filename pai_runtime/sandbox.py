@@ -21,7 +21,8 @@ environment; the user's (which a job's ``env`` may fill with ``LD_PRELOAD``) is 
 ``env -i`` only after the switch.
 
 Memory (``memoryMB``) is enforced: cgroup v2 ``memory.max`` in a cgroup per task where the cgroup v2
-hierarchy is writable, else ``RLIMIT_AS``. CPU share: cgroup v2 ``cpu.weight``, else not enforced. The
+hierarchy is writable, else ``RLIMIT_AS`` (not for GPU tasks: CUDA reserves far more address space
+than it uses, so an address-space limit would break it; their memory is then not enforced). CPU share: cgroup v2 ``cpu.weight``, else not enforced. The
 reasons for a fallback are returned in :attr:`Prepared.notes` for the task's ``runtime.log``.
 """
 
@@ -232,6 +233,10 @@ def _limits(place: TaskPlace) -> tuple[list[str], list[str], list[str], str | No
         reason = "cgroup v2 not available"
     notes = [f"CPU share not enforced: {reason}"] if place.cpu > 0 else []
     if place.memory_mb <= 0:
+        return [], [], notes, None
+    if place.gpus:
+        # CUDA reserves far more address space than it uses: an RLIMIT_AS of memoryMB makes it fail.
+        notes.insert(0, f"memory limit not enforced: {reason}, and RLIMIT_AS would break CUDA in a GPU task")
         return [], [], notes, None
     notes.insert(0, f"memory limit by RLIMIT_AS ({place.memory_mb} MB of address space): {reason}")
     return [], [_tool("prlimit"), f"--as={place.memory_mb << 20}", "--"], notes, None

@@ -16,8 +16,10 @@ import asyncio
 import os
 import re
 import secrets
+import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -215,7 +217,8 @@ async def scenario(w: World, mode: str) -> Outcome:
         env = dict(line.split("=", 1) for line in env_text.splitlines() if "=" in line)
         env["__id"] = (backend.task_dir(a_id) / "work" / "id.txt").read_text().strip()
         terminal = backend.exec_shell(a_id)
-        shell_output = await asyncio.to_thread(terminal_output, terminal, script + "exit\n", 60)
+        shell_output = await asyncio.to_thread(terminal_output, terminal,
+                                               script + 'echo "SHELL[$(id -u)][$HOME]"; exit\n', 60)
     except BaseException:
         await backend.close()
         raise
@@ -287,8 +290,37 @@ def test_no_platform_variable_reaches_the_task(sandboxed: Outcome, unisolated: O
     assert ".cargo" not in sandboxed.env["PATH"]
 
 
-def test_the_debug_shell_starts_clean(sandboxed: Outcome) -> None:
+def test_the_debug_shell_starts_clean_as_the_tasks_account(world: World, sandboxed: Outcome,
+                                                          unisolated: Outcome) -> None:
+    a = world.account(world.a)
     assert "No such file or directory" not in sandboxed.shell_output, sandboxed.shell_output
+    assert f"SHELL[{a.uid}][{a.home}]" in sandboxed.shell_output, sandboxed.shell_output
+    assert f"SHELL[0][{os.environ.get('HOME')}]" in unisolated.shell_output  # how it was: root
+
+
+def test_users_mode_reaches_its_own_task_dir_without_a_sandbox(world: World) -> None:
+    """Mode users: no bind mounts, so the tasks directory must be passable (0711) for the account to
+    append to its runtime.log by path (RUNTIME_LOG_PIPE); the run root's parents are too."""
+    users = IsolationPolicy(**{**world.policy.__dict__, "mode": "users"})
+    base = Path(tempfile.mkdtemp(prefix="pai-users-", dir="/tmp"))
+    base.chmod(0o755)
+
+    async def main() -> tuple[TaskExit, str, str]:
+        backend = LocalBackend(base / "run", simulated_gpus=0, isolation=users)
+        await backend.open()
+        try:
+            await backend.start(launch("u", world.a, 'id -u; echo from-task >> "$RUNTIME_LOG_PIPE"; '
+                                       'cat ../spec.json 2>/dev/null || echo spec-closed; ls .. || true'))
+            event = await wait_exit(backend, "u")
+            return event, backend.read_log("u", "stdout").decode(), backend.read_log("u", "runtime.log").decode()
+        finally:
+            await backend.close()
+            shutil.rmtree(base, ignore_errors=True)
+
+    event, stdout, runtime_log = asyncio.run(main())
+    assert event.exit_code == 0, stdout
+    assert stdout.split()[:2] == [str(world.account(world.a).uid), "spec-closed"], stdout
+    assert "from-task" in runtime_log
 
 
 def test_the_stopped_task_was_adopted_and_left_nothing(sandboxed: Outcome) -> None:

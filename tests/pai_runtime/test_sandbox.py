@@ -135,6 +135,10 @@ def test_memory_limit_without_cgroup_v2_is_rlimit_as_with_the_reason(
     assert any("CPU share not enforced" in n for n in prepared.notes)
     out = _run(policy, acc, place, "ulimit -v")
     assert out.stdout.strip() == str(256 << 10)
+    gpu = prepare(policy, acc, TaskPlace("g", place.task_dir, place.work_dir, gpus=[0], memory_mb=256),
+                  user_environ(acc))
+    assert not any(part.startswith("--as=") for part in gpu.prefix)
+    assert any("would break CUDA" in n for n in gpu.notes), gpu.notes
 
 
 def test_mode_none_is_refused() -> None:
