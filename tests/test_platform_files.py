@@ -5,6 +5,7 @@ writes readable by its own user only — the database, tokens, logs, task direct
 from __future__ import annotations
 
 import os
+import pwd
 import stat
 import subprocess
 import sys
@@ -12,6 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from pai_runtime.accounts import unix_account_name
+from pai_runtime.isolation import IsolationPolicy
+from tests.requirements import require_tool
 from tests.server import Server, job_yaml, wait_state
 
 pytestmark = pytest.mark.slow
@@ -125,6 +129,41 @@ def test_an_empty_data_directory_made_with_the_default_umask_is_made_private(tmp
         assert _mode(srv.data_dir) == 0o700
     finally:
         srv.stop()
+
+
+def test_in_a_sandbox_only_listed_directories_are_traversable_and_only_the_tasks_own_files_are_the_users(tmp_path):
+    """Isolation sandbox, a task of carol's has run: nothing is readable or writable by group or
+    others anywhere; the execute bit (traversal) only on the data directory, ``run/``, ``run/tasks``
+    and each task directory's root; owned by carol's account only what her task writes (its work
+    directory, its ``runtime.log``, her jobs' checkpoint directories), everything else by the server's user."""
+    require_tool("bwrap", "make install (apt-get install bubblewrap)")
+    srv = Server(tmp_path / "data", args=("--simulated-gpus", "0"), isolation="sandbox")
+    srv.start(timeout=60)
+    try:
+        with srv.client(srv.add_user("carol")) as c:
+            r = c.post("/api/v2/jobs", content=job_yaml("files", ["echo hello > out.txt"]),
+                       headers={"Content-Type": "text/yaml"})
+            assert r.status_code == 202, r.text
+            wait_state(c, "carol~files", {"SUCCEEDED"}, timeout=60)
+    finally:
+        srv.stop()
+        srv.kill_tasks()
+    data = srv.data_dir
+    carol = pwd.getpwnam(unix_account_name(IsolationPolicy(mode="sandbox"), "carol")).pw_uid
+    tasks = data / "run" / "tasks"
+    traversed = {data, data / "run", tasks, *tasks.iterdir()}
+    carols = [*tasks.glob("*/work"), *tasks.glob("*/runtime.log"), *data.glob("checkpoints/carol/*")]
+    wrong = []
+    for root, _dirs, files in os.walk(data):
+        for path in [Path(root), *(Path(root) / f for f in files)]:
+            st = path.lstat()
+            allowed = 0o011 if path in traversed else 0
+            owner = carol if any(path == c or c in path.parents for c in carols) else os.geteuid()
+            if stat.S_IMODE(st.st_mode) & 0o077 & ~allowed or st.st_uid != owner:
+                wrong.append(f"{path} {stat.filemode(st.st_mode)} uid {st.st_uid} (expected uid {owner})")
+    assert not wrong, "\n".join(wrong)
+    assert list(tasks.glob("*/work/out.txt")), "the task did not write its file"
+    assert _mode(data) == 0o711
 
 
 def test_with_users_own_accounts_tasks_may_only_traverse_the_data_directory(tmp_path):
