@@ -27,8 +27,9 @@ class Limits:
 
     #: Largest document text, in bytes (UTF-8).
     max_bytes: int = 4 << 20
-    #: Nodes (scalars, sequences, mappings) after alias expansion.
-    max_nodes: int = 200_000
+    #: Nodes (scalars, sequences, mappings) after alias expansion. A real job has hundreds; PyYAML
+    #: builds about 100,000 nodes a second, so this also bounds the time one document may take.
+    max_nodes: int = 50_000
     #: Characters of all scalars after alias expansion.
     max_expanded_chars: int = 8 << 20
     #: Nesting depth of sequences and mappings.
