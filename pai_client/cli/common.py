@@ -69,6 +69,12 @@ def wait_and_report(c: PaiClient, name: str, timeout: float) -> int:
     return 0 if state == "SUCCEEDED" else 1
 
 
+def print_warnings(answer: Any) -> None:
+    """The server's ``warnings`` (something the job asks for will not happen there), on stderr."""
+    for warning in (answer.get("warnings") or []) if isinstance(answer, dict) else []:
+        print(f"pai: warning: {warning}", file=sys.stderr)
+
+
 def print_json(data: Any) -> int:
     """``--json``: the answer as the API gave it."""
     print(json.dumps(data, indent=2))

@@ -10,7 +10,7 @@ from typing import Any
 
 from .. import terminal
 from ..console import job_rows, print_table, write_logs
-from .common import client, command, fail, print_json, read_job, task_option, wait_and_report
+from .common import client, command, fail, print_json, print_warnings, read_job, task_option, wait_and_report
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -36,10 +36,14 @@ def cmd_submit(args: argparse.Namespace) -> int:
     with client(args) as c:
         if args.dry_run:
             r = c.submit(text, dry_run=True)
+            print_warnings(r)
             print(f"valid: {r['name']} ({r['totalTaskNumber']} tasks, {r['totalGpuNumber']} GPUs in "
                   f"{r['virtualCluster']}); not submitted")
             return 0
-        name = c.submit_job(text)
+        import yaml  # as Api.submit_job: only when submitting
+
+        print_warnings(c.submit(text))
+        name = c.resolve(str((yaml.safe_load(text) or {}).get("name", "")))
         print(f"submitted {name}")
         return wait_and_report(c, name, args.timeout) if args.wait else 0
 
@@ -50,6 +54,7 @@ def submit_array(args: argparse.Namespace, text: str) -> int:
         return fail("--wait follows one job; follow an array with pai job list")
     with client(args) as c:
         r = c.submit_many(text, array=args.array, dry_run=args.dry_run)
+    print_warnings(r)
     names = r["names"]
     span = names[0] if len(names) == 1 else f"{names[0]} ... {names[-1]}"
     if args.dry_run:

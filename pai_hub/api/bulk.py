@@ -171,7 +171,7 @@ async def submit_checked(handler: JobsHandler, jobs: Submission, describe: Calla
                                f"{describe(position)}: Job {job.framework_name} already exists.")
             seen.add(job.framework_name)
         handler.send({"status": 200, "message": f"{len(jobs)} jobs are valid for user {user}.", "dryRun": True,
-                      "count": len(jobs), "names": names})
+                      "count": len(jobs), "names": names, **batch_warnings(handler, jobs)})
         return
     try:
         await handler.controller.submit_many(jobs)
@@ -182,7 +182,12 @@ async def submit_checked(handler: JobsHandler, jobs: Submission, describe: Calla
         await handler.blocking(record_use, used, user, getattr(handler, "_groups", []), admin=handler.me.admin,
                                repository=handler.market)
     handler.send({"status": 202, "message": f"Submitted {len(jobs)} jobs for user {user} successfully.",
-                  "count": len(jobs), "names": names}, 202)
+                  "count": len(jobs), "names": names, **batch_warnings(handler, jobs)}, 202)
+
+
+def batch_warnings(handler: JobsHandler, jobs: Submission) -> dict[str, list[str]]:
+    """The first job's warnings that has any, once for the whole batch (an array repeats one job)."""
+    return next((found for job, _ in jobs if (found := handler.warnings(job))), {})
 
 
 def element_errors(errors: list[tuple[str, ApiError]]) -> ApiError:

@@ -22,7 +22,7 @@ from ..scheduler.feasibility import infeasible_reason
 from ..scheduler.requests import RequestError, build_gangs, job_priority
 from ..store import jobs as job_store
 from ..store.history import ORDER_COLUMNS, JobQuery
-from . import logs, views
+from . import images, logs, views
 from .base import BaseHandler, parse_int
 from .errors import ApiError, bad_params, forbidden, no_job
 from .paging import PageCursors
@@ -53,6 +53,14 @@ class JobAccess(BaseHandler):
     async def status(self, job: JobRecord) -> tuple[Any, list[TaskRecord]]:
         """The job's current attempt and tasks, live or stored."""
         return await self.controller.job_status(job)
+
+    def detail(self, job: JobRecord, attempt: Any, tasks: list[TaskRecord]) -> dict[str, Any]:
+        """OpenPAI's job detail, plus whether the job's images were applied (pai_hub/api/images.py)."""
+        detail = views.job_detail(job, attempt, tasks)
+        shown = images.images_view(job.protocol, self.controller.backend)
+        if shown is not None:
+            detail["images"] = shown
+        return detail
 
     async def history(self, job: JobRecord, attempt: int | None = None) -> list[TaskRecord]:
         return await self.blocking(job_store.task_history, self.services.store, job.id, attempt)
@@ -134,7 +142,8 @@ class JobsHandler(JobAccess):
                 raise ApiError(409, "ConflictJobError", f"Job {job.framework_name} already exists.")
             self.send({"status": 200, "message": f"Job {job.name} is valid for user {job.username}.",
                        "dryRun": True, "name": job.name, "virtualCluster": job.virtual_cluster,
-                       "totalGpuNumber": job.total_gpu, "totalTaskNumber": job.total_tasks})
+                       "totalGpuNumber": job.total_gpu, "totalTaskNumber": job.total_tasks,
+                       **self.warnings(job)})
             return
         try:
             await self.controller.submit(job, plan)
@@ -143,7 +152,13 @@ class JobsHandler(JobAccess):
         if self._market_used:
             await self.blocking(record_use, self._market_used, self.me.username, self._groups, admin=self.me.admin,
                                 repository=self.market)
-        self.send({"status": 202, "message": f"Update job {job.name} for user {job.username} successfully."}, 202)
+        self.send({"status": 202, "message": f"Update job {job.name} for user {job.username} successfully.",
+                   **self.warnings(job)}, 202)
+
+    def warnings(self, job: JobRecord) -> dict[str, list[str]]:
+        """``{"warnings": [...]}`` when something the job asks for will not happen here; else nothing."""
+        found = images.submit_warnings(job.protocol, self.controller.backend)
+        return {"warnings": found} if found else {}
 
     async def _validate(self, text: str) -> tuple[JobRecord, Any]:
         self._market_used: list[dict[str, Any]] = []
@@ -264,7 +279,7 @@ class JobsHandler(JobAccess):
 class JobHandler(JobAccess):
     async def get(self, framework_name: str) -> None:
         job = await self.find_job(framework_name)
-        self.send(views.job_detail(job, *await self.status(job)))
+        self.send(self.detail(job, *await self.status(job)))
 
 
 class JobAttemptHandler(JobAccess):
@@ -274,12 +289,12 @@ class JobAttemptHandler(JobAccess):
         if attempt > job.attempt_id or attempt < 0:
             raise ApiError(404, "NoJobError", f"JobAttemptId {attempt} is not found in {framework_name}.")
         if attempt == job.attempt_id:
-            self.send(views.job_detail(job, *await self.status(job)))
+            self.send(self.detail(job, *await self.status(job)))
             return
         tasks = _latest_per_task(await self.history(job, attempt))
         attempts = await self.blocking(job_store.job_attempts, self.services.store, job.id)
         record = next((a for a in attempts if a.attempt_id == attempt), None)
-        self.send(views.job_detail(job, record, tasks))
+        self.send(self.detail(job, record, tasks))
 
 
 def _latest_per_task(tasks: list[TaskRecord]) -> list[TaskRecord]:

@@ -51,6 +51,9 @@ class Backend(abc.ABC):
     """
 
     name: str = "abstract"
+    #: Whether tasks run in their role's ``dockerImage``. False: the image is recorded, the job detail
+    #: says it was not applied, and a submission gets a warning (pai_hub/api/images.py).
+    applies_images: bool = False
 
     @abc.abstractmethod
     async def open(self) -> None:
