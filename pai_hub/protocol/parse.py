@@ -90,8 +90,9 @@ def _describe(exc: yaml.YAMLError) -> str:
     return f"invalid YAML: {_one_line(str(exc)) or type(exc).__name__}"
 
 
-def check_events(text: str, limits: Limits = DEFAULT_LIMITS, *, what: str = "document") -> None:
+def check_events(text: str, limits: Limits = DEFAULT_LIMITS, *, what: str = "document") -> int:
     """Refuse ``text`` if it is, or expands to, more than ``limits`` allow; constructs nothing.
+    Returns how many aliases the text uses.
 
     Counts the parser's events: every scalar is one node plus its characters, every sequence or
     mapping one node, every alias what its anchor expanded to. Malformed YAML is left for the
@@ -101,7 +102,7 @@ def check_events(text: str, limits: Limits = DEFAULT_LIMITS, *, what: str = "doc
     if size > limits.max_bytes:
         raise too_large("", f"{what} is {size} bytes, more than the limit of {limits.max_bytes} bytes")
     loader = _JobLoader(text)
-    nodes = chars = 0
+    nodes = chars = aliases = 0
     anchors: dict[str, tuple[int, int]] = {}  # anchor -> (nodes, chars) it expands to
     open_: list[tuple[str | None, int, int]] = []  # collections being read: (anchor, nodes, chars) at start
     open_anchors: set[str] = set()
@@ -116,6 +117,7 @@ def check_events(text: str, limits: Limits = DEFAULT_LIMITS, *, what: str = "doc
                 if event.anchor is not None:
                     anchors[event.anchor] = (1, len(event.value))
             elif isinstance(event, yaml.AliasEvent):
+                aliases += 1
                 if event.anchor in open_anchors:
                     line = event.start_mark.line + 1 if event.start_mark is not None else 0
                     raise too_large("", f"{what} is recursive: alias *{event.anchor} at line {line} "
@@ -142,9 +144,10 @@ def check_events(text: str, limits: Limits = DEFAULT_LIMITS, *, what: str = "doc
                 raise too_large("", f"{what} expands to more than {limits.max_expanded_chars} characters "
                                     "of text (aliases counted at their expanded size)")
     except yaml.YAMLError:
-        return  # malformed: the loader reports it with line and column
+        pass  # malformed: the loader reports it with line and column
     finally:
         loader.dispose()
+    return aliases
 
 
 def _construct(text: str, *, several: bool) -> Any:

@@ -8,8 +8,8 @@ so its top-level ``secrets`` must be masked before it is stored. What is secret 
 
 :func:`mask_secrets` still prefers the user's own text (comments, order and formatting kept): it
 masks the block-style ``secrets:`` block line by line, then re-parses the result and keeps it only
-if it reads as the submitted document with ``secrets: "******"`` and nothing else changed. Any
-other form falls back to the parsed node graph: the ``secrets`` value, and every other place an
+if it reads as the submitted document with ``secrets: "******"`` and nothing else changed, and the
+text uses no aliases. Any other form falls back to the parsed node graph: the ``secrets`` value, and every other place an
 alias reuses one of its nodes, become ``"******"`` and the graph is written back as YAML.
 """
 
@@ -155,10 +155,10 @@ def mask_secrets(yaml_text: str, limits: Limits = DEFAULT_LIMITS) -> str:
         return _mask_lines(yaml_text)
     if not isinstance(doc, dict) or SECRETS_KEY not in doc:
         return yaml_text
-    candidate = _mask_lines(yaml_text)
-    if _only_secrets_masked(doc, candidate, limits):
-        return candidate
-    check_events(yaml_text, limits)
+    if not check_events(yaml_text, limits):  # with aliases, a secret may be reused elsewhere
+        candidate = _mask_lines(yaml_text)
+        if _only_secrets_masked(doc, candidate, limits):
+            return candidate
     return _mask_graph(yaml_text.lstrip("\ufeff"))
 
 
