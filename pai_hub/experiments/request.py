@@ -26,6 +26,7 @@ from pydantic import (
 from ..protocol import DEFAULT_LIMITS, InvalidProtocol, Limits, TooLarge, load_document
 from ..protocol.field_errors import field_errors
 from ..protocol.limits import check_object
+from ..protocol.validate import count_errors
 from .service import ExperimentError
 
 __all__ = ["TUNERS", "validate"]
@@ -71,6 +72,9 @@ def _protocol(value: Any) -> Any:
             raise ValueError(f"not valid YAML: {exc}") from None
     if not isinstance(value, dict) or not isinstance(value.get("taskRoles"), dict) or not value["taskRoles"]:
         raise ValueError("must be a job protocol (v2) with taskRoles")
+    too_many = count_errors(value)  # every trial would be refused: say so now
+    if too_many:
+        raise ValueError("; ".join(str(e) for e in too_many))
     return value
 
 

@@ -62,3 +62,36 @@ def test_a_missing_code_directory_is_refused(tmp_path):
     assert "is not a directory on the PAI Hub host" in bad(
         {"searchSpace": SPACE, "trial": {"command": "x", "codeDir": str(tmp_path / "nope")}})
     assert validate({"searchSpace": SPACE, "trial": {"command": "x", "codeDir": str(tmp_path)}})["codeDir"] == str(tmp_path)
+
+
+def _laughs(levels: int) -> list:
+    """``levels`` of nine references to the level below: 9**levels leaves, a few hundred objects."""
+    value: list = ["lol"] * 9
+    for _ in range(levels):
+        value = [value] * 9
+    return value
+
+
+def test_search_space_of_shared_references_refused_before_it_is_stored():
+    space = {"lr": {"_type": "choice", "_value": _laughs(9)}}
+    message = bad({"searchSpace": space, "trial": TRIAL})
+    assert message.startswith("the experiment request expands to more than 50000 nodes")
+
+
+def test_deep_request_refused():
+    deep: dict = {}
+    cursor = deep
+    for _ in range(100_000):
+        cursor["k"] = {}
+        cursor = cursor["k"]
+    assert "nested more than 64 levels deep" in bad({"searchSpace": {"x": {"_type": "choice", "_value": [deep]}},
+                                                     "trial": TRIAL})
+
+
+def test_trial_protocol_text_goes_through_the_bounded_loader():
+    bomb = "a: &a [x,x,x,x,x,x,x,x,x]\n" + "".join(
+        f"{chr(98 + i)}: &{chr(98 + i)} [{','.join(['*' + chr(97 + i)] * 9)}]\n" for i in range(8))
+    message = bad({"searchSpace": SPACE, "trial": {"protocol": bomb + "taskRoles: {w: {}}", "files": {}}})
+    assert "trial.protocol" in message and "expands to more than 50000 YAML nodes" in message
+    huge = bad({"searchSpace": SPACE, "trial": {"protocol": "taskRoles: {w: {instances: 1000000000}}", "files": {}}})
+    assert "taskRoles.w.instances: 1000000000 instances, more than the limit of 1000 per task role" in huge

@@ -189,3 +189,32 @@ def test_migration_0004_matches_the_models_and_downgrades(tmp_path):
     with store.engine.connect() as conn:
         assert conn.execute(text("select version_num from alembic_version")).scalar() == "0003"
     store.close()
+
+
+_BOMB = "parameters:\n  l0: &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + "".join(
+    f"  l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 9)}]\n" for i in range(1, 9))
+
+
+def test_alias_bomb_template_refused_at_publish(repo):
+    with pytest.raises(InvalidContent, match="expands to more than 50000 YAML nodes"):
+        publish(repo, ALICE, "bomb", "template", _BOMB + _TEMPLATE)
+
+
+def test_shared_references_in_json_content_refused_at_publish(repo):
+    value: list = ["lol"] * 9
+    for _ in range(9):
+        value = [value] * 9
+    content = {**protocol.parse(_TEMPLATE), "parameters": {"p": value}}
+    with pytest.raises(InvalidContent, match="the item's content expands to more than 50000 nodes"):
+        publish(repo, ALICE, "bomb", "template", content)
+
+
+def test_one_large_item_referenced_many_times_is_refused_before_copying(repo):
+    publish(repo, ALICE, "big", "data", {"uri": ["x" * 50_000]})
+    doc = job(*[{"name": f"d{i}", "marketplace": "big"} for i in range(30)])
+    with pytest.raises(ValueError, match=r"prerequisites\[20\]\.marketplace: the marketplace items referenced add "
+                                         r"more than 1000000 characters"):
+        resolve_references(doc, "alice", ["team"], repository=repo, limits=protocol.Limits(max_expanded_chars=1_000_000))
+    resolved, used = resolve_references(doc, "alice", ["team"], repository=repo)  # 1.5 MB: under the default
+    assert resolved["prerequisites"][30]["uri"] == ["x" * 50_000]
+    assert len(used) == 30
