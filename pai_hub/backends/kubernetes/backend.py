@@ -4,6 +4,7 @@
 
     start(launch) ─▶ ConfigMap <pod>-spec (spec.json)      ─┐
                   ─▶ Service  pai-job-<md5> (headless, once per job)
+                  ─▶ NetworkPolicy pai-job-<md5> (once per job: only the job's and the hub's pods get in)
                   ─▶ Pod <pod> (schedulerName: pai)          │  all in a thread executor:
                   ─▶ Binding <pod> → launch.node              │  the client is blocking
                   ─▶ ConfigMap.ownerReferences += Pod        ─┘
@@ -28,6 +29,7 @@ from pai_hub.backends.base import Backend, GpuInfo, NodeInfo, TaskEvent, TaskExi
 from pai_hub.backends.events import TaskEvents, exit_event
 from pai_hub.backends.kubernetes import manifests as m
 from pai_runtime.exitcodes import EXIT_STOPPED, EXIT_TASK_LOST
+from pai_runtime.isolation import IsolationPolicy
 
 if TYPE_CHECKING:
     from pai_hub.backends.kubernetes.shell import ExecTerminal
@@ -79,6 +81,18 @@ def node_info(node: dict[str, Any], default_gpu_model: str = "nvidia",
     )
 
 
+def _pairs(text: str) -> dict[str, str]:
+    """``a=1,b=2`` -> {"a": "1", "b": "2"} (the form of PAI_K8S_USER_UIDS and PAI_K8S_HUB_SELECTOR)."""
+    out = {}
+    for item in text.split(","):
+        if item.strip():
+            key, sep, value = item.partition("=")
+            if not sep or not key.strip():
+                raise ValueError(f"expected name=value, not {item!r}")
+            out[key.strip()] = value.strip()
+    return out
+
+
 class KubernetesBackend(TaskEvents, Backend):
     """Runs task attempts as Pods in one namespace of a Kubernetes cluster (see module docstring).
 
@@ -89,6 +103,12 @@ class KubernetesBackend(TaskEvents, Backend):
     ``checkpoint_claim``: the PVC mounted at /pai/checkpoints (None: no checkpoint volume);
     ``ensure_checkpoint_claim`` creates it in ``open()`` when missing, with ``checkpoint_size`` and
     ``checkpoint_storage_class``.
+    ``user_uids``: PAI user -> the uid (and gid) their pods run as; users not in it get a stable hash
+    of their name (:func:`.manifests.user_uid`). Pods never run as root, whatever the isolation policy
+    (``isolation`` is accepted as the other backends accept it: on a cluster, tasks are always
+    isolated). ``hub_selector``: the labels of the hub's pods, the only pods besides a job's own that
+    its NetworkPolicy lets in. ``host_network``: OpenPAI's old placement on the node's network, where
+    no NetworkPolicy applies (other users' tasks reach the job's ports): off unless asked for.
     """
 
     name = "kubernetes"
@@ -112,6 +132,10 @@ class KubernetesBackend(TaskEvents, Backend):
         priority_class: str | None = None,
         image_pull_policy: str = "IfNotPresent",
         watch_timeout: int = 300,
+        user_uids: dict[str, int] | None = None,
+        hub_selector: dict[str, str] | None = None,
+        host_network: bool = False,
+        isolation: IsolationPolicy | None = None,
     ) -> None:
         if gpu_isolation not in m.GPU_ISOLATION_MODES:
             raise ValueError(f"gpu_isolation must be one of {m.GPU_ISOLATION_MODES}")
@@ -129,10 +153,16 @@ class KubernetesBackend(TaskEvents, Backend):
         self.priority_class = priority_class
         self.image_pull_policy = image_pull_policy
         self.watch_timeout = watch_timeout
+        self.user_uids = {str(k): int(v) for k, v in (user_uids or {}).items()}
+        self.hub_selector = dict(hub_selector or m.DEFAULT_HUB_SELECTOR)
+        self.host_network = host_network
+        self.isolation = isolation
         self._api_client = api_client
         self._kubeconfig = kubeconfig
         self._context = context
         self._core: Any = None
+        self._net: Any = None
+        self._policies: set[str] = set()
         self._nodes: list[NodeInfo] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping: set[str] = set()
@@ -157,6 +187,9 @@ class KubernetesBackend(TaskEvents, Backend):
         "PAI_K8S_TASK_SERVICE_ACCOUNT": ("service_account", str),
         "PAI_K8S_PRIORITY_CLASS": ("priority_class", str),
         "PAI_K8S_IMAGE_PULL_POLICY": ("image_pull_policy", str),
+        "PAI_K8S_USER_UIDS": ("user_uids", lambda v: {k: int(u) for k, u in _pairs(v).items()}),
+        "PAI_K8S_HUB_SELECTOR": ("hub_selector", _pairs),
+        "PAI_K8S_HOST_NETWORK": ("host_network", lambda v: v.lower() in ("1", "true", "yes")),
     }
 
     @classmethod
@@ -196,6 +229,10 @@ class KubernetesBackend(TaskEvents, Backend):
         if self._api_client is None:
             self._api_client = await self._call(_load_client, self._kubeconfig, self._context)
         self._core = client.CoreV1Api(self._api_client)
+        self._net = client.NetworkingV1Api(self._api_client)
+        if self.host_network:
+            log.warning("k8s backend: task pods on the host network: no NetworkPolicy applies, other users' "
+                        "tasks can reach every job's ports (PAI_K8S_HOST_NETWORK)")
         await self.refresh_nodes()
         if self.checkpoint_claim and self.ensure_checkpoint_claim:
             body = m.checkpoint_pvc(self.checkpoint_claim, self.namespace, self.checkpoint_size,
@@ -231,6 +268,10 @@ class KubernetesBackend(TaskEvents, Backend):
 
     # -- tasks ---------------------------------------------------------------------------------
 
+    def uid_of(self, username: str) -> int:
+        """The uid (and gid) of a PAI user's pods."""
+        return m.user_uid(username, self.user_uids)
+
     async def _create_ignore_conflict(self, fn: Any, body: dict[str, Any]) -> dict[str, Any] | None:
         from kubernetes.client.exceptions import ApiException
 
@@ -242,16 +283,26 @@ class KubernetesBackend(TaskEvents, Backend):
             raise
 
     def build_manifests(self, launch: TaskLaunch) -> dict[str, dict[str, Any]]:
-        """Every object ``start(launch)`` creates, in order: configmap, service, pod, binding."""
+        """Every object ``start(launch)`` creates, in order: configmap, service, networkpolicy, pod,
+        binding. The pod runs as its user's uid; ValueError if it lacks any of the isolation
+        :func:`.manifests.isolation_problems` checks (host network allowed only when configured)."""
         spec_json = m.pod_spec_json(launch.spec, launch.gpus, gpu_isolation=self.gpu_isolation,
                                     checkpoints=self.checkpoint_claim is not None)
+        uid = self.uid_of(str(launch.spec.get("username", "")))
         pod = m.task_pod(launch.task_id, launch.node, launch.gpus, launch.spec, namespace=self.namespace,
                          image=self.image, gpu_isolation=self.gpu_isolation,
                          checkpoint_claim=self.checkpoint_claim, service_account=self.service_account,
-                         image_pull_policy=self.image_pull_policy, priority_class=self.priority_class)
+                         image_pull_policy=self.image_pull_policy, priority_class=self.priority_class,
+                         uid=uid, gid=uid, host_network=self.host_network)
+        policy = m.job_network_policy(launch.spec, self.namespace, self.hub_selector)
+        problems = [p for p in m.isolation_problems(pod, [policy])
+                    if not (self.host_network and p.startswith("spec.hostNetwork"))]
+        if problems:
+            raise ValueError(f"task {launch.task_id}: pod not isolated: {'; '.join(problems)}")
         return {
             "configmap": m.spec_configmap(launch.task_id, self.namespace, spec_json),
             "service": m.job_service(launch.spec, self.namespace),
+            "networkpolicy": policy,
             "pod": pod,
             "binding": m.binding(pod["metadata"]["name"], self.namespace, launch.node),
         }
@@ -266,6 +317,10 @@ class KubernetesBackend(TaskEvents, Backend):
         if service not in self._services:
             await self._create_ignore_conflict(core.create_namespaced_service, objs["service"])
             self._services.add(service)
+        policy = objs["networkpolicy"]["metadata"]["name"]
+        if policy not in self._policies:  # before the pod: it is never reachable without it
+            await self._create_ignore_conflict(self._net.create_namespaced_network_policy, objs["networkpolicy"])
+            self._policies.add(policy)
         created = await self._create_ignore_conflict(core.create_namespaced_pod, objs["pod"])
         if created is None:
             raise ValueError(f"task {launch.task_id} was already started")

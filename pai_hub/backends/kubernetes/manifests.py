@@ -8,12 +8,21 @@ One task attempt becomes:
 * a **ConfigMap** ``<pod>-spec`` holding ``spec.json`` (the runtime's TaskSpec, paths rewritten to the
   pod's file system), owned by the pod once it exists (garbage-collected with it);
 * a **Pod** ``<pod>`` with ``schedulerName: pai`` (no kube-scheduler touches it), bound to the node the
-  PAI scheduler chose with a **Binding**; ``hostNetwork`` with the task's hashed ports as
-  ``containerPort``/``hostPort``; the runtime (``python -m pai_runtime``) as the entrypoint; its exit
-  record (``exit.json``) copied to the container's termination message;
+  PAI scheduler chose with a **Binding**; on the pod network, with the task's hashed ports as
+  ``containerPort``/``hostPort`` (so ``PAI_HOST_IP_*`` and the ports mean what they mean on the other
+  backends); the runtime (``python -m pai_runtime``) as the entrypoint; its exit record
+  (``exit.json``) copied to the container's termination message;
 * a headless **Service** per job (``clusterIP: None``, selector = the job's label) for task discovery:
-  ``<role>-<index>.<service>.<namespace>.svc`` resolves to each task's host IP;
+  ``<role>-<index>.<service>.<namespace>.svc`` resolves to each task's pod IP;
+* a **NetworkPolicy** per job: its pods accept connections only from the job's own pods and from the
+  hub's (issue 16: another user's task cannot reach a job's ports);
 * one **PersistentVolumeClaim** (per deployment, not per task) mounted at ``/pai/checkpoints``.
+
+Every task pod runs as its user's uid, never as root (:func:`security_context`): ``runAsUser``/
+``runAsGroup``/``fsGroup`` from the user's uid, ``runAsNonRoot``, no privilege escalation, every
+capability dropped, the default seccomp profile, no service-account token and no service links.
+:func:`isolation_problems` says what a manifest lacks of all that; the backend refuses to create a
+pod it does not pass, and the tests run it on every manifest the backend builds.
 """
 
 from __future__ import annotations
@@ -39,6 +48,11 @@ ANN_GPUS = "pai.microsoft.com/gpus"
 ANN_PORTS = "rest-server/port-scheduling-spec"  # OpenPAI's annotation, kept for tooling
 #: HiveD's bind annotation: the physical leaf-cell (GPU) indices, read by NVIDIA_VISIBLE_DEVICES.
 ANN_LEAF_CELL_ISOLATION = "hivedscheduler.microsoft.com/pod-leaf-cell-isolation"
+ANN_UID = "pai.microsoft.com/uid"
+#: The hub's pods (the Helm chart's labels): the only pods besides a job's own that may reach its ports.
+DEFAULT_HUB_SELECTOR = {"app.kubernetes.io/name": "pai-hub", "app.kubernetes.io/component": "hub"}
+#: uids given to users without a configured one (a hash of the name in this range; see user_uid).
+UID_RANGE = (1_000_000, 2_000_000_000)
 GPU_RESOURCE = "nvidia.com/gpu"
 CONTAINER = "task"
 
@@ -91,6 +105,30 @@ def dns_label(text: str, max_len: int = 63) -> str:
     suffix = _digest(text)
     head = clean[: max_len - len(suffix) - 1].strip("-") or "x"
     return f"{head}-{suffix}"
+
+
+def user_uid(username: str, uids: dict[str, int] | None = None,
+             uid_range: tuple[int, int] = UID_RANGE) -> int:
+    """The uid (and gid) a PAI user's pods run as: the configured one, else a stable hash of the name
+    into ``uid_range`` (two billion values: two users of a cluster share one with odds of about
+    n²/4·10⁹; configure ``uids`` where that matters). Never 0."""
+    if uids and username in uids:
+        uid = int(uids[username])
+    else:
+        lo, hi = uid_range
+        uid = lo + int(hashlib.sha256(username.encode("utf-8", "surrogatepass")).hexdigest(), 16) % (hi - lo + 1)
+    if uid <= 0:
+        raise ValueError(f"uid {uid} for PAI user {username!r}: pods never run as root")
+    return uid
+
+
+def security_context(uid: int, gid: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(pod securityContext, container securityContext) of a task running as ``uid``/``gid``."""
+    pod = {"runAsUser": uid, "runAsGroup": gid, "runAsNonRoot": True, "fsGroup": gid,
+           "seccompProfile": {"type": "RuntimeDefault"}}
+    container = {"runAsUser": uid, "runAsGroup": gid, "runAsNonRoot": True, "allowPrivilegeEscalation": False,
+                 "privileged": False, "capabilities": {"drop": ["ALL"]}}
+    return pod, container
 
 
 def pod_name(task_id: str) -> str:
@@ -174,8 +212,13 @@ def task_pod(task_id: str, node: str, gpus: tuple[int, ...] | list[int], spec: d
              namespace: str, image: str, gpu_isolation: str = "env",
              checkpoint_claim: str | None = "pai-checkpoints", service_account: str | None = None,
              image_pull_policy: str = "IfNotPresent", node_selector: dict[str, str] | None = None,
-             priority_class: str | None = None) -> dict[str, Any]:
-    """The Pod of one task attempt (not yet bound: ``schedulerName: pai``, no ``nodeName``)."""
+             priority_class: str | None = None, uid: int | None = None, gid: int | None = None,
+             host_network: bool = False) -> dict[str, Any]:
+    """The Pod of one task attempt (not yet bound: ``schedulerName: pai``, no ``nodeName``), running
+    as ``uid``/``gid`` (default: :func:`user_uid` of its user). ``host_network``: OpenPAI's old way,
+    on the node's network, where no NetworkPolicy applies (:func:`isolation_problems` reports it)."""
+    uid = user_uid(str(spec.get("username", ""))) if uid is None else uid
+    gid = uid if gid is None else gid
     if gpu_isolation not in GPU_ISOLATION_MODES:
         raise ValueError(f"gpu_isolation must be one of {GPU_ISOLATION_MODES}, not {gpu_isolation!r}")
     name = pod_name(task_id)
@@ -195,6 +238,7 @@ def task_pod(task_id: str, node: str, gpus: tuple[int, ...] | list[int], spec: d
         ANN_NODE: node,
         ANN_GPUS: physical,
         ANN_LEAF_CELL_ISOLATION: physical,
+        ANN_UID: str(uid),
         ANN_PORTS: json.dumps({"schedulePortStart": 15000, "schedulePortEnd": 40000,
                                "ports": {k: {"count": len(v)} for k, v in ports.items()}}, sort_keys=True),
     }
@@ -234,7 +278,8 @@ def task_pod(task_id: str, node: str, gpus: tuple[int, ...] | list[int], spec: d
             container_ports.append({"containerPort": port, "hostPort": port, "protocol": "TCP"})
 
     volumes: list[dict[str, Any]] = [
-        {"name": "spec", "configMap": {"name": spec_configmap_name(task_id), "defaultMode": 0o400}},
+        # 0440 with fsGroup = the task's gid: readable by the task's uid only (and root).
+        {"name": "spec", "configMap": {"name": spec_configmap_name(task_id), "defaultMode": 0o440}},
         {"name": "task", "emptyDir": {}},
     ]
     mounts: list[dict[str, Any]] = [
@@ -258,6 +303,7 @@ def task_pod(task_id: str, node: str, gpus: tuple[int, ...] | list[int], spec: d
         "terminationMessagePath": TERMINATION_LOG,
         "terminationMessagePolicy": "FallbackToLogsOnError",
     }
+    pod_security, container["securityContext"] = security_context(uid, gid)
     if resources:
         container["resources"] = resources
     if container_ports:
@@ -266,18 +312,21 @@ def task_pod(task_id: str, node: str, gpus: tuple[int, ...] | list[int], spec: d
     pod_spec: dict[str, Any] = {
         "schedulerName": SCHEDULER_NAME,
         "restartPolicy": "Never",
-        "hostNetwork": True,
-        "dnsPolicy": "ClusterFirstWithHostNet",
+        "hostNetwork": host_network,
+        "dnsPolicy": "ClusterFirstWithHostNet" if host_network else "ClusterFirst",
         "hostname": task_hostname(role, index),
         "subdomain": service_name(str(spec.get("framework_name", ""))),
         "terminationGracePeriodSeconds": 600,
         "containers": [container],
         "volumes": volumes,
         "tolerations": [{"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}],
+        "securityContext": pod_security,
+        # A task gets no credentials for the cluster's API and no variables naming other services.
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
     }
     if service_account:
         pod_spec["serviceAccountName"] = service_account
-        pod_spec["automountServiceAccountToken"] = False
     if node_selector:
         pod_spec["nodeSelector"] = dict(node_selector)
     if priority_class:
@@ -318,6 +367,84 @@ def job_service(spec: dict[str, Any], namespace: str) -> dict[str, Any]:
             "selector": {LABEL_JOB: job_key(framework)},
         },
     }
+
+
+def job_network_policy(spec: dict[str, Any], namespace: str,
+                       hub_selector: dict[str, str] | None = None) -> dict[str, Any]:
+    """The NetworkPolicy of a job: its pods accept connections (any port) only from the job's own pods
+    and from the hub's pods (the hub proxies notebooks, TensorBoard and NNI). Egress is not limited."""
+    framework = str(spec.get("framework_name", ""))
+    job = {LABEL_JOB: job_key(framework)}
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {
+            "name": service_name(framework),
+            "namespace": namespace,
+            "labels": common_labels(spec),
+            "annotations": {ANN_FRAMEWORK: framework},
+        },
+        "spec": {
+            "podSelector": {"matchLabels": dict(job)},
+            "policyTypes": ["Ingress"],
+            "ingress": [{"from": [{"podSelector": {"matchLabels": dict(job)}},
+                                  {"podSelector": {"matchLabels": dict(hub_selector or DEFAULT_HUB_SELECTOR)}}]}],
+        },
+    }
+
+
+def isolation_problems(obj: dict[str, Any], policies: list[dict[str, Any]] | None = None) -> list[str]:
+    """What a task pod lacks of issue 16's isolation (empty: nothing), each naming the field. A pod
+    must run as a non-root uid with no privilege escalation and no capabilities, without a
+    service-account token, off the host network, and be selected by one of ``policies`` (the job's
+    NetworkPolicy) when they are given. Other kinds pass."""
+    if obj.get("kind") != "Pod":
+        return []
+    problems = []
+    ps = obj.get("spec") or {}
+    psc = ps.get("securityContext") or {}
+    if ps.get("automountServiceAccountToken") is not False:
+        problems.append("spec.automountServiceAccountToken: must be false")
+    if ps.get("hostNetwork"):
+        problems.append("spec.hostNetwork: must be false (no NetworkPolicy applies on the host network)")
+    for f in ("hostPID", "hostIPC"):
+        if ps.get(f):
+            problems.append(f"spec.{f}: must be false")
+    for v in ps.get("volumes") or ():
+        if "hostPath" in v:
+            problems.append(f"spec.volumes[{v.get('name')}]: no hostPath")
+    for i, c in enumerate([*(ps.get("initContainers") or ()), *(ps.get("containers") or ())]):
+        sc = c.get("securityContext") or {}
+        where = f"spec.containers[{c.get('name', i)}].securityContext"
+        uid = sc.get("runAsUser", psc.get("runAsUser"))
+        if not isinstance(uid, int) or uid <= 0:
+            problems.append(f"{where}.runAsUser: must be a uid other than root, not {uid!r}")
+        if sc.get("runAsGroup", psc.get("runAsGroup")) in (None, 0):
+            problems.append(f"{where}.runAsGroup: must be a gid other than root")
+        if sc.get("runAsNonRoot", psc.get("runAsNonRoot")) is not True:
+            problems.append(f"{where}.runAsNonRoot: must be true")
+        if sc.get("allowPrivilegeEscalation") is not False:
+            problems.append(f"{where}.allowPrivilegeEscalation: must be false")
+        if sc.get("privileged"):
+            problems.append(f"{where}.privileged: must be false")
+        caps = sc.get("capabilities") or {}
+        if "ALL" not in (caps.get("drop") or ()) or caps.get("add"):
+            problems.append(f"{where}.capabilities: must drop ALL and add none")
+    if policies is not None and not any(_selects(p, obj) for p in policies):
+        problems.append("no NetworkPolicy of the job selects this pod")
+    return problems
+
+
+def _selects(policy: dict[str, Any], pod: dict[str, Any]) -> bool:
+    """``policy`` is an ingress NetworkPolicy in the pod's namespace whose podSelector matches it."""
+    spec = policy.get("spec") or {}
+    if policy.get("kind") != "NetworkPolicy" or "Ingress" not in (spec.get("policyTypes") or ()):
+        return False
+    if (policy.get("metadata") or {}).get("namespace") != (pod.get("metadata") or {}).get("namespace"):
+        return False
+    wanted = (spec.get("podSelector") or {}).get("matchLabels") or {}
+    labels = (pod.get("metadata") or {}).get("labels") or {}
+    return bool(wanted) and all(labels.get(k) == v for k, v in wanted.items())
 
 
 def checkpoint_pvc(name: str, namespace: str, size: str = "100Gi", storage_class: str | None = None,

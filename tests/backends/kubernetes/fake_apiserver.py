@@ -2,7 +2,8 @@
 
 It is not Kubernetes: a tornado app on 127.0.0.1 that keeps objects in dicts and implements just the
 endpoints the backend calls through the official client - list nodes; create/get/list/watch/delete
-pods; pods/binding; pods/log; create configmaps, services, persistentvolumeclaims; patch configmaps.
+pods; pods/binding; pods/log; create configmaps, services, persistentvolumeclaims, networkpolicies; patch
+configmaps.
 No validation, no admission, no scheduling, no kubelet: a bound pod is marked Running at once, and a
 test ends its container with :meth:`FakeApiServer.finish` (exit code, termination message, log).
 Deleting a pod removes it at once (no graceful termination). exec (websockets) is not implemented.
@@ -25,7 +26,8 @@ class Store:
     def __init__(self) -> None:
         self.version = 0
         self.objects: dict[str, dict[str, dict[str, Any]]] = {"pods": {}, "configmaps": {}, "services": {},
-                                                              "persistentvolumeclaims": {}}
+                                                              "persistentvolumeclaims": {},
+                                                              "networkpolicies": {}}
         self.nodes: list[dict[str, Any]] = []
         self.logs: dict[str, bytes] = {}
         self.watchers: list[asyncio.Queue] = []
@@ -212,6 +214,8 @@ class FakeApiServer:
             (r"/api/v1/namespaces/([^/]+)/pods/([^/]+)/log", Log),
             (r"/api/v1/namespaces/([^/]+)/(pods|configmaps|services|persistentvolumeclaims)", Collection),
             (r"/api/v1/namespaces/([^/]+)/(pods|configmaps|services|persistentvolumeclaims)/([^/]+)", Item),
+            (r"/apis/networking.k8s.io/v1/namespaces/([^/]+)/(networkpolicies)", Collection),
+            (r"/apis/networking.k8s.io/v1/namespaces/([^/]+)/(networkpolicies)/([^/]+)", Item),
         ], store=self.store)
         sockets = netutil.bind_sockets(0, "127.0.0.1")
         self.port = sockets[0].getsockname()[1]

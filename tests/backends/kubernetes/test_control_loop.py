@@ -103,7 +103,11 @@ def test_start_bind_exit_and_logs(fake: FakeApiServer) -> None:
             assert json.loads(cm["data"]["spec.json"])["gpus"] == [0, 1]
             calls = [c for c in fake.store.calls if c[0] != "GET"]
             assert [c[1].rsplit("/", 1)[-1] for c in calls] == [
-                "configmaps", "services", "pods", "binding", m.spec_configmap_name(task.task_id)]
+                "configmaps", "services", "networkpolicies", "pods", "binding", m.spec_configmap_name(task.task_id)]
+            # the job's NetworkPolicy exists before its pod, and selects it; the pod runs as alice's uid
+            policy = objs["networkpolicies"][m.service_name("alice~mnist_v2")]
+            assert m.isolation_problems(objs["pods"][pod], [policy]) == []
+            assert objs["pods"][pod]["spec"]["securityContext"]["runAsUser"] == backend.uid_of("alice")
             with pytest.raises(ValueError):
                 await backend.start(task)  # the pod exists already
 
@@ -132,6 +136,8 @@ def test_exit_without_record_and_second_job_service_reused(fake: FakeApiServer) 
         async with opened(fake) as (backend, events):
             await started(backend, events, a, b)
             assert sum(1 for c in fake.store.calls if c == ("POST", "/api/v1/namespaces/pai/services")) == 1
+            assert sum(1 for c in fake.store.calls
+                       if c == ("POST", "/apis/networking.k8s.io/v1/namespaces/pai/networkpolicies")) == 1
             fake.finish(m.pod_name(b.task_id), 137, "Killed\n")  # OOM: no exit.json, a log tail
             event = await next_event(events)
             assert event.task_id == b.task_id and event.exit_code == 137

@@ -39,9 +39,10 @@ def test_every_manifest_of_a_task_is_valid(spec: dict[str, Any], isolation: str)
     backend = KubernetesBackend(namespace="pai", image="pai-hub/runtime:0.1.0", gpu_isolation=isolation,
                                 service_account="pai-task", priority_class="pai-job")
     objs = backend.build_manifests(launch(spec))
-    assert list(objs) == ["configmap", "service", "pod", "binding"]
+    assert list(objs) == ["configmap", "service", "networkpolicy", "pod", "binding"]
     for obj in objs.values():
         validate(obj)
+        assert m.isolation_problems(obj, [objs["networkpolicy"]]) == [], obj["kind"]
     validate(m.checkpoint_pvc("pai-checkpoints", "pai", "1Ti", "nfs"))
 
 
@@ -51,6 +52,7 @@ def test_cpu_only_task_and_no_checkpoints_are_valid() -> None:
     objs = backend.build_manifests(launch(spec, ()))
     for obj in objs.values():
         validate(obj)
+        assert m.isolation_problems(obj, [objs["networkpolicy"]]) == [], obj["kind"]
     pod = objs["pod"]
     env = {e["name"]: e for e in pod["spec"]["containers"][0]["env"]}
     assert env["NVIDIA_VISIBLE_DEVICES"]["value"] == "none"
@@ -62,11 +64,11 @@ def test_pod_shape(spec: dict[str, Any]) -> None:
     pod = m.task_pod(spec["task_id"], "gpu-node-0", (4, 5), spec, namespace="pai", image="img")
     ps = pod["spec"]
     assert ps["schedulerName"] == "pai" and "nodeName" not in ps
-    assert ps["hostNetwork"] is True and ps["dnsPolicy"] == "ClusterFirstWithHostNet"
+    assert ps["hostNetwork"] is False and ps["dnsPolicy"] == "ClusterFirst"
     assert ps["restartPolicy"] == "Never"
     assert ps["hostname"] == "worker-0" and ps["subdomain"] == m.service_name("alice~mnist_v2")
     c = ps["containers"][0]
-    # the task's own hashed ports, as host ports
+    # the task's own hashed ports, as host ports (on the pod network: the job's NetworkPolicy applies)
     assert sorted(p["hostPort"] for p in c["ports"]) == [15001, 15002, 15003]
     assert all(p["hostPort"] == p["containerPort"] for p in c["ports"])
     # HiveD isolation: physical indices from the bind annotation, no device-plugin resource
@@ -84,6 +86,91 @@ def test_pod_shape(spec: dict[str, Any]) -> None:
     c = limited["spec"]["containers"][0]
     assert c["resources"]["limits"][m.GPU_RESOURCE] == "2"
     assert "NVIDIA_VISIBLE_DEVICES" not in {e["name"] for e in c["env"]}
+
+
+def test_pods_run_as_their_users_never_root(spec: dict[str, Any]) -> None:
+    """Issue 16: a task pod runs as its user's uid, non-root, without privilege escalation or
+    capabilities, without a service-account token, and only its job's and the hub's pods reach it."""
+    backend = KubernetesBackend(namespace="pai", user_uids={"alice": 40001}, service_account="pai-task")
+    objs = backend.build_manifests(launch(spec))
+    pod, policy = objs["pod"], objs["networkpolicy"]
+    ps, c = pod["spec"], pod["spec"]["containers"][0]
+    assert ps["securityContext"]["runAsUser"] == 40001 and ps["securityContext"]["runAsNonRoot"] is True
+    assert ps["securityContext"]["fsGroup"] == 40001  # the spec volume (0440) is readable by the task's group
+    assert c["securityContext"] == {"runAsUser": 40001, "runAsGroup": 40001, "runAsNonRoot": True,
+                                    "allowPrivilegeEscalation": False, "privileged": False,
+                                    "capabilities": {"drop": ["ALL"]}}
+    assert ps["automountServiceAccountToken"] is False and ps["enableServiceLinks"] is False
+    # the job's policy: ingress only from the job's pods and the hub's
+    assert policy["spec"]["podSelector"]["matchLabels"] == {m.LABEL_JOB: m.job_key("alice~mnist_v2")}
+    sources = [f["podSelector"]["matchLabels"] for f in policy["spec"]["ingress"][0]["from"]]
+    assert sources == [{m.LABEL_JOB: m.job_key("alice~mnist_v2")}, m.DEFAULT_HUB_SELECTOR]
+    assert policy["spec"]["policyTypes"] == ["Ingress"]
+    # another user's pods: another uid, another policy that does not admit alice's
+    bob = make_spec(framework="bob~other")
+    bob["username"] = "bob"
+    other = backend.build_manifests(launch(bob))
+    bob_uid = other["pod"]["spec"]["securityContext"]["runAsUser"]
+    assert bob_uid not in (0, 40001) and bob_uid == m.user_uid("bob")
+    assert m.isolation_problems(other["pod"], [policy]) == ["no NetworkPolicy of the job selects this pod"]
+
+
+@pytest.mark.parametrize(("field", "value", "problem"), [
+    ("spec.securityContext", {}, "runAsUser: must be a uid other than root"),
+    ("spec.containers.0.securityContext.runAsUser", 0, "runAsUser: must be a uid other than root"),
+    ("spec.automountServiceAccountToken", None, "automountServiceAccountToken: must be false"),
+    ("spec.hostNetwork", True, "spec.hostNetwork: must be false"),
+    ("spec.containers.0.securityContext.allowPrivilegeEscalation", True, "allowPrivilegeEscalation: must be false"),
+    ("spec.containers.0.securityContext.capabilities", {"add": ["NET_ADMIN"], "drop": ["ALL"]},
+     "capabilities: must drop ALL and add none"),
+    ("spec.containers.0.securityContext.privileged", True, "privileged: must be false"),
+])
+def test_the_validator_names_what_a_pod_lacks(spec: dict[str, Any], field: str, value: Any, problem: str) -> None:
+    """The isolation check is not vacuous: take one field away from a good pod and it says which."""
+    objs = KubernetesBackend(namespace="pai").build_manifests(launch(spec))
+    pod = json.loads(json.dumps(objs["pod"]))
+    *path, last = field.split(".")
+    target: Any = pod
+    for p in path:
+        target = target[int(p)] if p.isdigit() else target[p]
+    if value is None:
+        del target[last]
+    else:
+        target[last] = value
+    if field == "spec.securityContext":  # and the container's own uid too
+        del pod["spec"]["containers"][0]["securityContext"]["runAsUser"]
+    problems = m.isolation_problems(pod, [objs["networkpolicy"]])
+    assert any(problem in p for p in problems), problems
+
+
+def test_todays_manifests_would_fail(spec: dict[str, Any]) -> None:
+    """A pod as this backend built them before issue 16 (root, host network, token mounted, no policy)."""
+    old = {"kind": "Pod", "metadata": {"namespace": "pai", "labels": {}},
+           "spec": {"hostNetwork": True, "containers": [{"name": "task", "image": "img"}]}}
+    problems = m.isolation_problems(old, [])
+    assert len(problems) >= 6, problems
+
+
+def test_host_network_is_an_explicit_opt_out(spec: dict[str, Any]) -> None:
+    backend = KubernetesBackend(namespace="pai", host_network=True)
+    pod = backend.build_manifests(launch(spec))["pod"]
+    assert pod["spec"]["hostNetwork"] is True and pod["spec"]["dnsPolicy"] == "ClusterFirstWithHostNet"
+    assert [p for p in m.isolation_problems(pod) if "hostNetwork" in p]
+    assert KubernetesBackend.from_env({"PAI_K8S_HOST_NETWORK": "true"}).host_network is True
+
+
+def test_uids_are_stable_distinct_and_configurable() -> None:
+    names = [f"user{i}" for i in range(2000)] + ["alice", "Alice", "a" * 300]
+    uids = {m.user_uid(n) for n in names}
+    assert len(uids) == len(names) and min(uids) >= m.UID_RANGE[0] and max(uids) <= m.UID_RANGE[1]
+    assert m.user_uid("alice") == m.user_uid("alice")
+    assert m.user_uid("alice", {"alice": 5000}) == 5000
+    with pytest.raises(ValueError):
+        m.user_uid("root-ish", {"root-ish": 0})
+    b = KubernetesBackend.from_env({"PAI_K8S_USER_UIDS": "alice=40001, bob=40002",
+                                    "PAI_K8S_HUB_SELECTOR": "app=hub,tier=web"})
+    assert b.uid_of("alice") == 40001 and b.uid_of("bob") == 40002 and b.uid_of("carol") == m.user_uid("carol")
+    assert b.hub_selector == {"app": "hub", "tier": "web"}
 
 
 def test_runtime_spec_is_rewritten_for_the_pod(spec: dict[str, Any]) -> None:
@@ -211,13 +298,20 @@ def test_chart_rbac_covers_what_the_backend_calls() -> None:
     needed = {("pods", "create"), ("pods", "list"), ("pods", "watch"), ("pods", "get"), ("pods", "delete"),
               ("pods/binding", "create"), ("pods/log", "get"), ("pods/exec", "create"), ("pods/exec", "get"),
               ("services", "create"), ("configmaps", "create"), ("configmaps", "patch"),
-              ("persistentvolumeclaims", "create")}
+              ("persistentvolumeclaims", "create"), ("networkpolicies", "create")}
     assert needed <= granted
     cluster_role = next(d for d in docs if d["kind"] == "ClusterRole")
     assert cluster_role["rules"] == [{"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "list", "watch"]}]
     deploy = next(d for d in docs if d["kind"] == "Deployment")
     assert deploy["spec"]["template"]["spec"]["serviceAccountName"] == next(
         d for d in docs if d["kind"] == "ServiceAccount")["metadata"]["name"]
+    env = {e["name"]: e.get("value") for e in deploy["spec"]["template"]["spec"]["containers"][0]["env"]}
+    from pai_hub.backends.kubernetes.backend import _pairs
+
+    hub_labels = deploy["spec"]["template"]["metadata"]["labels"]
+    selector = _pairs(env["PAI_K8S_HUB_SELECTOR"])
+    assert selector and all(hub_labels.get(k) == v for k, v in selector.items())  # the policies admit the hub
+    assert env["PAI_K8S_HOST_NETWORK"] == "false"
     config = next(d for d in docs if d["kind"] == "ConfigMap")
     cluster = yaml.safe_load(config["data"]["cluster.yaml"])
     assert cluster["virtualClusters"]["default"]["virtualCells"][0]["cellNumber"] == 2
