@@ -6,10 +6,13 @@ never shown again after they are created (only their ids): the store keeps only 
 
 from __future__ import annotations
 
+import math
+
 from .. import __version__
 from ..store.usernames import InvalidUsername, check_username
 from .base import BaseHandler
 from .errors import ApiError, bad_params, forbidden
+from .throttle import LoginThrottle
 
 DEFAULT_TOKEN_SECONDS = 7 * 24 * 3600
 
@@ -38,7 +41,11 @@ class AuthnInfoHandler(BaseHandler):
 
 
 class LoginHandler(BaseHandler):
-    """``POST /authn/basic/login`` and ``POST /tokens``: username + password → a browser token."""
+    """``POST /authn/basic/login`` and ``POST /tokens``: username + password → a browser token.
+
+    An unknown user and a wrong password get the same answer in the same time (a hash is checked
+    either way), so a login does not tell who has an account; failures are limited per username
+    and per client address (:mod:`.throttle`: 429 with ``Retry-After``). The hash runs off the loop."""
 
     public = True
 
@@ -52,21 +59,48 @@ class LoginHandler(BaseHandler):
         valid_username(username)
         if not isinstance(password, str) or not password:
             raise bad_params("password: required")
-        try:
-            expiration = int(body.get("expiration", DEFAULT_TOKEN_SECONDS))
-        except (TypeError, ValueError):
-            raise bad_params("expiration: must be a number of seconds between 60 and 604800") from None
-        if not 60 <= expiration <= 604800:
-            raise bad_params("expiration: must be a number of seconds between 60 and 604800")
+        expiration = token_lifetime(body.get("expiration", DEFAULT_TOKEN_SECONDS))
+        throttle = login_throttle(self.settings)
+        address = self.request.remote_ip or ""
+        wait = throttle.retry_after(username, address)
+        if wait:  # answered, not raised: an error page would drop the Retry-After header
+            self.set_header("Retry-After", str(wait))
+            self.send({"code": "TooManyRequestsError",
+                       "message": f"Too many failed logins for {username} or from {address}: retry in {wait} s."}, 429)
+            return
         users = self.users
-        user = await self.blocking(users.get, username)
-        if user is None:
-            raise ApiError(400, "NoUserError", f"User {username} is not found.")
         if not await self.blocking(users.verify, username, password):  # argon2: slow on purpose
-            raise ApiError(400, "IncorrectPasswordError", "Password is incorrect.")
+            throttle.failed(username, address)
+            raise ApiError(400, "IncorrectPasswordError", "Username or password is incorrect.")
+        user = await self.blocking(users.get, username)
+        if user is None:  # deleted meanwhile
+            raise ApiError(400, "IncorrectPasswordError", "Username or password is incorrect.")
         token = await self.blocking(users.create_token, username, name="login", application=False,
                                     lifetime=expiration)
         self.send({"user": username, "token": token, "admin": user["admin"], "hasGitHubPAT": False})
+
+
+def token_lifetime(raw: object) -> int:
+    """``expiration`` of a login: whole seconds between 60 and 604800 (a number or a numeric string;
+    ``1e400``, NaN, booleans and the rest are a 400 naming the field)."""
+    message = "expiration: must be a number of seconds between 60 and 604800"
+    if isinstance(raw, bool) or not isinstance(raw, int | float | str) or (isinstance(raw, str) and len(raw) > 32):
+        raise bad_params(message)
+    try:
+        value = float(raw)
+    except (ValueError, OverflowError):
+        raise bad_params(message) from None
+    if not math.isfinite(value) or not 60 <= value <= 604800:
+        raise bad_params(f"{message}, got {str(raw)[:32]}")
+    return int(value)
+
+
+def login_throttle(settings: dict) -> LoginThrottle:
+    """The application's one failed-login limiter (kept in its settings: one per server)."""
+    throttle = settings.get("login_throttle")
+    if throttle is None:
+        throttle = settings["login_throttle"] = LoginThrottle()
+    return throttle
 
 
 class LogoutHandler(BaseHandler):

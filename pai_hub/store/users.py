@@ -66,6 +66,16 @@ def check_password(stored: str | None, password: str) -> bool:
         return False
 
 
+_DUMMY: list[str] = []
+
+
+def _dummy_hash() -> str:
+    """An argon2 hash of a random password, made once: what a login for an unknown user checks."""
+    if not _DUMMY:
+        _DUMMY.append(hash_password(secrets.token_urlsafe(16)))
+    return _DUMMY[0]
+
+
 def needs_rehash(stored: str) -> bool:
     """A hash of the earlier scheme, or argon2 with weaker parameters than today's defaults."""
     return stored.startswith(_PBKDF2_PREFIX) or _hasher.check_needs_rehash(stored)
@@ -153,7 +163,10 @@ class UserRepository:
         with self.store.sessions() as s:
             user = s.get(User, username)
             stored = user.password_hash if user is not None else None
-        if stored is None or not check_password(stored, password):
+        if stored is None:  # no such user, or one without a password: cost a hash all the same, so
+            check_password(_dummy_hash(), password)  # the time taken does not tell who exists
+            return False
+        if not check_password(stored, password):
             return False
         if needs_rehash(stored):
             with self.store.sessions.begin() as s:
