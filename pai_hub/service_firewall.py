@@ -56,7 +56,8 @@ class ServiceFirewall:
 
     @classmethod
     def for_data_dir(cls, data_dir: Path | str) -> ServiceFirewall:
-        return cls(instance_tag(data_dir), shutil.which("iptables") or "iptables")
+        found = shutil.which("iptables") or shutil.which("iptables", path="/usr/sbin:/sbin")
+        return cls(instance_tag(data_dir), found or "iptables")
 
     # -- running iptables ---------------------------------------------------------------------------
     def _run(self, *args: str, stdin: str | None = None, tool: str | None = None) -> subprocess.CompletedProcess:

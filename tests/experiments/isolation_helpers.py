@@ -39,8 +39,8 @@ except OSError as exc:
 
 def require_isolation_tools() -> None:
     """The tools these tests drive, or a failure saying how to get them (never a skip)."""
-    require_tool("iptables", "apt-get install iptables (make install-deps)")
-    require_tool("iptables-restore", "apt-get install iptables (make install-deps)")
+    require_tool("iptables", "apt-get install iptables (make isolation-tools)")
+    require_tool("iptables-restore", "apt-get install iptables (make isolation-tools)")
     require_tool("setpriv", "apt-get install util-linux")
     require_tool("useradd", "apt-get install passwd")
     if shutil.which("python3", path=SYSTEM_PATH) is None:
