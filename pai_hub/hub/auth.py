@@ -4,6 +4,9 @@ with admin approval at ``/hub/authorize``), plus accounts created on first start
 ``make run`` writes the first admin's generated password into that file (0600) so the admin can
 log in at once; tests and demos add more accounts the same way. Existing accounts are never
 changed, so a password changed later in the hub stays changed.
+
+Sign-up and login take only names PAI can take (:mod:`pai_hub.store.usernames`: no path-like,
+over-long or non-ASCII names), so a hub account never exists that the PAI API would refuse.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from nativeauthenticator import NativeAuthenticator
 from nativeauthenticator import handlers as native
 from nativeauthenticator.orm import UserInfo
 from traitlets import Unicode
+
+from ..store.usernames import is_username
 
 
 class _NoTimer:
@@ -53,6 +58,10 @@ class PaiNativeAuthenticator(NativeAuthenticator):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.create_initial_users()
+
+    def validate_username(self, username: str) -> bool:
+        """JupyterHub's and NativeAuthenticator's checks, and PAI's username rule."""
+        return is_username(username) and super().validate_username(username)
 
     def get_handlers(self, app):
         return [(path, LoginHandler if handler is native.LoginHandler else handler)

@@ -157,3 +157,16 @@ def test_job_secrets_are_sealed_in_the_database_and_rendered_for_the_task(srv, t
     assert raw and secret.encode() not in raw
     key = srv.data_dir / "secrets.key"
     assert key.stat().st_mode & 0o077 == 0
+
+
+@pytest.mark.parametrize("name", BAD_NAMES, ids=repr)
+def test_the_hubs_sign_up_and_login_refuse_names_pai_would(name):
+    """pai_hub/hub/auth.py: NativeAuthenticator calls validate_username at sign-up and login."""
+    import traitlets
+
+    from pai_hub.hub.auth import PaiNativeAuthenticator
+
+    auth = PaiNativeAuthenticator.__new__(PaiNativeAuthenticator)  # without the hub's database
+    traitlets.HasTraits.__init__(auth)
+    assert not auth.validate_username(name)
+    assert auth.validate_username("alice") and auth.validate_username("ml_team.lead-2")
