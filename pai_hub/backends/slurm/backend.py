@@ -32,7 +32,7 @@ from pai_hub.backends.base import GpuInfo, NodeInfo, TaskEvent, TaskLaunch, Task
 from pai_hub.backends.events import lost_record
 from pai_hub.backends.slurm.jobscript import CONFIG_FILE, HOLD_FILE, STARTED_FILE, command_line
 from pai_hub.backends.slurm.users import RECORDS_DIR, SlurmUsers, open_owned
-from pai_hub.backends.taskdir import TaskDirBackend, check_task_id, is_task_id
+from pai_hub.backends.taskdir import SHELL_SPEC_WAIT_SECONDS, TaskDirBackend, check_task_id, is_task_id
 from pai_runtime.accounts import Account, AccountError
 from pai_runtime.atomic import write_json_atomic
 from pai_runtime.env import build_env, task_environ
@@ -595,8 +595,15 @@ class SlurmBackend(TaskDirBackend):
         from terminado.management import PtyWithClients
 
         task_dir = str(self.task_dir(task_id))
-        account = self.account_of(task_id)
-        data = self._task_json(task_id, SPEC_FILE) if account is not None else None
+        # A task is reported running once its start is queued; its submitter may not have written
+        # spec.json (nor recorded the account) yet. This runs off the event loop: wait a moment.
+        deadline = time.monotonic() + SHELL_SPEC_WAIT_SECONDS
+        while True:
+            account = self.account_of(task_id)
+            data = self._task_json(task_id, SPEC_FILE) if account is not None else None
+            if data is not None or task_id not in self._live or time.monotonic() >= deadline:
+                break
+            time.sleep(0.02)
         if account is None or data is None:
             raise KeyError(task_id)
         spec = TaskSpec.from_json_dict(data)
