@@ -57,7 +57,13 @@ class SecretBox:
             raise SecretKeyError(f"{path} is readable by other users (mode {stat.filemode(info.st_mode)}): "
                                  f"it decrypts every job's secrets; run `chmod 600 {path}`")
         try:
-            return cls(path.read_bytes().strip()), created
+            key = path.read_bytes().strip()
+        except PermissionError:
+            raise SecretKeyError(f"{path} is owned by uid {info.st_uid}, not readable by uid {os.geteuid()}: "
+                                 "the platform's own user must own it (was it created by `pai user` run "
+                                 "as another user?); fix its owner") from None
+        try:
+            return cls(key), created
         except ValueError as exc:
             raise SecretKeyError(f"{path} does not hold a Fernet key ({exc}); restore it from a backup "
                                  "or move it away (stored jobs' secrets are then lost)") from None
