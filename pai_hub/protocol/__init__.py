@@ -12,7 +12,7 @@ the tests all share one definition of what a job means::
 from __future__ import annotations
 
 from .errors import InvalidProtocol, ProtocolError, ProtocolParseError
-from .limits import DEFAULT_LIMITS, Limits, TooLarge
+from .limits import DEFAULT_LIMITS, NO_LIMITS, Limits, TooLarge
 from .models import (
     Callback,
     Completion,
@@ -38,6 +38,7 @@ from .validate import load_dict, validate, validate_semantics, validate_structur
 __all__ = [
     "DEFAULT_LIMITS",
     "MASK",
+    "NO_LIMITS",
     "Callback",
     "Completion",
     "DataPrerequisite",

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from .errors import InvalidProtocol, ProtocolError
 
-__all__ = ["DEFAULT_LIMITS", "Limits", "RenderBudget", "TooLarge", "check_object", "name_list", "too_large"]
+__all__ = ["DEFAULT_LIMITS", "NO_LIMITS", "Limits", "RenderBudget", "TooLarge", "check_object", "name_list", "too_large"]
 
 
 @dataclass(frozen=True)
@@ -47,6 +47,11 @@ class Limits:
 
 
 DEFAULT_LIMITS = Limits()
+_HUGE = 1 << 62
+#: For documents the platform already accepted (a stored job re-rendered at restart, whatever the
+#: limits were then): nothing refused.
+NO_LIMITS = Limits(max_bytes=_HUGE, max_nodes=_HUGE, max_expanded_chars=_HUGE, max_depth=_HUGE,
+                   max_task_roles=_HUGE, max_instances=_HUGE, max_total_tasks=_HUGE, max_rendered_chars=_HUGE)
 
 
 class TooLarge(InvalidProtocol):

@@ -23,7 +23,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from .limits import RenderBudget
+from .limits import NO_LIMITS, RenderBudget
 from .models import JobProtocol, Prerequisite
 from .template import lookup, normalize_name, render_template
 
@@ -166,10 +166,11 @@ def plugin_invocations(job: JobProtocol, role: str, *, budget: RenderBudget | No
       contains ``role``; its ``callbacks`` parameter (cmd plugin) becomes the invocation's callbacks.
 
     ``failurePolicy`` defaults to ``fail``. Docker images and prerequisites without plugin or
-    callbacks (plain data for templates) give no invocation. Rendering takes from ``budget``
-    (a fresh default one when not given), so a huge parameter referenced many times is refused.
+    callbacks (plain data for templates) give no invocation. Rendering takes from ``budget`` when
+    given (:func:`~pai_hub.protocol.render` passes the job's, so a huge parameter referenced many
+    times is refused at submission); without one (a task starting) nothing is refused.
     """
-    budget = budget if budget is not None else RenderBudget()
+    budget = budget if budget is not None else RenderBudget(NO_LIMITS.max_rendered_chars)
     base = {"$parameters": job.parameters or {}, **_role_selections(job, role)}
     invocations: list[dict[str, Any]] = []
     for prereq in prerequisite_closure(job, role):

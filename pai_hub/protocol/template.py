@@ -28,7 +28,7 @@ from typing import Any
 
 from pai_runtime.render import CLOSE, OPEN, Tag, lookup, normalize_name, render_secrets, tokenize
 
-from .limits import RenderBudget
+from .limits import NO_LIMITS, RenderBudget
 
 __all__ = ["Tag", "js_length", "js_string", "lookup", "normalize_name", "render_secrets", "render_template",
            "tokenize"]
@@ -84,10 +84,11 @@ def render_template(
     """Render like OpenPAI's REST server (see module docstring). The result is stripped like JS ``trim()``.
 
     With a ``budget`` each piece's length is taken from it before the piece is built; running out
-    raises :class:`~pai_hub.protocol.limits.TooLarge` naming ``where``.
+    raises :class:`~pai_hub.protocol.limits.TooLarge` naming ``where``. Without one nothing is
+    refused: a job's templates are bounded once, at submission (:func:`~pai_hub.protocol.render`).
     """
     if budget is None:
-        budget = RenderBudget()
+        budget = RenderBudget(NO_LIMITS.max_rendered_chars)
     out: list[str] = []
     for token in tokenize(text):
         if token.kind == "text":

@@ -199,3 +199,16 @@ def test_check_object_counts_shared_references_as_copies() -> None:
     loop.append(loop)
     assert "recursive" in refused(lambda: check_object(loop))
     check_object({"a": [1, "two", {"b": None}]})  # a plain document passes
+
+
+def test_accepted_jobs_re_render_without_limits() -> None:
+    """A stored job is re-rendered at restart and its plugins at each task start: limits lowered
+    since (or a larger configured budget at submission) must not make an accepted job fail later."""
+    big = job(instances=5000, top=f"parameters:\n  p: {'x' * 10_000}\n",
+              commands="".join("      - echo <% $parameters.p %>\n" for _ in range(500)))
+    with pytest.raises(InvalidProtocol):
+        protocol.render(protocol.load(big), username="a")
+    plan = protocol.render(protocol.load(big, protocol.NO_LIMITS), username="a", limits=protocol.NO_LIMITS)
+    assert plan.task_roles["worker"].instances == 5000
+    assert len(plan.task_roles["worker"].entrypoint) > 5_000_000
+    assert len(render_template("<% $parameters.p %>" * 500, {"$parameters": {"p": "x" * 10_000}})) == 5_000_000
