@@ -239,12 +239,18 @@ class UserRepository:
         self._cache.clear()
         return gone or 0
 
-    def token_is_application(self, token: str) -> bool | None:
-        """Whether ``token`` is a long-lived application token (False: a browser/login token; None:
-        not one of ours)."""
-        with self.store.sessions() as s:
-            row = s.get(Token, _token_hash(token))
-            return None if row is None else bool(row.application)
+    def purge_experiment_tokens(self, running: set[str]) -> int:
+        """Delete the tokens of experiments not in ``running`` (ids): what the experiment service calls
+        at start-up, so a token of an experiment that ended while the server was down dies too.
+        Tokens are named ``experiment <id>`` (``ExperimentService``). Returns how many were deleted."""
+        with self.store.sessions.begin() as s:
+            rows = s.execute(select(Token.token_hash, Token.name).where(Token.name.startswith("experiment ")))
+            dead = [h for h, name in rows if name.removeprefix("experiment ") not in running]
+            for i in range(0, len(dead), 500):
+                s.execute(delete(Token).where(Token.token_hash.in_(dead[i:i + 500])))
+        if dead:
+            self._cache.clear()
+        return len(dead)
 
     def list_tokens(self, username: str) -> list[dict]:
         with self.store.sessions() as s:

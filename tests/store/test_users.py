@@ -131,3 +131,6 @@ def test_expired_tokens_are_purged(tmp_path):
     # experiments revoke their token by name when they end
     users.create_token("bea", name="experiment 7")
     assert users.revoke_named("bea", "experiment 7") == 1 and users.revoke_named("bea", "experiment 7") == 0
+    live, ended = users.create_token("bea", name="experiment live1"), users.create_token("bea", name="experiment old2")
+    assert users.purge_experiment_tokens({"live1"}) == 1
+    assert users.resolve(live) is not None and users.resolve(ended) is None and users.resolve(forever)
