@@ -177,6 +177,8 @@ class UserHandler(BaseHandler):
         user = await self.blocking(self.users.get, username)
         if user is None:
             raise ApiError(404, "NoUserError", f"User {username} is not found.")
+        if username == self.me.username:  # what the caller may do: under the hub, the hub's admin flag
+            user["admin"] = self.me.admin
         self.send(user)
 
     async def delete(self, username: str) -> None:

@@ -76,6 +76,8 @@ def test_a_hub_user_named_like_a_pai_admin_is_not_an_admin_unless_the_hub_says_s
     fake = {"Authorization": "token t-fake-admin"}
     r = httpx.get(srv.url + "/api/v2/tokens/check", headers=fake)
     assert r.status_code == 200 and r.json()["admin"] is False, r.text
+    r = httpx.get(srv.url + "/api/v2/users/me", headers=fake)  # what the hub pages ask
+    assert r.status_code == 200 and r.json()["admin"] is False, r.text
     r = httpx.get(srv.url + "/api/v2/users", headers=fake)
     assert r.status_code == 403, r.text
     r = httpx.post(srv.url + "/api/v2/users", headers=fake, json={"username": "mole", "password": "secret-pw"})
