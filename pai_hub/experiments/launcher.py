@@ -8,6 +8,11 @@ parameters and reports metrics straight to the NNI manager (127.0.0.1). It then 
 0 when it SUCCEEDED, 1 when it FAILED, 130 when stopped. SIGINT/SIGTERM (NNI cancelling the trial, or
 the experiment stopping) stop the job first.
 
+When the trials run as their owner's Unix account (spec ``ownAccount``: isolation ``users``/``sandbox``),
+the job cannot enter the platform's experiment directory: uploaded files travel in the job's command and
+are written into the task's own directory, where NNI's per-trial output goes too. The owner's token
+never reaches the job: it stays in this process, which runs as the platform.
+
 A job built from ``command`` + resources is written by the one job-document builder,
 ``pai_client/jobdoc.py`` (standard library only), loaded by its path next to this package
 (``PAI_JOBDOC`` overrides it): this file may import nothing outside the standard library.

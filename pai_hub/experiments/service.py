@@ -380,7 +380,17 @@ class ExperimentService:
                             await self._sync(rec)
                     except Exception:  # keep polling the others
                         log.exception("experiment %s: polling NNI failed", rec["id"])
+                elif rec.get("uiAvailable") and not _alive(rec.get("pid")) and not self.lock(rec["id"]).locked():
+                    await self._manager_gone(rec)
             await asyncio.sleep(1.0)
+
+    async def _manager_gone(self, rec: dict[str, Any]) -> None:
+        """A finished experiment's manager (kept for its UI) exited: the proxy stops sending requests,
+        with their owner's credentials, to a port someone else may take next, and the port's rules go."""
+        async with self.lock(rec["id"]):
+            rec["uiAvailable"] = False
+            await self._close_port(rec)
+            self._save(rec)
 
     async def _sync(self, rec: dict[str, Any]) -> None:
         if not rec.get("port") or not _alive(rec.get("pid")):

@@ -126,3 +126,32 @@ def test_rules_live_in_their_own_chain(accounts, firewall):
     assert f"pai-hub:{firewall.instance}:svc-3" in listed and "--uid-owner 0" in listed
     assert f"--uid-owner {accounts['alice'].uid}" in listed
     assert firewall._run("-C", "OUTPUT", "-o", "lo", "-p", "tcp", "--syn", "-j", CHAIN).returncode == 0
+
+
+def test_a_finished_experiments_manager_that_exits_loses_its_ui_and_its_rule(tmp_path, accounts):
+    """A DONE experiment keeps its manager for the UI; when that manager exits, the proxy must stop
+    sending the owner's requests (with credentials) to a port anyone may take next."""
+    firewall = ServiceFirewall.for_data_dir(tmp_path)
+    try:
+        (tmp_path / "experiments" / "done0001").mkdir(parents=True)
+        record = {"id": "done0001", "username": "alice", "state": "DONE", "pid": os.getpid(), "port": 45557,
+                  "uiAvailable": True}
+        (tmp_path / "experiments" / "done0001" / "experiment.json").write_text(json.dumps(record))
+        service = ExperimentService(tmp_path, 1, None, None, _NoPool(), isolation=test_policy(tmp_path, "t16fw"))
+        firewall.guard(service_id("done0001"), 45557, [accounts["alice"].uid])
+
+        async def poll_after_the_manager_died() -> None:
+            service.start()
+            await asyncio.sleep(1.5)
+            assert service.records["done0001"]["uiAvailable"]  # alive: kept
+            service.records["done0001"]["pid"] = 2**22 + 9  # the manager is gone
+            await asyncio.sleep(2.5)
+            service._task.cancel()
+
+        asyncio.run(poll_after_the_manager_died())
+        assert service.records["done0001"]["uiAvailable"] is False
+        saved = json.loads((tmp_path / "experiments" / "done0001" / "experiment.json").read_text())
+        assert saved["uiAvailable"] is False
+        assert firewall.guarded() == {}
+    finally:
+        firewall.sweep()
