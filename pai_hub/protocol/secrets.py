@@ -141,18 +141,21 @@ def _mask_graph(text: str) -> str:
     return yaml.serialize(root, Dumper=yaml.SafeDumper, allow_unicode=True, width=1 << 16)
 
 
-def mask_secrets(yaml_text: str, limits: Limits = DEFAULT_LIMITS) -> str:
+def mask_secrets(yaml_text: str, limits: Limits = DEFAULT_LIMITS, *, parsed: Any = None) -> str:
     """The job's text with its top-level ``secrets`` shown as ``"******"``, in whatever form it was
     written; text whose parsed document has no ``secrets`` key is returned unchanged.
 
     The user's own text is kept when line masking provably changed nothing but ``secrets``;
     otherwise the document is written back from its masked node graph (comments are lost then).
-    Unreadable text (never stored: the job is refused) gets the line masking only.
+    Unreadable text (never stored: the job is refused) gets the line masking only. ``parsed``, the
+    document already read from this very text, saves reading it again.
     """
-    try:
-        doc = load_document(yaml_text, limits)
-    except InvalidProtocol:
-        return _mask_lines(yaml_text)
+    doc = parsed
+    if doc is None:
+        try:
+            doc = load_document(yaml_text, limits)
+        except InvalidProtocol:
+            return _mask_lines(yaml_text)
     if not isinstance(doc, dict) or SECRETS_KEY not in doc:
         return yaml_text
     if not check_events(yaml_text, limits):  # with aliases, a secret may be reused elsewhere

@@ -79,3 +79,9 @@ def test_plain_block_keeps_the_users_text() -> None:
 def test_text_without_secrets_is_unchanged() -> None:
     text = BODY + "description: 'secrets: none here'\nextras: {secrets: nested-is-not-top-level}\n"
     assert mask_secrets(text) == text
+
+
+def test_the_parsed_document_can_be_handed_in() -> None:
+    text = FORMS["json"]
+    assert mask_secrets(text, parsed=parse(text)) == mask_secrets(text)
+    assert PASSWORD not in mask_secrets(text, parsed=parse(text))
