@@ -39,7 +39,7 @@ from pathlib import Path
 
 import httpx
 
-from benchmarks.local_server import terminate
+from benchmarks.local_server import ISOLATION, terminate
 from pai_client import AsyncPaiClient, PaiError
 
 FINAL_STATES = frozenset({"SUCCEEDED", "FAILED", "STOPPED"})
@@ -162,7 +162,7 @@ class ControlPlane:
             self.log_offset = log.tell()
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "pai_hub.cli", "server", "--ip", "127.0.0.1", "--port", str(self.port),
-                 "--data-dir", str(self.data_dir), "--node-cpu", str(self.node_cpu)],
+                 "--data-dir", str(self.data_dir), "--node-cpu", str(self.node_cpu), "--isolation", ISOLATION],
                 stdout=subprocess.DEVNULL, stderr=log, env=env, start_new_session=True,
             )
         self.started_at = time.perf_counter()

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import httpx
 
-from benchmarks.local_server import free_port, job_text, terminate
+from benchmarks.local_server import ISOLATION, free_port, job_text, terminate
 from pai_hub.orchestrator.effects import Effects
 from pai_hub.orchestrator.records import EventRecord, JobAttemptRecord, JobRecord, TaskRecord
 from pai_hub.store import jobs as job_store
@@ -58,7 +58,8 @@ def finished_job(i: int, start: float, event_id: int) -> tuple[JobRecord, JobAtt
 
 def seed(data: Path, jobs: int) -> float:
     """Store ``jobs`` finished jobs through the store's own commit path; seconds it took."""
-    data.mkdir(parents=True, exist_ok=True)
+    os.umask(0o077)  # the server refuses a data directory others can read
+    data.mkdir(parents=True, exist_ok=True, mode=0o700)
     store = open_store(sqlite_url(data))
     started = time.perf_counter()
     start, event_id = time.time() - jobs - 3600, 0
@@ -82,7 +83,7 @@ def start_server(data: Path, log: Path) -> tuple[subprocess.Popen, str, float]:
     began = time.perf_counter()
     proc = subprocess.Popen(
         [sys.executable, "-m", "pai_hub.cli", "server", "--ip", "127.0.0.1", "--port", str(port),
-         "--data-dir", str(data), "--node-cpu", "4"],
+         "--data-dir", str(data), "--node-cpu", "4", "--isolation", ISOLATION],
         stdout=subprocess.DEVNULL, stderr=open(log, "ab"), env=env,  # noqa: SIM115
     )
     url = f"http://127.0.0.1:{port}"

@@ -83,6 +83,11 @@ def terminate(proc: subprocess.Popen, timeout: float = 30, force: Callable[[], N
         proc.wait(timeout=10)
 
 
+#: Who the benchmarked servers run tasks as (``--isolation``): ``none`` by default, so figures compare
+#: with earlier ones; ``PAI_BENCH_ISOLATION=sandbox`` measures the cost of per-user accounts and bwrap.
+ISOLATION = os.environ.get("PAI_BENCH_ISOLATION", "none")
+
+
 @contextlib.contextmanager
 def pai_server(tmp: Path, node_cpu: int = 32, *args: str) -> Iterator[tuple[str, str, subprocess.Popen]]:
     """``(url, admin token, process)`` of a server with its data directory in ``tmp``."""
@@ -91,7 +96,7 @@ def pai_server(tmp: Path, node_cpu: int = 32, *args: str) -> Iterator[tuple[str,
     env = {k: v for k, v in os.environ.items() if not k.startswith("PAI_")}
     proc = subprocess.Popen(
         [sys.executable, "-m", "pai_hub.cli", "server", "--ip", "127.0.0.1", "--port", str(port),
-         "--data-dir", str(data), "--node-cpu", str(node_cpu), *args],
+         "--data-dir", str(data), "--node-cpu", str(node_cpu), "--isolation", ISOLATION, *args],
         stdout=subprocess.DEVNULL, stderr=open(tmp / "server.log", "wb"), env=env,  # noqa: SIM115
     )
     url = f"http://127.0.0.1:{port}"

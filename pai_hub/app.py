@@ -262,7 +262,7 @@ class PaiHub(Application):
         self.policy = policy
         log.info("%s", describe(policy))
         blocking = BlockingPool(self.blocking_threads)
-        store = open_store(self.db_url or sqlite_url(data))
+        store = open_store(self.db_url or sqlite_url(data), secrets_key=data / "secrets.key")
         users = UserRepository(store)
         backend = self._make_backend(data)
         await backend.open()  # some backends learn their nodes when they open (Kubernetes, Slurm)
@@ -305,7 +305,7 @@ class PaiHub(Application):
             # metrics, GPU health, alerts (pai_hub/monitoring)
             monitor=start_monitoring(controller, cluster, data, Monitoring(config=self.config)),
             # NNI experiments whose trials are PAI jobs (pai_hub/experiments)
-            experiments=start_experiments(data, self.port, users, controller, blocking),
+            experiments=start_experiments(data, self.port, users, controller, blocking, isolation=policy),
             blocking=blocking, hub_auth=hub_auth,
         )
         return web.Application(routes(), services=self.services, default_handler_class=NotFoundHandler,
