@@ -38,6 +38,9 @@ _UNIX_NAME = re.compile(r"[a-z][a-z0-9_-]{0,31}")
 _UNSAFE = re.compile(r"[^a-z0-9_-]+")
 _MAX_NAME = 32
 _HASH_LEN = 8
+#: What a hashed name ends with: a name that already does is hashed too, or "bob-cd9fb1e1" (kept as is)
+#: would be the account of "Bob" (made safe, then hashed).
+_HASHED_TAIL = re.compile(r"-[0-9a-f]{8}$")
 #: useradd/groupadd exit codes that mean "try again": passwd/group file busy (1, 10) or the uid/gid
 #: or name just taken by a concurrent creator (4, 9).
 _RETRY_CODES = frozenset({1, 4, 9, 10})
@@ -77,7 +80,8 @@ def unix_account_name(policy: IsolationPolicy, pai_username: str) -> str:
         raise AccountError(f"account template {template!r} has no {{username}}")
     safe = _UNSAFE.sub("-", pai_username.lower())
     name = template.format(username=safe)
-    if name == template.format(username=pai_username) and _UNIX_NAME.fullmatch(name):
+    if (name == template.format(username=pai_username) and _UNIX_NAME.fullmatch(name)
+            and not _HASHED_TAIL.search(pai_username)):
         return name
     # Changed (case, characters, length, leading character): make it unique with a hash.
     digest = hashlib.sha256(pai_username.encode("utf-8", "surrogatepass")).hexdigest()[:_HASH_LEN]

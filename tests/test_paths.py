@@ -86,9 +86,6 @@ def test_two_pai_users_never_share_a_unix_account(a, b):
     assert a == b or ua != ub, (a, b, ua)
 
 
-@pytest.mark.xfail(strict=True, reason="pai_runtime/accounts.py: a PAI name of the form '<x>-<8 hex>' is kept "
-                   "unchanged and equals the hashed account of another name ('Bob' -> pai-bob-cd9fb1e1 = "
-                   "'bob-cd9fb1e1'); fix: treat a name ending in -<8 hex> as changed (hash it too)")
 def test_a_name_shaped_like_a_hashed_account_gets_its_own():
     hashed = unix_account_name(POLICY, "Bob")
     lookalike = hashed.removeprefix("pai-")
@@ -159,10 +156,6 @@ def test_a_job_name_is_refused_or_gives_a_checkpoint_directory_inside_its_users(
     assert built.parent == root / "alice" and inside(root / "alice", built)
 
 
-@pytest.mark.xfail(strict=True, reason="pai_hub/orchestrator/specs.py checkpoint_dir keeps '.' in names, so "
-                   "name '..' gives <root>/<user>/.. (the protocol refuses such names today, so only a "
-                   "record from elsewhere — a migration, the bulk API — could reach it); fix: also map a "
-                   "name made of dots (or any leading '.') to '_'")
 @SETTINGS
 @given(hostile)
 @example("..")

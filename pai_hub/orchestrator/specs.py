@@ -16,6 +16,8 @@ from .records import JobRecord, TaskRecord
 def checkpoint_dir(root: Path, job: JobRecord) -> Path:
     """A job's persistent directory: the same for every attempt of every task, so a retry can resume."""
     safe = re.sub(r"[^A-Za-z0-9_.-]", "_", job.name)
+    if safe.startswith(".") or not safe:  # never "..", "." or a hidden name: the user's directory it stays
+        safe = "_" + safe[1:]
     return root / job.username / safe
 
 
