@@ -300,7 +300,8 @@ class PaiHub(Application):
                                     users, groups, lambda: cluster.virtual_clusters, blocking)
         self.services = Services(
             settings=ServerSettings(ip=self.ip, port=self.port, data_dir=data, max_job_bytes=self.max_job_bytes,
-                                    max_array_size=self.max_array_size, max_batch_bytes=self.max_batch_bytes),
+                                    max_array_size=self.max_array_size, max_batch_bytes=self.max_batch_bytes,
+                                    isolation=policy),
             store=store, users=users, groups=groups, controller=controller, cluster=cluster, market=market,
             # metrics, GPU health, alerts (pai_hub/monitoring)
             monitor=start_monitoring(controller, cluster, data, Monitoring(config=self.config)),
@@ -351,7 +352,9 @@ class PaiHub(Application):
         doc = dict(job.protocol)
         if job.secrets:
             doc["secrets"] = job.secrets
-        return protocol.render(protocol.load_dict(doc), username=job.username)
+        # accepted already: re-rendered without today's limits, so lowering one never breaks a stored job
+        return protocol.render(protocol.load_dict(doc, protocol.NO_LIMITS), username=job.username,
+                               limits=protocol.NO_LIMITS)
 
     def _bootstrap_admin(self, users: UserRepository, data: Path) -> str | None:
         """On first start: an admin user and an application token, kept in ``admin-token`` (0600)."""

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pai_runtime.isolation import IsolationPolicy
+
 if TYPE_CHECKING:  # only types: every piece is built by pai_hub/app.py
     from .api.hubauth import HubTokenAuth
     from .blocking import BlockingPool
@@ -37,6 +39,9 @@ class ServerSettings:
     max_array_size: int = 10_000
     #: Largest body of a batch submission (``POST /jobs/batch``), in bytes.
     max_batch_bytes: int = 64 << 20
+    #: Who users' code runs as (None: the platform's user, as mode none); removing a user retires
+    #: their Unix account when it switches users.
+    isolation: IsolationPolicy | None = None
 
     @property
     def loopback_url(self) -> str:

@@ -112,9 +112,9 @@ def ensure_account(policy: IsolationPolicy, pai_username: str) -> Account:
     key = (name, policy.home_root)
     with _cache_lock:
         cached = _cache.get(key)
-        if cached is not None:
-            return cached
         account = _lookup(name)
+        if cached is not None and account == cached:  # still that account: not retired and re-made since
+            return cached
         if account is None:
             if pai_username in policy.accounts:
                 raise AccountError(f"PAI user {pai_username!r} is mapped to Unix account {name!r}, "
@@ -127,6 +127,35 @@ def ensure_account(policy: IsolationPolicy, pai_username: str) -> Account:
             raise AccountError(f"Unix account {name!r} of PAI user {pai_username!r} is root")
         _cache[key] = account
         return account
+
+
+def retire_account(policy: IsolationPolicy, pai_username: str) -> str | None:
+    """When a PAI user is removed, take their account out of reach of a new user of the same name:
+    its processes are killed, it is locked and expired, and it and its home are renamed (the home to
+    ``<home_root>/<new name>``), so the next user called so gets a fresh account with a new uid and an
+    empty home, and files left with the old uid stay the retired account's. Accounts mapped by the
+    admin (``policy.accounts``) are theirs to manage: left alone. Returns the retired name, or None."""
+    if pai_username in policy.accounts:
+        return None
+    name = unix_account_name(policy, pai_username)
+    with _creation_lock():
+        account = _lookup(name)
+        if account is None or account.uid == 0:
+            return None
+        digest = hashlib.sha256(f"retired:{name}:{account.uid}:{time.time_ns()}".encode()).hexdigest()
+        retired = f"{name[:_MAX_NAME - _HASH_LEN - 1]}-{digest[:_HASH_LEN]}"
+        _run(["pkill", "-KILL", "-U", str(account.uid)])
+        argv = ["usermod", "--lock", "--expiredate", "1", "--login", retired]
+        if os.path.isdir(account.home) and os.path.dirname(account.home.rstrip("/")) == policy.home_root.rstrip("/"):
+            argv += ["--home", os.path.join(policy.home_root, retired), "--move-home"]
+        code, out = _run([*argv, name])
+        if code != 0:
+            raise AccountError(f"usermod {name} failed ({code}): {out}")
+        if _group_gid(name) == account.gid:
+            _run(["groupmod", "--new-name", retired, name])
+    with _cache_lock:
+        _cache.pop((name, policy.home_root), None)
+    return retired
 
 
 def platform_account() -> Account:

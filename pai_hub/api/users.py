@@ -6,13 +6,18 @@ never shown again after they are created (only their ids): the store keeps only 
 
 from __future__ import annotations
 
+import logging
 import math
+
+from pai_runtime.accounts import AccountError, retire_account
 
 from .. import __version__
 from ..store.usernames import InvalidUsername, check_username
 from .base import BaseHandler
 from .errors import ApiError, bad_params, forbidden
 from .throttle import LoginThrottle
+
+log = logging.getLogger(__name__)
 
 DEFAULT_TOKEN_SECONDS = 7 * 24 * 3600
 
@@ -197,6 +202,13 @@ class UserHandler(BaseHandler):
                            f"User {username} has {len(live)} live job(s) ({shown}): stop them (and end debug "
                            "reservations) before removing the user.")
         await self.blocking(self.users.delete, username)
+        policy = self.server_settings.isolation
+        if policy is not None and policy.switches_users:
+            # a new user of the same name must not get this one's Unix account, home or files
+            try:
+                await self.blocking(retire_account, policy, username)
+            except AccountError as exc:
+                log.warning("user %s removed, but their Unix account was not retired: %s", username, exc)
         self.send({"message": "user is removed successfully"})
 
 
