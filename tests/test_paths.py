@@ -3,9 +3,7 @@ hostile names (issue 16, "Bad input"): ``../``, ``~``, NUL, backslashes, very lo
 Each must either refuse with its documented error or give a result that stays inside its directory
 (resolved, then checked).
 
-A property that today's code breaks in a file this test does not own is marked ``xfail(strict=True)``
-with the failing example pinned by ``@example``: it fails loudly the day the code is fixed, so the
-mark is removed then, and it never hides a new failure of another property.
+Examples that once got through are pinned with ``@example``.
 """
 
 from __future__ import annotations
@@ -180,10 +178,6 @@ def test_a_task_role_is_refused_or_gives_task_ids_and_environment_names(role):
 
 # -- experiments' uploaded files ---------------------------------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason="pai_hub/experiments/request.py _Trial._relative_names accepts '.' "
-                   "(Path('.').parts is empty: the file would be the code directory itself, a 500 at write) "
-                   "and names with NUL (ValueError at write, a 500); fix: refuse a name whose normalised path "
-                   "is '.' or empty, or that contains NUL or a backslash")
 @SETTINGS
 @given(hostile)
 @example(".")

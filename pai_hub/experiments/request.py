@@ -114,8 +114,10 @@ class _Trial(BaseModel):
     @classmethod
     def _relative_names(cls, files: dict[str, str]) -> dict[str, str]:
         for name in files:
-            if not name or name.startswith("/") or ".." in Path(name).parts:
-                raise ValueError(f"{name!r} must be a relative path inside the code directory")
+            if ("\0" in name or "\\" in name or name.startswith("/") or ".." in Path(name).parts
+                    or not Path(name).parts):  # "", ".", "./" name the code directory itself
+                raise ValueError(f"{name!r} must be a relative path of a file inside the code directory "
+                                 "(no '..', NUL or backslash)")
         return files
 
     @field_validator("codeDir")

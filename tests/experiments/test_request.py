@@ -42,7 +42,7 @@ def test_a_good_request_is_normalised():
      "assessor: must be a mapping, got str ({name: Medianstop|Curvefitting"),
     ({"searchSpace": SPACE, "trial": {**TRIAL, "cpu": "four"}}, "trial.cpu: must be an integer, got 'four'"),
     ({"searchSpace": SPACE, "trial": {**TRIAL, "files": {"../x.py": ""}}},
-     "trial.files: '../x.py' must be a relative path inside the code directory"),
+     "trial.files: '../x.py' must be a relative path of a file inside the code directory"),
     ({"searchSpace": SPACE, "trial": {"command": "x", "codeDir": "rel/dir"}},
      "trial.codeDir: must be an absolute directory on the PAI Hub host"),
     ({"searchSpace": SPACE, "trial": {"protocol": "taskRoles: [", "files": {}}}, "trial.protocol: not valid YAML"),
