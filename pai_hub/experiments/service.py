@@ -113,6 +113,9 @@ def _metric(raw: Any) -> Any:
 class ExperimentService:
     """The experiments of one control plane: their records, NNI managers and trial jobs."""
 
+    #: How long a finished experiment's NNI manager is kept for its web UI, in seconds; then it exits.
+    ui_keep_seconds: float = 600.0
+
     def __init__(self, data_dir: Path, api_port: int, users: UserRepository, controller: Controller,
                  blocking: BlockingPool, isolation: IsolationPolicy | None = None,
                  firewall: ServiceFirewall | None = None) -> None:
@@ -159,6 +162,7 @@ class ExperimentService:
         loop = asyncio.get_running_loop()
         self._task = loop.create_task(self._poll_forever())
         self._cleanup = loop.create_task(self._stop_orphans())
+        self._purge = loop.create_task(self._purge_tokens())
 
     async def _stop_orphans(self) -> None:
         """Trial jobs of experiments whose NNI died with the previous server: stopped, and saved."""
@@ -221,6 +225,31 @@ class ExperimentService:
             except (ProcessLookupError, PermissionError):
                 pass
 
+    # -- the experiment's token: alive exactly while its manager may submit trials ----------------------
+    async def _issue_token(self, username: str, exp_id: str) -> Path:
+        """A fresh token for the trial launcher, in the experiment's token file (0600): made at create
+        and at resume (a restart purged the previous one), revoked when the experiment ends."""
+        await self.blocking.run(self.users.revoke_named, username, f"experiment {exp_id}")
+        token = await self.blocking.run(self.users.create_token, username, name=f"experiment {exp_id}")
+        token_file = self.root / exp_id / "token"
+        fd = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(token + "\n")
+        return token_file
+
+    async def _revoke_token(self, rec: dict[str, Any]) -> None:
+        try:
+            await self.blocking.run(self.users.revoke_named, rec["username"], f"experiment {rec['id']}")
+        except Exception:  # the store may be briefly unavailable: the start-up purge catches it
+            log.exception("experiment %s: revoking its token failed", rec["id"])
+
+    async def _purge_tokens(self) -> None:
+        """At start-up no manager runs (they do not outlive the server): every experiment token is dead."""
+        try:
+            await self.blocking.run(self.users.purge_experiment_tokens, set())
+        except Exception:
+            log.exception("experiments: purging the tokens of ended experiments failed")
+
     def _save(self, rec: dict[str, Any]) -> None:
         _private_file(self.root / rec["id"] / "experiment.json", json.dumps(rec, indent=1))
 
@@ -258,11 +287,7 @@ class ExperimentService:
         elif not code_dir:
             code_dir = str(d / "code")
             Path(code_dir).mkdir()
-        token = await self.blocking.run(self.users.create_token, username, name=f"experiment {exp_id}")
-        token_file = d / "token"
-        fd = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(token + "\n")
+        token_file = await self._issue_token(username, exp_id)
         spec = {"url": f"http://127.0.0.1:{self.api_port}", "tokenFile": str(token_file), "username": username,
                 "experimentId": exp_id, "virtualCluster": request["virtualCluster"], "codeDir": code_dir,
                 "binDir": str(Path(python).parent), "template": request["template"]}
@@ -312,6 +337,7 @@ class ExperimentService:
             rec.update(state="ERROR", message=f"NNI did not start: {err.decode(errors='replace')[-2000:]}",
                        completedTime=time.time())
             self._save(rec)
+            await self._revoke_token(rec)
             raise ExperimentError(500, "NniUnavailableError", rec["message"])
         pid = json.loads(out.decode().strip().splitlines()[-1])["pid"]
         rec.update(port=port, pid=pid, state="RUNNING", uiAvailable=True, message=warning, completedTime=None)
@@ -354,6 +380,7 @@ class ExperimentService:
             if was in ACTIVE:
                 rec.update(state="STOPPED", completedTime=time.time())
             self._save(rec)
+            await self._revoke_token(rec)
 
     async def resume(self, rec: dict[str, Any]) -> None:
         async with self.lock(rec["id"]):
@@ -361,6 +388,7 @@ class ExperimentService:
                 return
             if rec["state"] == "DONE":
                 raise ExperimentError(400, "InvalidParametersError", f"Experiment {rec['id']} is DONE.")
+            await self._issue_token(rec["username"], rec["id"])
             await self._launch(rec, "resume", str(self.root / rec["id"] / "nni"))
 
     async def _stop_trial_jobs(self, rec: dict[str, Any]) -> None:
@@ -382,6 +410,9 @@ class ExperimentService:
                         log.exception("experiment %s: polling NNI failed", rec["id"])
                 elif rec.get("uiAvailable") and not _alive(rec.get("pid")) and not self.lock(rec["id"]).locked():
                     await self._manager_gone(rec)
+                elif (rec.get("uiAvailable") and rec["state"] not in ACTIVE and rec.get("completedTime")
+                      and time.time() - rec["completedTime"] > self.ui_keep_seconds):
+                    self._kill(rec)  # a finished experiment's manager exits once its UI was kept long enough
             await asyncio.sleep(1.0)
 
     async def _manager_gone(self, rec: dict[str, Any]) -> None:
@@ -399,6 +430,7 @@ class ExperimentService:
                 rec.update(state="ERROR", message="the NNI manager exited", uiAvailable=False,
                            completedTime=time.time())
                 self._save(rec)
+                await self._revoke_token(rec)
             return
         base = f"http://127.0.0.1:{rec['port']}/api/v1/nni"
         try:
@@ -420,6 +452,8 @@ class ExperimentService:
                            completedTime=time.time())
         if json.dumps([rec["nniStatus"], rec["trials"]], sort_keys=True) != before or rec["state"] != "RUNNING":
             self._save(rec)
+        if rec["state"] != "RUNNING":  # ended: its manager submits no more trials
+            await self._revoke_token(rec)
 
     async def _merge_trials(self, rec: dict[str, Any], trials: list[dict[str, Any]],
                             metrics: list[dict[str, Any]]) -> None:

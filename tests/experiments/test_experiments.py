@@ -198,6 +198,10 @@ def test_bad_requests(make_server):
     assert httpx.get(server.url + "/api/v2/experiments").status_code == 401
 
 
+def experiment_tokens(c, exp_id: str) -> int:
+    return sum(t["name"] == f"experiment {exp_id}" for t in c.get("/api/v2/tokens").json()["tokens"])
+
+
 def test_stop_then_resume_runs_the_remaining_trials(make_server):
     server = make_server()
     alice = server.add_user("alice")
@@ -207,12 +211,19 @@ def test_stop_then_resume_runs_the_remaining_trials(make_server):
         while c.get(f"/api/v2/experiments/{exp_id}").json()["trialCounts"].get("SUCCEEDED", 0) < 2:
             assert time.monotonic() < deadline
             time.sleep(0.5)
+        assert experiment_tokens(c, exp_id) == 1  # the trial launcher's, while trials may be submitted
         r = c.put(f"/api/v2/experiments/{exp_id}/executionType", json={"value": "STOP"})
         assert r.status_code == 202 and r.json()["state"] == "STOPPED"
+        assert experiment_tokens(c, exp_id) == 0  # revoked with the stop
         r = c.put(f"/api/v2/experiments/{exp_id}/executionType", json={"value": "RESUME"})
         assert r.status_code == 202 and r.json()["state"] == "RUNNING", r.text
+        assert experiment_tokens(c, exp_id) == 1  # a fresh one for the resumed manager
         e = wait_exp(c, exp_id, {"DONE", "ERROR", "STOPPED"})
         assert e["state"] == "DONE" and e["trialCounts"] == {"SUCCEEDED": 4}, e
+        deadline = time.monotonic() + 10
+        while experiment_tokens(c, exp_id):  # done: purged by the next poll
+            assert time.monotonic() < deadline, "a finished experiment's token is still valid"
+            time.sleep(0.2)
         assert all(t["job"]["state"] == "SUCCEEDED" and t["final"] is not None for t in e["trials"])
         r = c.put(f"/api/v2/experiments/{exp_id}/executionType", json={"value": "RESUME"})
         assert r.status_code == 400  # DONE
