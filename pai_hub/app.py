@@ -136,6 +136,15 @@ class PaiHub(Application):
                                "competes with the loop for the GIL.").tag(config=True)
     stop_grace = Float(10.0, help="Seconds between SIGTERM and SIGKILL when stopping a task.").tag(config=True)
     max_job_bytes = Integer(1 << 20, help="Largest job protocol accepted, in bytes.").tag(config=True)
+    max_job_nodes = Integer(50_000, help="Most YAML/JSON nodes one document may have after alias expansion "
+                            "(also bounds the time one document may take to read).").tag(config=True)
+    max_job_depth = Integer(64, help="Deepest nesting of one document's mappings and sequences.").tag(config=True)
+    max_task_roles = Integer(100, help="Most task roles in one job.").tag(config=True)
+    max_instances_per_role = Integer(1_000, help="Most instances of one task role.").tag(config=True)
+    max_tasks_per_job = Integer(10_000, help="Most tasks of one job (the sum of its roles' instances).").tag(
+        config=True)
+    max_rendered_chars = Integer(4 << 20, help="Most characters the <% %> templates of one job may render "
+                                 "to, all together.").tag(config=True)
     max_array_size = Integer(10_000, help="Most jobs one request may submit: the elements of a job array "
                              "(pai job submit --array) or the documents of a batch (POST /jobs/batch).").tag(config=True)
     max_batch_bytes = Integer(64 << 20, help="Largest body of a batch submission (POST /jobs/batch), in "
@@ -301,7 +310,7 @@ class PaiHub(Application):
         self.services = Services(
             settings=ServerSettings(ip=self.ip, port=self.port, data_dir=data, max_job_bytes=self.max_job_bytes,
                                     max_array_size=self.max_array_size, max_batch_bytes=self.max_batch_bytes,
-                                    isolation=policy),
+                                    isolation=policy, limits=self.protocol_limits()),
             store=store, users=users, groups=groups, controller=controller, cluster=cluster, market=market,
             # metrics, GPU health, alerts (pai_hub/monitoring)
             monitor=start_monitoring(controller, cluster, data, Monitoring(config=self.config)),
@@ -313,6 +322,13 @@ class PaiHub(Application):
                                log_function=log_function)  # API latency by handler (pai_hub/monitoring)
 
     policy: IsolationPolicy | None = None  # set by start_services
+
+    def protocol_limits(self) -> protocol.Limits:
+        """Bounds on every document users send (pai_hub/protocol/limits.py), from the settings."""
+        return protocol.Limits(max_bytes=max(4 * self.max_job_bytes, 4 << 20), max_nodes=self.max_job_nodes,
+                               max_depth=self.max_job_depth, max_task_roles=self.max_task_roles,
+                               max_instances=self.max_instances_per_role, max_total_tasks=self.max_tasks_per_job,
+                               max_rendered_chars=self.max_rendered_chars)
 
     def isolation_policy(self) -> IsolationPolicy:
         """The isolation settings in force (``auto`` resolved for this machine), with the paths a

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING
 
 from pai_runtime.isolation import IsolationPolicy
 
+from .protocol.limits import DEFAULT_LIMITS, Limits
+
 if TYPE_CHECKING:  # only types: every piece is built by pai_hub/app.py
     from .api.hubauth import HubTokenAuth
     from .blocking import BlockingPool
@@ -42,6 +44,8 @@ class ServerSettings:
     #: Who users' code runs as (None: the platform's user, as mode none); removing a user retires
     #: their Unix account when it switches users.
     isolation: IsolationPolicy | None = None
+    #: Bounds on every document users send (job protocols, experiment requests, marketplace items).
+    limits: Limits = DEFAULT_LIMITS
 
     @property
     def loopback_url(self) -> str:
