@@ -14,6 +14,11 @@ The launcher runs in its own session, started by the backend. When its stdin rea
 backend closed, or the control plane died) it takes no new work but keeps supervising what it runs,
 and exits when the last of its tasks has ended. A restarted control plane starts a new launcher; the
 old one's exit notifications reach the new backend through the same socket path.
+
+A task that cannot even be given its directory (an unwritable or full ``<run_root>/tasks``) has no
+place for its ``exit.json``: the launcher then writes its exit record as one JSON line on its stdout,
+a pipe the backend reads (:func:`start_failure`), and goes on with the other tasks. One task's start
+never brings the launcher, and every task it supervises, down.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import time
 import traceback
 from typing import Any
 
+from pai_runtime.exitcodes import EXIT_START_FAILED
 from pai_runtime.isolation import IsolationPolicy
 from pai_runtime.procinfo import is_alive, kill_group, proc_start_time
 from pai_runtime.supervisor import EXIT_FILE, PID_FILE, SPEC_FILE, Notifier, TaskRun, write_json
@@ -79,14 +85,66 @@ def _create_exclusive(path: str, content: str) -> bool:
     return True
 
 
+def start_failure(task_dir: str, diagnostics: str) -> dict[str, Any]:
+    """The exit record of a task the launcher could not start (its command never ran): a permanent
+    start failure (-200), not a lost task, so that it fails once with the cause instead of being
+    retried into the same wall."""
+    return {"task": os.path.basename(task_dir), "exitCode": EXIT_START_FAILED, "startedAt": None,
+            "finishedAt": time.time(), "reason": diagnostics, "diagnostics": diagnostics}
+
+
+def _cause(exc: BaseException) -> str:
+    """An OSError's own words and the path it names (``[Errno 13] Permission denied: '/x'`` reads
+    as ``Permission denied``); anything else as ``Type: message``."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return f"{type(exc).__name__}: {exc}"
+
+
+class Reports:
+    """Exit records for the backend on a pipe (the launcher's stdout), one JSON line each, written
+    without ever blocking the launcher's loop: what the pipe does not take now waits for
+    :meth:`flush`. With nobody reading (the control plane is gone) they are dropped; the restarted
+    control plane finds no trace of such a task and counts it lost."""
+
+    def __init__(self, fd: int | None) -> None:
+        self.fd = fd
+        self._pending = b""
+        if fd is not None:
+            os.set_blocking(fd, False)
+
+    @property
+    def pending(self) -> bool:
+        return bool(self._pending)
+
+    def send(self, record: dict[str, Any]) -> None:
+        if self.fd is None:
+            return
+        self._pending += json.dumps(record).encode() + b"\n"
+        self.flush()
+
+    def flush(self) -> None:
+        while self._pending and self.fd is not None:
+            try:
+                written = os.write(self.fd, self._pending)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:  # the backend closed its end
+                self._pending = b""
+                self.fd = None
+                return
+            self._pending = self._pending[written:]
+
+
 class Launcher:
     """The event loop: stdin requests, task pipes and pidfds, drain deadlines, pending notifications."""
 
     def __init__(self, notify_path: str | None, stdin_fd: int = 0,
-                 policy: IsolationPolicy | None = None) -> None:
+                 policy: IsolationPolicy | None = None, report_fd: int | None = None) -> None:
         self.stdin_fd = stdin_fd
         self.policy = policy
         self.notifier = Notifier(notify_path)
+        self.reports = Reports(report_fd)
         self.epoll = select.epoll()
         self.fds: dict[int, tuple[TaskRun, bool]] = {}  # fd -> (run, is_pidfd)
         self.running: set[TaskRun] = set()
@@ -96,18 +154,51 @@ class Launcher:
 
     def start(self, task_dir: str, spec: dict[str, Any] | None = None) -> None:
         """Start a task. With ``spec``, first create its directory and spec.json: doing it here keeps
-        two file-system writes per task off the control plane's event loop."""
+        two file-system writes per task off the control plane's event loop. A task that cannot be
+        started is reported with its cause (:meth:`_refuse`); the launcher goes on."""
+        try:
+            self._start(task_dir, spec)
+        except Exception as exc:
+            traceback.print_exc()
+            self._refuse(task_dir, f"the launcher could not start the task: {_cause(exc)}")
+
+    def _refuse(self, task_dir: str, diagnostics: str) -> None:
+        """Report a task whose command never ran: in its exit.json when that can be written, else on
+        the report pipe; the backend hears of it either way."""
+        print(f"pai_runtime.launcher: {task_dir}: {diagnostics}", file=sys.stderr, flush=True)
+        record = start_failure(task_dir, diagnostics)
+        try:
+            write_json(f"{task_dir}/{EXIT_FILE}", record, 0o600 if self.policy is not None else 0o644)
+        except OSError:
+            self.reports.send(record)
+            return
+        self.notifier.send(os.path.basename(task_dir))
+
+    def _start(self, task_dir: str, spec: dict[str, Any] | None) -> None:
         if spec is not None:
             try:
                 os.mkdir(task_dir, 0o700)
             except FileExistsError:  # made by a stop marker, or by another launcher: see the claim
                 pass
-            if not claim(task_dir):
+            except OSError as exc:
+                self._refuse(task_dir, f"cannot create task directory {task_dir}: {_cause(exc)}")
+                return
+            try:
+                claimed = claim(task_dir)
+                if claimed:
+                    write_json(f"{task_dir}/{SPEC_FILE}", spec, 0o600)
+            except OSError as exc:
+                self._refuse(task_dir, f"cannot write the task directory {task_dir}: {_cause(exc)}")
+                return
+            if not claimed:
                 print(f"pai_runtime.launcher: {task_dir} was already started", file=sys.stderr, flush=True)
                 return
-            write_json(f"{task_dir}/{SPEC_FILE}", spec, 0o600)
         run = TaskRun(task_dir, spec, self.policy)
         if not run.launch():
+            if not os.path.exists(f"{task_dir}/{EXIT_FILE}"):  # its record could not be written
+                self.reports.send({**run.record, "task": run.task_id,
+                                   "diagnostics": run.record.get("error") or "the task could not be started"})
+                return
             self.notifier.send(run.task_id)
             return
         self.running.add(run)
@@ -165,7 +256,7 @@ class Launcher:
             if self.draining:
                 first = min(r.deadline or 0.0 for r in self.draining)
                 timeout = max(0.0, first - time.monotonic())
-            if self.notifier.pending or self.no_pidfd:
+            if self.notifier.pending or self.no_pidfd or self.reports.pending:
                 timeout = 0.005 if timeout < 0 else min(timeout, 0.005)
             for fd, _ in self.epoll.poll(timeout):
                 if fd == self.stdin_fd:
@@ -199,15 +290,19 @@ class Launcher:
             for run in [r for r in self.draining if r.done]:
                 self._end(run)
             self.notifier.flush()
+            self.reports.flush()
         deadline = time.monotonic() + 10
-        while self.notifier.pending and time.monotonic() < deadline:
+        while (self.notifier.pending or self.reports.pending) and time.monotonic() < deadline:
             time.sleep(0.01)
             self.notifier.flush()
+            self.reports.flush()
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m pai_runtime.launcher", description=__doc__)
     parser.add_argument("--notify", help="unix datagram socket that hears about task exits")
+    parser.add_argument("--report-fd", type=int, help="a pipe for exit records that have no task "
+                        "directory to go to (one JSON line each); default: none")
     parser.add_argument("--isolation", help="the isolation policy as JSON (pai_runtime.isolation); "
                         "default: none, every task runs as this process's user")
     args = parser.parse_args(argv)
@@ -215,7 +310,7 @@ def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # only end of file on stdin ends the launcher
     gc.freeze()  # the imported modules never become garbage: keep the collector off them
     gc.set_threshold(20000, 20, 20)
-    Launcher(args.notify, policy=policy).serve()
+    Launcher(args.notify, policy=policy, report_fd=args.report_fd).serve()
 
 
 if __name__ == "__main__":

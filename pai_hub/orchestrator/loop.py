@@ -9,6 +9,12 @@ A commit that fails is retried, the same effects with backoff, until it succeeds
 requeues a failed sync the same way): the turn neither acts nor ends meanwhile, so no other turn
 runs on top of uncommitted state, and readers waiting in :meth:`Controller.settled` are refused
 with :class:`StoreUnavailable` rather than shown what the store lacks.
+
+A caller is not kept waiting through an outage either: past :attr:`Controller.input_timeout` its
+request is refused with :class:`StoreUnavailable` naming the cause ("database is locked", "no
+space"). A request still queued behind the failing commit is withdrawn first, so it never happens
+and can simply be sent again; one already in the commit being retried is stored once the store
+recovers (the answer says so).
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from ..backends.base import Backend, TaskExit, TaskRunning
 from ..store import history
 from ..store import jobs as job_store
 from ..store.db import Store
+from . import store_faults
 from .effects import Effects
 from .machine import Machine
 from .records import EXIT_START_FAILED, EXIT_TASK_LOST, JobRecord
@@ -43,6 +50,8 @@ COMMIT_RETRY_FIRST = 0.05
 COMMIT_RETRY_MAX = 2.0
 #: How long a reader waits for the commit in flight before it is told the store is unavailable.
 SETTLE_TIMEOUT = 10.0
+#: How long a caller's change may wait for a stalled store before it is refused (503).
+INPUT_TIMEOUT = 10.0
 
 
 class ConflictError(Exception):
@@ -86,7 +95,9 @@ class Controller:
         # Its result says whether the commit succeeded (False only when the controller closed first).
         self._committing: asyncio.Future[bool] | None = None
         self.settle_timeout = SETTLE_TIMEOUT
+        self.input_timeout = INPUT_TIMEOUT
         self._outage_since: float | None = None  # monotonic time of the first failed commit of an outage
+        self._store_error: str | None = None  # the cause of the last failed commit of the outage
         self.failure: BaseException | None = None  # what stopped the loop (fail-stop), if anything did
         self._failed = asyncio.Event()
         # Called after each committed turn with (effects, seconds spent scheduling, now): metrics,
@@ -132,10 +143,7 @@ class Controller:
     # -- inputs ---------------------------------------------------------------------------------
     async def submit(self, job: JobRecord, plan: Any) -> JobRecord:
         """Queue a job; returns once it is committed. Raises ConflictError on a duplicate name."""
-        fut = self._input_future()
-        self._inputs.append(("submit", job, plan, fut))
-        self._wake.set()
-        return await fut
+        return await self._queue(("submit", job, plan, self._input_future()))
 
     async def submit_many(self, jobs: list[tuple[JobRecord, Any]]) -> list[JobRecord]:
         """Queue many jobs (a batch or a job array) as ONE input: one turn adds them all and one
@@ -158,22 +166,66 @@ class Controller:
         return await self.call(add_all)
 
     async def stop(self, job_id: int) -> None:
-        fut = self._input_future()
-        self._inputs.append(("stop", job_id, fut))
-        self._wake.set()
-        await fut
+        await self._queue(("stop", job_id, self._input_future()))
 
     async def call(self, fn: Callable[[Machine, float], Any]) -> Any:
         """Run ``fn(machine, now)`` inside a turn: its effects are committed, then acted on, as any input's."""
-        fut = self._input_future()
-        self._inputs.append(("call", fn, fut))
-        self._wake.set()
-        return await fut
+        return await self._queue(("call", fn, self._input_future()))
 
     def _input_future(self) -> asyncio.Future:
         if self.failure is not None:
             raise ControlPlaneFailed()
         return asyncio.get_running_loop().create_future()
+
+    async def _queue(self, item: tuple[Any, ...]) -> Any:
+        """Queue an input and return its answer once its turn is committed. While the store stalls
+        (a commit failing, or not returning) the wait is bounded by :attr:`input_timeout`: then an
+        input still queued is withdrawn (it never happens: sending it again is safe) and one in the
+        commit being retried is left to it (stored once the store recovers); either way the caller
+        gets :class:`StoreUnavailable` with the cause. A busy loop with a healthy store is waited for."""
+        fut: asyncio.Future = item[-1]
+        self._inputs.append(item)
+        self._wake.set()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.input_timeout
+        while True:
+            await asyncio.wait({fut}, timeout=max(0.0, deadline - loop.time()))
+            if fut.done():
+                return fut.result()
+            if not self._store_stalled():
+                deadline = loop.time() + 0.1  # the loop is busy, not the store: keep waiting
+                continue
+            cause = await self._stall_cause()
+            if fut.done():
+                return fut.result()
+            if self._withdraw(item):
+                raise StoreUnavailable(f"{store_faults.RETRY}: {cause}; nothing was changed")
+            raise StoreUnavailable(f"{store_faults.RETRY} later: {cause}; the change is kept and stored once "
+                                   "the storage recovers, so look before sending it again")
+
+    def _withdraw(self, item: tuple[Any, ...]) -> bool:
+        """Take an input out of the queue if no turn has taken it yet; True when it was there."""
+        for i, queued in enumerate(self._inputs):
+            if queued is item:
+                del self._inputs[i]
+                return True
+        return False
+
+    def _store_stalled(self) -> bool:
+        """Whether the store is failing (an outage) or a commit is in flight, i.e. the store, not
+        the loop, is what callers are waiting on."""
+        return self._outage_since is not None or (self._committing is not None and not self._committing.done())
+
+    async def _stall_cause(self) -> str:
+        """The cause of the outage; before a commit has failed (SQLite waits out a lock for its busy
+        timeout first), what a probe of the database finds, else how long the commit has taken."""
+        if self._store_error is not None:
+            return self._store_error
+        with contextlib.suppress(Exception):
+            found = await self._read(store_faults.probe, self.store.url)
+            if found:
+                return found
+        return "the database has not finished the commit in flight"
 
     async def settled(self, timeout: float | None = None) -> None:
         """Return once no commit is in flight. The machine is changed before its turn is committed;
@@ -191,8 +243,9 @@ class Controller:
                 committed = await asyncio.wait_for(asyncio.shield(self._committing),
                                                    max(0.0, deadline - loop.time()))
             except asyncio.TimeoutError:
-                raise StoreUnavailable("the job store is not accepting writes; the service retries on "
-                                       "its own, try again shortly") from None
+                cause = await self._stall_cause()
+                raise StoreUnavailable(f"{store_faults.RETRY} shortly: the job store is not accepting writes "
+                                       f"({cause}); the service retries on its own") from None
             if not committed:
                 raise StoreUnavailable("the service is shutting down")
 
@@ -440,10 +493,14 @@ class Controller:
                 if not (retries and await loop.run_in_executor(self._writer, job_store.committed, self.store, fx)):
                     await loop.run_in_executor(self._writer, job_store.persist, self.store, fx)
             except Exception as exc:
+                cause = store_faults.describe(exc, self.store.url)
+                if self._outage_since is None or cause != self._store_error:
+                    # the cause only: the statement's parameters hold users' job documents
+                    log.error("store commit failed (%s: %s); nothing of this turn is acted on or shown, "
+                              "retrying until the store accepts it", type(exc).__name__, cause)
                 if self._outage_since is None:
                     self._outage_since = time.monotonic()
-                    log.error("store commit failed (%s: %s); nothing of this turn is acted on or shown, "
-                              "retrying until the store accepts it", type(exc).__name__, exc)
+                self._store_error = cause
                 retries += 1
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, COMMIT_RETRY_MAX)
@@ -452,6 +509,7 @@ class Controller:
                 log.warning("store commit succeeded after %d retries (%.1f s without a store); resuming",
                             retries, time.monotonic() - self._outage_since)
                 self._outage_since = None
+                self._store_error = None
             return
 
     async def _act(self, fx: Effects) -> None:

@@ -41,6 +41,19 @@ from .states import TERMINAL_JOB_STATES, AttemptState, JobState, LaunchState, Ta
 
 #: Launch states of a task a backend was asked to start and that has not ended.
 _STARTED = frozenset({LaunchState.LAUNCHING, LaunchState.RUNNING})
+#: A platform retry (a lost task, a transient failure; not a preemption) waits before its attempt
+#: asks for cells: this long the first time, twice as long each time after, at most the maximum.
+#: Retrying at once into the same fault spends every retry in seconds.
+PLATFORM_RETRY_FIRST = 1.0
+PLATFORM_RETRY_MAX = 60.0
+#: The most of a task's diagnostics repeated in its job's exit diagnostics.
+_DIAGNOSTICS_MAX = 1000
+
+
+def platform_retry_delay(retries: int, first: float = PLATFORM_RETRY_FIRST, most: float = PLATFORM_RETRY_MAX,
+                         ) -> float:
+    """Seconds before platform retry number ``retries`` (1, 2, ...) asks for cells again."""
+    return min(most, first * 2.0 ** min(max(retries - 1, 0), 30))
 
 
 def classify_exit(code: int, info: dict[str, Any] | None = None) -> str:
@@ -128,10 +141,15 @@ class Machine:
         debug_default_minutes: float = 0.0,
         debug_max_minutes: float = 120.0,
         max_platform_retries: int = 10,
+        platform_retry_backoff: tuple[float, float] = (PLATFORM_RETRY_FIRST, PLATFORM_RETRY_MAX),
     ) -> None:
         self.debug_default_minutes = debug_default_minutes
         self.debug_max_minutes = debug_max_minutes
         self.max_platform_retries = max_platform_retries
+        self.platform_retry_backoff = platform_retry_backoff
+        # job id -> when its retried attempt may ask for cells (platform retries back off); its
+        # gangs reach the scheduler only then. A restart does not keep this: they ask at once.
+        self.held: dict[int, float] = {}
         self.debugging: dict[int, float] = {}  # job id -> when its debug reservation ends
         self.scheduler = scheduler
         self.cluster_facts = cluster_facts
@@ -169,6 +187,7 @@ class Machine:
             if job is None or job.state not in TERMINAL_JOB_STATES or job_id in self.debugging:
                 continue
             del self.jobs[job_id]
+            self.held.pop(job_id, None)
             self.names.retire(job.framework_name)
             for task in self.tasks.pop(job_id, ()):
                 self.live.pop(task.task_id, None)
@@ -279,6 +298,7 @@ class Machine:
         self._maybe_finish_attempt(job, now)
 
     def schedule(self, now: float) -> None:
+        self._release_held(now)
         decisions = self.scheduler.schedule(now)
         for gang_id in decisions.preemptions:
             self._preempt(gang_id, now)
@@ -312,8 +332,24 @@ class Machine:
                     now, type="Warning")
         self._wind_down(job, now)
 
+    def _release_held(self, now: float) -> None:
+        """Hand the scheduler the gangs of retried attempts whose backoff is over."""
+        for job_id, until in list(self.held.items()):
+            if until > now:
+                continue
+            del self.held[job_id]
+            job = self.jobs.get(job_id)
+            if job is None or job_id not in self.plans or job.state != JobState.WAITING:
+                continue
+            job.waiting_reason = None
+            self._job(job)
+            for gang in self._gangs(job, self.plans[job_id], self.tasks[job_id]):
+                self.scheduler.submit(gang)
+
     # -- attempts -------------------------------------------------------------------------------
-    def _start_attempt(self, job: JobRecord, plan: Any, now: float) -> None:
+    def _start_attempt(self, job: JobRecord, plan: Any, now: float, hold: float = 0.0) -> None:
+        """A new attempt: its tasks wait for cells, asked for now or, with ``hold``, that many
+        seconds from now (a platform retry backing off)."""
         transition(job, JobState.WAITING)
         job.sub_state = "AttemptCreationPending"
         job.waiting_reason = None
@@ -327,6 +363,10 @@ class Machine:
                 task = self._new_task(job, role.name, index, 0, now)
                 tasks.append(task)
         self.tasks[job.id] = tasks
+        if hold > 0:
+            self.held[job.id] = now + hold
+            job.waiting_reason = f"retrying after a platform failure: waits {hold:g} s before asking for cells"
+            return
         for gang in self._gangs(job, plan, tasks):
             self.scheduler.submit(gang)
 
@@ -434,7 +474,7 @@ class Machine:
                 task.completed_at = now
                 self.live.pop(task.task_id, None)
                 self._task(task)
-        if job.id in self.plans:
+        if job.id in self.plans and self.held.pop(job.id, None) is None:  # held gangs were never submitted
             placed = {(t.role, t.task_index) for t in self.tasks[job.id] if t.node is not None}
             for gang in self._gangs(job, self.plans[job.id], self.tasks[job.id], pending_only=False):
                 if not any((p.role, p.index) in placed for p in gang.pods):
@@ -472,6 +512,9 @@ class Machine:
             job.exit_diagnostics = (
                 f"task {trigger.role}[{trigger.task_index}] failed with exit code {trigger.exit_code}"
             )
+            if trigger.exit_diagnostics and trigger.exit_code in (EXIT_START_FAILED, EXIT_TASK_LOST):
+                # the platform's own failure: its cause belongs in the job's status, not only the task's
+                job.exit_diagnostics += f": {trigger.exit_diagnostics[:_DIAGNOSTICS_MAX]}"
         self._job(job)
         self._event(job, f"Job{job.state.capitalize()}", f"job {job.state.lower()} (exit code {job.exit_code})",
                     now, type="Normal" if job.state != JobState.FAILED else "Warning")
@@ -490,16 +533,20 @@ class Machine:
             self._event(job, "RetryLimit", f"not retried: {job.retries_platform} platform retries already "
                         "(a job killed again and again is not the platform's fault)", now, type="Warning")
             return False
+        hold = 0.0
         if kind == "transient":
             job.retries_platform += 1
+            if completion.exit_code != EXIT_PREEMPTED:  # a preempted job is not failing: it queues at once
+                hold = platform_retry_delay(job.retries_platform, *self.platform_retry_backoff)
         else:
             job.retries_user += 1
         for gang_id in release:  # the failed attempt's cells, before the next attempt asks again
             self.scheduler.release(gang_id)
         job.attempt_id += 1
+        later = f" in {hold:g} s" if hold else ""
         self._event(job, "JobRetried", f"attempt {job.attempt_id - 1} failed (exit code "
-                    f"{completion.exit_code}, {kind}); starting attempt {job.attempt_id}", now, type="Warning")
-        self._start_attempt(job, plan, now)
+                    f"{completion.exit_code}, {kind}); starting attempt {job.attempt_id}{later}", now, type="Warning")
+        self._start_attempt(job, plan, now, hold)
         return True
 
     # -- debug reservation ----------------------------------------------------------------------
@@ -547,7 +594,7 @@ class Machine:
 
     def next_deadline(self) -> float | None:
         """When the loop must turn even if nothing happens (a debug reservation ending)."""
-        return min(self.debugging.values(), default=None)
+        return min([*self.debugging.values(), *self.held.values()], default=None)
 
     def replace_scheduler(self, scheduler: Scheduler, facts: ClusterFacts | None) -> None:
         """A new cluster config: hand every active job's placements and waiting gangs to the new scheduler."""
@@ -555,6 +602,7 @@ class Machine:
         self.cluster_facts = facts
         for job_id, plan in self.plans.items():
             self._rebind(self.jobs[job_id], plan, self.tasks[job_id])
+        self.held.clear()  # _rebind handed their waiting gangs to the new scheduler already
 
     def set_node_health(self, node: str, healthy: bool, now: float) -> None:
         self.scheduler.set_health(node, healthy)

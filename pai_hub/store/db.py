@@ -13,6 +13,7 @@ from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from ..orchestrator.store_faults import check_writable
 from .secretbox import KEY_FILE, SecretBox, open_box
 
 log = logging.getLogger("pai_hub.store")
@@ -65,7 +66,9 @@ def default_key_path(url: str) -> Path | None:
 
 def open_store(url: str, secrets_key: Path | None = None) -> Store:
     """Open (and migrate to head) the database at ``url``, with the secrets key at ``secrets_key``
-    (default: :func:`default_key_path`; created when missing)."""
+    (default: :func:`default_key_path`; created when missing). A SQLite database that exists and
+    cannot be written is refused here, naming the file and why (``StoreNotWritable``, an OSError)."""
+    check_writable(url)
     kwargs: dict = {}
     if url.startswith("sqlite"):
         kwargs["connect_args"] = {"check_same_thread": False}

@@ -238,6 +238,9 @@ def test_a_30_second_outage_loses_and_repeats_nothing(tmp_path, monkeypatch):
 
     async def scenario() -> None:
         async with service(tmp_path) as svc:
+            # callers wait through the whole outage here (in service a caller is refused after
+            # input_timeout, 10 s: tests/orchestrator/test_storage_faults.py)
+            svc.app.controller.input_timeout = 60
             outage.set()
             first = asyncio.create_task(svc.submit("first"))
             await fault.wait_failures(1)

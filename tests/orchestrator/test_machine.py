@@ -6,8 +6,8 @@ import pytest
 
 from pai_hub import protocol
 from pai_hub.core import GpuInfo, NodeInfo
-from pai_hub.orchestrator.machine import Machine
-from pai_hub.orchestrator.records import JobRecord
+from pai_hub.orchestrator.machine import Machine, platform_retry_delay
+from pai_hub.orchestrator.records import EXIT_START_FAILED, EXIT_TASK_LOST, JobRecord
 from pai_hub.orchestrator.specs import build_task_spec
 from pai_hub.scheduler.gang import GangScheduler
 from pai_runtime.ports import hashed_ports
@@ -166,11 +166,47 @@ def test_permanent_failure_is_not_retried_transient_is_capped():
     assert (job.state, job.retries) == ("FAILED", 0)
     m.max_platform_retries = 2
     job = submit(m, job_yaml("t", ["x"]))
-    for _ in range(3):
-        [t] = run_all(m)
-        m.task_exited(t, 137, 1, 2, 2, exit_info={"behavior": "TRANSIENT"})
-        m.schedule(2)
+    now = 2.0
+    for retry in range(1, 4):
+        [t] = run_all(m, now)
+        m.task_exited(t, 137, now, now, now, exit_info={"behavior": "TRANSIENT"})
+        if retry == 3:
+            break
+        # platform retries back off: the next attempt asks for cells only after 1 s, then 2 s
+        until = m.next_deadline()
+        assert until == now + platform_retry_delay(retry) == now + 2 ** (retry - 1)
+        m.schedule(until - 0.01)
+        assert not m.take_effects().starts and job.state == "WAITING" and "platform failure" in job.waiting_reason
+        now = until
+        m.schedule(now)
     assert (job.state, job.retries_platform) == ("FAILED", 2)
+
+
+def test_platform_retry_delay_doubles_and_is_bounded():
+    assert [platform_retry_delay(n) for n in range(1, 9)] == [1, 2, 4, 8, 16, 32, 60, 60]
+    assert platform_retry_delay(10**6) == 60
+
+
+def test_a_job_stopped_while_its_retry_backs_off_stops_at_once():
+    m = make_machine()
+    job = submit(m, job_yaml("lost", ["x"]))
+    [t] = run_all(m)
+    m.task_exited(t, EXIT_TASK_LOST, 1, 2, 2, "no trace of the task's supervisor")
+    assert job.id in m.held and job.state == "WAITING"
+    m.stop(job.id, 2.5)
+    assert job.state == "STOPPED" and not m.held
+    m.schedule(10)
+    assert not m.take_effects().starts
+
+
+def test_a_start_failure_fails_the_job_once_with_its_cause():
+    m = make_machine()
+    job = submit(m, job_yaml("nodir", ["x"], extra="jobRetryCount: 3"))
+    [t] = run_all(m)
+    m.task_exited(t, EXIT_START_FAILED, None, 2, 2, "cannot create task directory /r/tasks/1: Permission denied")
+    assert (job.state, job.retries_platform, job.retries_user) == ("FAILED", 0, 0)
+    assert job.exit_diagnostics == ("task worker[0] failed with exit code -200: cannot create task directory "
+                                    "/r/tasks/1: Permission denied")
 
 
 def test_a_job_that_ended_leaves_the_machine_after_its_turn_and_its_name_stays_taken():

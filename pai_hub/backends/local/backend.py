@@ -10,6 +10,11 @@ The control plane writes one file and one line per task; everything else happens
 (:mod:`pai_runtime.launcher`), which runs in its own session and outlives the control plane until its
 last task has ended. A new backend on the same ``run_root`` re-adopts running tasks from the files in
 their task directories, and hears their exits on the same socket path.
+
+A task the launcher cannot give a directory (``<run_root>/tasks`` unwritable or full) has nowhere to
+write ``exit.json``: the launcher sends that exit record on its stdout, a pipe read here
+(:class:`_LauncherReports`), and the task fails once with the cause (-200, "cannot create task
+directory ...") instead of being lost and retried into the same wall.
 """
 
 from __future__ import annotations
@@ -23,7 +28,9 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -39,6 +46,26 @@ from pai_runtime.procinfo import has_environ, is_alive, kill_group
 from pai_runtime.supervisor import EXIT_FILE, PID_FILE, SPEC_FILE, read_json
 
 log = logging.getLogger(__name__)
+
+
+class _LauncherReports(asyncio.Protocol):
+    """The launcher's stdout: one JSON exit record per line for tasks that have no task directory
+    to hold their ``exit.json`` (see :mod:`pai_runtime.launcher`)."""
+
+    def __init__(self, on_record: Callable[[dict[str, Any]], None]) -> None:
+        self.on_record = on_record
+        self._buf = b""
+
+    def data_received(self, data: bytes) -> None:
+        *lines, self._buf = (self._buf + data).split(b"\n")
+        for line in lines:
+            try:
+                record = json.loads(line)
+            except ValueError:
+                log.warning("local backend: unreadable line from the launcher: %r", line[:200])
+                continue
+            if isinstance(record, dict):
+                self.on_record(record)
 
 #: How long adopt() waits for a supervisor that was forked but has not yet written pid.json.
 _LAUNCH_SETTLE_SECONDS = 0.5
@@ -85,6 +112,7 @@ class LocalBackend(TaskDirBackend):
         self.memory_mb = memory_mb if memory_mb is not None else psutil.virtual_memory().total // (1 << 20)
         self._launcher: subprocess.Popen[bytes] | None = None
         self._launcher_in: asyncio.WriteTransport | None = None
+        self._launcher_out: asyncio.ReadTransport | None = None
         self._watched: dict[int, int] = {}  # supervisor pid -> pidfd registered with the loop
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -100,20 +128,33 @@ class LocalBackend(TaskDirBackend):
 
     async def _start_launcher(self) -> None:
         assert self._loop is not None
+        if self._launcher_out is not None:  # the previous launcher's pipe (it died, or was left)
+            self._launcher_out.close()
+            self._launcher_out = None
         package_root = os.path.dirname(os.path.dirname(os.path.abspath(pai_runtime.__file__)))
-        argv = [sys.executable, "-m", "pai_runtime.launcher", "--notify", str(self.socket_path)]
+        argv = [sys.executable, "-m", "pai_runtime.launcher", "--notify", str(self.socket_path), "--report-fd", "1"]
         if self.isolation.switches_users:
             argv += ["--isolation", self.isolation.to_json()]
         with open(self.run_root / "launcher.log", "ab") as errors:
             self._launcher = subprocess.Popen(
                 argv,
-                stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=errors, cwd=package_root,
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errors, cwd=package_root,
                 env=task_environ(os.environ), start_new_session=True, close_fds=True,
             )
         assert self._launcher.stdin is not None
         transport, _ = await self._loop.connect_write_pipe(asyncio.Protocol, self._launcher.stdin)
         self._launcher_in = transport
+        assert self._launcher.stdout is not None
+        self._launcher_out, _ = await self._loop.connect_read_pipe(
+            lambda: _LauncherReports(self._on_start_failure), self._launcher.stdout)
         self._watch_supervisor(self._launcher.pid, None)
+
+    def _on_start_failure(self, record: dict[str, Any]) -> None:
+        """A task the launcher could not start, reported on its pipe: its end, with the cause."""
+        task_id = record.pop("task", None)
+        if is_task_id(task_id):
+            log.warning("local backend: task %s could not be started: %s", task_id, record.get("diagnostics"))
+            self._emit_exit(task_id, record)
 
     def _watch_supervisor(self, pid: int, start_time: int | None) -> None:
         """Re-examine live tasks when supervisor ``pid`` exits (a crash would otherwise go unheard)."""
@@ -166,6 +207,9 @@ class LocalBackend(TaskDirBackend):
             self._launcher_in.close()
             self._launcher_in = None
             await asyncio.sleep(0)
+        if self._launcher_out is not None:
+            self._launcher_out.close()
+            self._launcher_out = None
         self._launcher = None
         self._end_events()
 
