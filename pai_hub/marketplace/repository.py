@@ -584,18 +584,30 @@ class MarketRepository:
         with self.store.sessions() as s:
             visible = {i.id for i in s.scalars(select(MarketItem)) if self.max_version(i, viewer) is not None}
             counts: dict[int, int] = {}
+            used: set[int] = set()
             for item_id, label_id in s.execute(select(link.item_id, getattr(link, key))):
+                used.add(label_id)
                 if item_id in visible:
                     counts[label_id] = counts.get(label_id, 0) + 1
-            return [self._label_view(r, kind, counts.get(r.id, 0)) for r in s.scalars(select(model).order_by(model.name))]
+            rows = s.scalars(select(model).order_by(model.name))
+            return [self._label_view(r, kind, counts.get(r.id, 0)) for r in rows
+                    if self._label_shown(viewer, kind, r.id, counts, used)]
+
+    @staticmethod
+    def _label_shown(viewer: Viewer, kind: str, label_id: int, counts: dict[int, int], used: set[int]) -> bool:
+        """A tag carried only by items the viewer may not see is not theirs to see either: its name
+        would tell what others keep private. Categories are admins' own words: always shown."""
+        return kind != "tag" or viewer.admin or counts.get(label_id, 0) > 0 or label_id not in used
 
     def label(self, viewer: Viewer, kind: str, ref: str) -> dict[str, Any]:
         link, _, key = self._label_tables(kind)
         with self.store.sessions() as s:
             row = self._find_label(s, kind, ref)
-            items = [i for i in s.scalars(select(MarketItem).join(link, link.item_id == MarketItem.id)
-                                          .where(getattr(link, key) == row.id).order_by(MarketItem.name))
-                     if self.max_version(i, viewer) is not None]
+            carriers = list(s.scalars(select(MarketItem).join(link, link.item_id == MarketItem.id)
+                                      .where(getattr(link, key) == row.id).order_by(MarketItem.name)))
+            items = [i for i in carriers if self.max_version(i, viewer) is not None]
+            if not self._label_shown(viewer, kind, row.id, {row.id: len(items)}, {row.id} if carriers else set()):
+                raise NoLabel(kind, f"no {kind} {ref!r}")  # as if it did not exist
             return {**self._label_view(row, kind, len(items)), "items": [i.name for i in items]}
 
     def create_label(self, viewer: Viewer, kind: str, name: Any, description: Any = None) -> tuple[dict, bool]:

@@ -302,3 +302,20 @@ def test_review_of_public_items(tmp_path_factory):
             assert c.get(f"{MARKET}/items/adm").status_code == 200
     finally:
         srv.stop()
+
+
+def test_tags_of_items_others_cannot_see_are_not_listed_to_them(market):
+    """A tag carried only by a private item would tell others what its author keeps to themselves."""
+    assert market.publish("alice", name="nightshade-tpl", type="template",
+                          protocol=job_template("nightshade-tpl", "echo hi"), visibility="private",
+                          tags=["project-nightshade"]).status_code == 201
+    with market.client("carol") as c:
+        assert "project-nightshade" not in {t["name"] for t in c.get(f"{MARKET}/tags").json()}
+        r = c.get(f"{MARKET}/tags/project-nightshade")
+        assert r.status_code == 404 and r.json()["code"] == "NoTagError", r.text
+    with market.client("alice") as c:
+        tags = {t["name"]: t for t in c.get(f"{MARKET}/tags").json()}
+        assert tags["project-nightshade"]["itemNumber"] == 1
+        assert c.get(f"{MARKET}/tags/project-nightshade").json()["items"] == ["nightshade-tpl"]
+    with market.client("admin") as c:
+        assert "project-nightshade" in {t["name"] for t in c.get(f"{MARKET}/tags").json()}
