@@ -11,6 +11,9 @@ reads with offsets stay byte-exact: ``substr`` on the blob.
 When a task expires, its row keeps only a tombstone (task id, when it ended, when it expired), so a
 reader is told *why* the logs are gone, not just that they are.
 
+The file holds every user's logs: it is created 0600, never opened through a link, and an existing
+one (and its ``-wal``/``-shm``) found readable by others is closed again at open.
+
 One connection per thread (the API's blocking pool reads while the retention thread writes); WAL,
 so readers never wait for the writer. The file must be on a local disk: SQLite's WAL does not work
 on network filesystems (a Slurm run root on NFS needs ``retention_archive`` set elsewhere).
@@ -18,9 +21,11 @@ on network filesystems (a Slurm run root on NFS needs ``retention_archive`` set 
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import sqlite3
+import stat
 import threading
 import time
 from dataclasses import dataclass
@@ -40,6 +45,36 @@ CREATE TABLE IF NOT EXISTS archived_tasks (
 );
 CREATE INDEX IF NOT EXISTS archived_tasks_unexpired ON archived_tasks (finished_at) WHERE expired_at IS NULL;
 """
+
+
+#: SQLite's companions of the database file (created with the database file's mode).
+_SIDE_FILES = ("-wal", "-shm", "-journal")
+
+
+def _own_private(path: str, *, create: bool) -> None:
+    """Make ``path`` a regular file of this process's user, mode 0600 (it holds every user's logs):
+    created so when missing (``create``), never through a link, and closed when an older version or
+    a looser umask left it readable. Raises PermissionError for a file that is a link, not a regular
+    file, or another user's."""
+    flags = os.O_RDWR | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC | (os.O_CREAT if create else 0)
+    try:
+        fd = os.open(path, flags, 0o600)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENXIO):
+            raise PermissionError(f"{path} is a link or not a regular file: refusing to use it as the task "
+                                  "archive") from exc
+        raise
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid():
+            raise PermissionError(f"{path} is not a regular file of uid {os.geteuid()} (owner uid "
+                                  f"{st.st_uid}): refusing to use it as the task archive")
+        if stat.S_IMODE(st.st_mode) != 0o600:
+            os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
 
 
 class TaskExpired(KeyError):
@@ -82,8 +117,8 @@ class TaskArchive:
         self.path = str(path)
         self._local = threading.local()
         os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)  # it holds logs: owner only
-        os.close(fd)
+        for path in (self.path, *(self.path + s for s in _SIDE_FILES)):
+            _own_private(path, create=path == self.path)
         with self._db() as db:
             db.executescript(_SCHEMA)
 

@@ -20,6 +20,14 @@ snapshot), so a job that becomes debug-reserved meanwhile cannot lose its direct
 Crash safety: a directory is deleted only after its row is committed, and it is first renamed into
 ``<run_root>/retention-trash/`` (one atomic rename), so a reader never sees half a directory; a
 sweep empties what an interrupted one left in the trash.
+
+Hostile directories: the sweep runs as the platform's user (root) over directories that the tasks'
+accounts partly own (local: ``runtime.log`` and ``work/``; Slurm: everything). Nothing is read by
+path: the task directory is opened once without following a link, every file below it is opened
+relative to it with ``O_NOFOLLOW`` and kept only when it is a regular file the platform may trust
+(:mod:`pai_hub.backends.safefiles`), a ``log_dir`` outside the task directory is not read, and
+deleting never follows a link. A symlink to the admin token left in place of a log is archived as
+nothing, not as the token.
 """
 
 from __future__ import annotations
@@ -28,15 +36,16 @@ import contextlib
 import json
 import logging
 import os
-import shutil
+import stat
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import IO, Any
 
+from pai_hub.backends import safefiles
 from pai_hub.backends.archive import TaskArchive
 from pai_runtime.exitcodes import EXIT_TASK_LOST
-from pai_runtime.supervisor import EXIT_FILE, LOG_NAMES, SPEC_FILE, read_json
+from pai_runtime.supervisor import EXIT_FILE, LOG_NAMES, SPEC_FILE
 
 log = logging.getLogger(__name__)
 
@@ -86,18 +95,23 @@ def job_id_of(task_id: str) -> int | None:
 
 def read_capped(path: str, cap: int) -> tuple[bytes, int] | None:
     """A log's bytes, keeping head and tail with a marker line between when it is over ``cap``;
-    also its original size. None if there is no such file."""
-    try:
-        with open(path, "rb") as f:
-            size = os.fstat(f.fileno()).st_size
-            if not cap or size <= cap:
-                return f.read(), size
-            head = f.read(cap // 2)
-            tail_len = cap - len(head)
-            f.seek(size - tail_len)
-            tail = f.read(tail_len)
-    except FileNotFoundError:
-        return None
+    also its original size. None if there is no such file, or it is a link or not a regular file the
+    platform may trust (:func:`pai_hub.backends.safefiles.open_path`)."""
+    f = safefiles.open_path(path)
+    return None if f is None else read_capped_file(f, cap)
+
+
+def read_capped_file(f: IO[bytes], cap: int) -> tuple[bytes, int]:
+    """:func:`read_capped` on an opened file (closed here)."""
+    with f:
+        size = os.fstat(f.fileno()).st_size
+        if not cap or size <= cap:
+            data = f.read()
+            return data, max(size, len(data))
+        head = f.read(cap // 2)
+        tail_len = cap - len(head)
+        f.seek(size - tail_len)
+        tail = f.read(tail_len)
     dropped = size - len(head) - len(tail)
     marker = f"\n[... {dropped} bytes dropped by the retention policy ...]\n".encode()
     return head + marker + tail, size
@@ -108,25 +122,40 @@ def spec_summary(spec: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in spec.items() if k not in _SECRET_SPEC_FIELDS}
 
 
-def _other_files(task_dir: str, skip: set[str]) -> dict[str, Any]:
-    """The task directory's other top-level files: JSON parsed, small text as text, the rest as a size."""
+def _other_files(dir_fd: int, skip: set[str]) -> dict[str, Any]:
+    """The task directory's other top-level files: JSON parsed, small text as text, the rest as a size.
+    Links, FIFOs and files the platform may not trust are left out (see module docstring)."""
     out: dict[str, Any] = {}
-    with os.scandir(task_dir) as entries:
-        for entry in entries:
-            if entry.name in skip or not entry.is_file(follow_symlinks=False):
-                continue
-            size = entry.stat(follow_symlinks=False).st_size
+    with os.scandir(dir_fd) as entries:
+        names = [e.name for e in entries if e.name not in skip and e.is_file(follow_symlinks=False)]
+    for name in names:
+        f = safefiles.open_file(dir_fd, name)
+        if f is None:
+            continue
+        with f:
+            size = os.fstat(f.fileno()).st_size
             if size > SMALL_FILE_BYTES:
-                out[entry.name] = {"size": size}
+                out[name] = {"size": size}
                 continue
-            with open(entry.path, "rb") as f:
-                data = f.read()
-            if entry.name.endswith(".json"):
-                with contextlib.suppress(ValueError):
-                    out[entry.name] = json.loads(data)
-                    continue
-            out[entry.name] = data.decode(errors="replace")
+            data = f.read(SMALL_FILE_BYTES)
+        if name.endswith(".json"):
+            with contextlib.suppress(ValueError):
+                out[name] = json.loads(data)
+                continue
+        out[name] = data.decode(errors="replace")
     return out
+
+
+@contextlib.contextmanager
+def opened_dir(path: str) -> Iterator[int]:
+    """The task directory ``path`` as a descriptor (not through a link); FileNotFoundError if none."""
+    fd = safefiles.open_dir(path)
+    if fd is None:
+        raise FileNotFoundError(f"{path}: missing, or not a directory")
+    try:
+        yield fd
+    finally:
+        os.close(fd)
 
 
 @dataclass(frozen=True)
@@ -148,15 +177,21 @@ class TaskFolder:
 
     def finished_at(self, task_dir: str, task_id: str) -> tuple[float, dict[str, Any]] | None:
         """When a no-longer-needed task ended and its exit record; None while it must be kept."""
-        if self.needed(task_id) or any(os.path.exists(f"{task_dir}/{m}") for m in KEEP_MARKERS):
+        if self.needed(task_id):
             return None
-        record = read_json(f"{task_dir}/{EXIT_FILE}")
-        if record is not None:
-            finished = record.get("finishedAt")
-            if isinstance(finished, (int, float)):
-                return float(finished), record
-            return os.stat(f"{task_dir}/{EXIT_FILE}").st_mtime, record
-        changed = os.stat(task_dir).st_mtime  # lost or never launched: judged by its age
+        with opened_dir(task_dir) as dir_fd:
+            if any(_lexists(dir_fd, m) for m in KEEP_MARKERS):
+                return None
+            f = safefiles.open_file(dir_fd, EXIT_FILE)
+            if f is not None:
+                mtime = os.fstat(f.fileno()).st_mtime
+                record = safefiles.read_json_file(f)
+                if record is not None:
+                    finished = record.get("finishedAt")
+                    if isinstance(finished, (int, float)) and not isinstance(finished, bool):
+                        return float(finished), record
+                    return mtime, record
+            changed = os.fstat(dir_fd).st_mtime  # lost or never launched: judged by its age
         if changed > self.now - max(LOST_TASK_AGE, self.policy.compact_after):
             return None
         return changed, {"exitCode": EXIT_TASK_LOST, "finishedAt": changed,
@@ -164,20 +199,37 @@ class TaskFolder:
 
     def fold(self, task_dir: str, task_id: str, exit_record: dict[str, Any]) -> tuple[dict[str, Any], dict[str, bytes]]:
         """The archive record and the (capped) logs of one task directory."""
-        spec = read_json(f"{task_dir}/{SPEC_FILE}") or {}
-        log_dir = spec.get("log_dir") or f"{task_dir}/logs"
-        logs: dict[str, bytes] = {}
-        sizes: dict[str, int] = {}
-        for name in LOG_NAMES:
-            got = read_capped(f"{log_dir}/{name}", self.policy.max_log_bytes)
-            if got is not None:
-                logs[name], sizes[name] = got
-        skip = {SPEC_FILE, EXIT_FILE}
-        if os.path.realpath(log_dir) == os.path.realpath(task_dir):
-            skip.update(LOG_NAMES)
-        record = {"taskId": task_id, "exit": exit_record, "spec": spec_summary(spec),
-                  "files": _other_files(task_dir, skip), "logSizes": sizes}
+        with opened_dir(task_dir) as dir_fd:
+            spec = safefiles.read_json_at(dir_fd, SPEC_FILE) or {}
+            log_dir = spec.get("log_dir") or f"{task_dir}/logs"
+            relative = safefiles.relative_beneath(task_dir, log_dir) if isinstance(log_dir, str) else None
+            logs: dict[str, bytes] = {}
+            sizes: dict[str, int] = {}
+            log_fd = safefiles.open_dir_beneath(dir_fd, relative) if relative is not None else None
+            if log_fd is not None:
+                try:
+                    for name in LOG_NAMES:
+                        f = safefiles.open_file(log_fd, name)
+                        if f is not None:
+                            logs[name], sizes[name] = read_capped_file(f, self.policy.max_log_bytes)
+                finally:
+                    os.close(log_fd)
+            skip = {SPEC_FILE, EXIT_FILE}
+            if relative == ".":
+                skip.update(LOG_NAMES)
+            record = {"taskId": task_id, "exit": exit_record, "spec": spec_summary(spec),
+                      "files": _other_files(dir_fd, skip), "logSizes": sizes}
+            if relative is None:
+                record["logsRefused"] = f"log_dir {log_dir!r} is not inside the task directory: not read"
         return record, logs
+
+
+def _lexists(dir_fd: int, name: str) -> bool:
+    try:
+        os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    return True
 
 
 def task_dirs(tasks_dir: str) -> Iterator[tuple[str, str]]:
@@ -193,22 +245,31 @@ def task_dirs(tasks_dir: str) -> Iterator[tuple[str, str]]:
 
 
 def _discard(path: str, trash: str) -> None:
-    """Move a directory out of readers' sight in one rename, then delete it."""
+    """Move a directory out of readers' sight in one rename, then delete it (never through a link)."""
     os.makedirs(trash, 0o700, exist_ok=True)
     target = f"{trash}/{os.path.basename(path)}.{time.monotonic_ns()}"
     try:
         os.rename(path, target)
     except FileNotFoundError:
         return
-    shutil.rmtree(target, ignore_errors=True)
+    safefiles.remove_tree(target)
 
 
 def empty_trash(run_root: str) -> None:
     """Delete what an interrupted sweep left half-deleted."""
     trash = f"{run_root}/{TRASH_DIR}"
-    if os.path.isdir(trash):
-        for name in os.listdir(trash):
-            shutil.rmtree(f"{trash}/{name}", ignore_errors=True)
+    try:
+        st = os.lstat(trash)
+    except FileNotFoundError:
+        return
+    if not stat.S_ISDIR(st.st_mode):
+        return
+    for name in os.listdir(trash):
+        entry = f"{trash}/{name}"
+        if stat.S_ISDIR(os.lstat(entry).st_mode):
+            safefiles.remove_tree(entry)
+        else:
+            os.unlink(entry)
 
 
 def sweep(run_root: str, archive: TaskArchive, policy: RetentionPolicy, needed: Callable[[str], bool],

@@ -6,6 +6,12 @@ The local backend and the Slurm backend (with a shared run root) keep every task
 ``<run_root>/events.sock``. :class:`TaskDirBackend` is what they share: task-id checks, the socket,
 exit records into events, the stop marker, logs, and debug shells in the task's environment. Each
 backend adds how its tasks are launched, stopped and adopted.
+
+Parts of a task directory may belong to the task's account (:mod:`pai_runtime.supervisor`), so what
+is read back here (spec.json, exit.json, logs) is opened without following links and only when it is
+a regular file the platform may trust, and the stop marker is never created through a link
+(:mod:`pai_hub.backends.safefiles`). The local backend's layout already keeps the account from
+replacing these files; the checks make the shared code safe for any layout.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pai_hub.backends import safefiles
 from pai_hub.backends.archive import TaskArchive
 from pai_hub.backends.base import Backend
 from pai_hub.backends.events import TaskEvents
@@ -27,7 +34,7 @@ from pai_runtime.env import build_env
 from pai_runtime.isolation import IsolationPolicy
 from pai_runtime.sandbox import TaskPlace, prepare, user_environ
 from pai_runtime.spec import TaskSpec
-from pai_runtime.supervisor import EXIT_FILE, LOG_NAMES, SPEC_FILE, STOP_FILE, read_json
+from pai_runtime.supervisor import EXIT_FILE, LOG_NAMES, SPEC_FILE, STOP_FILE
 
 if TYPE_CHECKING:
     from terminado.management import PtyWithClients
@@ -133,7 +140,7 @@ class TaskDirBackend(TaskEvents, Backend):
                     self._emit_exit(task_id, record)
 
     def _exit_record(self, task_id: str) -> dict[str, Any] | None:
-        return read_json(f"{self._tasks}/{task_id}/{EXIT_FILE}")
+        return safefiles.read_json_path(f"{self._tasks}/{task_id}/{EXIT_FILE}")
 
     def _forget(self, task_id: str) -> None:
         super()._forget(task_id)
@@ -145,7 +152,7 @@ class TaskDirBackend(TaskEvents, Backend):
         """Leave the ``stop`` marker: a runtime that has not started the command yet sees it and
         does not start it (it closes the race between a launch and a stop)."""
         os.makedirs(task_dir, 0o700, exist_ok=True)  # the task may not have been created yet
-        os.close(os.open(f"{task_dir}/{STOP_FILE}", os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))
+        safefiles.create_marker(task_dir, STOP_FILE)
 
     # -- logs ----------------------------------------------------------------------------------
     # A finished task's directory may have been folded into the archive by the retention policy
@@ -173,8 +180,9 @@ class TaskDirBackend(TaskEvents, Backend):
             raise KeyError(task_id) from None
         if not os.path.isdir(task_dir):
             return None
-        spec = read_json(f"{task_dir}/{SPEC_FILE}") or {}
-        return spec.get("log_dir") or f"{task_dir}/logs"  # the runtime's default
+        spec = safefiles.read_json_path(f"{task_dir}/{SPEC_FILE}") or {}
+        log_dir = spec.get("log_dir")
+        return log_dir if isinstance(log_dir, str) and log_dir else f"{task_dir}/logs"  # the runtime's default
 
     def log_names(self, task_id: str) -> list[str]:
         """Every log of a started task (a log with no output yet reads empty)."""
@@ -191,15 +199,15 @@ class TaskDirBackend(TaskEvents, Backend):
             raise KeyError(name)
         log_dir = self._log_dir(task_id)
         if log_dir is not None:
-            try:
-                with open(f"{log_dir}/{name}", "rb") as f:
+            f = safefiles.open_path(f"{log_dir}/{name}")  # never through a link the task left
+            if f is not None:
+                with f:
                     if offset:
                         f.seek(offset)
                     return f.read(-1 if limit is None else limit)
-            except FileNotFoundError:
-                if os.path.isdir(self.task_dir(task_id)):
-                    return b""  # no output yet
-                # compacted while we looked: read it from the archive
+            if os.path.isdir(self.task_dir(task_id)):
+                return b""  # no output yet (or not a file the platform may read back)
+            # compacted while we looked: read it from the archive
         return self._archived(task_id).read_log(task_id, name, offset, limit)
 
     # -- shells --------------------------------------------------------------------------------
@@ -210,13 +218,13 @@ class TaskDirBackend(TaskEvents, Backend):
         from terminado.management import PtyWithClients
 
         task_dir = str(self.task_dir(task_id))
-        data = read_json(f"{task_dir}/{SPEC_FILE}")
+        data = safefiles.read_json_path(f"{task_dir}/{SPEC_FILE}")
         # A task is reported running once its start is handed over; its launcher may not have written
         # spec.json yet (a busy machine). This runs off the event loop: wait a moment for it.
         deadline = time.monotonic() + SHELL_SPEC_WAIT_SECONDS
         while data is None and task_id in self._live and time.monotonic() < deadline:
             time.sleep(0.02)
-            data = read_json(f"{task_dir}/{SPEC_FILE}")
+            data = safefiles.read_json_path(f"{task_dir}/{SPEC_FILE}")
         if data is None:
             raise KeyError(task_id)
         spec = TaskSpec.from_json_dict(data)

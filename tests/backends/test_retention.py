@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import shlex
+import shutil
+import sqlite3
+import subprocess
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -14,8 +22,12 @@ from pai_hub.backends.base import TaskExit, TaskLaunch
 from pai_hub.backends.local import LocalBackend
 from pai_hub.backends.retention import RetentionPolicy, SweepResult
 from pai_hub.retention import Retention
+from pai_runtime import accounts
+from pai_runtime.accounts import Account, ensure_account
+from pai_runtime.isolation import IsolationPolicy
 from pai_runtime.spec import TaskPeer, TaskRoleInfo, TaskSpec
 from tests.backends.test_local import exits
+from tests.requirements import require_tool
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -204,3 +216,144 @@ def test_disk_per_finished_job_is_bounded(tmp_path: Path) -> None:
     # folded: its logs and records, about a kilobyte, plus the archive's fixed pages
     print(f"disk per job: {before / jobs:.0f} bytes before, {after / jobs:.0f} after compaction")
     assert after / jobs <= 2_500, f"{after / jobs:.0f} bytes per job after compaction"
+
+
+# -- directories a task's account controls (Slurm with isolation: the whole task directory) ------------
+
+SECRET = "ADMIN-TOKEN-must-never-be-archived"
+
+
+@pytest.fixture(scope="module")
+def account() -> Iterator[tuple[Account, Path]]:
+    """A real Unix account (``pait-*``, uids 47000-47999) and a base directory it may traverse."""
+    if os.geteuid() != 0:
+        pytest.fail("these tests play a task's account against the platform: they need root", pytrace=False)
+    require_tool("setpriv", "apt-get install util-linux")
+    require_tool("useradd", "apt-get install passwd")
+    base = Path(tempfile.mkdtemp(prefix="pai-retention-", dir="/tmp"))
+    base.chmod(0o711)
+    (base / "home").mkdir(mode=0o755)
+    policy = IsolationPolicy(mode="users", account_template="pait-{username}", uid_min=47000, uid_max=47999,
+                             home_root=str(base / "home"))
+    acc = ensure_account(policy, f"r{os.getpid()}")
+    try:
+        yield acc, base
+    finally:
+        subprocess.run(["userdel", acc.name], capture_output=True)
+        subprocess.run(["groupdel", acc.name], capture_output=True)
+        accounts._cache.clear()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def as_account(acc: Account, cwd: Path, script: str) -> None:
+    """Run ``script`` in bash as the account (what a task could do to its own directory)."""
+    done = subprocess.run(["setpriv", f"--reuid={acc.uid}", f"--regid={acc.gid}", "--clear-groups", "--",
+                           "/bin/bash", "-c", script], cwd=cwd, capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+
+
+def platform_files(base: Path) -> Path:
+    """The platform's private directory: a secret token and a root file named like a log."""
+    platform = base / "platform"
+    platform.mkdir(mode=0o700)
+    (platform / "admin-token").write_text(SECRET)
+    (platform / "admin-token").chmod(0o600)
+    (platform / "stdout").write_text(SECRET)
+    (platform / "hub-secrets.json").write_text(json.dumps({"cookie_secret": SECRET, "finishedAt": 1}))
+    return platform
+
+
+def give_to(acc: Account, task_dir: Path) -> None:
+    """The Slurm layout with isolation: the whole task directory is the account's, 0700."""
+    for root, dirs, files in os.walk(task_dir):
+        for name in dirs + files:
+            os.chown(os.path.join(root, name), acc.uid, acc.gid, follow_symlinks=False)
+    os.chown(task_dir, acc.uid, acc.gid)
+    task_dir.chmod(0o700)
+
+
+def archived_text(backend: LocalBackend) -> str:
+    """Everything the archive holds (records and log blobs), as text."""
+    db = sqlite3.connect(backend.archive_path)
+    try:
+        rows = db.execute("SELECT record, logs FROM archived_tasks").fetchall()
+    finally:
+        db.close()
+    return "".join((r or "") + (bytes(b or b"").decode(errors="replace")) for r, b in rows)
+
+
+def test_links_hard_links_and_fifos_a_user_leaves_are_never_archived_or_followed(
+        account: tuple[Account, Path]) -> None:
+    """The account replaces its logs with a symlink and (as root would find it where
+    fs.protected_hardlinks is off) a hard link to the admin token, leaves a FIFO in place of a log
+    (a plain open() blocks forever on it) and a link from work/ to a directory outside: the sweep
+    archives none of the token, does not hang, and deletes nothing outside."""
+    acc, base = account
+    platform = platform_files(base)
+    outside = base / "precious"
+    outside.mkdir()
+    (outside / "keep.txt").write_text("keep")
+
+    async def main() -> tuple[SweepResult, str, dict[str, bytes], dict[str, Any]]:
+        backend = LocalBackend(base / "run1")
+        await backend.open()
+        try:
+            tid = "11.0.worker.0.0"
+            await run_to_exit(backend, [launch(tid, "echo mine; echo err >&2")])
+            task = backend.task_dir(tid)
+            give_to(acc, task)
+            token = platform / "admin-token"
+            as_account(acc, task, f"ln -sf {token} runtime.log; ln -s {token} notes.txt; rm -f stdout; "
+                                  f"mkfifo stdout; mkfifo pipe.txt; ln -s {outside} work/escape; "
+                                  f"ln -s {platform / 'hub-secrets.json'} extra.json")
+            os.unlink(task / "stderr")
+            os.link(token, task / "stderr")  # a second link to the platform's file
+            result = await asyncio.wait_for(sweep(backend, RetentionPolicy(compact_after=0)), 20)
+            logs = {name: backend.read_log(tid, name) for name in ("stdout", "stderr", "all", "runtime.log")}
+            archive = backend.archive()
+            assert archive is not None
+            return result, archived_text(backend), logs, archive.record(tid)
+        finally:
+            await backend.close()
+
+    result, text, logs, record = asyncio.run(main())
+    assert result.compacted == 1 and not result.errors, result
+    assert SECRET not in text
+    assert logs["all"] == b"mine\nerr\n"  # the root-owned log is archived as it was
+    assert logs["stdout"] == logs["stderr"] == logs["runtime.log"] == b""
+    assert set(record["files"]) <= {"pid.json", "claim"}, record["files"]
+    assert (outside / "keep.txt").read_text() == "keep" and (platform / "admin-token").read_text() == SECRET
+    assert not (base / "run1" / "tasks" / "11.0.worker.0.0").exists()
+
+
+def test_a_log_dir_outside_the_task_dir_is_not_read(account: tuple[Account, Path]) -> None:
+    """With the task directory its own, the account may rewrite spec.json: a log_dir pointing at the
+    platform's directory (where a root file is named like a log) is refused, not archived."""
+    acc, base = account
+    platform = base / "platform2"
+    platform.mkdir(mode=0o700)
+    (platform / "stdout").write_text(SECRET)
+
+    async def main() -> tuple[SweepResult, str, dict[str, Any]]:
+        backend = LocalBackend(base / "run2")
+        await backend.open()
+        try:
+            tid = "12.0.worker.0.0"
+            await run_to_exit(backend, [launch(tid, "echo mine")])
+            task = backend.task_dir(tid)
+            spec = json.loads((task / "spec.json").read_text())
+            give_to(acc, task)
+            spec["log_dir"] = f"{task}/../../../platform2"
+            as_account(acc, task, f"rm -f spec.json; printf '%s' {shlex.quote(json.dumps(spec))} > spec.json")
+            result = await sweep(backend, RetentionPolicy(compact_after=0))
+            archive = backend.archive()
+            assert archive is not None
+            return result, archived_text(backend), archive.record(tid)
+        finally:
+            await backend.close()
+
+    result, text, record = asyncio.run(main())
+    assert result.compacted == 1 and not result.errors, result
+    assert SECRET not in text
+    assert "is not inside the task directory" in record["logsRefused"]
+    assert record["logs"] == {}
