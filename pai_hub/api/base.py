@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 from tornado import web
 
 from ..orchestrator.loop import ControlPlaneFailed, StoreUnavailable
+from ..protocol.errors import InvalidProtocol
+from ..protocol.limits import check_object
 from ..services import ServerSettings, Services
 from ..store.users import Principal
 from .errors import ApiError, bad_params, unauthorized
@@ -152,8 +154,15 @@ class BaseHandler(web.RequestHandler):
             body = json.loads(self.request.body)
         except (ValueError, UnicodeDecodeError) as exc:
             raise bad_params(f"the request body is not valid JSON: {exc}") from None
+        except RecursionError:  # json's decoder recurses once per level: 100,000 '[' is enough
+            raise bad_params(f"the request body is nested more than {self.server_settings.limits.max_depth} "
+                             "levels deep") from None
         if not isinstance(body, dict):
             raise bad_params("the request body must be a JSON object")
+        try:  # the same bounds as every document a user sends (pai_hub/protocol/limits.py)
+            check_object(body, self.server_settings.limits, what="the request body")
+        except InvalidProtocol as exc:
+            raise bad_params(str(exc)) from None
         return body
 
     def send(self, payload: Any, status: int = 200) -> None:

@@ -63,7 +63,8 @@ class BatchHandler(JobsHandler):
             text = b"".join(self._chunks).decode("utf-8")
         except UnicodeDecodeError:
             raise bad_params("the batch must be UTF-8 text (YAML or JSON)") from None
-        items, array = read_batch(text)
+        settings = self.server_settings
+        items, array = read_batch(text, dataclasses.replace(settings.limits, max_bytes=settings.max_batch_bytes))
         if array is not None:
             await submit_array(self, items[0], array)
             return
@@ -93,10 +94,11 @@ class BatchHandler(JobsHandler):
         return jobs, used
 
 
-def read_batch(text: str) -> tuple[list[Any], str | None]:
-    """The batch body as ``(documents, None)`` or, for a job array, ``([document], spec)``."""
+def read_batch(text: str, limits: protocol.Limits = protocol.DEFAULT_LIMITS) -> tuple[list[Any], str | None]:
+    """The batch body as ``(documents, None)`` or, for a job array, ``([document], spec)``; the whole
+    stream is held to ``limits`` (each document is held to them again when it is checked as a job)."""
     try:
-        documents = protocol.split_documents(text)
+        documents = protocol.split_documents(text, limits)
     except protocol.InvalidProtocol as exc:
         raise ApiError(400, "InvalidProtocolError", str(exc)) from None
     documents = [d for d in documents if d is not None]
@@ -127,8 +129,13 @@ async def submit_array(handler: JobsHandler, document: dict[str, Any] | str, spe
         indices = parse_array_spec(spec, handler.server_settings.max_array_size)
     except InvalidArraySpec as exc:
         raise bad_params(f"array: {exc}") from None
+    limits = handler.server_settings.limits
     try:
-        doc = protocol.parse(document) if isinstance(document, str) else document
+        if isinstance(document, str):
+            doc = protocol.parse(document, limits)
+        else:  # a mapping already read with the batch: measured before a template is made of it
+            protocol.limits.check_object(document, limits, what="job")
+            doc = document
     except protocol.InvalidProtocol as exc:
         raise ApiError(400, "InvalidProtocolError", str(exc)) from None
     if not isinstance(doc, dict):

@@ -14,9 +14,9 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
-import yaml
 from tornado import web
 
+from .. import protocol
 from ..experiments import ExperimentError, ExperimentService, view
 from ..experiments.request import validate
 from .base import BaseHandler
@@ -46,14 +46,19 @@ class ExperimentsHandler(ExperimentAccess):
         self.send([view(r, detail=False) for r in self.service.list(self.me.username, self.me.admin, everyone)])
 
     async def post(self) -> None:
-        try:
-            body = yaml.safe_load(self.request.body or b"{}")
-        except yaml.YAMLError as exc:
-            raise bad_params(f"the request body is neither JSON nor YAML: {exc}") from None
+        limits = self.server_settings.limits
+        try:  # the one bounded loader: a 100,000-deep body is a 400, not a RecursionError
+            body = protocol.load_document(self.request.body.decode("utf-8") or "{}", limits,
+                                          what="the experiment request")
+        except UnicodeDecodeError:
+            raise bad_params("the request body must be UTF-8 text (JSON or YAML)") from None
+        except protocol.InvalidProtocol as exc:
+            raise bad_params(str(exc)) from None
         if not isinstance(body, dict):
             raise bad_params("the request body must be an object")
+        check_class_args(body)
         try:
-            request = validate(body)
+            request = validate(body, limits)
         except ExperimentError as exc:
             raise ApiError(exc.status, exc.code, exc.message) from None
         vc = request["virtualCluster"]
@@ -66,6 +71,17 @@ class ExperimentsHandler(ExperimentAccess):
         except ExperimentError as exc:
             raise ApiError(exc.status, exc.code, exc.message) from None
         self.send(view(rec), 202)
+
+
+def check_class_args(body: dict[str, Any]) -> None:
+    """``tuner.classArgs`` and ``assessor.classArgs`` are mappings: anything else would reach NNI,
+    whose refusal is a traceback (a 500) instead of a 400 naming the field."""
+    for part in ("tuner", "assessor"):
+        spec = body.get(part)
+        args = spec.get("classArgs") if isinstance(spec, dict) else None
+        if args is not None and not (isinstance(args, dict) and all(isinstance(k, str) for k in args)):
+            raise bad_params(f"{part}.classArgs: must be a mapping of the {part}'s arguments by name, "
+                             "e.g. {optimize_mode: maximize}")
 
 
 class ExperimentHandler(ExperimentAccess):

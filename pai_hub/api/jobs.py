@@ -162,12 +162,13 @@ class JobsHandler(JobAccess):
 
     async def _validate(self, text: str) -> tuple[JobRecord, Any]:
         self._market_used: list[dict[str, Any]] = []
+        limits = self.server_settings.limits
         try:
-            doc = protocol.parse(text)
+            doc = protocol.parse(text, limits)
             if has_references(doc):  # marketplace items by name: resolved (and pinned) now
                 doc, text = await self._resolve_marketplace(doc)
-            parsed = protocol.load_dict(doc)
-            plan = protocol.render(parsed, username=self.me.username)
+            parsed = protocol.load_dict(doc, limits)
+            plan = protocol.render(parsed, username=self.me.username, limits=limits)
         except protocol.InvalidProtocol as exc:
             raise ApiError(400, "InvalidProtocolError", str(exc)) from None
         try:
@@ -190,7 +191,7 @@ class JobsHandler(JobAccess):
             name=plan.name,
             virtual_cluster=vc,
             state="WAITING",
-            config_yaml=protocol.mask_secrets(text),
+            config_yaml=protocol.mask_secrets(text, limits, parsed=doc),  # doc is what text reads as
             protocol=protocol.masked_config(parsed),
             secrets=dict(plan.secrets or {}),
             submitted_at=time.time(),
@@ -208,7 +209,8 @@ class JobsHandler(JobAccess):
         self._groups = (await self.blocking(self.users.get, self.me.username) or {}).get("grouplist", [])
         try:
             doc, self._market_used = await self.blocking(resolve_references, doc, self.me.username, self._groups,
-                                                         admin=self.me.admin, repository=self.market)
+                                                         admin=self.me.admin, repository=self.market,
+                                                         limits=self.server_settings.limits)
         except ValueError as exc:
             raise ApiError(400, "InvalidProtocolError", str(exc)) from None
         return doc, yaml.safe_dump(doc, sort_keys=False, allow_unicode=True)
