@@ -62,6 +62,10 @@ class PluginContext:
     work_dir: str
     log_dir: str
     index: int  # position of the invocation in spec.plugins
+    #: the job's own directory, shared by all its tasks on this machine and owned by the task's account
+    #: (made by the supervisor when it switches users, see :func:`pai_runtime.supervisor.ensure_job_dir`);
+    #: empty when the supervisor runs tasks as itself.
+    job_dir: str = ""
 
 
 @dataclass
@@ -120,8 +124,13 @@ def _q(value: Any) -> str:
 
 
 def job_ssh_dir(ctx: PluginContext) -> str:
-    """Where the job's key pair is kept when the spec does not carry one: beside the task attempt
-    directories (for the local backend ``<run_root>/job-ssh/<md5 of the framework name>``)."""
+    """Where the job's key pair is kept when the spec does not carry one, so that every task of the
+    job finds the same one: ``<job dir>/ssh-key`` when the task runs as its user's account (the job
+    directory is that account's: the ``<run_root>/tasks`` directory is root's and hidden in a
+    sandbox), else beside the task attempt directories (``<run_root>/job-ssh/<md5 of the framework
+    name>``)."""
+    if ctx.job_dir:
+        return os.path.join(ctx.job_dir, "ssh-key")
     root = os.path.dirname(os.path.dirname(ctx.task_dir))
     return os.path.join(root, "job-ssh", hashlib.md5(ctx.spec.framework_name.encode()).hexdigest())
 
@@ -380,9 +389,10 @@ def _fail_script(message: str) -> str:
 
 
 def runtime_script(spec: TaskSpec, env: dict[str, str], task_dir: str, work_dir: str, log_dir: str,
-                   command: str) -> str:
+                   command: str, job_dir: str = "") -> str:
     """The text of ``runtime.sh`` for ``spec`` (whose ``plugins`` is not empty). ``env`` is the task's
-    environment: variables that executors add (``Fragments.env``) are put into it."""
+    environment: variables that executors add (``Fragments.env``) are put into it. ``job_dir``: see
+    :attr:`PluginContext.job_dir`."""
     registry = plugin_registry()
     prepared: list[tuple[Mapping[str, Any], Fragments]] = []
     for i, invocation in enumerate(spec.plugins):
@@ -393,7 +403,7 @@ def runtime_script(spec: TaskSpec, env: dict[str, str], task_dir: str, work_dir:
             fragments = Fragments(start=[_fail_script(f"unknown runtime plugin {name!r} (known: {known})")])
         else:
             try:
-                fragments = executor(invocation, PluginContext(spec, env, task_dir, work_dir, log_dir, i))
+                fragments = executor(invocation, PluginContext(spec, env, task_dir, work_dir, log_dir, i, job_dir))
             except Exception as exc:  # a plugin that cannot prepare fails like a failing callback
                 fragments = Fragments(start=[_fail_script(
                     f"runtime plugin {name!r} could not prepare: {type(exc).__name__}: {exc}")])
@@ -454,8 +464,8 @@ def runtime_script(spec: TaskSpec, env: dict[str, str], task_dir: str, work_dir:
 
 
 def write_runtime_script(spec: TaskSpec, env: dict[str, str], task_dir: str, work_dir: str, log_dir: str,
-                         command: str) -> str:
+                         command: str, job_dir: str = "") -> str:
     """Write ``<task_dir>/runtime.sh`` (mode 0600: it may hold secrets); returns its path."""
     path = os.path.join(task_dir, RUNTIME_SCRIPT)
-    _write(path, runtime_script(spec, env, task_dir, work_dir, log_dir, command), 0o600)
+    _write(path, runtime_script(spec, env, task_dir, work_dir, log_dir, command, job_dir), 0o600)
     return path

@@ -13,6 +13,9 @@ Each task attempt has a directory::
     <work_dir>/              the command's working directory
     <task_dir>/runtime/      with an isolation policy that switches users: runtime.sh and the
                              callbacks' state, owned by the task's account
+    <run_root>/jobs/<md5>/   with plugins and a policy that switches users: the job's own directory,
+                             shared by its tasks on this machine (the ssh plugin's job key pair),
+                             owned by the account, 0700 (:func:`ensure_job_dir`)
 
 With an isolation policy that switches users (:mod:`pai_runtime.isolation`), the command runs as the
 PAI user's own Unix account (:mod:`pai_runtime.accounts`), through the prefix :mod:`pai_runtime.sandbox`
@@ -38,9 +41,12 @@ foreground (``python -m pai_runtime TASK_DIR``).
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import os
 import select
+import shutil
 import signal
 import socket
 import stat
@@ -79,6 +85,8 @@ RUNTIME_SCRIPT = "runtime.sh"
 PREREQUISITE_FAILED_FILE = "prerequisite.failed"
 #: With a switched user: the account's own directory for runtime.sh and the callbacks' state.
 RUNTIME_STATE_DIR = "runtime"
+#: Under the run root: one directory per job for its tasks' shared state (see :func:`ensure_job_dir`).
+JOBS_DIR = "jobs"
 _MY_PID = os.getpid()
 _MY_START: int | None = None
 
@@ -113,6 +121,41 @@ def _give_tree(path: str, account: Account) -> None:
         for name in dirs + files:
             os.chown(os.path.join(root, name), account.uid, account.gid, follow_symlinks=False)
     os.chown(path, account.uid, account.gid)
+
+
+def ensure_job_dir(task_dir: str, framework_name: str, account: Account) -> str:
+    """The job's own directory, ``<run_root>/jobs/<md5 of the framework name>``, for ``account``: made
+    here, as root, because the account may not write ``<run_root>`` or ``tasks/`` (and in a sandbox
+    sees neither), then given to it, 0700. Every task of the job on this machine gets the same one,
+    bound writable into its sandbox. ``jobs/`` itself is root's, 0711 (passable, not listable).
+
+    A directory found there that is not the account's own (a removed user's namesake, whose account
+    was retired) is deleted, never followed, and made afresh."""
+    run_root = os.path.dirname(os.path.dirname(os.path.abspath(task_dir)))
+    base = os.path.join(run_root, JOBS_DIR)
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(base, 0o711)
+    st = os.lstat(base)
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid():
+        raise RuntimeError(f"{base} is not a directory of uid {os.geteuid()}: no job directory")
+    os.chmod(base, 0o711)  # whatever the umask (the platform's is 077)
+    path = os.path.join(base, hashlib.md5(framework_name.encode()).hexdigest())
+    for _ in range(2):
+        try:
+            os.mkdir(path, 0o700)
+        except FileExistsError:
+            st = os.lstat(path)
+            if stat.S_ISDIR(st.st_mode) and st.st_uid == account.uid:
+                return path
+            if stat.S_ISDIR(st.st_mode):
+                shutil.rmtree(path)  # descriptor-based: never follows a link inside
+            else:
+                os.unlink(path)
+            continue
+        os.chown(path, account.uid, account.gid)
+        os.chmod(path, 0o700)
+        return path
+    raise RuntimeError(f"{path} was replaced while it was being made")
 
 
 def _read_small_json(path: str, limit: int = 65536) -> dict[str, Any] | None:
@@ -171,6 +214,7 @@ class TaskRun:
         self._runtime_fd = -1
         self._log_fds: list[int] = []
         self._plugins = False  # the command runs inside runtime.sh
+        self._job_dir = ""  # the job's own directory (plugins, switched user)
         self._log_mode = 0o644  # 0600 when the task runs as another account
         self._gpus: list[int] = []
         self._exit_spec: str | None = None
@@ -245,7 +289,9 @@ class TaskRun:
             self._plugins = True
             if self.account is not None:
                 self._state_dir = self._private_dir(task_dir)
-            script = write_runtime_script(spec, env, self._state_dir, work_dir, log_dir, command)
+                self._job_dir = ensure_job_dir(task_dir, spec.framework_name, self.account)
+            script = write_runtime_script(spec, env, self._state_dir, work_dir, log_dir, command,
+                                          self._job_dir)
             if self.account is not None:
                 _give_tree(self._state_dir, self.account)
             argv = ["bash", script]
@@ -258,7 +304,7 @@ class TaskRun:
             place = TaskPlace(
                 task_id=self.task_id, task_dir=task_dir, work_dir=work_dir, gpus=spec.gpus,
                 memory_mb=role.memory_mb if role else 0, cpu=role.cpu if role else 0,
-                writable=[d for d in (log_dir, spec.checkpoint_dir) if d])
+                writable=[d for d in (log_dir, spec.checkpoint_dir, self._job_dir) if d])
             prepared = prepare(self.policy, self.account, place, env,
                                mapped=spec.username in self.policy.accounts)
             for note in prepared.notes:

@@ -403,3 +403,39 @@ def test_callbacks_run_as_the_user_and_logs_never_show_secrets(world: World) -> 
     for name in ("runtime.log", "stdout", "stderr"):
         if (task / name).exists():
             assert b"s3cr3t-pw" not in (task / name).read_bytes(), name
+
+
+def test_a_jobs_tasks_share_one_ssh_key_pair_in_a_job_dir_their_account_owns(world: World) -> None:
+    """The ssh plugin's job key pair is made by the first task and found by the others: in a job
+    directory the supervisor made for the account (``<run_root>/tasks`` is root's and, in a sandbox,
+    not even the same directory in two tasks)."""
+    ssh = {"plugin": "ssh", "name": "ssh", "failurePolicy": "fail", "parameters": {"jobssh": True}}
+    require_tool("ssh-keygen", "apt-get install openssh-client")
+    show = 'cat "$PAI_SSH_DIR/id_job.pub"; id -u'
+
+    async def main() -> tuple[dict[str, TaskExit], dict[str, str]]:
+        backend = LocalBackend(world.data / "run-ssh", simulated_gpus=0, isolation=world.policy)
+        await backend.open()
+        try:
+            exits: dict[str, TaskExit] = {}
+            for tid, index in (("ssh-0", 0), ("ssh-1", 1)):
+                spec = make_spec(tid, world.a, show, plugins=[ssh])
+                spec.update(task_index=index, peers=[{"role": "main", "index": i, "ip": None} for i in (0, 1)])
+                await backend.start(TaskLaunch(task_id=tid, node="local", gpus=(), spec=spec))
+                exits[tid] = await wait_exit(backend, tid)
+            return exits, {t: backend.read_log(t, "all").decode() for t in exits}
+        finally:
+            await backend.close()
+
+    exits, logs = asyncio.run(main())
+    a = world.account(world.a)
+    assert all(e.exit_code == 0 for e in exits.values()), logs
+    keys = {t: log.splitlines()[0] for t, log in logs.items()}
+    assert keys["ssh-0"].startswith("ssh-ed25519 ") and keys["ssh-0"] == keys["ssh-1"], logs
+    assert all(log.splitlines()[-1] == str(a.uid) for log in logs.values()), logs
+    jobs = world.data / "run-ssh" / "jobs"
+    assert (jobs.stat().st_uid, jobs.stat().st_mode & 0o777) == (0, 0o711)
+    [job_dir] = list(jobs.iterdir())
+    st = job_dir.stat()
+    assert (st.st_uid, st.st_mode & 0o777) == (a.uid, 0o700)
+    assert (job_dir / "ssh-key" / "id_job.pub").read_text().strip() == keys["ssh-0"]
