@@ -171,7 +171,7 @@ class HivedAlgorithm(HealthMixin):
                 top.physical = pc
         for lv in self.demand_levels.values():
             lv.sort(reverse=True)
-        self._opp_failed: dict[tuple[str, tuple[int, ...]], tuple[int, Failure]] = {}  # see _opportunistic
+        self._opp_failed: dict[tuple[str, tuple[int, ...]], tuple[int, Miss]] = {}  # see _opportunistic
         self.chain_tops: dict[str, list[Cell]] = {c: [t for t in self.tops if t.chain == c] for c in self.chains}
         # every VC's top cells per chain: their counters sum up the whole VC (a cheap capacity check)
         self.vc_tops: dict[tuple[str, str], list[Cell]] = {
@@ -233,43 +233,50 @@ class HivedAlgorithm(HealthMixin):
         if bad:
             res.misses.append(Miss("invalid", bad))
             return res
+        # the pods in ascending size, the order the views place them in: worked out once per
+        # search, not once per chain tried
+        order = sorted(range(len(req.pods)), key=req.pods.__getitem__)
+        pods = tuple(req.pods[i] for i in order)
         if req.pinned:
-            self._guaranteed(req, None, req.pinned, suggested, res)
+            self._guaranteed(req, None, req.pinned, suggested, res, order, pods)
             return res
-        types = [req.leaf_type] if req.leaf_type else self.config.leaf_types()
+        types = (req.leaf_type,) if req.leaf_type else self.config.leaf_types()
         for lt in types:
             for chain in self.config.chains_of_leaf_type(lt):
                 if req.priority < 0:
-                    self._opportunistic(req, chain, suggested, res)
+                    self._opportunistic(req, chain, suggested, res, order, pods)
                 elif chain in self.vc_cells[req.vc]:
-                    self._guaranteed(req, chain, None, suggested, res)
+                    self._guaranteed(req, chain, None, suggested, res, order, pods)
                 else:
                     continue
                 if res.ok:
                     return res
         return res
 
-    def _opportunistic(self, req: GroupRequest, chain: str, suggested: set[str] | None, res: Result) -> None:
-        order = sorted(range(len(req.pods)), key=lambda i: req.pods[i])
-        pods = [req.pods[i] for i in order]
+    def _opportunistic(self, req: GroupRequest, chain: str, suggested: set[str] | None, res: Result,
+                       order: list[int], pods: tuple[int, ...]) -> None:
+        """``pods``: the leaf cells per pod in ascending order; ``order``: their indices in ``req.pods``."""
         view = self.opp_views[chain]
         stamp = self.chain_version[chain]
-        memo_key = (chain, tuple(pods))
+        memo_key = (chain, pods)
         known = self._opp_failed.get(memo_key) if suggested is None else None
         if known is not None and known[0] == stamp:
             # the same pods failed on this chain and none of its cells changed since: the search
-            # would fail the same way (and its sort would leave the view as it is)
-            leaves, fail = None, known[1]
-        elif suggested is None and not self.bad_nodes and \
+            # would fail the same way (and its sort would leave the view as it is); the miss it
+            # gave is handed out again (misses are read, never changed)
+            res.misses.append(known[1])
+            return
+        if suggested is None and not self.bad_nodes and \
                 sum(t.leaf_count - t.n_used for t in self.chain_tops[chain]) < sum(pods):
             view.sort(OPPORTUNISTIC, None, stamp)  # the order the full search would leave
             leaves, fail = None, Failure("capacity")
         else:
             leaves, fail, _ = view.schedule(pods, OPPORTUNISTIC, suggested, stamp)
-        if leaves is None and suggested is None:
-            self._opp_failed[memo_key] = (stamp, fail)
         if leaves is None:
-            res.misses.append(Miss("cluster", f"{fail.text()} when scheduling in physical cluster", chain, fail))
+            miss = Miss("cluster", f"{fail.text()} when scheduling in physical cluster", chain, fail)
+            if suggested is None:
+                self._opp_failed[memo_key] = (stamp, miss)
+            res.misses.append(miss)
             return
         phys: list[list[Cell]] = [[] for _ in req.pods]
         for j, i in enumerate(order):
@@ -277,7 +284,7 @@ class HivedAlgorithm(HealthMixin):
         res.phys, res.chain = phys, chain
 
     def _guaranteed(self, req: GroupRequest, chain: str | None, pinned: str | None,
-                    suggested: set[str] | None, res: Result) -> None:
+                    suggested: set[str] | None, res: Result, order: list[int], pods: tuple[int, ...]) -> None:
         if pinned:
             view = self.pinned_views[(req.vc, pinned)]
             tops = [self.pinned_virtual[req.vc][pinned]]
@@ -287,8 +294,6 @@ class HivedAlgorithm(HealthMixin):
             tops = self.vc_tops[(req.vc, chain)]
         if chain is None:
             raise SchedulerInvariantError(f"{req.name}: a guaranteed search needs a chain or a pinned cell")
-        order = sorted(range(len(req.pods)), key=lambda i: req.pods[i])
-        pods = [req.pods[i] for i in order]
         stamp = self.vc_version[req.vc]
         if suggested is None and not self.bad_nodes and \
                 sum(t.leaf_count - t.used_at_or_above(req.priority) for t in tops) < sum(pods):

@@ -110,13 +110,14 @@ class HivedConfig:
     chains: dict[str, ChainSpec]
     raw: dict[str, Any]
     _chains_by_leaf_type: dict[str, tuple[str, ...]] = field(default_factory=dict, repr=False, compare=False)
+    _leaf_types: tuple[str, ...] | None = field(default=None, repr=False, compare=False)
 
-    def leaf_types(self) -> list[str]:
-        seen: list[str] = []
-        for chain in self.chains.values():
-            if chain.leaf_type not in seen:
-                seen.append(chain.leaf_type)
-        return seen
+    def leaf_types(self) -> tuple[str, ...]:
+        """Every leaf cell type, in chain order. Asked for every opportunistic search; worked out
+        once, as :meth:`chains_of_leaf_type` (a loaded config does not change)."""
+        if self._leaf_types is None:
+            self._leaf_types = tuple(dict.fromkeys(chain.leaf_type for chain in self.chains.values()))
+        return self._leaf_types
 
     def chains_of_leaf_type(self, leaf_type: str) -> tuple[str, ...]:
         """Chains holding ``leaf_type``, in descending name order (what HiveD's own test fixes, §2.15).

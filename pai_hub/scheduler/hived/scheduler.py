@@ -47,6 +47,7 @@ class HivedScheduler(Scheduler):
         self._gangs: dict[str, GangRequest] = {}  # gangs the algorithm holds (placed or preempting)
         self._announced: set[str] = set()  # victims already handed to the orchestrator
         self._seq = itertools.count()
+        self._skus: dict[tuple, SkuType | None] = {}  # _sku_for's answers
         # Whether anything that could let a waiting gang in has happened since the last schedule():
         # the loop calls schedule() on every turn, and a queue of thousands must not be searched
         # again when nothing changed.
@@ -58,9 +59,18 @@ class HivedScheduler(Scheduler):
         return leaf_cells_for(pod.gpu, pod.cpu, pod.memory_mb, self._sku_for(gang))
 
     def _sku_for(self, gang: GangRequest) -> SkuType | None:
-        skus = self.config.sku_types
-        if not skus:
+        if not self.config.sku_types:
             return None
+        # what it reads of the gang, and the config's cells (fixed for this scheduler's life)
+        key = (gang.pinned_cell_id, gang.virtual_cluster, gang.leaf_cell_type, gang.priority >= 0)
+        try:
+            return self._skus[key]
+        except KeyError:
+            sku = self._skus[key] = self._work_out_sku(gang)
+            return sku
+
+    def _work_out_sku(self, gang: GangRequest) -> SkuType | None:
+        skus = self.config.sku_types
         if gang.pinned_cell_id:
             top = self.algo.pinned_virtual.get(gang.virtual_cluster, {}).get(gang.pinned_cell_id)
             lt = self.algo.chains[top.chain].leaf_type if top is not None else None

@@ -7,6 +7,8 @@ list, stable-sorted in place on every call, so ties keep the previous order as i
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from ..base import SchedulerInvariantError
 from .cells import FREE, OPPORTUNISTIC, Cell
 
@@ -59,7 +61,7 @@ class TopologyView:
                 return (n.n_bad > 0, suggested is not None and not _suggested(n, suggested), -same, higher)
             self.nodes.sort(key=key)
 
-    def schedule(self, pods: list[int], p: int, suggested: set[str] | None,
+    def schedule(self, pods: Sequence[int], p: int, suggested: set[str] | None,
                  stamp: object = None) -> tuple[list[list[Cell]] | None, Failure | None, int]:
         """``pods`` ascending leaf counts. Returns (leaves per pod, None, pass priority) or (None, failure, 0)."""
         self.sort(OPPORTUNISTIC, suggested, stamp)
@@ -79,7 +81,7 @@ class TopologyView:
             out.append(find_leaves_in_node(node, n, used_p, taken))
         return out, None, used_p
 
-    def _find_nodes(self, pods: list[int], p: int, suggested: set[str] | None) -> tuple[list[Cell] | None, Failure | None]:
+    def _find_nodes(self, pods: Sequence[int], p: int, suggested: set[str] | None) -> tuple[list[Cell] | None, Failure | None]:
         out: list[Cell] = []
         k = 0
         npods = len(pods)
