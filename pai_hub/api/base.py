@@ -22,6 +22,7 @@ from ..protocol.limits import check_object
 from ..services import ServerSettings, Services
 from ..store.users import Principal
 from .errors import ApiError, bad_params, unauthorized
+from .redact import redacted
 
 if TYPE_CHECKING:
     from ..cluster_config import ClusterConfig
@@ -185,6 +186,10 @@ class BaseHandler(web.RequestHandler):
                     "in the server log"}
         self.set_header("Content-Type", "application/json; charset=UTF-8")
         self.finish(json.dumps(body))
+
+    def _request_summary(self) -> str:
+        """tornado's summary of the request in its warning and exception lines, tokens redacted."""
+        return f"{self.request.method} {redacted(self.request.uri or '')} ({self.request.remote_ip})"
 
     def log_exception(self, typ, value, tb) -> None:  # type: ignore[override]
         if isinstance(value, ApiError):

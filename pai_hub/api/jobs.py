@@ -75,7 +75,15 @@ class JobsHandler(JobAccess):
         self._size = 0
         self._refusal: ApiError | None = None
         if self.request.method != "POST":
-            await super().prepare()
+            try:
+                await super().prepare()
+            except ApiError as exc:
+                if self.request.method != "GET" or type(self).get is web.RequestHandler.get:
+                    raise
+                # Answered from the method, once the (empty) body is read: an error raised before
+                # the body of a streamed request is read makes tornado drop the keep-alive connection
+                # without saying so, and the client's next request on it is reset.
+                self._refusal = exc
             return
         limit = self._body_limit()
         length = self.request.headers.get("Content-Length", "")
@@ -233,6 +241,7 @@ class JobsHandler(JobAccess):
     async def get(self) -> None:
         """OpenPAI's job list: filters, order, offset/limit, from the store's indexes (see
         pai_hub/store/history.py); offsets continue from the previous page's last row."""
+        self.refuse_if_needed()
         offset = self.int_argument("offset", 0)
         limit = self.int_argument("limit", 5000)
         if limit > MAX_LIST_LIMIT:

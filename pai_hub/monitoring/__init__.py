@@ -14,6 +14,7 @@ from typing import Any
 
 from tornado.log import access_log
 
+from ..api.redact import redacted
 from ..cluster_config import ClusterConfig
 from ..orchestrator.loop import Controller
 from .monitor import Monitor, Monitoring
@@ -35,7 +36,7 @@ def monitoring_routes() -> list[tuple[str, type]]:
 
 def log_function(handler: Any) -> None:
     """tornado's ``log_function``: the request's latency into the metrics (labelled by handler class),
-    then the access log line tornado would have written."""
+    then the access log line tornado would have written, with tokens in the URI redacted."""
     status = handler.get_status()
     seconds = handler.request.request_time()
     services = handler.application.settings.get("services")
@@ -48,5 +49,5 @@ def log_function(handler: Any) -> None:
     else:
         level = logging.ERROR
     if access_log.isEnabledFor(level):
-        access_log.log(level, "%d %s %s (%s) %.2fms", status, handler.request.method, handler.request.uri,
+        access_log.log(level, "%d %s %s (%s) %.2fms", status, handler.request.method, redacted(handler.request.uri),
                        handler.request.remote_ip, 1000.0 * seconds)

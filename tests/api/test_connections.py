@@ -101,6 +101,25 @@ def test_a_401_on_post_jobs_keeps_the_connection(server):
     conn.close()
 
 
+def test_a_401_on_get_jobs_keeps_the_connection(server):
+    """GET /jobs is a streamed-body route too: a refusal raised before its (empty) body was read made
+    tornado drop the connection after answering, without ``Connection: close`` (the next request on
+    it was reset)."""
+    conn = connection(server)
+    sock = conn.sock
+    for _ in range(50):
+        conn.request("GET", "/api/v2/jobs?token=x", headers={"Authorization": "Bearer not-a-token"})
+        assert_error(conn.getresponse(), 401, "UnauthorizedUserError")
+        conn.request("GET", "/api/v2/jobs")
+        assert_error(conn.getresponse(), 401, "UnauthorizedUserError")
+        conn.request("GET", "/api/v2/info")
+        response = conn.getresponse()
+        response.read()
+        assert response.status == 200
+    assert conn.sock is sock, "the connection was replaced"
+    conn.close()
+
+
 def test_200_follow_ups_on_one_httpx_client_after_401s(server):
     document = job_yaml("never", ["true"])
     errors = 0
