@@ -30,13 +30,31 @@ survives whatever happens to the control plane's session), stdin from /dev/null,
 through pipes that the supervisor copies into ``stdout``/``stderr`` and, interleaved as read, into
 ``all``. When the command's main process ends, the rest of its group is killed (as a container's
 processes die with its PID 1), the exit code is recorded (death by signal N is 128+N, as bash reports
-it), and the backend is told by one datagram carrying the task id on its unix socket. If nobody
-listens the datagram is lost, and that is fine: ``exit.json`` is the truth, and a backend that comes
+it, and ``signal: N`` says so), and the backend is told by one datagram carrying the task id on its
+unix socket. If nobody listens the datagram is lost, and that is fine: ``exit.json`` is the truth, and a backend that comes
 back finds it.
 
 :class:`TaskRun` is one attempt as a small state machine driven by an event loop: the launcher
 (:mod:`pai_runtime.launcher`) drives many at once in one process; :func:`run_task` drives one in the
 foreground (``python -m pai_runtime TASK_DIR``).
+
+Signals in a bubblewrap sandbox: there the main process is ``bwrap``, which forks the command and
+exits with 128+N when the command dies of signal N, so its own wait status no longer says whether the
+command was killed or exited with 128+N. A guess (128+N means signal N, or: only when the platform
+stopped the task) would be wrong for a task that exits 137 itself, or kills itself. Instead a small
+waiter runs inside the sandbox in front of the switch to the account (:data:`_WAITER`, as root, so
+the account can neither signal it nor write to its descriptor): it spawns the command, waits for it
+and writes the command's real wait status on a pipe that only it holds (the command gets the pipe
+closed), then exits as bwrap would. :meth:`TaskRun.finish` records that status: ``kill -9 $$`` in a
+task is exitCode 137 with ``signal: 9``, as without a sandbox. When there is no report (the waiter
+was killed with the whole group: the stop's final SIGKILL) bwrap's own status stands; that SIGKILL
+kills bwrap too, so it is itself a death by signal 9.
+
+``bwrap``, its init and the waiter ignore SIGTERM, SIGINT and SIGHUP (the dispositions are set by a
+``sh`` in front of ``bwrap`` and restored by the waiter for the command): a stop's SIGTERM to the
+group reaches the command and its callbacks, which get their grace (a ``bwrap`` killed by it would
+end the task at once, and the supervisor would SIGKILL the rest), and the command's death of SIGTERM
+is reported as ``signal: 15``.
 """
 
 from __future__ import annotations
@@ -50,6 +68,7 @@ import shutil
 import signal
 import socket
 import stat
+import sys
 import time
 from typing import Any
 
@@ -68,6 +87,26 @@ PID_FILE = "pid.json"
 EXIT_FILE = "exit.json"
 STOP_FILE = "stop"
 LOG_NAMES = ("stdout", "stderr", "all", "runtime.log")
+
+#: The waiter in front of the command inside a bubblewrap sandbox (see module docstring): argv[1] is
+#: the descriptor of the status pipe, argv[2:] the command. Standard library only (``python -I -S``).
+_WAITER = (
+    "import os,signal,sys\n"
+    "fd=int(sys.argv[1]);os.set_inheritable(fd,False)\n"
+    "stop=(signal.SIGTERM,signal.SIGINT,signal.SIGHUP)\n"
+    "for s in stop:signal.signal(s,signal.SIG_IGN)\n"
+    "pid=os.posix_spawn(sys.argv[2],sys.argv[2:],os.environ,"
+    "setsigdef=stop+(signal.SIGPIPE,signal.SIGXFSZ,signal.SIGQUIT))\n"
+    "st=os.waitpid(pid,0)[1]\n"
+    "try:os.write(fd,b'%d'%st)\n"
+    "except OSError:pass\n"
+    "c=os.waitstatus_to_exitcode(st)\n"
+    "sys.exit(128-c if c<0 else c)\n"
+)
+#: The status pipe's descriptor number in the sandbox.
+WAITER_FD = 3
+#: In front of bwrap: ignore the stop signals (inherited through exec by bwrap and its init).
+_IGNORE_STOP = 'trap "" TERM INT HUP; exec "$@"'
 
 #: How long to keep copying output after the main process ended (escaped daemons may hold the pipes).
 DRAIN_SECONDS = 2.0
@@ -158,6 +197,17 @@ def ensure_job_dir(task_dir: str, framework_name: str, account: Account) -> str:
     raise RuntimeError(f"{path} was replaced while it was being made")
 
 
+def with_waiter(prefix: list[str]) -> list[str] | None:
+    """``prefix`` (from :func:`pai_runtime.sandbox.prepare`) with the stop signals ignored in front of
+    ``bwrap`` and the status waiter right after bwrap's ``--``; None when there is no bwrap in it."""
+    for i, arg in enumerate(prefix):
+        if os.path.basename(arg) == "bwrap":
+            end = prefix.index("--", i) + 1
+            return [*prefix[:i], "/bin/sh", "-c", _IGNORE_STOP, "sh", *prefix[i:end],
+                    sys.executable, "-I", "-S", "-c", _WAITER, str(WAITER_FD), *prefix[end:]]
+    return None
+
+
 def _read_small_json(path: str, limit: int = 65536) -> dict[str, Any] | None:
     """A JSON file the task's account may have written: read without following a link or blocking on
     a FIFO, only a regular file, at most ``limit`` bytes."""
@@ -215,6 +265,7 @@ class TaskRun:
         self._log_fds: list[int] = []
         self._plugins = False  # the command runs inside runtime.sh
         self._job_dir = ""  # the job's own directory (plugins, switched user)
+        self._status_r = -1  # the sandbox waiter's status pipe (see module docstring)
         self._log_mode = 0o644  # 0600 when the task runs as another account
         self._gpus: list[int] = []
         self._exit_spec: str | None = None
@@ -299,6 +350,7 @@ class TaskRun:
             argv = ["bash", "-c", command]
         program = BASH
         spawn_env = env
+        status_w = -1
         if self.account is not None and self.policy is not None:
             role = spec.task_roles.get(spec.task_role)
             place = TaskPlace(
@@ -310,32 +362,41 @@ class TaskRun:
             for note in prepared.notes:
                 _log_line(runtime_fd, note)
             self._cgroup = prepared.cgroup
-            program = prepared.prefix[0]
-            argv = [*prepared.prefix, BASH, *argv[1:]]
+            prefix = prepared.prefix
+            waited = with_waiter(prefix)  # bwrap in front: the command's status by the waiter
+            if waited is not None:
+                prefix = waited
+                self._status_r, status_w = os.pipe()
+                os.set_blocking(self._status_r, False)
+            program = prefix[0]
+            argv = [*prefix, BASH, *argv[1:]]
             spawn_env = prepared.spawn_env
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
+        actions = [
+            (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+            (os.POSIX_SPAWN_DUP2, out_w, 1),
+            (os.POSIX_SPAWN_DUP2, err_w, 2),
+        ]
+        if self._status_r >= 0:
+            actions.append((os.POSIX_SPAWN_DUP2, status_w, WAITER_FD))
         try:
             if not self._plugins:
                 _log_line(runtime_fd, "USER COMMAND START")
             started_at = time.time()
             os.chdir(work_dir)  # posix_spawn has no chdir action before Python 3.13
-            self.pid = os.posix_spawn(
-                program, argv, spawn_env,
-                file_actions=[
-                    (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
-                    (os.POSIX_SPAWN_DUP2, out_w, 1),
-                    (os.POSIX_SPAWN_DUP2, err_w, 2),
-                ],
-                setsid=True, setsigdef=_SIGDEF, setsigmask=(),
-            )
+            self.pid = os.posix_spawn(program, argv, spawn_env, file_actions=actions,
+                                      setsid=True, setsigdef=_SIGDEF, setsigmask=())
         except BaseException:
             os.close(out_r)
             os.close(err_r)
+            self._close_status()
             raise
         finally:
             os.close(out_w)
             os.close(err_w)
+            if self._status_r >= 0:
+                os.close(status_w)
         self.targets = {out_r: f"{log_dir}/stdout", err_r: f"{log_dir}/stderr"}
         self.record["startedAt"] = started_at
         os.close(runtime_fd)
@@ -441,7 +502,8 @@ class TaskRun:
             status = getattr(self, "_status", None)
             if status is None:
                 _, status = os.waitpid(self.pid, 0)
-            code = os.waitstatus_to_exitcode(status)
+            reported = self._waiter_status()
+            code = os.waitstatus_to_exitcode(status if reported is None else reported)
             if code < 0:
                 self.record["signal"] = -code
                 code = 128 - code
@@ -458,8 +520,27 @@ class TaskRun:
         if self.pidfd is not None:
             os.close(self.pidfd)
             self.pidfd = None
+        self._close_status()
         remove_cgroup(self._cgroup)
         return self._write_record()
+
+    def _waiter_status(self) -> int | None:
+        """The command's own wait status as the sandbox waiter reported it, or None (no waiter, or
+        it was killed before it could tell)."""
+        if self._status_r < 0:
+            return None
+        try:
+            data = os.read(self._status_r, 64)
+            status = int(data)
+            os.waitstatus_to_exitcode(status)  # a valid wait status, or ValueError
+        except (OSError, ValueError):
+            return None
+        return status
+
+    def _close_status(self) -> None:
+        if self._status_r >= 0:
+            os.close(self._status_r)
+            self._status_r = -1
 
     def _analyze(self, code: int) -> None:
         """Failure analysis (OpenPAI's exit spec) into ``record["exitInfo"]``; never raises."""

@@ -439,3 +439,38 @@ def test_a_jobs_tasks_share_one_ssh_key_pair_in_a_job_dir_their_account_owns(wor
     st = job_dir.stat()
     assert (st.st_uid, st.st_mode & 0o777) == (a.uid, 0o700)
     assert (job_dir / "ssh-key" / "id_job.pub").read_text().strip() == keys["ssh-0"]
+
+
+def test_signals_in_the_sandbox_are_recorded_as_signals(world: World) -> None:
+    """bwrap turns its command's death by signal N into exit code 128+N; the waiter in the sandbox
+    reports the real status: a task that kills itself, one stopped by the platform (SIGTERM reaches
+    the command, not bwrap), and one whose TERM trap cleans up within the stop's grace."""
+    trap = "trap 'sleep 0.5; echo cleaned > cleaned; exit 0' TERM; touch ready; sleep 60 & wait"
+
+    async def main() -> dict[str, TaskExit]:
+        backend = LocalBackend(world.data / "run-sig", simulated_gpus=0, isolation=world.policy)
+        await backend.open()
+        try:
+            got = {}
+            await backend.start(launch("self", world.a, "echo before; kill -9 $$"))
+            got["self"] = await wait_exit(backend, "self")
+            await backend.start(launch("exit137", world.a, "exit 137"))
+            got["exit137"] = await wait_exit(backend, "exit137")
+            for tid, command in (("stopped", "touch ready; sleep 60"), ("trapped", trap)):
+                await backend.start(launch(tid, world.a, command))
+                ready = backend.task_dir(tid) / "work" / "ready"
+                await asyncio.to_thread(wait_for, ready.exists, 30, f"{tid} never got ready")
+                await backend.stop(tid, grace=10.0)
+                got[tid] = await wait_exit(backend, tid, 30)
+            return got
+        finally:
+            await backend.close()
+
+    got = asyncio.run(main())
+    records = {tid: event.record or {} for tid, event in got.items()}
+    assert (got["self"].exit_code, records["self"].get("signal")) == (137, 9), records["self"]
+    assert (got["exit137"].exit_code, records["exit137"].get("signal")) == (137, None), records["exit137"]
+    assert (got["stopped"].exit_code, records["stopped"].get("signal")) == (143, 15), records["stopped"]
+    assert (got["trapped"].exit_code, records["trapped"].get("signal")) == (0, None), records["trapped"]
+    cleaned = world.data / "run-sig" / "tasks" / "trapped" / "work" / "cleaned"
+    assert cleaned.read_text() == "cleaned\n"
