@@ -31,6 +31,9 @@ def _tune_sqlite(dbapi_conn, _record) -> None:
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA busy_timeout=10000")
+    # no memory-mapped I/O: a write through a mapping of a file the disk cannot extend is a SIGBUS
+    # that kills the server with nothing in its log; read()/write() fail with an error instead
+    cur.execute("PRAGMA mmap_size=0")
     cur.close()
 
 

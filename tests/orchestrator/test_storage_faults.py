@@ -29,6 +29,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from pai_hub.store.db import open_store, sqlite_url
 from tests.requirements import require_tool
 from tests.server import Server, job_yaml
 
@@ -282,3 +283,16 @@ def test_a_task_directory_that_cannot_be_made_fails_the_job_once_with_the_cause(
         assert wait_state(srv, "running", {"SUCCEEDED", "FAILED"})["jobStatus"]["state"] == "SUCCEEDED"
         assert submit(srv, "after").status_code == 202  # the same launcher starts tasks again
         wait_state(srv, "after", {"SUCCEEDED"})
+
+
+def test_the_store_maps_no_memory_and_the_server_ignores_sigxfsz(tmp_path):
+    """A full disk must fail writes with an error, not kill the server: no mmap I/O (a SIGBUS) and
+    SIGXFSZ ignored (Python's default, which the full-disk test above relies on)."""
+    store = open_store(sqlite_url(tmp_path))
+    try:
+        with store.engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA mmap_size").scalar() == 0
+    finally:
+        store.close()
+    code = "import signal; print(signal.getsignal(signal.SIGXFSZ) == signal.SIG_IGN)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "True"
