@@ -150,6 +150,10 @@ class Machine:
         # job id -> when its retried attempt may ask for cells (platform retries back off); its
         # gangs reach the scheduler only then. A restart does not keep this: they ask at once.
         self.held: dict[int, float] = {}
+        # task id -> when a task retried in place after a platform failure is started (the same
+        # backoff); it keeps its cells meanwhile. A restart starts it at once (a launching task
+        # the backend never saw is started).
+        self.delayed: dict[str, float] = {}
         self.debugging: dict[int, float] = {}  # job id -> when its debug reservation ends
         self.scheduler = scheduler
         self.cluster_facts = cluster_facts
@@ -191,6 +195,7 @@ class Machine:
             self.names.retire(job.framework_name)
             for task in self.tasks.pop(job_id, ()):
                 self.live.pop(task.task_id, None)
+                self.delayed.pop(task.task_id, None)
             self.attempts.pop(job_id, None)
             self.plans.pop(job_id, None)
             self.completing.pop(job_id, None)
@@ -333,7 +338,15 @@ class Machine:
         self._wind_down(job, now)
 
     def _release_held(self, now: float) -> None:
-        """Hand the scheduler the gangs of retried attempts whose backoff is over."""
+        """Hand the scheduler the gangs of retried attempts whose backoff is over, and start the
+        tasks retried in place whose backoff is over."""
+        for task_id, when in list(self.delayed.items()):
+            if when > now:
+                continue
+            del self.delayed[task_id]
+            task = self.live.get(task_id)
+            if task is not None and task.launch_state == LaunchState.LAUNCHING:
+                self.fx.starts.append(self._launch(self.jobs[task.job_id], task))
         for job_id, until in list(self.held.items()):
             if until > now:
                 continue
@@ -430,6 +443,15 @@ class Machine:
         limit = plan.task_roles[task.role].task_retry_count
         if kind == "permanent" or (kind == "unknown" and task.accountable_retries >= limit):
             return False
+        hold = 0.0
+        if kind == "transient" and task.exit_code != EXIT_PREEMPTED:
+            if job.retries_platform >= self.max_platform_retries:
+                self._event(job, "RetryLimit", f"task {task.role}[{task.task_index}] not retried: "
+                            f"{job.retries_platform} platform retries already", now, task, type="Warning")
+                return False
+            job.retries_platform += 1
+            self._job(job)
+            hold = platform_retry_delay(job.retries_platform, *self.platform_retry_backoff)
         retry = self._new_task(job, task.role, task.task_index, task.attempt_id + 1, now)
         retry.retries = task.retries + 1
         retry.accountable_retries = task.accountable_retries + (kind == "unknown")
@@ -439,8 +461,13 @@ class Machine:
         transition(retry, LaunchState.LAUNCHING)
         tasks = self.tasks[job.id]
         tasks[tasks.index(task)] = retry
-        self._event(job, "TaskRetried", f"task {task.role}[{task.task_index}] retry {retry.retries}", now, retry)
-        self.fx.starts.append(self._launch(job, retry))
+        later = f" in {hold:g} s (platform failure)" if hold else ""
+        self._event(job, "TaskRetried", f"task {task.role}[{task.task_index}] retry {retry.retries}{later}", now,
+                    retry)
+        if hold:
+            self.delayed[retry.task_id] = now + hold
+        else:
+            self.fx.starts.append(self._launch(job, retry))
         return True
 
     def _apply_completion_policy(self, job: JobRecord, task: TaskRecord, now: float) -> None:
@@ -466,9 +493,9 @@ class Machine:
         """Stop what still runs of an attempt whose outcome is decided; finish it if nothing does."""
         grace = self.stop_grace
         for task in self.tasks.get(job.id, []):
-            if task.launch_state in _STARTED:
+            if task.launch_state in _STARTED and self.delayed.pop(task.task_id, None) is None:
                 self.fx.stops.append((task.task_id, grace))
-            elif task.launch_state == LaunchState.PENDING:
+            elif task.launch_state != LaunchState.ENDED:  # waiting for cells, or for its retry: never started
                 transition(task, LaunchState.ENDED)
                 transition(task, TaskState.STOPPED)
                 task.completed_at = now
@@ -594,7 +621,7 @@ class Machine:
 
     def next_deadline(self) -> float | None:
         """When the loop must turn even if nothing happens (a debug reservation ending)."""
-        return min([*self.debugging.values(), *self.held.values()], default=None)
+        return min([*self.debugging.values(), *self.held.values(), *self.delayed.values()], default=None)
 
     def replace_scheduler(self, scheduler: Scheduler, facts: ClusterFacts | None) -> None:
         """A new cluster config: hand every active job's placements and waiting gangs to the new scheduler."""

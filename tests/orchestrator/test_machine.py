@@ -249,3 +249,34 @@ def test_restore_holds_live_jobs_only_and_never_reuses_an_id():
                       lambda j: protocol.render(protocol.load(j.config_yaml), username="u"), 5.0, last_job_id=41)
     assert list(restarted.jobs) == [waiting.id] and "u~done" in restarted.names
     assert restarted.next_job_id == 42
+
+
+def test_a_task_retried_in_place_after_a_platform_failure_backs_off_and_is_bounded():
+    m = make_machine()
+    m.max_platform_retries = 2
+    job = submit(m, job_yaml("solo", ["x"], extra="extras:\n  gangAllocation: false"))
+    now = 1.0
+    [t] = run_all(m, now)
+    for retry in (1, 2):
+        m.task_exited(t, EXIT_TASK_LOST, now, now, now, "no trace of the task's supervisor")
+        [waiting] = m.tasks[job.id]
+        assert waiting.launch_state == "launching" and m.next_deadline() == now + 2 ** (retry - 1)
+        m.schedule(m.next_deadline() - 0.01)
+        assert not m.take_effects().starts  # not before its backoff
+        now = m.next_deadline()
+        m.schedule(now)
+        [t] = run_all(m, now)
+        assert t == waiting.task_id and job.retries_platform == retry
+    m.task_exited(t, EXIT_TASK_LOST, now, now, now, "no trace of the task's supervisor")
+    assert job.state == "FAILED" and job.retries_platform == 2  # the bound holds for tasks too
+
+
+def test_a_job_stopped_while_a_task_retry_backs_off_stops_at_once():
+    m = make_machine()
+    job = submit(m, job_yaml("solo", ["x"], extra="extras:\n  gangAllocation: false"))
+    [t] = run_all(m)
+    m.task_exited(t, EXIT_TASK_LOST, 1, 2, 2, "lost")
+    assert m.delayed
+    m.stop(job.id, 2.5)
+    fx = m.take_effects()
+    assert job.state == "STOPPED" and not m.delayed and not fx.stops and not fx.starts
