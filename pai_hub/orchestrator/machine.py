@@ -168,6 +168,8 @@ class Machine:
         self.names = NameIndex()
         self._ended: list[int] = []  # jobs that ended this turn, dropped once its effects are taken
         self.plans: dict[int, Any] = {}  # job id -> protocol.RenderedJob, for active jobs
+        # job id -> (attempt id, cluster facts, every gang of that attempt): see _all_gangs
+        self._attempt_gangs: dict[int, tuple[int, ClusterFacts | None, list[GangRequest]]] = {}
         self.tasks: dict[int, list[TaskRecord]] = {}  # job id -> tasks of the current attempt
         self.live: dict[str, TaskRecord] = {}  # task id -> task not yet ended
         self.attempts: dict[int, JobAttemptRecord] = {}
@@ -199,6 +201,7 @@ class Machine:
             self.attempts.pop(job_id, None)
             self.plans.pop(job_id, None)
             self.completing.pop(job_id, None)
+            self._attempt_gangs.pop(job_id, None)
 
     def _job(self, job: JobRecord) -> None:
         # a job created this turn is inserted whole; this turn's new jobs have the ids from the first
@@ -380,7 +383,7 @@ class Machine:
             self.held[job.id] = now + hold
             job.waiting_reason = f"retrying after a platform failure: waits {hold:g} s before asking for cells"
             return
-        for gang in self._gangs(job, plan, tasks):
+        for gang in self._all_gangs(job):  # every task of a new attempt is pending
             self.scheduler.submit(gang)
 
     def _new_task(self, job: JobRecord, role: str, index: int, attempt: int, now: float) -> TaskRecord:
@@ -400,8 +403,18 @@ class Machine:
         return build_gangs(job.id, job.attempt_id, plan, keys, self.cluster_facts, job.submitted_at,
                            job.virtual_cluster)
 
+    def _all_gangs(self, job: JobRecord) -> list[GangRequest]:
+        """Every gang of the job's current attempt, built once per attempt (it is asked for at the
+        attempt's start, wind-down and end): within an attempt the plan, the tasks' roles and
+        indices, the VC and the submission time stay as they are; new cluster facts rebuild it."""
+        cached = self._attempt_gangs.get(job.id)
+        if cached is None or cached[0] != job.attempt_id or cached[1] is not self.cluster_facts:
+            gangs = self._gangs(job, self.plans[job.id], self.tasks[job.id], pending_only=False)
+            cached = self._attempt_gangs[job.id] = (job.attempt_id, self.cluster_facts, gangs)
+        return cached[2]
+
     def _gang_ids(self, job: JobRecord) -> list[str]:
-        return [g.gang_id for g in self._gangs(job, self.plans[job.id], self.tasks[job.id], pending_only=False)]
+        return [g.gang_id for g in self._all_gangs(job)]
 
     def _placed(self, placement: Placement, now: float) -> None:
         job = self._job_of_gang(placement.gang_id)
@@ -503,7 +516,7 @@ class Machine:
                 self._task(task)
         if job.id in self.plans and self.held.pop(job.id, None) is None:  # held gangs were never submitted
             placed = {(t.role, t.task_index) for t in self.tasks[job.id] if t.node is not None}
-            for gang in self._gangs(job, self.plans[job.id], self.tasks[job.id], pending_only=False):
+            for gang in self._all_gangs(job):
                 if not any((p.role, p.index) in placed for p in gang.pods):
                     self.scheduler.cancel(gang.gang_id)
         self._maybe_finish_attempt(job, now)
