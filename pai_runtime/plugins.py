@@ -63,8 +63,8 @@ class PluginContext:
     log_dir: str
     index: int  # position of the invocation in spec.plugins
     #: the job's own directory, shared by all its tasks on this machine and owned by the task's account
-    #: (made by the supervisor when it switches users, see :func:`pai_runtime.supervisor.ensure_job_dir`);
-    #: empty when the supervisor runs tasks as itself.
+    #: (made by the supervisor when it switches users, or by the backend beforehand, see
+    #: :func:`pai_runtime.supervisor.ensure_job_dir`); empty when there is none.
     job_dir: str = ""
 
 

@@ -15,7 +15,8 @@ Each task attempt has a directory::
                              callbacks' state, owned by the task's account
     <run_root>/jobs/<md5>/   with plugins and a policy that switches users: the job's own directory,
                              shared by its tasks on this machine (the ssh plugin's job key pair),
-                             owned by the account, 0700 (:func:`ensure_job_dir`)
+                             owned by the account, 0700 (:func:`ensure_job_dir`; a backend whose
+                             supervisor runs as the account makes it first: :func:`found_job_dir`)
 
 With an isolation policy that switches users (:mod:`pai_runtime.isolation`), the command runs as the
 PAI user's own Unix account (:mod:`pai_runtime.accounts`), through the prefix :mod:`pai_runtime.sandbox`
@@ -162,6 +163,25 @@ def _give_tree(path: str, account: Account) -> None:
     os.chown(path, account.uid, account.gid)
 
 
+def job_dir_path(task_dir: str, framework_name: str) -> str:
+    """``<run_root>/jobs/<md5 of the framework name>`` for a task attempt directory
+    ``<run_root>/tasks/<task_id>``."""
+    run_root = os.path.dirname(os.path.dirname(os.path.abspath(task_dir)))
+    return os.path.join(run_root, JOBS_DIR, hashlib.md5(framework_name.encode()).hexdigest())
+
+
+def found_job_dir(task_dir: str, framework_name: str) -> str:
+    """The job directory when one was made for this process's own user (a backend whose supervisor
+    already runs as the account, Slurm's, makes it with :func:`ensure_job_dir` before the task
+    starts), else ``""``."""
+    path = job_dir_path(task_dir, framework_name)
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return ""
+    return path if stat.S_ISDIR(st.st_mode) and st.st_uid == os.geteuid() else ""
+
+
 def ensure_job_dir(task_dir: str, framework_name: str, account: Account) -> str:
     """The job's own directory, ``<run_root>/jobs/<md5 of the framework name>``, for ``account``: made
     here, as root, because the account may not write ``<run_root>`` or ``tasks/`` (and in a sandbox
@@ -170,15 +190,14 @@ def ensure_job_dir(task_dir: str, framework_name: str, account: Account) -> str:
 
     A directory found there that is not the account's own (a removed user's namesake, whose account
     was retired) is deleted, never followed, and made afresh."""
-    run_root = os.path.dirname(os.path.dirname(os.path.abspath(task_dir)))
-    base = os.path.join(run_root, JOBS_DIR)
+    path = job_dir_path(task_dir, framework_name)
+    base = os.path.dirname(path)
     with contextlib.suppress(FileExistsError):
         os.mkdir(base, 0o711)
     st = os.lstat(base)
     if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid():
         raise RuntimeError(f"{base} is not a directory of uid {os.geteuid()}: no job directory")
     os.chmod(base, 0o711)  # whatever the umask (the platform's is 077)
-    path = os.path.join(base, hashlib.md5(framework_name.encode()).hexdigest())
     for _ in range(2):
         try:
             os.mkdir(path, 0o700)
@@ -341,6 +360,8 @@ class TaskRun:
             if self.account is not None:
                 self._state_dir = self._private_dir(task_dir)
                 self._job_dir = ensure_job_dir(task_dir, spec.framework_name, self.account)
+            else:
+                self._job_dir = found_job_dir(task_dir, spec.framework_name)
             script = write_runtime_script(spec, env, self._state_dir, work_dir, log_dir, command,
                                           self._job_dir)
             if self.account is not None:
