@@ -14,7 +14,7 @@ there is one. So on one machine, CPU jobs do not hold GPUs.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .base import GangRequest, PodRequest
@@ -37,6 +37,8 @@ class ClusterFacts:
     skus: frozenset[str]  # every leaf type
     vc_skus: Mapping[str, frozenset[str]]  # VC -> leaf types it has guaranteed or pinned cells of
     pinned: Mapping[str, frozenset[str]]  # VC -> pinned cell ids
+    # (GPU task?, VC, opportunistic?) -> choose_sku's answer: asked for every task of every attempt
+    _chosen: dict[tuple[bool, str, bool], str | None] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def from_config(cls, config: Any) -> ClusterFacts:
@@ -92,9 +94,20 @@ def job_priority(plan: Any) -> tuple[int, str | None]:
 
 def choose_sku(gpu: int, vc: str, facts: ClusterFacts, oppo: bool) -> str | None:
     """The SKU of a task that names none: the VC's only GPU (or CPU) type, else any type (None)."""
+    key = (gpu > 0, vc, oppo)
+    try:
+        return facts._chosen[key]
+    except KeyError:
+        pass
     candidates = facts.skus if oppo else facts.vc_skus.get(vc, frozenset())
     wanted = sorted(s for s in candidates if (s in facts.gpu_skus) == (gpu > 0))
-    return wanted[0] if len(wanted) == 1 else None
+    chosen = facts._chosen[key] = wanted[0] if len(wanted) == 1 else None
+    return chosen
+
+
+def _where(role: str) -> str:
+    """The field an error about ``role``'s scheduling extras names (built only for an error)."""
+    return f"extras.hivedScheduler.taskRoles.{role}"
 
 
 def build_gangs(job_id: int, attempt: int, plan: Any, tasks: list[tuple[str, int]], facts: ClusterFacts | None,
@@ -124,16 +137,15 @@ def build_gangs(job_id: int, attempt: int, plan: Any, tasks: list[tuple[str, int
         role = plan.task_roles[role_name]
         rx = role_extras.get(role_name) or {}
         sku_name, pinned = rx.get("skuType"), rx.get("pinnedCellId")
-        where = f"extras.hivedScheduler.taskRoles.{role_name}"
         if facts is not None:
             if pinned is not None and pinned not in facts.pinned.get(vc, ()):
-                raise RequestError(f"{where}.pinnedCellId: {pinned!r} is not a pinned cell of VC {vc}")
+                raise RequestError(f"{_where(role_name)}.pinnedCellId: {pinned!r} is not a pinned cell of VC {vc}")
             if sku_name is not None:
                 if sku_name not in facts.skus:
-                    raise RequestError(f"{where}.skuType: unknown SKU {sku_name!r}; known: "
+                    raise RequestError(f"{_where(role_name)}.skuType: unknown SKU {sku_name!r}; known: "
                                        f"{', '.join(sorted(facts.skus))}")
                 if not oppo and sku_name not in facts.vc_skus.get(vc, ()):
-                    raise RequestError(f"{where}.skuType: VC {vc} has no {sku_name} cells")
+                    raise RequestError(f"{_where(role_name)}.skuType: VC {vc} has no {sku_name} cells")
             elif pinned is None:
                 sku_name = choose_sku(role.gpu, vc, facts, oppo)
         pod = PodRequest(role_name, index, role.cpu, role.memory_mb, role.gpu)
@@ -143,7 +155,7 @@ def build_gangs(job_id: int, attempt: int, plan: Any, tasks: list[tuple[str, int
             group = rx.get("affinityGroupName") or "default"
         previous = group_sku.setdefault(group, (sku_name, pinned))
         if previous != (sku_name, pinned):
-            raise RequestError(f"{where}.affinityGroupName: tasks of affinity group {group!r} ask for "
+            raise RequestError(f"{_where(role_name)}.affinityGroupName: tasks of affinity group {group!r} ask for "
                                "different SKUs or pinned cells")
         groups.setdefault(group, []).append(pod)
     prefix = f"{job_id}.{attempt}"
