@@ -98,6 +98,7 @@ class ShapeQueue:
 
     shape: Shape
     members: SortedList = field(default_factory=SortedList)
+    first: Key | None = None  # members[0], kept at hand: every turn starts from each shape's head
     gids: dict[str, Key] = field(default_factory=dict)
     marker: Marker | None = None
     reason: Reason = NOT_YET
@@ -108,11 +109,16 @@ class ShapeQueue:
     def add(self, gid: str, key: Key) -> None:
         self.members.add(key)
         self.gids[gid] = key
+        if self.first is None or key < self.first:
+            self.first = key
         self.unreported.add(gid)
 
     def remove(self, gid: str) -> None:
         key = self.gids.pop(gid)
-        self.members.remove(key)
+        m = self.members
+        m.remove(key)
+        if key == self.first:
+            self.first = m[0] if m else None
         self.unreported.discard(gid)
 
     def next_after(self, key: Key | None) -> Key | None:
@@ -123,7 +129,7 @@ class ShapeQueue:
 
     @property
     def head(self) -> str:
-        return self.members[0][3]
+        return self.first[3]  # type: ignore[index]  # a ShapeQueue is never empty while indexed
 
     @property
     def tail(self) -> str:

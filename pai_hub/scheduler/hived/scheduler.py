@@ -221,7 +221,7 @@ class HivedScheduler(Scheduler):
         shape followed only until it fails, and the gangs holding a reservation at their place.
         Overridden by the tests' full walk (tests/scheduler/hived/reference_walk.py), the oracle
         this order is checked against."""
-        heap: list[tuple[Key, int, object]] = [(sq.members[0], 0, sq) for sq in self._shapes]
+        heap: list[tuple[Key, int, object]] = [(sq.first, 0, sq) for sq in self._shapes]
         heap += [(key, 1, gid) for gid, key in self._preempting.items()]
         heapq.heapify(heap)
         while heap:

@@ -54,6 +54,10 @@ class TopologyView:
                 self.nodes.sort(key=_key_cross)
             else:
                 self.nodes.sort(key=lambda n: (not n.healthy, not _suggested(n, suggested), -n.n_used))
+        elif suggested is None and p == OPPORTUNISTIC:
+            # an opportunistic search (the only one these views serve without suggested nodes):
+            # every use is at OPPORTUNISTIC or above, so the leaves used above it are the rest of n_used
+            self.nodes.sort(key=_key_opportunistic)
         else:
             def key(n: Cell) -> tuple[bool, bool, int, int]:
                 same = n.used_at.get(p, 0)
@@ -108,6 +112,13 @@ class TopologyView:
 
 def _key_cross(n: Cell) -> tuple[bool, int]:
     return (not n.healthy, -n.n_used)
+
+
+def _key_opportunistic(n: Cell) -> tuple[bool, bool, int, int]:
+    """The general key at ``OPPORTUNISTIC`` without suggested nodes: (bad, False, -same, higher),
+    higher = n_used - same since a cell's ``used_at`` counts add up to its ``n_used``."""
+    same = n.used_at.get(OPPORTUNISTIC, 0)
+    return (n.n_bad > 0, False, -same, n.n_used - same)
 
 
 def _suggested(n: Cell, suggested: set[str]) -> bool:
