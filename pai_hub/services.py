@@ -46,6 +46,9 @@ class ServerSettings:
     isolation: IsolationPolicy | None = None
     #: Bounds on every document users send (job protocols, experiment requests, marketplace items).
     limits: Limits = DEFAULT_LIMITS
+    #: Most event streams, debug terminals and streamed log reads one user may hold open at once
+    #: (pai_hub/api/streams.py); the next is answered 429.
+    max_streams_per_user: int = 16
 
     @property
     def loopback_url(self) -> str:

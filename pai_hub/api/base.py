@@ -23,6 +23,7 @@ from ..services import ServerSettings, Services
 from ..store.users import Principal
 from .errors import ApiError, bad_params, unauthorized
 from .redact import redacted
+from .streams import Slot, stream_slots
 
 if TYPE_CHECKING:
     from ..cluster_config import ClusterConfig
@@ -138,6 +139,12 @@ class BaseHandler(web.RequestHandler):
     def me(self) -> Principal:
         assert self.principal is not None
         return self.principal
+
+    def open_stream(self, what: str) -> Slot:
+        """A slot for one long-lived stream of the caller (429 past the per-user limit); the caller
+        releases it when the stream ends (pai_hub/api/streams.py)."""
+        slots = stream_slots(self.application.settings, self.server_settings.max_streams_per_user)
+        return slots.take(self.me.username, what)
 
     def require_admin(self) -> None:
         if not self.me.admin:

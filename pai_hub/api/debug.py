@@ -103,14 +103,29 @@ class TerminalHandler(JobAccess, TermSocket):
             raise ApiError(409, "TaskNotAvailableError",
                            f"task {role}/{index} is {task.state} and not kept for debugging; ask for "
                            "extras.debugReservation: {minutes: N} to keep a failed task")
-        try:  # a process to start, or an exec session to open: not on the event loop
-            self.terminal = await self.blocking(self.controller.backend.exec_shell, task.task_id)
-        except (KeyError, NotImplementedError) as exc:
-            raise ApiError(409, "TaskNotAvailableError", f"no shell for task {role}/{index}: {exc}") from None
-        await super().get(framework_name, role, index)
-        if self.ws_connection is None and self.terminal is not None:  # not a websocket request after all
+        self._slot = self.open_stream("terminal")  # 429 past the caller's open streams
+        try:
+            try:  # a process to start, or an exec session to open: not on the event loop
+                self.terminal = await self.blocking(self.controller.backend.exec_shell, task.task_id)
+            except (KeyError, NotImplementedError) as exc:
+                raise ApiError(409, "TaskNotAvailableError", f"no shell for task {role}/{index}: {exc}") from None
+            await super().get(framework_name, role, index)
+        finally:
+            if self.ws_connection is None:  # refused, or not a websocket request after all
+                self._release_slot()
+        if self.ws_connection is None and self.terminal is not None:
             self.terminal.killpg(signal.SIGHUP)
             self.terminal = None
+
+    def _release_slot(self) -> None:
+        slot = getattr(self, "_slot", None)
+        if slot is not None:
+            slot.release()
+
+    def on_close(self) -> None:
+        """The websocket closed: its slot is free again, then terminado ends the shell."""
+        self._release_slot()
+        super().on_close()
 
     def open(self, *args: Any) -> None:  # type: ignore[override]
         assert self.terminal is not None

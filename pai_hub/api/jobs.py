@@ -398,12 +398,16 @@ class TaskLogsHandler(JobAccess):
         start, end = logs.byte_range(size, offset, tail)
         self.set_header("Content-Type", "text/plain; charset=UTF-8")
         self.set_header("X-Log-Offset", str(end))  # where the next read continues, also in tail mode
+        slot = self.open_stream("log read") if end - start > logs.CHUNK else None  # one chunk: no stream
         try:
             async for data in logs.chunks(self.blocking, backend, task_id, name, start, end):
                 self.write(data)
                 await self.flush()
         except iostream.StreamClosedError:
             return  # the client went away: stop reading
+        finally:
+            if slot is not None:
+                slot.release()
         self.finish()
 
 
@@ -423,7 +427,8 @@ class EventsHandler(JobAccess):
 
     async def _stream(self, job: JobRecord, rows: list[dict[str, Any]], roles: dict[str, str]) -> None:
         controller = self.controller
-        queue = controller.subscribe(job.id)
+        slot = self.open_stream("event stream")  # 429 past the caller's open streams
+        queue = self._queue = controller.subscribe(job.id)
         self.set_header("Content-Type", "text/event-stream")
         self.set_header("X-Accel-Buffering", "no")
         last = 0
@@ -441,6 +446,8 @@ class EventsHandler(JobAccess):
             while not done:
                 try:
                     ev = await asyncio.wait_for(queue.get(), timeout=15)
+                    if ev is None:  # the client went away (on_connection_close)
+                        break
                 except asyncio.TimeoutError:
                     if job.state in TERMINAL:
                         break  # over, and nothing more will come
@@ -450,6 +457,8 @@ class EventsHandler(JobAccess):
                 batch = [ev]
                 while not queue.empty():
                     batch.append(queue.get_nowait())
+                if None in batch:
+                    break
                 for t in controller.tasks(job.id):
                     roles[t.task_id] = f"{t.role}/{t.task_index}"
                 for ev in batch:
@@ -464,7 +473,14 @@ class EventsHandler(JobAccess):
             pass
         finally:
             controller.unsubscribe(job.id, queue)
+            slot.release()
         self.finish()
+
+    def on_connection_close(self) -> None:
+        """The client hung up: end the stream now (its slot is free), not at the next keep-alive."""
+        queue = getattr(self, "_queue", None)
+        if queue is not None:
+            queue.put_nowait(None)
 
     async def _emit(self, payload: dict[str, Any]) -> None:
         self.write(f"data: {json.dumps(payload)}\n\n")
