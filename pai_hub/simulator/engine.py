@@ -19,6 +19,7 @@ import heapq
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import Any
 
 from pai_runtime.exitcodes import EXIT_STOPPED  # SIGTERM: what a stopped task reports
@@ -267,7 +268,7 @@ class Simulation:
             self.victims[gang_id] = job_id  # the machine is stopping it
 
     # -- effects ------------------------------------------------------------------------------------
-    def _apply(self, fx: Effects, now: float) -> None:
+    def _apply(self, fx: Effects | None, now: float) -> None:
         machine = self.machine
         while fx:
             for (job_id, attempt_id), att in fx.attempts.items():
@@ -295,7 +296,7 @@ class Simulation:
                 self._push(now + outcome.job.duration, _EXIT, "exit", (launch.task_id, 0))
             for task_id, _grace in fx.stops:
                 self._push(now, _EXIT, "exit", (task_id, EXIT_STOPPED))
-            for job in [*fx.new_jobs, *fx.jobs.values()]:
+            for job in chain(fx.new_jobs, fx.jobs.values()):
                 if job.state in TERMINAL and job.id in self.outcomes:
                     outcome = self.outcomes[job.id]
                     outcome.state, outcome.completed = job.state, job.completed_at
@@ -304,7 +305,9 @@ class Simulation:
                 for gang_id, job_id in list(self.victims.items()):
                     if self._victim_gone(gang_id, job_id):
                         del self.victims[gang_id]
-            fx = machine.take_effects()
+            # what handling these effects caused; an empty Effects is not taken (a job that ended
+            # always leaves effects, so none waits to be dropped from the machine)
+            fx = machine.take_effects() if machine.fx else None
 
     def _victim_gone(self, gang_id: str, job_id: int) -> bool:
         job = self.machine.jobs.get(job_id)  # an ended job leaves the machine after its turn

@@ -80,7 +80,7 @@ def reason_for(algo: HivedAlgorithm, req: GroupRequest, misses: list[Miss]) -> R
         if algo.bad_nodes:
             nodes = [n for c in chains for n in algo.opp_views[c].nodes if n.healthy]
         else:
-            nodes = [t for t in algo.tops if t.chain in chains]
+            nodes = [t for c in chains for t in algo.chain_tops[c]]  # sums only: order does not matter
         total = sum(n.leaf_count for n in nodes)
         free = sum(n.leaf_count - n.n_used for n in nodes)
         if need > total:
