@@ -105,6 +105,14 @@ class ShapeQueue:
     reported_tail: str | None = None  # handed out for every member but the head and ``unreported``
     reported_head: tuple[str, str] | None = None  # (head, sentence) handed out to it
     unreported: set[str] = field(default_factory=set)
+    # whether anything changed_reasons reads (members, reason) changed since it last ran: a turn
+    # hands out sentences for the shapes it changed only
+    stale: bool = True
+
+    def set_reason(self, reason: Reason) -> None:
+        if reason is not self.reason:
+            self.reason = reason
+            self.stale = True
 
     def add(self, gid: str, key: Key) -> None:
         self.members.add(key)
@@ -112,6 +120,7 @@ class ShapeQueue:
         if self.first is None or key < self.first:
             self.first = key
         self.unreported.add(gid)
+        self.stale = True
 
     def remove(self, gid: str) -> None:
         key = self.gids.pop(gid)
@@ -120,6 +129,7 @@ class ShapeQueue:
         if key == self.first:
             self.first = m[0] if m else None
         self.unreported.discard(gid)
+        self.stale = True
 
     def next_after(self, key: Key | None) -> Key | None:
         """The first member after ``key`` in scheduling order (the first of all for None)."""
@@ -140,6 +150,7 @@ class ShapeQueue:
 
     def changed_reasons(self) -> dict[str, str]:
         """Members whose sentence differs from the one last handed out for them."""
+        self.stale = False
         tail = self.tail
         if tail != self.reported_tail:
             self.reported_tail = tail

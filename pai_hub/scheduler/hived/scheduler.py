@@ -246,7 +246,8 @@ class HivedScheduler(Scheduler):
     def _changed_reasons(self) -> dict[str, str]:
         changed: dict[str, str] = {}
         for sq in self._shapes:
-            changed.update(sq.changed_reasons())
+            if sq.stale:  # an unchanged shape has nothing new to hand out
+                changed.update(sq.changed_reasons())
         for gid in self._own_changed:
             r = self._own_reasons.get(gid)
             if r is not None and self._own_reported.get(gid) != r:

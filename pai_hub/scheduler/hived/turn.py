@@ -58,7 +58,7 @@ class Turn:
         s, algo, d = self.s, self.algo, self.d
         if sq.marker is not None and still_fails(algo, sq.marker):
             self.failed.add(sq.shape)
-            sq.reason = sq.marker.reason
+            sq.set_reason(sq.marker.reason)
             return
         w = s._waiting[gid]
         req = w.req
@@ -66,7 +66,7 @@ class Turn:
         res = algo.search(req)
         if not res.ok:
             self.failed.add(sq.shape)
-            sq.reason = reasons.reason_for(algo, req, res.misses)
+            sq.set_reason(reasons.reason_for(algo, req, res.misses))
             # a search that changed something (a lazy preemption tried and undone) is not repeated blindly
             sq.marker = Marker(marker_deps(algo, req, res), sq.reason) if algo.version == before else None
             return
