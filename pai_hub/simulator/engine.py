@@ -282,7 +282,8 @@ class Simulation:
                 self.monitor.gang_waiting(job_id, j.vc, j.priority, j.submit_time, (j.gpus,) * j.instances,
                                           j.leaf_cell_type)
             for launch in fx.starts:
-                job_id = int(launch.task_id.split(".", 1)[0])
+                task_id = launch.task_id
+                job_id = int(task_id.split(".", 1)[0])
                 outcome = self.outcomes[job_id]
                 if outcome.waiting_since is not None:
                     outcome.queueing += now - outcome.waiting_since
@@ -290,10 +291,11 @@ class Simulation:
                     self.monitor.gang_placed(job_id)
                 if outcome.first_start is None:
                     outcome.first_start = now
-                self.running[launch.task_id] = (now, len(launch.gpus), launch.node, job_id)
-                self.monitor.task_started(outcome.job.vc, outcome.job.priority, launch.node, len(launch.gpus))
-                machine.task_running(launch.task_id, now, now)
-                self._push(now + outcome.job.duration, _EXIT, "exit", (launch.task_id, 0))
+                j, gpus = outcome.job, len(launch.gpus)
+                self.running[task_id] = (now, gpus, launch.node, job_id)
+                self.monitor.task_started(j.vc, j.priority, launch.node, gpus)
+                machine.task_running(task_id, now, now)
+                self._push(now + j.duration, _EXIT, "exit", (task_id, 0))
             for task_id, _grace in fx.stops:
                 self._push(now, _EXIT, "exit", (task_id, EXIT_STOPPED))
             for job in chain(fx.new_jobs, fx.jobs.values()):

@@ -173,6 +173,8 @@ class HivedAlgorithm(HealthMixin):
             lv.sort(reverse=True)
         self._opp_failed: dict[tuple[str, tuple[int, ...]], tuple[int, Miss]] = {}  # see _opportunistic
         self.chain_tops: dict[str, list[Cell]] = {c: [t for t in self.tops if t.chain == c] for c in self.chains}
+        self.chain_leaves: dict[str, int] = {c: sum(t.leaf_count for t in tops) for c, tops in self.chain_tops.items()}
+        self.sku_words: dict[tuple[str, ...], str] = {}  # the words reasons.py names chains' leaf types with
         # every VC's top cells per chain: their counters sum up the whole VC (a cheap capacity check)
         self.vc_tops: dict[tuple[str, str], list[Cell]] = {
             (vc, chain): [t for lvl in sorted(levels, reverse=True) for t in levels[lvl]]

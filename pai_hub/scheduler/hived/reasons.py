@@ -12,8 +12,12 @@ if TYPE_CHECKING:
 
 
 def _sku_words(algo: HivedAlgorithm, chains: list[str]) -> str:
-    types = list(dict.fromkeys(algo.chains[c].leaf_type for c in chains))
-    return "/".join(types) if types else "cells"
+    key = tuple(chains)
+    words = algo.sku_words.get(key)
+    if words is None:  # the config's, so worked out once per set of chains
+        types = list(dict.fromkeys(algo.chains[c].leaf_type for c in chains))
+        words = algo.sku_words[key] = "/".join(types) if types else "cells"
+    return words
 
 
 def _free_at(cells, p: int) -> int:
@@ -79,10 +83,11 @@ def reason_for(algo: HivedAlgorithm, req: GroupRequest, misses: list[Miss]) -> R
     if req.priority < 0:
         if algo.bad_nodes:
             nodes = [n for c in chains for n in algo.opp_views[c].nodes if n.healthy]
-        else:
-            nodes = [t for c in chains for t in algo.chain_tops[c]]  # sums only: order does not matter
-        total = sum(n.leaf_count for n in nodes)
-        free = sum(n.leaf_count - n.n_used for n in nodes)
+            total = sum(n.leaf_count for n in nodes)
+            free = sum(n.leaf_count - n.n_used for n in nodes)
+        else:  # every leaf of the chains, counted by their top cells
+            total = sum(algo.chain_leaves[c] for c in chains)
+            free = total - sum(t.n_used for c in chains for t in algo.chain_tops[c])
         if need > total:
             return _same(f"the cluster has only {total} healthy {sku}; the opportunistic job needs {need}")
         if free < need:
