@@ -39,7 +39,7 @@ from pai_runtime.env import build_env, task_environ
 from pai_runtime.exitcodes import EXIT_START_FAILED, EXIT_STOPPED, EXIT_TASK_LOST
 from pai_runtime.isolation import IsolationPolicy
 from pai_runtime.spec import TaskSpec
-from pai_runtime.supervisor import EXIT_FILE, LOG_NAMES, SPEC_FILE, STOP_FILE, read_json
+from pai_runtime.supervisor import EXIT_FILE, LOG_NAMES, SPEC_FILE, STOP_FILE, ensure_job_dir, read_json
 
 log = logging.getLogger(__name__)
 
@@ -302,6 +302,8 @@ class SlurmBackend(TaskDirBackend):
         if account is not None:
             assert self.users is not None
             self.users.hand_over(task_dir, account, (SPEC_FILE, CONFIG_FILE))
+            if spec.get("plugins"):  # the job's shared directory (ssh keys): made by root, the account's
+                ensure_job_dir(task_dir, str(spec.get("framework_name", "")), account)
         return account
 
     def _sbatch_argv(self, task_id: str, launch: TaskLaunch, config: dict[str, Any],
