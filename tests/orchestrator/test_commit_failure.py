@@ -325,3 +325,35 @@ def test_the_restarted_service_resumes_from_the_store(tmp_path):
             await svc.run("lost-in-turn")
 
     asyncio.run(scenario())
+
+
+def test_callers_are_refused_past_input_timeout_and_only_what_was_in_the_commit_happens(tmp_path, monkeypatch):
+    """Bounded waits: past ``input_timeout`` of an outage, the job in the commit being retried is
+    answered 503 and stored once the store recovers; one still queued is withdrawn (503, nothing
+    changed) and its name stays free."""
+    outage = threading.Event()
+    fault = FaultyStore(lambda fx: outage.is_set())
+    monkeypatch.setattr(loop_module.job_store, "persist", fault)
+
+    async def scenario() -> None:
+        async with service(tmp_path) as svc:
+            svc.app.controller.input_timeout = 0.5
+            outage.set()
+            in_commit = asyncio.create_task(svc.submit("in-commit"))
+            await fault.wait_failures(1)
+            queued = await svc.submit("queued")
+            assert queued.status_code == 503, queued.text
+            assert "storage unavailable, retry" in queued.json()["message"]
+            assert "disk I/O error (injected)" in queued.json()["message"]
+            assert "nothing was changed" in queued.json()["message"]
+            r = await in_commit
+            assert r.status_code == 503 and "stored once the storage recovers" in r.json()["message"], r.text
+            assert "admin~queued" not in svc.app.controller.machine.names
+            outage.clear()
+            await svc.wait_state("admin~in-commit", {"SUCCEEDED"})
+            assert (await svc.client.get("/api/v2/jobs/admin~queued")).status_code == 404
+            await svc.run("queued")
+            assert svc.stored_names() == {"admin~in-commit", "admin~queued"}
+            assert set(svc.starts.values()) == {1}, svc.starts
+
+    asyncio.run(scenario())
