@@ -9,7 +9,10 @@ task directories (Kubernetes) have nothing to compact: no service is started for
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
+import os
+import shutil
 import time
 from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
@@ -18,6 +21,7 @@ from typing import Any
 from pai_hub.backends.retention import RetentionPolicy, SweepResult, job_id_of, sweep
 from pai_hub.backends.taskdir import TaskDirBackend
 from pai_hub.orchestrator.states import TERMINAL_JOB_STATES
+from pai_runtime.supervisor import JOBS_DIR
 
 log = logging.getLogger(__name__)
 
@@ -37,10 +41,12 @@ class Retention:
     """Sweeps ``backend``'s task directories every ``policy.interval`` seconds (see module docstring)."""
 
     def __init__(self, backend: TaskDirBackend, policy: RetentionPolicy,
-                 needed_jobs: Callable[[], Collection[int]]) -> None:
+                 needed_jobs: Callable[[], Collection[int]],
+                 live_frameworks: Callable[[], Collection[str]] = tuple) -> None:
         self.backend = backend
         self.policy = policy
         self.needed_jobs = needed_jobs
+        self.live_frameworks = live_frameworks  # framework names whose job directories must stay
         self.last: SweepResult | None = None
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="pai-retention")
         self._task: asyncio.Task[None] | None = None
@@ -81,12 +87,44 @@ class Retention:
         def needed(task_id: str) -> bool:
             return task_id in live or job_id_of(task_id) in jobs
 
+        keep_dirs = frozenset(hashlib.md5(name.encode()).hexdigest() for name in self.live_frameworks())
         archive = self.backend.archive(create=True)
         assert archive is not None
         loop = asyncio.get_running_loop()
         self.last = await loop.run_in_executor(
             self._thread, sweep, str(self.backend.run_root), archive, self.policy, needed, now)
+        if self.policy.compact_after >= 0:
+            self.last.job_dirs_removed = await loop.run_in_executor(
+                self._thread, prune_job_dirs, str(self.backend.run_root), keep_dirs,
+                now - self.policy.compact_after)
         return self.last
+
+
+def prune_job_dirs(run_root: str, keep: Collection[str], older_than: float) -> int:
+    """Delete job directories (``run/jobs/<md5>``: a job's ssh key pair and other shared files, owned by
+    its user's account) of jobs no longer held, once untouched since ``older_than``: private keys must
+    not pile up for ever. Never follows links (``shutil.rmtree`` walks by directory handle)."""
+    removed = 0
+    for sub in (JOBS_DIR, "job-ssh"):
+        base = os.path.join(run_root, sub)
+        try:
+            entries = list(os.scandir(base))
+        except OSError:
+            continue
+        for entry in entries:
+            if entry.name in keep:
+                continue
+            try:
+                if entry.stat(follow_symlinks=False).st_mtime > older_than:
+                    continue
+                if entry.is_dir(follow_symlinks=False):
+                    shutil.rmtree(entry.path)
+                else:
+                    os.unlink(entry.path)
+                removed += 1
+            except OSError as exc:
+                log.warning("retention: could not remove %s: %s", entry.path, exc)
+    return removed
 
 
 def start_retention(backend: Any, policy: RetentionPolicy, controller: Any) -> Retention | None:
@@ -94,6 +132,7 @@ def start_retention(backend: Any, policy: RetentionPolicy, controller: Any) -> R
     policy is off."""
     if not isinstance(backend, TaskDirBackend) or not policy.enabled:
         return None
-    retention = Retention(backend, policy, lambda: needed_job_ids(controller))
+    retention = Retention(backend, policy, lambda: needed_job_ids(controller),
+                          lambda: [job.framework_name for job in controller.jobs()])
     retention.start()
     return retention

@@ -85,6 +85,7 @@ class SweepResult:
     expired: int = 0
     kept: int = 0  # finished but still needed, or not old enough yet
     errors: list[str] = field(default_factory=list)
+    job_dirs_removed: int = 0  # run/jobs/<md5> of jobs no longer held (pai_hub.retention.prune_job_dirs)
 
 
 def job_id_of(task_id: str) -> int | None:

@@ -357,3 +357,28 @@ def test_a_log_dir_outside_the_task_dir_is_not_read(account: tuple[Account, Path
     assert SECRET not in text
     assert "is not inside the task directory" in record["logsRefused"]
     assert record["logs"] == {}
+
+
+def test_job_directories_of_jobs_no_longer_held_are_removed(tmp_path: Path) -> None:
+    """run/jobs/<md5> holds a job's ssh key pair: kept while the job is held, removed once it is not and
+    the directory is older than compact_after, never through a link."""
+    import hashlib
+
+    from pai_hub.retention import prune_job_dirs
+
+    jobs = tmp_path / "run" / "jobs"
+    held, gone, fresh = (hashlib.md5(n.encode()).hexdigest() for n in ("alice~held", "alice~gone", "alice~new"))
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "keep-me").write_text("x")
+    for name in (held, gone, fresh):
+        (jobs / name / "ssh-key").mkdir(parents=True)
+        (jobs / name / "ssh-key" / "id_rsa").write_text("PRIVATE")
+    (jobs / gone / "link").symlink_to(outside)
+    old = time.time() - 7200
+    for name in (held, gone):
+        os.utime(jobs / name, (old, old))
+    removed = prune_job_dirs(str(tmp_path / "run"), {held}, time.time() - 3600)
+    assert removed == 1
+    assert sorted(p.name for p in jobs.iterdir()) == sorted([held, fresh])
+    assert (outside / "keep-me").read_text() == "x"  # the link was removed, not followed
