@@ -18,13 +18,18 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from pai_hub import protocol
 
     try:
-        protocol.load(read_job(args.file, args.param))
+        job = protocol.load(read_job(args.file, args.param))
     except protocol.InvalidProtocol as exc:
         for err in getattr(exc, "errors", []) or [exc]:
             print(str(err), file=sys.stderr)
         return 1
     except OSError as exc:
         return fail(str(exc))
+    if any(role.dockerImage for role in job.taskRoles.values()):
+        # checked here without a server: whether its backend runs containers is the server's to say
+        print("warning: dockerImage is applied only by backends that run containers; the local and Slurm "
+              "backends record it and run the commands on the node itself (`pai job submit --dry-run` "
+              "asks the server)", file=sys.stderr)
     print("ok")
     return 0
 

@@ -41,6 +41,8 @@ def test_validate_prints_ok_or_each_error_and_exits_1(tmp_path):
     good.write_text(job_yaml("ok-job", ["true"]))
     r = pai("job", "validate", str(good))
     assert (r.returncode, r.stdout.strip()) == (0, "ok")
+    assert "dockerImage is applied only by backends that run containers" in r.stderr  # said once
+    assert r.stderr.count("dockerImage") == 1
     bad = tmp_path / "bad.yaml"
     bad.write_text(job_yaml("bad-job", ["true"]).replace("gpu: 0", "gpu: -1").replace("type: job", "type: jobz"))
     r = pai("job", "validate", str(bad))
