@@ -25,7 +25,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         return 1
     except OSError as exc:
         return fail(str(exc))
-    if any(role.dockerImage for role in job.taskRoles.values()):
+    if any(role.docker_image for role in job.task_roles.values()):
         # checked here without a server: whether its backend runs containers is the server's to say
         print("warning: dockerImage is applied only by backends that run containers; the local and Slurm "
               "backends record it and run the commands on the node itself (`pai job submit --dry-run` "
