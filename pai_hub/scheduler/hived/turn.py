@@ -26,6 +26,11 @@ class Turn:
         self.d = d
         self.failed: set[tuple] = set()  # free cells only shrink within a call (HiveD's walk)
         self.done: set[str] = set()  # preempting gangs visited (at their own place in the order)
+        # (pods, leaf type) -> (algorithm version, marker) of an opportunistic search that failed this
+        # turn. Such a search reads no VC, so an opportunistic shape of another VC with the same pods
+        # fails alike while no cell changed: its search would only replay the memoised misses and
+        # give the same reason and marker, so the shape takes them without searching.
+        self.opportunistic_failed: dict[tuple, tuple[int, Marker]] = {}
 
     def preempting(self, gid: str, key: Key) -> None:
         """A gang that held a reservation when the turn began, at its place in the order."""
@@ -63,12 +68,21 @@ class Turn:
         w = s._waiting[gid]
         req = w.req
         before = algo.version
+        if req.priority < 0:
+            alike = self.opportunistic_failed.get((req.pods, req.leaf_type))
+            if alike is not None and alike[0] == before:
+                self.failed.add(sq.shape)
+                sq.set_reason(alike[1].reason)
+                sq.marker = alike[1]
+                return
         res = algo.search(req)
         if not res.ok:
             self.failed.add(sq.shape)
             sq.set_reason(reasons.reason_for(algo, req, res.misses))
             # a search that changed something (a lazy preemption tried and undone) is not repeated blindly
             sq.marker = Marker(marker_deps(algo, req, res), sq.reason) if algo.version == before else None
+            if req.priority < 0 and sq.marker is not None:
+                self.opportunistic_failed[(req.pods, req.leaf_type)] = (before, sq.marker)
             return
         sq.marker = None
         victims, preemptors = algo.victims_of(res.phys)

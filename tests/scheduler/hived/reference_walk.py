@@ -12,6 +12,13 @@ from pai_hub.scheduler.hived import HivedScheduler
 from pai_hub.scheduler.hived.turn import Turn
 
 
+class _Forgetful(dict):
+    """A memory that keeps nothing: every opportunistic shape is searched itself."""
+
+    def __setitem__(self, key: object, value: object) -> None:
+        pass
+
+
 class FullWalkHivedScheduler(HivedScheduler):
     """HiveD's walk: every waiting gang in (priority desc, submitted_at, submission sequence) order,
     searched unless a gang of its shape already failed in this turn (free cells only shrink within
@@ -21,6 +28,7 @@ class FullWalkHivedScheduler(HivedScheduler):
     def _walk(self, turn: Turn) -> None:
         for sq in self._shapes:
             sq.marker = None  # the indexed queue's memory of earlier failures: the full walk has none
+        turn.opportunistic_failed = _Forgetful()  # nor does it share one VC's opportunistic failure with another
         for key in sorted(w.key for w in self._waiting.values()):
             gid = key[3]
             if gid in self._preempting:

@@ -179,3 +179,65 @@ def test_a_queue_shortcut_is_dropped_when_its_vc_changes():
     s.release("other")
     assert [p.gang_id for p in s.schedule(2).placements] == ["other2"]
     assert calls[0] == 1  # vc0's shape was not searched again
+
+
+def test_opportunistic_shapes_of_other_vcs_take_a_failure_found_in_the_same_turn():
+    """An opportunistic search reads no VC: once one VC's opportunistic gang of some size failed in
+    a turn, the same size in the other VCs fails alike while no cell changed, so they are not
+    searched, and they are told exactly what the full walk (which searches each) tells them. A
+    placement in between changes the cells: the next shape is searched itself."""
+    new, old = HivedScheduler(load_config(_cluster())), FullWalkHivedScheduler(load_config(_cluster()))
+    both = (new, old)
+    told: dict[str, str] = {}
+    for v in range(4):
+        for s in both:
+            s.submit(GangRequest(f"run{v}", f"vc{v}", 0, (PodRequest("w", 0, 1, 1, 8),)))
+    assert [len(s.schedule(0).placements) for s in both] == [4, 4]
+    calls = _count_searches(new)
+    for i in range(12):
+        for s in both:
+            s.submit(GangRequest(f"o{i}", f"vc{i % 4}", -1, (PodRequest("w", 0, 1, 1, 1),), float(i)))
+    dn, do = new.schedule(1), old.schedule(1)
+    assert calls[0] == 1  # the first VC's head; the three other shapes took its failure
+    assert dn.waiting_reasons == do.waiting_reasons and len(dn.waiting_reasons) == 12
+    told.update(dn.waiting_reasons)
+    _check_reasons(new, old, told)
+    assert {new.waiting_reason(f"o{v}") for v in range(4)} == {
+        "opportunistic: 0 of 32 GPU idle in the cluster, waiting for 1 more (opportunistic jobs only use idle cells)"}
+
+    calls[0] = 0
+    for s in both:
+        s.release("run3")
+        s.submit(GangRequest("half", "vc3", 0, (PodRequest("w", 0, 1, 1, 4),), 99.0))
+    dn, do = new.schedule(2), old.schedule(2)
+    assert _decided(dn) == _decided(do)
+    assert sorted(p.gang_id for p in dn.placements) == ["half", "o0", "o1", "o2", "o3"]
+    # every placement changed the cells, so each of o0..o3 was searched; o4 (vc0) then failed,
+    # and the later VCs' shapes took its failure
+    assert calls[0] == 1 + 4 + 1
+    assert dn.waiting_reasons == do.waiting_reasons
+    told.update(dn.waiting_reasons)
+    _check_reasons(new, old, told)
+
+
+def test_an_opportunistic_failure_is_not_shared_once_the_cells_changed():
+    """One GPU idle: vc0's 2-GPU opportunistic gang fails, vc1's 1-GPU one takes the GPU, so vc2's
+    2-GPU gang is searched again (0 idle now, not 1) and told what the full walk tells it."""
+    new, old = HivedScheduler(load_config(_cluster())), FullWalkHivedScheduler(load_config(_cluster()))
+    both = (new, old)
+    for v in range(4):
+        for s in both:
+            s.submit(GangRequest(f"run{v}", f"vc{v}", 0, (PodRequest("w", 0, 1, 1, 8 - (v == 3)),)))
+    assert [len(s.schedule(0).placements) for s in both] == [4, 4]
+    calls = _count_searches(new)
+    for gid, vc, gpus in (("a", "vc0", 2), ("b", "vc1", 1), ("c", "vc2", 2)):
+        for s in both:
+            s.submit(GangRequest(gid, vc, -1, (PodRequest("w", 0, 1, 1, gpus),), float(ord(gid))))
+    dn, do = new.schedule(1), old.schedule(1)
+    assert [p.gang_id for p in dn.placements] == ["b"] and _decided(dn) == _decided(do)
+    assert calls[0] == 3
+    assert dn.waiting_reasons == do.waiting_reasons
+    assert new.waiting_reason("a") == ("opportunistic: 1 of 32 GPU idle in the cluster, waiting for 1 more "
+                                       "(opportunistic jobs only use idle cells)")
+    assert new.waiting_reason("c") == ("opportunistic: 0 of 32 GPU idle in the cluster, waiting for 2 more "
+                                       "(opportunistic jobs only use idle cells)")
