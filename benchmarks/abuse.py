@@ -4,7 +4,8 @@ A real ``pai server``; a victim user polls ``GET /api/v2/jobs/<their job>`` in a
 time while an attacker (an ordinary authenticated user, or nobody for logins) sends, one after the
 other: a job with ``instances: 1000000000`` (a dry run), a YAML "billion laughs" in ``parameters``,
 an 800 KB parameter referenced 8,000 times by ``<% %>`` templates, a 16 KiB tail of a 1 GB log,
-a flood of wrong-password logins from 8 clients, and oversized chunked bodies. For each it prints
+a flood of wrong-password logins from 8 clients, oversized chunked bodies, a 100,000-deep
+experiment request, and 200 event streams held open at once (16 are allowed per user, then 429). For each it prints
 the answers' status codes, the server's peak RSS (sampled every 5 ms), and the victim's latency
 (p50, p99, max) meanwhile, as JSON. Targets: RSS < 300 MB, the victim's p99 < 100 ms.
 """
@@ -153,6 +154,32 @@ def oversized_body(port: int, token: str, megabytes: int = 64, times: int = 4) -
     return codes
 
 
+def deep_experiment(c: httpx.Client) -> list[int]:
+    body = "[" * 100_000 + "]" * 100_000
+    return [c.post("/api/v2/experiments", content=body).status_code,
+            c.post("/api/v2/experiments", content=body.replace("[", "{\"a\":").replace("]", "}")).status_code]
+
+
+def stream_flood(port: int, token: str, framework: str, streams: int = 200) -> list[int]:
+    """``streams`` event streams of one running job opened at once and held; each answer's status."""
+    held, codes = [], []
+    request = (f"GET /api/v2/jobs/{framework}/events HTTP/1.1\r\nHost: pai\r\nAccept: text/event-stream\r\n"
+               f"Authorization: Bearer {token}\r\n\r\n").encode()
+    try:
+        for _ in range(streams):
+            sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+            sock.sendall(request)
+            head = b""
+            while b"\r\n\r\n" not in head and (data := sock.recv(65536)):
+                head += data
+            codes.append(int(head.split(b" ", 2)[1]) if head.startswith(b"HTTP/") else 0)
+            held.append(sock)
+    finally:
+        for sock in held:
+            sock.close()
+    return codes
+
+
 def grow_log(data_dir: Path, marker: bytes, size: int) -> None:
     """The attacker's own task's stdout, grown to ``size`` bytes (sparse): as a chatty job would."""
     for path in (data_dir / "run" / "tasks").glob("*/stdout"):
@@ -187,6 +214,8 @@ def run(log_bytes: int) -> dict[str, Any]:
                                                             memory_mb=256)).status_code == 202
         assert attacker.post("/api/v2/jobs", content=job_text("chatty", ["echo chatty-log"], role="w", image=image,
                                                               instances=1, memory_mb=256)).status_code == 202
+        assert attacker.post("/api/v2/jobs", content=job_text("sleeper", ["sleep 600"], role="w", image=image,
+                                                              instances=1, memory_mb=256)).status_code == 202
         wait_done(victim, "victim~probe")
         wait_done(attacker, "attacker~chatty")
         grow_log(Path(tmp) / "data", b"chatty-log", log_bytes)
@@ -200,6 +229,9 @@ def run(log_bytes: int) -> dict[str, Any]:
             ("wrong-password flood (8 clients, 5 s)", lambda: password_flood(url)),
             ("oversized chunked body (64 MB, x4)",
              lambda: oversized_body(int(url.rsplit(":", 1)[1]), tokens["attacker"])),
+            ("100,000-deep experiment request (x2)", lambda: deep_experiment(attacker)),
+            ("200 event streams held at once",
+             lambda: stream_flood(int(url.rsplit(":", 1)[1]), tokens["attacker"], "attacker~sleeper")),
         ]
         out: dict[str, Any] = {}
         for name, attack in attacks:
@@ -210,6 +242,7 @@ def run(log_bytes: int) -> dict[str, Any]:
             out[name] = {"answers": dict(Counter(str(c) for c in codes)), "seconds": round(seconds, 2),
                          **sampler.report()}
         out["server_lifetime_peak_rss_mb"] = round(rss_mb(proc.pid, "VmHWM"), 1)
+        attacker.put("/api/v2/jobs/attacker~sleeper/executionType", json={"value": "STOP"})
         victim.close()
         attacker.close()
         return out

@@ -40,8 +40,9 @@ def histogram(server: Server, name: str) -> tuple[float, float]:
 @pytest.fixture
 def server(tmp_path):
     data = tmp_path / "data"
-    data.mkdir()
+    data.mkdir(mode=0o700)  # the server refuses a data directory others may read
     (data / "pai_config.py").write_text("c.Monitoring.loop_lag_interval = 0.005\n")
+    (data / "pai_config.py").chmod(0o600)
     srv = Server(data).start()
     yield srv
     srv.stop()

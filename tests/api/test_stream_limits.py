@@ -146,7 +146,13 @@ def test_an_open_terminal_holds_a_slot_until_its_websocket_closes(server, runnin
     token, framework = running
     held: list[socket.socket] = []
     try:
-        sock, status, head = terminal(server, token, framework)
+        deadline = time.monotonic() + 10
+        while True:  # slots of the earlier tests' clients may still be coming back
+            sock, status, head = terminal(server, token, framework)
+            if status == 101 or time.monotonic() > deadline:
+                break
+            sock.close()
+            time.sleep(0.1)
         assert status == 101, head
         shell = sock
         deadline = time.monotonic() + 10
