@@ -17,7 +17,7 @@ import signal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tornado import httpserver, web
+from tornado import web
 from traitlets import Bool, CaselessStrEnum, Dict, Float, Integer, List, Unicode, default
 from traitlets.config import Application
 
@@ -31,6 +31,7 @@ from .api import jobs as job_api
 from .api import users as user_api
 from .api.base import NotFoundHandler
 from .api.experiments import experiment_routes
+from .api.httpserver import PaiHTTPServer
 from .api.hubauth import HubSettings, HubTokenAuth
 from .api.marketplace import marketplace_routes
 from .backends.local import LocalBackend
@@ -145,6 +146,8 @@ class PaiHub(Application):
         config=True)
     max_rendered_chars = Integer(4 << 20, help="Most characters the <% %> templates of one job may render "
                                  "to, all together.").tag(config=True)
+    max_streams_per_user = Integer(16, help="Most open event streams, debug terminals and streamed log reads "
+                                   "one user may hold at once; the next is a 429.").tag(config=True)
     max_array_size = Integer(10_000, help="Most jobs one request may submit: the elements of a job array "
                              "(pai job submit --array) or the documents of a batch (POST /jobs/batch).").tag(config=True)
     max_batch_bytes = Integer(64 << 20, help="Largest body of a batch submission (POST /jobs/batch), in "
@@ -310,7 +313,8 @@ class PaiHub(Application):
         self.services = Services(
             settings=ServerSettings(ip=self.ip, port=self.port, data_dir=data, max_job_bytes=self.max_job_bytes,
                                     max_array_size=self.max_array_size, max_batch_bytes=self.max_batch_bytes,
-                                    isolation=policy, limits=self.protocol_limits()),
+                                    isolation=policy, limits=self.protocol_limits(),
+                                    max_streams_per_user=self.max_streams_per_user),
             store=store, users=users, groups=groups, controller=controller, cluster=cluster, market=market,
             # metrics, GPU health, alerts (pai_hub/monitoring)
             monitor=start_monitoring(controller, cluster, data, Monitoring(config=self.config)),
@@ -385,7 +389,8 @@ class PaiHub(Application):
 
     async def serve(self) -> None:
         app = await self.start_services()
-        server = httpserver.HTTPServer(app, max_body_size=max(self.max_job_bytes * 4, 4 << 20), xheaders=False)
+        # tornado's server whose accept loop backs off when descriptors run out (pai_hub/api/httpserver.py)
+        server = PaiHTTPServer(app, max_body_size=max(self.max_job_bytes * 4, 4 << 20), xheaders=False)
         server.listen(self.port, address=self.ip)
         url = f"http://{self.ip}:{self.port}"
         print(f"PAI Hub {__version__} listening on {url}/api/v2", flush=True)

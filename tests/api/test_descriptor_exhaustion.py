@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 
 import httpx
-import pytest
 
 from benchmarks.local_server import free_port
 from tests.requirements import require_tool
@@ -101,8 +100,6 @@ def test_the_accept_loop_backs_off_when_descriptors_run_out(tmp_path):
         proc.wait(timeout=10)
 
 
-@pytest.mark.xfail(strict=True, reason="pai_hub/app.py serve() still builds tornado's HTTPServer; it must build "
-                                       "pai_hub.api.httpserver.PaiHTTPServer (then remove this mark)")
 def test_pai_server_out_of_descriptors_keeps_its_log_small_and_recovers(tmp_path):
     prlimit = require_tool("prlimit", "apt-get install util-linux")
     srv = Server(tmp_path / "data", args=("--simulated-gpus", "0"))
