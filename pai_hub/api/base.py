@@ -14,8 +14,11 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
+from sqlalchemy.exc import OperationalError
 from tornado import web
+from tornado.log import app_log
 
+from ..orchestrator import store_faults
 from ..orchestrator.loop import ControlPlaneFailed, StoreUnavailable
 from ..protocol.errors import InvalidProtocol
 from ..protocol.limits import check_object
@@ -185,6 +188,10 @@ class BaseHandler(web.RequestHandler):
         elif isinstance(exc, (ControlPlaneFailed, StoreUnavailable)):  # the change was not stored: retry later
             self.set_status(503)
             body = {"code": "UnavailableError", "message": str(exc)}
+        elif isinstance(exc, OperationalError):  # the store refused a direct write (login, tokens, marketplace)
+            self.set_status(503)
+            body = {"code": "UnavailableError",
+                    "message": f"{store_faults.RETRY}: {store_faults.describe(exc, self.services.store.url)}"}
         elif isinstance(exc, web.HTTPError) and status_code < 500:
             body = {"code": _HTTP_CODES.get(status_code, "InvalidParametersError"),
                     "message": exc.log_message or self._reason}
@@ -201,6 +208,12 @@ class BaseHandler(web.RequestHandler):
     def log_exception(self, typ, value, tb) -> None:  # type: ignore[override]
         if isinstance(value, ApiError):
             return  # client errors are answered, not logged as failures
+        if isinstance(value, (ControlPlaneFailed, StoreUnavailable, OperationalError)):
+            # an outage the loop already logs: one line per refused request, never a traceback (or SQL)
+            cause = store_faults.describe(value, self.services.store.url) if isinstance(value, OperationalError) \
+                else str(value)
+            app_log.warning("503 %s: %s", self._request_summary(), cause)
+            return
         super().log_exception(typ, value, tb)
 
 

@@ -212,6 +212,22 @@ def test_a_locked_database_answers_503_naming_the_lock_and_leaves_no_phantom_job
         assert "INSERT INTO" not in log  # the cause is logged, not the statement with users' data
 
 
+def test_a_direct_store_write_under_a_lock_is_a_503_with_the_cause_and_one_log_line(tmp_path):
+    """Logins write a token straight to the store (not through the loop): a locked database is a 503
+    naming the lock, never a 500, and the log says so in one line, without a traceback."""
+    with server(tmp_path) as srv:
+        srv.add_user("erin")
+        with database_lock(srv.db):
+            r = httpx.post(srv.url + "/api/v2/authn/basic/login", json={"username": "erin", "password": "secret-pw"},
+                           timeout=60)
+        assert_unavailable(r, "database is locked")
+        r = httpx.post(srv.url + "/api/v2/authn/basic/login", json={"username": "erin", "password": "secret-pw"})
+        assert r.status_code == 200, r.text
+        log = srv.log()
+        assert "503 POST /api/v2/authn/basic/login" in log, log[-3000:]
+        assert "Traceback" not in log and "INSERT INTO" not in log, log[-3000:]
+
+
 def test_a_full_disk_answers_503_with_the_cause_and_the_server_lives_on(tmp_path):
     with server(tmp_path) as srv:
         assert srv.proc is not None
