@@ -145,7 +145,7 @@ async def submit_array(handler: JobsHandler, document: dict[str, Any] | str, spe
         doc, _ = await handler._resolve_marketplace(doc)
         used = handler._market_used
     try:
-        array = JobArray(doc, indices, username=handler.me.username)
+        array = JobArray(doc, indices, username=handler.me.username, limits=limits)
     except protocol.InvalidProtocol as exc:
         raise ApiError(400, "InvalidProtocolError", str(exc)) from None
     # the one-job checks (virtual cluster and its grant, priority, capacity) hold for every element

@@ -34,6 +34,7 @@ from typing import Any
 import yaml
 
 from .errors import InvalidProtocol, ProtocolError
+from .limits import DEFAULT_LIMITS, Limits
 from .models import NAME_MAX_LENGTH
 from .render import RenderedJob, render
 from .secrets import masked_config
@@ -147,8 +148,9 @@ class JobArray:
     Raises :class:`InvalidProtocol` (errors name the document's own fields) when the document is
     invalid, uses a reserved parameter name, or gives elements names longer than allowed."""
 
-    def __init__(self, doc: dict[str, Any], indices: list[int], *, username: str) -> None:
-        parsed = load_dict(doc)  # the user's document: errors name their fields, not the template's
+    def __init__(self, doc: dict[str, Any], indices: list[int], *, username: str,
+                 limits: Limits = DEFAULT_LIMITS) -> None:
+        parsed = load_dict(doc, limits)  # the user's document: errors name their fields, not the template's
         _check_array_fits(parsed.name, parsed.parameters or {}, indices)
         self.indices = indices
         self.count = len(indices)
@@ -160,7 +162,7 @@ class JobArray:
         full = dict(self.template_protocol, name=parsed.name)  # names are set per element, not rendered
         if secrets:
             full["secrets"] = secrets
-        self.template_plan = render(load_dict(full), username=username)
+        self.template_plan = render(load_dict(full, limits), username=username, limits=limits)
         self.name = parsed.name
         self.template_config = yaml.dump(self.template_protocol, Dumper=_Dumper, sort_keys=False,
                                          allow_unicode=True, width=1 << 16)
