@@ -25,6 +25,7 @@ from tornado import template, web
 from pai_client import AsyncPaiClient, PaiError
 from pai_client.shared import as_user
 
+from ..api.redact import redacted
 from ..services import Services
 
 TEMPLATES = template.Loader(str(Path(__file__).with_name("templates")))
@@ -38,6 +39,11 @@ class PageHandler(HubOAuthenticated, web.RequestHandler):
 
     admin_only = False
     pai: AsyncPaiClient
+
+    def _request_summary(self) -> str:
+        """tornado's summary of the request in its warning and exception lines, tokens redacted (the
+        OAuth callback's ``?code=``/``?state=`` are one-use; ``?token=`` may not be)."""
+        return f"{self.request.method} {redacted(self.request.uri or '')} ({self.request.remote_ip})"
 
     def initialize(self) -> None:
         settings = self.application.settings
