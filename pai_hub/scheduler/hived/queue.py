@@ -104,7 +104,9 @@ class ShapeQueue:
     reason: Reason = NOT_YET
     reported_tail: str | None = None  # handed out for every member but the head and ``unreported``
     reported_head: tuple[str, str] | None = None  # (head, sentence) handed out to it
-    unreported: set[str] = field(default_factory=set)
+    # gangs added since the last changed_reasons, in the order they came (a dict: a set's order
+    # would follow string hashing, so waiting reasons and their events would vary from run to run)
+    unreported: dict[str, None] = field(default_factory=dict)
     # whether anything changed_reasons reads (members, reason) changed since it last ran: a turn
     # hands out sentences for the shapes it changed only
     stale: bool = True
@@ -119,7 +121,7 @@ class ShapeQueue:
         self.gids[gid] = key
         if self.first is None or key < self.first:
             self.first = key
-        self.unreported.add(gid)
+        self.unreported[gid] = None
         self.stale = True
 
     def remove(self, gid: str) -> None:
@@ -128,7 +130,7 @@ class ShapeQueue:
         m.remove(key)
         if key == self.first:
             self.first = m[0] if m else None
-        self.unreported.discard(gid)
+        self.unreported.pop(gid, None)
         self.stale = True
 
     def next_after(self, key: Key | None) -> Key | None:

@@ -43,7 +43,7 @@ class HivedScheduler(Scheduler):
         self._preempting: dict[str, Key] = {}  # waiting gangs holding a reservation, their order key
         self._own_reasons: dict[str, str] = {}  # reasons of one gang (invalid, preempting), else its shape's
         self._own_reported: dict[str, str] = {}
-        self._own_changed: set[str] = set()
+        self._own_changed: dict[str, None] = {}  # in the order they changed (not a set's hash order)
         self._gangs: dict[str, GangRequest] = {}  # gangs the algorithm holds (placed or preempting)
         self._announced: set[str] = set()  # victims already handed to the orchestrator
         self._seq = itertools.count()
@@ -129,12 +129,12 @@ class HivedScheduler(Scheduler):
         self._preempting.pop(gang_id, None)
         self._own_reasons.pop(gang_id, None)
         self._own_reported.pop(gang_id, None)
-        self._own_changed.discard(gang_id)
+        self._own_changed.pop(gang_id, None)
 
     def _set_own_reason(self, gang_id: str, reason: str) -> None:
         """A reason of this gang alone (invalid request, preempting), not its shape's."""
         self._own_reasons[gang_id] = reason
-        self._own_changed.add(gang_id)
+        self._own_changed[gang_id] = None
 
     def _to_preempting(self, gang_id: str, reason: str) -> None:
         self._shapes.remove(gang_id)
@@ -148,7 +148,7 @@ class HivedScheduler(Scheduler):
         w = self._waiting[gang_id]
         self._own_reasons.pop(gang_id, None)
         self._own_reported.pop(gang_id, None)
-        self._own_changed.discard(gang_id)
+        self._own_changed.pop(gang_id, None)
         self._shapes.add(gang_id, w.key, shape_of(w.req))
 
     def release(self, gang_id: str) -> None:

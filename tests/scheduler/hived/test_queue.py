@@ -241,3 +241,39 @@ def test_an_opportunistic_failure_is_not_shared_once_the_cells_changed():
                                        "(opportunistic jobs only use idle cells)")
     assert new.waiting_reason("c") == ("opportunistic: 0 of 32 GPU idle in the cluster, waiting for 2 more "
                                        "(opportunistic jobs only use idle cells)")
+
+
+_ORDER_SCRIPT = """
+from pai_hub.scheduler.base import GangRequest, PodRequest
+from pai_hub.scheduler.hived import HivedScheduler, load_config
+from tests.scheduler.hived.test_queue import _cluster
+s = HivedScheduler(load_config(_cluster(2)))
+s.submit(GangRequest("run", "vc0", 0, (PodRequest("w", 0, 1, 1, 8),)))
+s.submit(GangRequest("low", "vc1", -1, (PodRequest("w", 0, 1, 1, 8),)))
+s.schedule(0)
+for i in range(40):  # gangs behind a shape's head, two invalid ones and a preemptor
+    s.submit(GangRequest(f"g{i}", "vc0", 0, (PodRequest("w", 0, 1, 1, 1 + i % 3),), 1.0 + i))
+s.submit(GangRequest("bad1", "nowhere", 0, (PodRequest("w", 0, 1, 1, 1),), 50.0))
+s.submit(GangRequest("bad2", "nowhere", 0, (PodRequest("w", 0, 1, 1, 1),), 51.0))
+s.submit(GangRequest("high", "vc1", 100, (PodRequest("w", 0, 1, 1, 8),), 52.0))
+print(list(s.schedule(1).waiting_reasons.items()))
+"""
+
+
+def test_waiting_reasons_come_in_the_same_order_whatever_the_string_hashing():
+    """The reasons a turn hands out (and so the machine's Waiting events and their ids) are in an
+    order that does not depend on Python's per-process string hashing."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[3]
+    outs = set()
+    for seed in ("1", "2", "3"):
+        env = {**os.environ, "PYTHONHASHSEED": seed, "PYTHONPATH": str(root)}
+        run = subprocess.run([sys.executable, "-c", _ORDER_SCRIPT], env=env, cwd=root, capture_output=True,
+                             text=True, timeout=120, check=True)
+        outs.add(run.stdout)
+    assert len(outs) == 1, outs
+    assert "g39" in outs.pop()
