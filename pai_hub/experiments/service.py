@@ -76,6 +76,22 @@ def nni_python() -> str | None:
     return str(default) if default.exists() else None
 
 
+#: What NNI raises for a configuration it refuses (a tuner's classArgs, a search space it cannot use).
+_CONFIG_ERRORS = ("ValueError", "TypeError", "KeyError", "AssertionError", "ConfigError", "ValidationError")
+
+
+def _driver_failure(stderr: str) -> tuple[int, str]:
+    """NNI's refusal as (status, message): its last error line only — the traceback, with the platform's
+    file paths, stays in the experiment's driver log for the admin. A configuration NNI refuses is the
+    request's fault (400); anything else is NNI's (500)."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    last = next((line for line in reversed(lines) if not line.startswith(("File ", "Traceback", "^", "~"))), "")
+    kind = last.split(":", 1)[0].rsplit(".", 1)[-1]
+    if kind in _CONFIG_ERRORS:
+        return 400, f"NNI refused the experiment: {last[:500]}"
+    return 500, f"NNI did not start: {last[:500] or 'no error message'} (details in the server's driver log)"
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -334,11 +350,12 @@ class ExperimentService:
         write_atomic(d / f"driver-{action}.log", out + b"\n" + err, mode=0o600, durable=False)
         if proc.returncode != 0:
             await self._close_port(rec)
-            rec.update(state="ERROR", message=f"NNI did not start: {err.decode(errors='replace')[-2000:]}",
-                       completedTime=time.time())
+            status, message = _driver_failure(err.decode(errors="replace"))
+            rec.update(state="ERROR", message=message, completedTime=time.time())
             self._save(rec)
             await self._revoke_token(rec)
-            raise ExperimentError(500, "NniUnavailableError", rec["message"])
+            raise ExperimentError(status, "InvalidParametersError" if status == 400 else "NniUnavailableError",
+                                  message)
         pid = json.loads(out.decode().strip().splitlines()[-1])["pid"]
         rec.update(port=port, pid=pid, state="RUNNING", uiAvailable=True, message=warning, completedTime=None)
         self._save(rec)

@@ -95,3 +95,22 @@ def test_trial_protocol_text_goes_through_the_bounded_loader():
     assert "trial.protocol" in message and "expands to more than 50000 YAML nodes" in message
     huge = bad({"searchSpace": SPACE, "trial": {"protocol": "taskRoles: {w: {instances: 1000000000}}", "files": {}}})
     assert "taskRoles.w.instances: 1000000000 instances, more than the limit of 1000 per task role" in huge
+
+
+def test_nni_refusing_to_start_is_its_last_error_line_never_its_traceback():
+    from pai_hub.experiments.service import _driver_failure
+
+    traceback = """Traceback (most recent call last):
+  File "/work/main/pai_hub/experiments/nni_driver.py", line 30, in <module>
+    exp.start(port, run_mode=RunMode.Detach)
+  File "/root/.pyenv/versions/3.11.7/lib/python3.11/site-packages/nni/experiment/config/base.py", line 12
+    raise ValueError("tuner.classArgs.optimize_mode: must be maximize or minimize, got sideways")
+ValueError: tuner.classArgs.optimize_mode: must be maximize or minimize, got sideways
+"""
+    status, message = _driver_failure(traceback)
+    assert status == 400
+    assert message == ("NNI refused the experiment: ValueError: tuner.classArgs.optimize_mode: must be maximize "
+                       "or minimize, got sideways")
+    status, message = _driver_failure("Traceback (most recent call last):\n  File \"/x.py\"\nOSError: port in use\n")
+    assert status == 500 and "OSError: port in use" in message and "/x.py" not in message
+    assert _driver_failure("")[0] == 500
