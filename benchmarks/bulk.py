@@ -7,7 +7,7 @@ once its jobs are committed to the store). Reports jobs/s into the store and eac
 
 (b) **run**: one array of ``--run-jobs`` (10,000) trivial jobs (``true``) run to SUCCEEDED on a node
 with ``--node-cpu`` slots (32, as ``benchmarks.throughput``); jobs/s end to end, from the request
-to the last success.
+to the last success, and the CPU per job of the control plane and of the launcher.
 
     python -m benchmarks.bulk [--accept-jobs 100000] [--array-size 10000] [--run-jobs 10000]
 """
@@ -24,7 +24,9 @@ from pathlib import Path
 
 import httpx
 
+from benchmarks.cpu import CpuMeter
 from benchmarks.local_server import job_text, kill_left_tasks, pai_server
+from benchmarks.throughput import peak_rss_mb
 
 
 def array_body(name: str, commands: list[str], indices: str) -> bytes:
@@ -122,8 +124,13 @@ def main() -> None:
         with tempfile.TemporaryDirectory(prefix="pai-bench-", dir=args.base_dir) as tmp:
             allow_arrays_of(Path(tmp), args.run_jobs)
             try:
-                with pai_server(Path(tmp), args.node_cpu) as (url, token, _):
+                with pai_server(Path(tmp), args.node_cpu) as (url, token, proc):
+                    meter = CpuMeter(proc.pid)
+                    meter.start()
                     result["run"] = run(url, token, args.run_jobs)
+                    meter.stop()
+                    result["run"].update(meter.per_job_ms(args.run_jobs))
+                    result["run"]["control_plane_peak_rss_mb"] = round(peak_rss_mb(proc.pid), 1)
                     result["run"]["node_cpu_slots"] = args.node_cpu
             finally:
                 kill_left_tasks(Path(tmp) / "data")

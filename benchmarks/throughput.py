@@ -1,7 +1,8 @@
 """1,000 trivial single-task jobs (``true``) submitted over REST and run to SUCCEEDED.
 
-Reports jobs/s end to end (first submit to last success), submit latency p50/p99, and the control
-plane's peak RSS. The node offers 32 CPU slots, like the Slurm run it compares with (4 emulated
+Reports jobs/s end to end (first submit to last success), submit latency p50/p99, the control
+plane's peak RSS, and the CPU each job cost the control plane, the launcher and the load generator
+(the figure to compare on a shared machine). The node offers 32 CPU slots, like the Slurm run it compares with (4 emulated
 nodes × 8 CPUs, ~49 jobs/s end to end on this kind of machine; notes/peers.md).
 
     python -m benchmarks.throughput [--jobs 1000] [--concurrency 16]
@@ -18,6 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.cpu import CpuMeter
 from benchmarks.local_server import job_text, pai_server
 
 
@@ -129,7 +131,11 @@ def main() -> None:
     Path(args.base_dir).mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="pai-bench-", dir=args.base_dir) as tmp, \
             pai_server(Path(tmp), args.node_cpu) as (url, token, proc):
+        meter = CpuMeter(proc.pid)
+        meter.start()
         result = asyncio.run(run(url, token, args.jobs, args.concurrency))
+        meter.stop()
+        result.update(meter.per_job_ms(args.jobs))
         result["control_plane_peak_rss_mb"] = round(peak_rss_mb(proc.pid), 1)
     result["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version(),
                          "platform": platform.platform()}
