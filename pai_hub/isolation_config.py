@@ -15,6 +15,7 @@ import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from pai_runtime.firewall import instance_tag
 from pai_runtime.isolation import MODES, IsolationPolicy, auto_mode
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]  # holds pai_hub, pai_runtime, pai_client
@@ -39,7 +40,8 @@ def build_policy(setting: str, data_dir: Path, *, account_template: str, uid_min
     return IsolationPolicy(
         mode=resolve_mode(setting), account_template=account_template, uid_min=uid_min, uid_max=uid_max,
         home_root=home_root, accounts=dict(accounts), create_accounts=create_accounts,
-        hidden_paths=hidden_paths(data_dir, extra_hidden), exposed_paths=exposed_paths())
+        hidden_paths=hidden_paths(data_dir, extra_hidden), exposed_paths=exposed_paths(),
+        firewall_tag=instance_tag(data_dir))  # the experiments service's tag too: one owner of both
 
 
 def hidden_paths(data_dir: Path, extra: Iterable[str] = ()) -> tuple[str, ...]:

@@ -144,12 +144,9 @@ class ServiceFirewall:
             raise ValueError(f"service id {service!r}: letters, digits, '_', '.', '~', '-' only")
         return f"pai-hub:{self.instance}:{service}"
 
-    def rules(self) -> list[tuple[str, int, str]]:
-        """This control plane's rules in the chain (IPv4): (service id, port, the rule as
-        ``iptables -S`` prints it)."""
-        return self._rules(self.iptables)
-
-    def _rules(self, tool: str) -> list[tuple[str, int, str]]:
+    def rules(self, tool: str | None = None) -> list[tuple[str, int, str]]:
+        """This control plane's rules in the chain (IPv4 unless ``tool`` names ip6tables): (service
+        id, port, the rule as ``iptables -S`` prints it)."""
         listed = self._run("-S", self.chain, tool=tool)
         if listed.returncode != 0:
             return []
@@ -164,10 +161,10 @@ class ServiceFirewall:
         """Service id → its guarded port (the last one, for a service with several)."""
         return {service: port for service, port, _ in self.rules()}
 
-    def guarded_ports(self) -> dict[str, list[int]]:
-        """Service id → every port guarded for it."""
+    def guarded_ports(self, tool: str | None = None) -> dict[str, list[int]]:
+        """Service id → every port guarded for it (IPv4 unless ``tool`` names ip6tables)."""
         out: dict[str, set[int]] = {}
-        for service, port, _ in self.rules():
+        for service, port, _ in self.rules(tool):
             out.setdefault(service, set()).add(port)
         return {service: sorted(ports) for service, ports in out.items()}
 
@@ -194,7 +191,7 @@ class ServiceFirewall:
         if not self._ready:
             self.check()
         for tool in self.tools:
-            old = [] if fresh else [f"-D {line[3:]}" for sid, _, line in reversed(self._rules(tool)) if sid == service]
+            old = [] if fresh else [f"-D {line[3:]}" for sid, _, line in reversed(self.rules(tool)) if sid == service]
             self._restore(old + added, [tool])
         return added
 
@@ -210,7 +207,7 @@ class ServiceFirewall:
                     continue
                 except FirewallError:
                     pass
-            self._restore([f"-D {line[3:]}" for sid, _, line in reversed(self._rules(tool)) if sid == service],
+            self._restore([f"-D {line[3:]}" for sid, _, line in reversed(self.rules(tool)) if sid == service],
                           [tool])
 
     def sweep(self, keep: Collection[str] = ()) -> list[str]:
@@ -218,7 +215,7 @@ class ServiceFirewall:
         after a restart); returns the services removed."""
         removed: set[str] = set()
         for tool in self.tools:
-            stale = [(sid, line) for sid, _, line in reversed(self._rules(tool)) if sid not in keep]
+            stale = [(sid, line) for sid, _, line in reversed(self.rules(tool)) if sid not in keep]
             self._restore([f"-D {line[3:]}" for _, line in stale], [tool])
             removed.update(sid for sid, _ in stale)
         return sorted(removed)

@@ -52,6 +52,10 @@ class IsolationPolicy:
     hidden_paths: tuple[str, ...] = ()
     #: paths tasks need read-only (the Python installation, the code of pai_runtime).
     exposed_paths: tuple[str, ...] = ()
+    #: the control plane's name in its firewall rules (``pai_runtime.firewall.instance_tag`` of its
+    #: data directory): the launcher labels its rules for tasks' ports with it, so the control plane
+    #: that started them sweeps them, and no other does. "": the backend derives one from its run root.
+    firewall_tag: str = ""
 
     @property
     def switches_users(self) -> bool:

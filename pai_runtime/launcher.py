@@ -19,6 +19,10 @@ A task that cannot even be given its directory (an unwritable or full ``<run_roo
 place for its ``exit.json``: the launcher then writes its exit record as one JSON line on its stdout,
 a pipe the backend reads (:func:`start_failure`), and goes on with the other tasks. One task's start
 never brings the launcher, and every task it supervises, down.
+
+With isolation (users or sandbox), a task's declared ports are closed to other users' tasks from
+before its command starts until it ends (:mod:`pai_runtime.taskports`); when iptables cannot do it,
+the task runs and its runtime.log says its ports are not protected.
 """
 
 from __future__ import annotations
@@ -37,7 +41,8 @@ from typing import Any
 from pai_runtime.exitcodes import EXIT_START_FAILED
 from pai_runtime.isolation import IsolationPolicy
 from pai_runtime.procinfo import is_alive, kill_group, proc_start_time
-from pai_runtime.supervisor import EXIT_FILE, PID_FILE, SPEC_FILE, Notifier, TaskRun, write_json
+from pai_runtime.supervisor import EXIT_FILE, PID_FILE, SPEC_FILE, Notifier, TaskRun, read_json, write_json
+from pai_runtime.taskports import TaskPortGuard
 
 _IN = select.EPOLLIN | select.EPOLLHUP | select.EPOLLERR
 
@@ -151,6 +156,8 @@ class Launcher:
         self.no_pidfd: set[TaskRun] = set()
         self.draining: set[TaskRun] = set()  # ended, still copying output until done or deadline
         self._buf = b""
+        # Tasks' declared ports closed to other users' tasks while they run (pai_runtime.taskports).
+        self.ports = TaskPortGuard(policy) if policy is not None and policy.switches_users else None
 
     def start(self, task_dir: str, spec: dict[str, Any] | None = None) -> None:
         """Start a task. With ``spec``, first create its directory and spec.json: doing it here keeps
@@ -193,8 +200,17 @@ class Launcher:
             if not claimed:
                 print(f"pai_runtime.launcher: {task_dir} was already started", file=sys.stderr, flush=True)
                 return
+        if self.ports is not None:
+            if spec is None:
+                spec = read_json(f"{task_dir}/{SPEC_FILE}")
+            if spec is not None:
+                try:
+                    self.ports.guard(task_dir, spec)  # before the command starts
+                except Exception:  # a port guard never costs a task its run
+                    traceback.print_exc()
         run = TaskRun(task_dir, spec, self.policy)
         if not run.launch():
+            self._release_ports(run.task_id)
             if not os.path.exists(f"{task_dir}/{EXIT_FILE}"):  # its record could not be written
                 self.reports.send({**run.record, "task": run.task_id,
                                    "diagnostics": run.record.get("error") or "the task could not be started"})
@@ -224,7 +240,17 @@ class Launcher:
         except Exception:
             traceback.print_exc()
             run.fail("supervisor error while finishing")
+        self._release_ports(run.task_id)
         self.notifier.send(run.task_id)
+
+    def _release_ports(self, task_id: str) -> None:
+        """Open the ended task's ports again (see :mod:`pai_runtime.taskports`); never raises."""
+        if self.ports is None:
+            return
+        try:
+            self.ports.release(task_id)
+        except Exception:
+            traceback.print_exc()
 
     def _read_requests(self) -> bool:
         """Handle what is on stdin; False at end of file."""

@@ -13,10 +13,12 @@ files in tests/pai_runtime/test_sandbox.py (it calls the same ``pai_runtime.sand
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import re
 import secrets
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -474,3 +476,216 @@ def test_signals_in_the_sandbox_are_recorded_as_signals(world: World) -> None:
     assert (got["trapped"].exit_code, records["trapped"].get("signal")) == (0, None), records["trapped"]
     cleaned = world.data / "run-sig" / "tasks" / "trapped" / "work" / "cleaned"
     assert cleaned.read_text() == "cleaned\n"
+
+
+# -- tasks' declared ports (issue 16, Network) ----------------------------------------------------------
+
+#: Run by a task: connect to the port on 127.0.0.1 and on ::1, print what happened to each.
+CONNECT = ("import socket, sys\n"
+           "for host in ('127.0.0.1', '::1'):\n"
+           "    try:\n"
+           "        socket.create_connection((host, int(sys.argv[1])), timeout=10).close(); print(host, 'open')\n"
+           "    except OSError as exc:\n"
+           "        print(host, type(exc).__name__)\n")
+
+
+def _system_python() -> str:
+    """The system's python3: an account without a sandbox may not enter the project's (under /root)."""
+    found = shutil.which("python3", path="/usr/local/bin:/usr/bin:/bin")
+    if found is None:
+        pytest.fail("no system python3 (apt-get install python3): tasks of other accounts run it", pytrace=False)
+    return found
+
+
+def _connect_command(port: int) -> str:
+    return f"{_system_python()} -c {_quote(CONNECT)} {port}"
+
+
+def _connects(output: str) -> dict[str, str]:
+    return dict(line.split(" ", 1) for line in output.splitlines() if line.startswith(("127.0.0.1 ", "::1 ")))
+
+
+@dataclass
+class PortsOutcome:
+    port: int
+    guarded_while_running: dict[str, list[int]]
+    other_user: dict[str, str]
+    same_user: dict[str, str]
+    platform: bool
+    guarded_after: dict[str, list[int]]
+    b_exit: TaskExit
+    b_runtime_log: str
+
+
+async def ports_scenario(w: World, isolation: IsolationPolicy | None, run_name: str,
+                         run_root: Path | None = None) -> PortsOutcome:
+    """B's task serves on its declared http port (dual-stack); A's task, B's second task and the
+    platform connect to it on 127.0.0.1 and ::1; then B's task is stopped."""
+    from pai_runtime.firewall import TASK_CHAIN, ServiceFirewall
+    from pai_runtime.ports import hashed_ports
+
+    w.account(w.a)
+    w.account(w.b)
+    backend = LocalBackend(run_root or w.data / run_name, simulated_gpus=0, isolation=isolation)
+    firewall = ServiceFirewall.for_instance(backend.isolation.firewall_tag or "0", TASK_CHAIN)
+    await backend.open()
+    b_id = f"serve-{run_name}"
+    roles = {"main": {"instances": 1, "cpu": 1, "memory_mb": 4096, "gpu": 0, "ports": {"http": 1}}}
+    port = hashed_ports(f"uid-{b_id}", "http", 1)[0]
+    serve = f'exec {_system_python()} -m http.server --bind :: "$PAI_CONTAINER_HOST_http_PORT_LIST"'
+    try:
+        await backend.start(launch(b_id, w.b, serve, task_roles=roles))
+
+        def listening() -> bool:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=2).close()  # the platform: root
+                return True
+            except OSError:
+                return False
+
+        await asyncio.to_thread(wait_for, listening, 30, "B's server never listened on its port")
+        guarded = firewall.guarded_ports() if isolation else {}
+        platform = listening()  # while the rule is in place
+        outputs = {}
+        for tid, user in (("probe-a", w.a), ("probe-b2", w.b)):
+            tid = f"{tid}-{run_name}"
+            await backend.start(launch(tid, user, _connect_command(port)))
+            event = await wait_exit(backend, tid)
+            assert event.exit_code == 0, backend.read_log(tid, "all")
+            outputs[user] = _connects(backend.read_log(tid, "stdout").decode())
+        await backend.stop(b_id, grace=2.0)
+        b_exit = await wait_exit(backend, b_id, 30)
+        after = firewall.guarded_ports() if isolation else {}
+        return PortsOutcome(port, guarded, outputs[w.a], outputs[w.b], platform, after, b_exit,
+                            backend.read_log(b_id, "runtime.log").decode())
+    finally:
+        await backend.close()
+
+
+@pytest.fixture(scope="module")
+def ports_sandboxed(world: World) -> PortsOutcome:
+    require_tool("iptables", "apt-get install iptables")
+    require_tool("ip6tables", "apt-get install iptables")
+    return asyncio.run(ports_scenario(world, world.policy, "ports-sandbox"))
+
+
+@pytest.fixture(scope="module")
+def ports_users(world: World) -> PortsOutcome:
+    require_tool("iptables", "apt-get install iptables")
+    users = IsolationPolicy(**{**world.policy.__dict__, "mode": "users"})
+    base = Path(tempfile.mkdtemp(prefix="pai-ports-", dir="/tmp"))
+    base.chmod(0o755)  # without a sandbox the account reaches its work directory by path
+    try:
+        return asyncio.run(ports_scenario(world, users, "ports-users", base / "run"))
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def ports_unisolated(world: World) -> PortsOutcome:
+    return asyncio.run(ports_scenario(world, None, "ports-none"))
+
+
+def test_another_users_task_is_refused_a_tasks_declared_port(ports_sandboxed: PortsOutcome) -> None:
+    assert ports_sandboxed.other_user == {"127.0.0.1": "ConnectionRefusedError", "::1": "ConnectionRefusedError"}
+
+
+def test_the_same_users_other_task_and_the_platform_reach_it(ports_sandboxed: PortsOutcome) -> None:
+    assert ports_sandboxed.same_user == {"127.0.0.1": "open", "::1": "open"}
+    assert ports_sandboxed.platform is True
+
+
+def test_the_ports_rule_lives_exactly_as_long_as_the_task(ports_sandboxed: PortsOutcome) -> None:
+    from pai_runtime.taskports import service_name
+
+    service = service_name("serve-ports-sandbox")
+    assert ports_sandboxed.guarded_while_running.get(service) == [ports_sandboxed.port]
+    assert service not in ports_sandboxed.guarded_after
+    assert ports_sandboxed.b_exit.exit_code != 0  # stopped
+    assert "not protected" not in ports_sandboxed.b_runtime_log
+
+
+def test_without_isolation_another_users_task_reaches_the_port(ports_unisolated: PortsOutcome) -> None:
+    """How it was: the port is anyone's (so the refusal above is the rule's doing)."""
+    assert ports_unisolated.other_user == {"127.0.0.1": "open", "::1": "open"}
+
+
+def test_mode_users_closes_the_port_too(ports_users: PortsOutcome) -> None:
+    assert ports_users.other_user == {"127.0.0.1": "ConnectionRefusedError", "::1": "ConnectionRefusedError"}
+    assert ports_users.same_user == {"127.0.0.1": "open", "::1": "open"}
+    assert ports_users.platform is True
+
+
+def test_ports_iptables_cannot_close_are_said_never_silently_open(world: World, tmp_path: Path) -> None:
+    """The launcher's guard with iptables missing: the task is not failed for it, its runtime.log says
+    so, and the launcher's log says it once."""
+    from pai_runtime.firewall import ServiceFirewall
+    from pai_runtime.taskports import NOTE, TaskPortGuard
+
+    said: list[str] = []
+    broken = ServiceFirewall("0123456789ab", iptables=str(tmp_path / "no-iptables"))
+    guard = TaskPortGuard(dataclasses.replace(world.policy, firewall_tag="0123456789ab"), broken, said.append)
+    for tid in ("t1", "t2"):
+        (tmp_path / tid).mkdir()
+        spec = make_spec(tid, world.b, "true", task_roles={
+            "main": {"instances": 1, "cpu": 1, "memory_mb": 512, "gpu": 0, "ports": {"http": 1, "ssh": 1}}})
+        spec["log_dir"] = str(tmp_path / tid)
+        guard.guard(str(tmp_path / tid), spec)
+        guard.release(tid)
+        log = (tmp_path / tid / "runtime.log").read_text()
+        assert f"{NOTE}: " in log and "not installed" in log, log
+    assert len(said) == 1 and NOTE in said[0], said
+    (tmp_path / "t3").mkdir()  # no ports: nothing to protect, nothing said
+    guard.guard(str(tmp_path / "t3"), {**make_spec("t3", world.b, "true"), "log_dir": str(tmp_path / "t3")})
+    assert not (tmp_path / "t3" / "runtime.log").exists()
+
+
+def test_open_sweeps_the_port_rules_of_tasks_no_longer_live(world: World) -> None:
+    """A launcher that died cannot release its tasks' rules: the next backend's open removes the rules
+    of ended tasks, keeps those of live ones, and touches no other control plane's or chain's."""
+    import json
+
+    from pai_runtime.firewall import TASK_CHAIN, ServiceFirewall
+    from pai_runtime.procinfo import proc_start_time
+    from pai_runtime.taskports import service_name
+
+    require_tool("iptables", "apt-get install iptables")
+    require_tool("ip6tables", "apt-get install iptables")
+    run_root = world.data / "run-sweep"
+    tag = "5eed00000001"
+    policy = dataclasses.replace(world.policy, firewall_tag=tag)
+    mine = ServiceFirewall.for_instance(tag, TASK_CHAIN)
+    other = ServiceFirewall.for_instance("5eed00000002", TASK_CHAIN)
+    services = ServiceFirewall.for_instance(tag)  # the experiments' chain, same control plane
+    me = {"supervisorPid": os.getpid(), "supervisorStart": proc_start_time(os.getpid())}
+    dead = {"supervisorPid": 2**22 + 3, "supervisorStart": 1}
+    try:
+        for tid, pids, ended in (("live", me, False), ("ended", me, True), ("crashed", dead, False),
+                                 ("starting", None, False)):
+            task = run_root / "tasks" / tid
+            task.mkdir(parents=True)
+            if pids is not None:
+                (task / "pid.json").write_text(json.dumps(pids))
+            else:  # claimed by a live launcher, no pid.json yet
+                (task / "claim").write_text(f"{os.getpid()} {proc_start_time(os.getpid())}")
+            if ended:
+                (task / "exit.json").write_text("{}")
+            mine.guard(service_name(tid), [46001], [world.account(world.a).uid])
+        mine.guard(service_name("unknown"), [46002], [])  # no task directory at all
+        other.guard(service_name("ended"), [46003], [])
+        services.guard("experiment-x", [46004], [])
+
+        async def main() -> None:
+            backend = LocalBackend(run_root, simulated_gpus=0, isolation=policy)
+            await backend.open()
+            await backend.close()
+
+        asyncio.run(main())
+        kept = {service_name(t) for t in ("live", "starting")}
+        assert set(mine.guarded_ports()) == kept
+        assert mine.ip6tables and set(mine.guarded_ports(mine.ip6tables)) == kept  # IPv6 swept alike
+        assert set(other.guarded_ports()) == {service_name("ended")}
+        assert set(services.guarded_ports()) == {"experiment-x"}
+    finally:
+        for fw in (mine, other, services):
+            fw.sweep()

@@ -20,6 +20,7 @@ directory ...") instead of being lost and retried into the same wall.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import os
@@ -41,9 +42,12 @@ from pai_hub.backends.local.gpus import SIMULATED_GPU_MEMORY_MB, discover_gpus
 from pai_hub.backends.local.gpus import simulated_gpus as declare_simulated_gpus
 from pai_hub.backends.taskdir import TaskDirBackend, check_task_id, is_task_id
 from pai_runtime.env import task_environ
+from pai_runtime.firewall import FirewallError, instance_tag
 from pai_runtime.isolation import IsolationPolicy
+from pai_runtime.launcher import CLAIM_FILE
 from pai_runtime.procinfo import has_environ, is_alive, kill_group
 from pai_runtime.supervisor import EXIT_FILE, PID_FILE, SPEC_FILE, read_json
+from pai_runtime.taskports import sweep_stale
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +104,8 @@ class LocalBackend(TaskDirBackend):
     ) -> None:
         super().__init__(run_root)
         if isolation is not None:
+            if not isolation.firewall_tag:  # tasks' port rules need an owner: this run root
+                isolation = dataclasses.replace(isolation, firewall_tag=instance_tag(self.run_root))
             self.isolation = isolation
         self.node_name = node_name or socket.gethostname()
         self.ip = ip
@@ -123,6 +129,7 @@ class LocalBackend(TaskDirBackend):
         if self.isolation.switches_users:
             # Passable, not listable: a task of mode "users" reaches its own directory by name.
             os.chmod(self.tasks_dir, 0o711)
+            await asyncio.to_thread(self._sweep_port_rules)
         self._listen()
         await self._start_launcher()
 
@@ -148,6 +155,34 @@ class LocalBackend(TaskDirBackend):
         self._launcher_out, _ = await self._loop.connect_read_pipe(
             lambda: _LauncherReports(self._on_start_failure), self._launcher.stdout)
         self._watch_supervisor(self._launcher.pid, None)
+
+    def _sweep_port_rules(self) -> None:
+        """Rules for the ports of tasks no longer live, left by a launcher that died before it could
+        release them (:mod:`pai_runtime.taskports`); a task an earlier launcher still runs or is
+        starting keeps its rules. A firewall that cannot be asked is logged, never fatal."""
+        try:
+            names = [entry.name for entry in os.scandir(self._tasks) if entry.is_dir(follow_symlinks=False)]
+            removed = sweep_stale(self.isolation.firewall_tag, self._task_is_live, names)
+        except (FirewallError, OSError) as exc:
+            log.warning("local backend: could not sweep tasks' port rules: %s", exc)
+            return
+        if removed:
+            log.info("local backend: removed the port rules of %d ended tasks", len(removed))
+
+    def _task_is_live(self, task_id: str) -> bool:
+        """No exit record, and a live supervisor (pid.json) or a live launcher holding its claim."""
+        task_dir = f"{self._tasks}/{task_id}"
+        if os.path.exists(f"{task_dir}/{EXIT_FILE}"):
+            return False
+        pids = read_json(f"{task_dir}/{PID_FILE}")
+        if pids is not None:
+            return is_alive(pids.get("supervisorPid"), pids.get("supervisorStart"))
+        try:
+            with open(f"{task_dir}/{CLAIM_FILE}") as f:
+                pid, _, start = f.read().partition(" ")
+            return is_alive(int(pid), int(start))
+        except (OSError, ValueError):
+            return False
 
     def _on_start_failure(self, record: dict[str, Any]) -> None:
         """A task the launcher could not start, reported on its pipe: its end, with the cause."""
