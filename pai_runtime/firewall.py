@@ -43,6 +43,7 @@ CHAIN = "PAI-SERVICES"
 TASK_CHAIN = "PAI-TASKS"
 _SERVICE_ID = re.compile(r"^[A-Za-z0-9_.~-]{1,200}$")
 _COMMENT = re.compile(r'--comment "?pai-hub:([0-9a-f]+):([A-Za-z0-9_.~-]+)"?')
+_INSTANCE = re.compile(r"^[0-9a-f]{1,64}$")
 _DPORT = re.compile(r"--dport (\d+)")
 _SBIN = "/usr/sbin:/sbin"
 
@@ -83,6 +84,10 @@ class ServiceFirewall:
     chain: str = CHAIN
     ip6tables: str = ""
     _ready: bool = field(default=False, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not _INSTANCE.match(self.instance):  # else its rules could be added but never found again
+            raise ValueError(f"firewall instance {self.instance!r}: 1-64 lowercase hex digits (instance_tag)")
 
     @classmethod
     def for_data_dir(cls, data_dir: Path | str, chain: str = CHAIN) -> ServiceFirewall:

@@ -79,9 +79,15 @@ class TaskPortGuard:
     def __init__(self, policy: IsolationPolicy, firewall: ServiceFirewall | None = None,
                  say: Callable[[str], None] | None = None) -> None:
         self.policy = policy
-        self.firewall = firewall or ServiceFirewall.for_instance(policy.firewall_tag, TASK_CHAIN)
         self._say = say or (lambda line: print(f"pai_runtime.launcher: {line}", file=sys.stderr, flush=True))
         self._said = False
+        self.problem = ""  # why no port can be guarded at all
+        self.firewall: ServiceFirewall | None = firewall
+        if firewall is None:
+            try:
+                self.firewall = ServiceFirewall.for_instance(policy.firewall_tag, TASK_CHAIN)
+            except ValueError as exc:  # no tag, or not one instance_tag made
+                self.problem = f"the isolation policy's firewall_tag is unusable: {exc}"
         self.held: dict[str, tuple[str, list[str]]] = {}  # task id -> (service, rules added)
 
     def guard(self, task_dir: str, spec: dict[str, Any]) -> None:
@@ -97,8 +103,8 @@ class TaskPortGuard:
             return  # a spec or account the supervisor will fail the task for, with the reason
         service = service_name(task_id)
         try:
-            if not self.policy.firewall_tag:
-                raise FirewallError("the isolation policy names no firewall tag (firewall_tag)")
+            if self.firewall is None:
+                raise FirewallError(self.problem)
             added = self.firewall.guard(service, ports, [account.uid], fresh=True)
         except (FirewallError, ValueError, OSError) as exc:
             if not self._said:
@@ -114,6 +120,7 @@ class TaskPortGuard:
         if held is None:
             return
         try:
+            assert self.firewall is not None  # nothing is held without one
             self.firewall.release(*held)
         except (FirewallError, ValueError, OSError) as exc:
             self._say(f"task {task_id}: its port rules could not be removed ({exc}); the control plane "

@@ -638,6 +638,10 @@ def test_ports_iptables_cannot_close_are_said_never_silently_open(world: World, 
     (tmp_path / "t3").mkdir()  # no ports: nothing to protect, nothing said
     guard.guard(str(tmp_path / "t3"), {**make_spec("t3", world.b, "true"), "log_dir": str(tmp_path / "t3")})
     assert not (tmp_path / "t3" / "runtime.log").exists()
+    untagged = TaskPortGuard(dataclasses.replace(world.policy, firewall_tag=""), say=said.append)
+    (tmp_path / "t4").mkdir()
+    untagged.guard(str(tmp_path / "t4"), {**spec, "task_id": "t4", "log_dir": str(tmp_path / "t4")})
+    assert "firewall_tag is unusable" in (tmp_path / "t4" / "runtime.log").read_text()
 
 
 def test_open_sweeps_the_port_rules_of_tasks_no_longer_live(world: World) -> None:

@@ -82,7 +82,9 @@ def test_missing_iptables_is_an_error_never_silence(tmp_path):
     with pytest.raises(FirewallError, match="not installed"):
         fw.check()
     with pytest.raises(ValueError):
-        ServiceFirewall("x").guard("bad id with spaces", 1, [])
+        ServiceFirewall("a").guard("bad id with spaces", 1, [])
+    with pytest.raises(ValueError, match="hex"):  # rules it could add but never find again to remove
+        ServiceFirewall("not-a-tag")
 
 
 class _NoPool:

@@ -163,7 +163,7 @@ class LocalBackend(TaskDirBackend):
         try:
             names = [entry.name for entry in os.scandir(self._tasks) if entry.is_dir(follow_symlinks=False)]
             removed = sweep_stale(self.isolation.firewall_tag, self._task_is_live, names)
-        except (FirewallError, OSError) as exc:
+        except (FirewallError, OSError, ValueError) as exc:
             log.warning("local backend: could not sweep tasks' port rules: %s", exc)
             return
         if removed:
