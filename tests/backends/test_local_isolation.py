@@ -693,3 +693,28 @@ def test_open_sweeps_the_port_rules_of_tasks_no_longer_live(world: World) -> Non
     finally:
         for fw in (mine, other, services):
             fw.sweep()
+
+
+def test_task_ports_are_its_own_declared_and_its_tensorboards() -> None:
+    """Which ports the launcher closes: the task's own peer entry (another task's are not its to
+    close), else the ports hashed from its uid as its environment has them, and a tensorboard
+    plugin's explicit port."""
+    from pai_runtime.env import build_env
+    from pai_runtime.spec import TaskSpec
+    from pai_runtime.taskports import service_name, task_ports
+
+    roles = {"main": {"instances": 2, "cpu": 1, "memory_mb": 512, "gpu": 0, "ports": {"http": 1, "tb": 2}}}
+    spec = make_spec("p", "u", "true", task_roles=roles)
+    hashed = TaskSpec.from_json_dict(spec)
+    env = build_env(hashed)
+    from_env = {int(p) for k, v in env.items() if re.fullmatch(r"PAI_CONTAINER_HOST_\w+_PORT_LIST", k)
+                for p in v.split(",")}
+    assert task_ports(hashed) == sorted(from_env) and len(from_env) == 3
+    spec["peers"] = [{"role": "main", "index": 0, "ip": "127.0.0.1", "ports": {"http": [31000]}},
+                     {"role": "main", "index": 1, "ip": "127.0.0.1", "ports": {"http": [31001]}}]
+    spec["plugins"] = [{"plugin": "tensorboard", "name": "tb", "parameters": {"port": 31500}},
+                       {"plugin": "cmd", "name": "c", "parameters": {"port": 31600}}]
+    assert task_ports(TaskSpec.from_json_dict(spec)) == [31000, 31500]
+    assert service_name("j.0.main.0.0") == "task-j.0.main.0.0"
+    long = service_name("x" * 300)
+    assert long.startswith("task-h") and len(long) < 64
