@@ -24,6 +24,9 @@ class Effects:
     events: list[EventRecord] = field(default_factory=list)
     starts: list[TaskLaunch] = field(default_factory=list)
     stops: list[tuple[str, float]] = field(default_factory=list)
+    #: The keys of ``attempts`` created in this turn (the rest exist in the store), when the producer
+    #: knows them, as the machine does; None: the store looks up which exist (one query per turn).
+    new_attempts: set[tuple[int, int]] | None = None
 
     def __bool__(self) -> bool:
         return bool(

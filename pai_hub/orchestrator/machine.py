@@ -176,12 +176,12 @@ class Machine:
         self.completing: dict[int, Completion] = {}
         self.next_job_id = 1
         self.next_event_id = 0
-        self.fx = Effects()
+        self.fx = Effects(new_attempts=set())
 
     # -- turn handling --------------------------------------------------------------------------
     def take_effects(self) -> Effects:
         """This turn's effects; jobs that ended in it leave memory (the effects still hold them)."""
-        fx, self.fx = self.fx, Effects()
+        fx, self.fx = self.fx, Effects(new_attempts=set())
         if self._ended:
             self._drop_ended()
         return fx
@@ -373,6 +373,7 @@ class Machine:
         att = JobAttemptRecord(job.id, job.attempt_id, AttemptState.WAITING, now)
         self.attempts[job.id] = att
         self._attempt(att)
+        self.fx.new_attempts.add((job.id, job.attempt_id))  # type: ignore[union-attr]  # the store inserts it
         tasks = []
         for role in plan.task_roles.values():
             for index in range(role.instances):
