@@ -34,6 +34,8 @@ DRAIN_BYTES = 8 << 20
 #: Tornado's own body limit for streamed POSTs: never reached (ours answers first).
 MAX_STREAMED_BODY = 1 << 62
 FINAL_REASONS = frozenset({"JobSucceeded", "JobFailed", "JobStopped"})
+#: Gang shapes whose placeability verdict is remembered (the table starts over when full).
+MAX_PLACEABLE_VERDICTS = 1024
 
 
 class JobAccess(BaseHandler):
@@ -231,12 +233,31 @@ class JobsHandler(JobAccess):
             gangs = build_gangs(0, 0, plan, tasks, controller.cluster_facts, vc=vc)
         except RequestError as exc:
             raise ApiError(400, "InvalidProtocolError", str(exc)) from None
+        verdicts = self._placeable_verdicts()
         for gang in gangs:
-            reason = controller.validate(gang) or infeasible_reason(gang, self.cluster.config, controller.leaf_cells)
+            try:
+                reason = verdicts[gang]
+            except KeyError:
+                reason = controller.validate(gang) or infeasible_reason(gang, self.cluster.config,
+                                                                        controller.leaf_cells)
+                if len(verdicts) >= MAX_PLACEABLE_VERDICTS:
+                    verdicts.clear()
+                verdicts[gang] = reason
             if reason:
                 roles = sorted({p.role for p in gang.pods})
                 raise ApiError(400, "InvalidProtocolError",
                                f"taskRoles.{'/'.join(roles)}.resourcePerInstance: {reason}")
+
+    def _placeable_verdicts(self) -> dict[Any, str | None]:
+        """Verdicts of :meth:`_check_placeable` per gang (its id is the same ``0.0`` for every
+        submission): submissions repeat a few shapes, and a verdict depends only on the gang and on
+        the scheduler and cluster config in force, so a reload starts a new table."""
+        settings = self.application.settings
+        config, scheduler = self.cluster.config, self.controller.scheduler_identity()
+        held = settings.get("pai_placeable_verdicts")
+        if held is None or held[0] is not config or held[1] != scheduler:
+            held = settings["pai_placeable_verdicts"] = (config, scheduler, {})  # holds config: its id stays unique
+        return held[2]
 
     async def get(self) -> None:
         """OpenPAI's job list: filters, order, offset/limit, from the store's indexes (see
