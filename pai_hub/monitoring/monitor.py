@@ -193,15 +193,24 @@ class Monitor:
         m = self.metrics
         m.turns.inc()
         m.scheduling.observe(scheduling)
+        # counted per reason first: a turn carries many events of few reasons, and each labelled
+        # increment takes the metric's locks
+        reasons: dict[str, int] = {}
+        placed: dict[str, int] = {}
         for ev in fx.events:
-            m.transitions.labels(ev.reason).inc()
-            if ev.reason == "Preempted":
-                m.preemptions.inc()
-            elif ev.reason == "Placed":
+            reason = ev.reason
+            reasons[reason] = reasons.get(reason, 0) + 1
+            if reason == "Placed":
                 job = self.controller.job_by_id(ev.job_id)
                 if job is not None:
-                    m.placements.labels(job.virtual_cluster).inc()
-                    self.placed[job.virtual_cluster] = self.placed.get(job.virtual_cluster, 0) + 1
+                    placed[job.virtual_cluster] = placed.get(job.virtual_cluster, 0) + 1
+        for vc, count in placed.items():
+            m.placements.labels(vc).inc(count)
+            self.placed[vc] = self.placed.get(vc, 0) + count
+        for reason, count in reasons.items():
+            m.transitions.labels(reason).inc(count)
+        if "Preempted" in reasons:
+            m.preemptions.inc(reasons["Preempted"])
 
     async def _watch_loop_lag(self) -> None:
         """Sleep ``loop_lag_interval`` again and again. How much later than asked each wake-up comes
