@@ -11,6 +11,7 @@ from typing import Any
 from ..orchestrator.records import (
     EXIT_STOP_REQUESTED,
     FAILED,
+    TERMINAL,
     JobAttemptRecord,
     JobRecord,
     TaskRecord,
@@ -32,6 +33,11 @@ def fc_role_name(role: str) -> str:
 
 def debug_id(framework_name: str) -> str:
     return hashlib.md5(framework_name.encode()).hexdigest()
+
+
+def waiting_reason(job: JobRecord) -> str | None:
+    """Why the job waits, while it can still wait: an ended job's last reason is stale."""
+    return None if job.state in TERMINAL else job.waiting_reason
 
 
 def job_summary(job: JobRecord) -> dict[str, Any]:
@@ -56,7 +62,7 @@ def job_summary(job: JobRecord) -> dict[str, Any]:
         "totalTaskNumber": job.total_tasks,
         "totalTaskRoleNumber": job.total_task_roles,
         "jobPriority": job.job_priority,
-        "waitingReason": job.waiting_reason,
+        "waitingReason": waiting_reason(job),
     }
 
 
@@ -155,7 +161,7 @@ def job_detail(job: JobRecord, attempt: JobAttemptRecord | None, tasks: list[Tas
         "appExitTriggerTaskIndex": trigger.get("taskIndex"),
         "appExitType": exit_type,
         "virtualCluster": job.virtual_cluster,
-        "waitingReason": job.waiting_reason,
+        "waitingReason": waiting_reason(job),
         "debugReservation": debug_view(tasks),
     }
     detail = {"debugId": debug_id(job.framework_name), "name": job.name, "tags": list(job.tags),
@@ -163,8 +169,7 @@ def job_detail(job: JobRecord, attempt: JobAttemptRecord | None, tasks: list[Tas
     tensorboard = tensorboard_view(job, tasks)
     if tensorboard is not None:
         detail["tensorBoard"] = tensorboard
-    if job.job_priority is not None:
-        detail["jobPriority"] = job.job_priority
+    detail["jobPriority"] = job.job_priority  # null: the job asked for none (OpenPAI's "default")
     return detail
 
 
@@ -199,12 +204,15 @@ def debug_view(tasks: list[TaskRecord], now: float | None = None) -> dict[str, A
 
 
 def event_view(job: JobRecord, ev: dict[str, Any], roles: dict[str, str]) -> dict[str, Any]:
-    """One event in OpenPAI's shape; ``roles`` maps task ids to their ``role/index``."""
+    """One event in OpenPAI's shape; ``roles`` maps task ids to their ``role/index``. ``podUid`` is the
+    task attempt's id (what a pod's uid was in OpenPAI; "" for the job's own events) and ``sourceHost``
+    stays null: the platform, not a node's kubelet, reports every event."""
     task = roles.get(ev.get("task_id") or "", "")
     role, _, index = task.partition("/")
     return {
         "uid": str(ev["id"]),
         "frameworkName": job.framework_name,
+        "podUid": ev.get("task_id") or "",
         "taskroleName": role or None,
         "taskName": ev.get("task_id"),
         "taskIndex": int(index) if index else None,
@@ -215,4 +223,5 @@ def event_view(job: JobRecord, ev: dict[str, Any], roles: dict[str, str]) -> dic
         "lastTimestamp": iso(ev["timestamp"]),
         "count": 1,
         "sourceComponent": "pai-hub",
+        "sourceHost": None,
     }
