@@ -27,7 +27,10 @@ from .api import bulk as bulk_api
 from .api import cluster as cluster_api
 from .api import debug as debug_api
 from .api import groups as group_api
+from .api import job_history as history_api
 from .api import jobs as job_api
+from .api import ssh as ssh_api
+from .api import tags as tag_api
 from .api import users as user_api
 from .api.base import NotFoundHandler
 from .api.experiments import experiment_routes
@@ -63,6 +66,19 @@ FW = r"([^/]+~[^/]+)"
 TASK = FW + r"/attempts/(\d+)/taskRoles/([A-Za-z0-9_]+)/taskIndex/(\d+)/attempts/(\d+)/logs"
 
 
+#: Routes answering with or without a trailing slash, as OpenPAI's express server does
+#: (``/api/v2/users/``, ``/users/{u}/group/``): the REST API's, never the NNI UI's proxy.
+SLASH_TOLERANT = (*ROUTE_PREFIXES, "/rest-server/", "/api/", "/marketplace/api", "/metrics")
+
+
+def slash_tolerant(pattern: str) -> str:
+    """``pattern`` also matching its path with a trailing ``/`` (one added ``/?``), for API routes; a
+    route whose ``(/.*)`` twin proxies what lies below it (an NNI UI) is left as it is."""
+    if not pattern.startswith(SLASH_TOLERANT) or pattern.endswith(("/?", ".*)", "$")):
+        return pattern
+    return pattern + "/?"
+
+
 def routes() -> list[tuple[str, type]]:
     table = [
         (r"/jobs", job_api.JobsHandler),
@@ -71,6 +87,11 @@ def routes() -> list[tuple[str, type]]:
         (rf"/jobs/{FW}/config", job_api.JobConfigHandler),
         (rf"/jobs/{FW}/executionType", job_api.ExecutionTypeHandler),
         (rf"/jobs/{FW}/events", job_api.EventsHandler),
+        (rf"/jobs/{FW}/tag", tag_api.TagHandler),
+        (rf"/jobs/{FW}/ssh", ssh_api.SshInfoHandler),
+        (rf"/jobs/{FW}/job-attempts", history_api.JobAttemptsHandler),
+        (rf"/jobs/{FW}/job-attempts/healthz", history_api.HealthzHandler),
+        (rf"/jobs/{FW}/job-attempts/(\d+)", history_api.JobAttemptHandler),
         (rf"/jobs/{FW}/attempts/(\d+)", job_api.JobAttemptHandler),
         (rf"/jobs/{FW}/attempts/(\d+)/taskRoles/([A-Za-z0-9_]+)/taskIndex/(\d+)/attempts",
          job_api.TaskAttemptsHandler),
@@ -82,6 +103,7 @@ def routes() -> list[tuple[str, type]]:
         (r"/openapi.json", user_api.OpenApiHandler),
         (r"/virtual-clusters", cluster_api.VirtualClustersHandler),
         (r"/virtual-clusters/([A-Za-z0-9_-]+)", cluster_api.VirtualClusterHandler),
+        (r"/virtual-clusters/([A-Za-z0-9_-]+)/sku-types", cluster_api.SkuTypesHandler),  # the JS SDK's
         (r"/cluster/sku-types", cluster_api.SkuTypesHandler),
         (r"/cluster/nodes", cluster_api.NodesHandler),
         (r"/cluster/nodes/([^/]+)/health", cluster_api.NodeHealthHandler),
@@ -109,6 +131,8 @@ def routes() -> list[tuple[str, type]]:
     out += monitoring_routes()  # /metrics, alerts, usage, timelines (pai_hub/monitoring)
     out += marketplace_routes()  # /marketplace/api/... (pai_hub/api/marketplace.py)
     out += experiment_routes()  # /api/v2/experiments: NNI experiments (pai_hub/experiments)
+    proxied = {pattern.removesuffix("(/.*)") for pattern, _ in out if pattern.endswith("(/.*)")}
+    out = [(pattern if pattern in proxied else slash_tolerant(pattern), handler) for pattern, handler in out]
     out += hub_routes(out)  # under JupyterHub: the API again below /services/<name>/, and the hub pages
     return out
 
@@ -377,11 +401,13 @@ class PaiHub(Application):
                                limits=protocol.NO_LIMITS)
 
     def _bootstrap_admin(self, users: UserRepository, data: Path) -> str | None:
-        """On first start: an admin user and an application token, kept in ``admin-token`` (0600)."""
+        """On first start: an admin user and a user token without expiry, kept in ``admin-token``
+        (0600). A user token, not an application token: OpenPAI's application tokens may not manage
+        users, groups or tokens, and this one is the admin's way in."""
         token_file = data / "admin-token"
         if users.get(self.admin_user) is None:
             users.create(self.admin_user, secrets.token_urlsafe(12), admin=True)
-            token = users.create_token(self.admin_user, name="bootstrap")
+            token = users.create_token(self.admin_user, name="bootstrap", application=False)
             fd = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "w") as f:
                 f.write(token + "\n")

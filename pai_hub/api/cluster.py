@@ -1,6 +1,7 @@
 """Virtual clusters, SKUs and nodes (OpenPAI REST v2 #29–#34, and our admin extensions).
 
-Reading needs a token; changing the cluster config or a node's health needs an admin. A change of
+Reading needs a token; changing the cluster config or a node's health needs an admin with a user
+token (an application token is refused, as OpenPAI refuses it VC writes: :mod:`.scopes`). A change of
 the config goes through the same check as a reload: one that would break VC safety is refused with
 the key and the reason, and nothing changes.
 """
@@ -11,8 +12,8 @@ import copy
 from typing import Any
 
 from ..scheduler.hived import HivedConfigError
-from .base import BaseHandler
 from .errors import ApiError, bad_params
+from .scopes import UserTokenOnly
 
 
 def no_vc(vc: str) -> ApiError:
@@ -26,7 +27,7 @@ def _resources(counts: dict[str, int], skus: dict[str, Any]) -> dict[str, float]
     return {"cpu": cpu, "memory": mem, "gpu": gpu, "vCores": cpu, "GPUs": gpu}
 
 
-class ClusterAccess(BaseHandler):
+class ClusterAccess(UserTokenOnly):
     def vc_view(self, vc: str, cluster_gpu: float) -> dict[str, Any]:
         status = self.controller.vc_status(vc)
         per_sku = {k: v for k, v in status.items() if k != "nodes"}
@@ -110,8 +111,11 @@ class VirtualClusterHandler(ClusterAccess):
 
 
 class SkuTypesHandler(ClusterAccess):
-    def get(self) -> None:
-        vc = self.get_argument("vc", None)
+    """``GET /cluster/sku-types[?vc=]``, and ``GET /virtual-clusters/{vc}/sku-types``, where OpenPAI's
+    JavaScript SDK asks (its ``getVirtualClusterSkuTypes``)."""
+
+    def get(self, vc_in_path: str | None = None) -> None:
+        vc = vc_in_path if vc_in_path is not None else self.get_argument("vc", None)
         skus = self.cluster.sku_types
         names = set(skus)
         if vc is not None:

@@ -1,7 +1,9 @@
 """Groups and group membership (OpenPAI REST v2 §2.2 #42–#55): how virtual clusters are granted.
 
-Reading groups needs a token; changing them needs an admin. Stricter than OpenPAI: a duplicate
-group is 409 ``ConflictGroupError`` (OpenPAI answered 500) and a missing group is 404.
+Reading groups needs a token; changing them needs an admin and a user token (an application token
+is refused, :mod:`.scopes`). Stricter than OpenPAI: a duplicate group is 409 ``ConflictGroupError``
+(OpenPAI answered 500) and a missing group is 404; as in OpenPAI, the members of a group that does
+not exist are ``[]``.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import Any
 
 from .base import BaseHandler
 from .errors import ApiError, bad_params
+from .scopes import UserTokenOnly
 
 GROUPNAME = re.compile(r"^[A-Za-z0-9_]+$")
 
@@ -42,7 +45,7 @@ def _acls(body: dict[str, Any]) -> tuple[bool | None, list[str] | None]:
     return admin, vcs
 
 
-class GroupAccess(BaseHandler):
+class GroupAccess(UserTokenOnly):
     def check_vcs(self, vcs: list[str] | None) -> None:
         unknown = sorted(set(vcs or []) - set(self.cluster.virtual_clusters))
         if unknown:
@@ -133,13 +136,11 @@ class GroupHandler(GroupAccess):
 
 class GroupUsersHandler(BaseHandler):
     async def get(self, name: str) -> None:
-        self.require_admin()
-        if await self.blocking(self.groups.get, name) is None:
-            raise no_group(name)
+        self.require_admin()  # OpenPAI: an unknown group has no members (200 [])
         self.send(await self.blocking(self.groups.members, name))
 
 
-class _Membership(BaseHandler):
+class _Membership(UserTokenOnly):
     async def apply(self, action: Callable[..., None], *args: Any) -> None:
         try:
             await self.blocking(action, *args)

@@ -1,7 +1,9 @@
 """Users, tokens and basic login (standalone mode), and the ``info`` routes (notes §2.1–2.2).
 
 Stricter than OpenPAI: only admins list users or read another user's record, and tokens are
-never shown again after they are created (only their ids): the store keeps only their hashes.
+never shown again after they are created: ``GET /tokens`` lists their ids (the store keeps only
+hashes), which ``DELETE /tokens/{id}`` takes as it takes the token. Application tokens may not
+manage accounts or tokens (:mod:`.scopes`).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from .. import __version__
 from ..store.usernames import InvalidUsername, check_username
 from .base import BaseHandler
 from .errors import ApiError, bad_params, forbidden
+from .scopes import APPLICATIONS_REFUSED, UserTokenOnly
 from .throttle import LoginThrottle
 
 log = logging.getLogger(__name__)
@@ -26,8 +29,10 @@ class InfoHandler(BaseHandler):
     public = True
 
     def get(self) -> None:
-        self.send({"name": "PAI RESTful API", "version": __version__, "launcherType": "local",
-                   "authnMethod": "basic", "server": "pai-hub"})
+        # launcherType is an enum in OpenPAI's clients (yarn | k8s): "k8s" is the launcher whose API
+        # this is; where tasks really run is ``backend`` (local, slurm, kubernetes)
+        self.send({"name": "PAI RESTful API", "version": __version__, "launcherType": "k8s",
+                   "authnMethod": "basic", "server": "pai-hub", "backend": self.controller.backend.name})
 
 
 class V2RootHandler(BaseHandler):
@@ -108,38 +113,41 @@ def login_throttle(settings: dict) -> LoginThrottle:
     return throttle
 
 
-class LogoutHandler(BaseHandler):
-    """Logout ends the browser session it is called with: a login token is revoked; a long-lived
-    application token (a script's, the bootstrap admin token ``pai server`` prints) is left alone —
-    those are revoked explicitly, ``DELETE /tokens/{id}`` — so that a ``pai logout`` run with one
+class LogoutHandler(UserTokenOnly):
+    """Logout ends the browser session it is called with: a login token is revoked. An application
+    token may not log out (OpenPAI's 403); the bootstrap admin token ``pai server`` prints is left
+    alone — it is revoked explicitly, ``DELETE /tokens/{id}`` — so that a ``pai logout`` run with it
     cannot lock out whatever else uses it."""
 
     async def delete(self) -> None:
-        if not self.me.application:
-            token = self.request.headers.get("Authorization", "").partition(" ")[2].strip()
-            await self.blocking(self.users.revoke, self.me.username, token)
+        token = self.request.headers.get("Authorization", "").partition(" ")[2].strip()
+        await self.blocking(self.users.revoke_session, self.me.username, token)
         self.send({"message": "Logout successfully"})
 
 
 class TokensHandler(LoginHandler):
-    """``GET /tokens`` lists my tokens; ``POST /tokens`` logs in, as in OpenPAI's basic mode."""
+    """``GET /tokens`` lists my tokens; ``POST /tokens`` logs in, as in OpenPAI's basic mode.
+
+    OpenPAI's list is ``{tokens: [string]}``; ours are the tokens' ids (what ``DELETE /tokens/{id}``
+    takes), and ``details`` says what each is (name, application or not, created, expires)."""
 
     async def get(self) -> None:
         if self.principal is None:
             raise ApiError(401, "UnauthorizedUserError", "Guest is not allowed to do this operation.")
-        self.send({"tokens": await self.blocking(self.users.list_tokens, self.me.username)})
-
-
-class ApplicationTokenHandler(BaseHandler):
-    async def post(self) -> None:
         if self.me.application:
-            raise forbidden("Applications are not allowed to do this operation.")
+            raise forbidden(APPLICATIONS_REFUSED)
+        details = await self.blocking(self.users.list_tokens, self.me.username)
+        self.send({"tokens": [t["id"] for t in details], "details": details})
+
+
+class ApplicationTokenHandler(UserTokenOnly):
+    async def post(self) -> None:
         name = self.json_body().get("name", "application")
         token = await self.blocking(self.users.create_token, self.me.username, name=str(name), application=True)
         self.send({"token": token, "application": True})
 
 
-class TokenHandler(BaseHandler):
+class TokenHandler(UserTokenOnly):
     async def delete(self, token: str) -> None:
         if not await self.blocking(self.users.revoke, self.me.username, token):
             raise ApiError(404, "NoTokenError", "Token is not found among your tokens.")
@@ -151,7 +159,42 @@ class TokenCheckHandler(BaseHandler):
         self.send({"username": self.me.username, "application": self.me.application, "admin": self.me.admin})
 
 
-class UsersHandler(BaseHandler):
+class UserWrites(UserTokenOnly):
+    """What the user-changing routes share: VC lists checked against the cluster, one update."""
+
+    def virtual_clusters(self, body: dict, field: str, key: str = "virtualCluster") -> list[str] | None:
+        """``body[key]`` as a list of existing VC names (400 naming ``field`` otherwise), or None."""
+        vcs = body.get(key)
+        if vcs is None:
+            return None
+        if not isinstance(vcs, list) or not all(isinstance(v, str) for v in vcs):
+            raise bad_params(f"{field}: must be a list of virtual cluster names")
+        unknown = sorted(set(vcs) - set(self.cluster.virtual_clusters))
+        if unknown:
+            raise ApiError(400, "NoVirtualClusterError", f"{field}: virtual cluster {', '.join(unknown)} not found")
+        return vcs
+
+    async def apply(self, username: str, data: dict, *, password: str | None, admin: bool | None = None,
+                    vcs: list[str] | None = None) -> None:
+        email, extension = data.get("email"), data.get("extension")
+        if email is not None and not isinstance(email, str):
+            raise bad_params("data.email: must be a string")
+        if extension is not None and not isinstance(extension, dict):
+            raise bad_params("data.extension: must be an object")
+        caller_token = self.request.headers.get("Authorization", "").partition(" ")[2].strip()
+        try:
+            await self.blocking(self.users.update, username, email=email, password=password, admin=admin,
+                                extension=extension, virtual_clusters=vcs,
+                                known_vcs=frozenset(self.cluster.virtual_clusters), keep_token=caller_token)
+        except KeyError:
+            raise ApiError(404, "NoUserError", f"User {username} is not found.") from None
+        self.send({"message": f"Update user {username} successfully"}, 201)
+
+
+
+class UsersHandler(UserWrites):
+    user_token_methods = frozenset({"POST", "PUT"})
+
     async def get(self) -> None:
         self.require_admin()
         self.send(await self.blocking(self.users.list))
@@ -166,14 +209,57 @@ class UsersHandler(BaseHandler):
         admin = body.get("admin", False)
         if not isinstance(admin, bool):
             raise bad_params("admin: must be true or false")
+        vcs = self.virtual_clusters(body, "virtualCluster")
         try:
             await self.blocking(self.users.create, username, password, admin=admin, email=str(body.get("email", "")))
         except KeyError:
             raise ApiError(409, "ConflictUserError", f"User name {username} already exists.") from None
+        if vcs:
+            await self.blocking(self.users.update, username, virtual_clusters=vcs,
+                                known_vcs=frozenset(self.cluster.virtual_clusters))
         self.send({"message": "User is created successfully"}, 201)
 
+    async def put(self) -> None:
+        """OpenPAI's ``PUT /users`` ``{patch, data: {username, email, virtualCluster, admin, password,
+        extension}}``: every field unless ``patch`` is true, then only those given change."""
+        self.require_admin()
+        patch, data = update_form(self.json_body())
+        username = data.get("username")
+        if not isinstance(username, str) or not username:
+            raise bad_params("data.username: required")
+        if not patch:
+            missing = [k for k in ("email", "virtualCluster", "admin", "password", "extension") if k not in data]
+            if missing:
+                raise bad_params(f"data.{missing[0]}: required unless patch is true")
+        admin = data.get("admin")
+        if admin is not None and not isinstance(admin, bool):
+            raise bad_params("data.admin: must be true or false")
+        await self.apply(username, data, password=new_password(data.get("password"), "data.password"),
+                         admin=admin, vcs=self.virtual_clusters(data, "data.virtualCluster", key="virtualCluster"))
 
-class UserHandler(BaseHandler):
+def update_form(body: dict) -> tuple[bool, dict]:
+    """``{patch, data}`` of OpenPAI's user updates, checked (400 naming the field)."""
+    patch, data = body.get("patch", False), body.get("data")
+    if not isinstance(patch, bool):
+        raise bad_params("patch: must be true or false")
+    if not isinstance(data, dict):
+        raise bad_params("data: required, an object")
+    return patch, data
+
+
+def new_password(value: object, field: str) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) < 6:
+        raise bad_params(f"{field}: at least 6 characters")
+    return value
+
+
+class UserHandler(UserWrites):
+    """``GET|DELETE /users/{u}``, and ``PUT /users/me``: a user's own email, extension and password."""
+
+    user_token_methods = frozenset({"PUT", "DELETE"})
+
     async def get(self, username: str) -> None:
         if username == "me":
             username = self.me.username
@@ -185,6 +271,23 @@ class UserHandler(BaseHandler):
         if username == self.me.username:  # what the caller may do: under the hub, the hub's admin flag
             user["admin"] = self.me.admin
         self.send(user)
+
+    async def put(self, username: str) -> None:
+        """OpenPAI's ``PUT /users/me`` ``{patch, data: {username, email, oldPassword, newPassword,
+        extension}}``; ``data.username`` must be the caller (403). A new password needs the old one."""
+        if username != "me":
+            raise ApiError(404, "NoApiError", f"API {self.request.path} is not found.")
+        patch, data = update_form(self.json_body())
+        if data.get("username") != self.me.username:
+            raise forbidden(f"User {self.me.username} is not allowed to update {data.get('username')}.")
+        if not patch and "email" not in data:
+            raise bad_params("data.email: required unless patch is true")
+        password = new_password(data.get("newPassword"), "data.newPassword")
+        if password is not None:
+            old = data.get("oldPassword")
+            if not isinstance(old, str) or not await self.blocking(self.users.verify, self.me.username, old):
+                raise ApiError(400, "IncorrectPasswordError", "Password is incorrect.")
+        await self.apply(self.me.username, data, password=password)
 
     async def delete(self, username: str) -> None:
         self.require_admin()

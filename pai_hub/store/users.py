@@ -129,8 +129,52 @@ class UserRepository:
             for g in s.scalars(select(Group).where(Group.groupname.in_(groups))):
                 vcs.update(g.virtual_clusters)
                 admin = admin or bool(g.admin)  # OpenPAI: admin = any of the user's groups has acls.admin
+            # storageConfig: the storages the user's groups grant, as OpenPAI's UserInfo shows them (none yet)
             return {"username": user.username, "email": user.email, "admin": admin,
-                    "grouplist": sorted(groups), "virtualCluster": sorted(vcs), "extension": user.extension or {}}
+                    "grouplist": sorted(groups), "virtualCluster": sorted(vcs), "extension": user.extension or {},
+                    "storageConfig": []}
+
+    def update(self, username: str, *, email: str | None = None, password: str | None = None,
+               admin: bool | None = None, extension: dict | None = None, virtual_clusters: list[str] | None = None,
+               known_vcs: frozenset[str] = frozenset(), keep_token: str | None = None) -> None:
+        """OpenPAI's ``PUT /users`` on one user (``KeyError`` when there is none); only what is given
+        changes. ``admin`` is the user's flag and their membership of the admin group;
+        ``virtual_clusters`` replaces their VC groups (groups named like one of ``known_vcs``; the
+        default group stays). A new password revokes the user's browser tokens, as in OpenPAI, except
+        ``keep_token`` (the caller's own, so a user changing their password stays logged in)."""
+        new_hash = hash_password(password) if password else None  # slow: before the transaction
+        with self.store.sessions.begin() as s:
+            user = s.get(User, username)
+            if user is None:
+                raise KeyError(username)
+            if email is not None:
+                user.email = email
+            if extension is not None:
+                user.extension = dict(extension)
+            current = set(s.scalars(select(Membership.groupname).where(Membership.username == username)))
+            wanted = set(current)
+            if admin is not None:
+                user.admin = admin
+                wanted = wanted | {ADMIN_GROUP} if admin else wanted - {ADMIN_GROUP}
+            if virtual_clusters is not None:
+                wanted = {g for g in wanted if g not in known_vcs or g == DEFAULT_GROUP} | set(virtual_clusters)
+                missing = set(virtual_clusters) - set(s.scalars(select(Group.groupname)
+                                                                .where(Group.groupname.in_(virtual_clusters))))
+                for vc in sorted(missing):  # a VC's group, as sync_virtual_clusters makes them
+                    s.add(Group(groupname=vc, description=f"users of virtual cluster {vc}", admin=False,
+                                virtual_clusters=[vc], external_name="", extension={}))
+                s.flush()
+            if wanted != current:
+                s.execute(delete(Membership).where(Membership.username == username,
+                                                   Membership.groupname.in_(current - wanted)))
+                for g in sorted(wanted - current):
+                    s.add(Membership(username=username, groupname=g))
+            if new_hash is not None:
+                user.password_hash = new_hash
+                keep = _token_hash(keep_token) if keep_token else ""
+                s.execute(delete(Token).where(Token.username == username, Token.application.is_(False),
+                                              Token.token_hash != keep))
+        self._cache.clear()
 
     def list(self) -> list[dict]:
         with self.store.sessions() as s:
@@ -258,6 +302,16 @@ class UserRepository:
             return [{"id": r.token_hash[:12], "name": r.name, "application": r.application,
                      "createdAt": int(r.created_at * 1000),
                      "expiresAt": int(r.expires_at * 1000) if r.expires_at else None} for r in rows]
+
+    def revoke_session(self, username: str, token: str) -> bool:
+        """Revoke ``token`` if it is one of ``username``'s login tokens (what logout ends); any other
+        token (an application's, the bootstrap admin token ``pai server`` printed) is left alone."""
+        with self.store.sessions.begin() as s:
+            gone = s.execute(delete(Token).where(Token.username == username, Token.name == "login",
+                                                 Token.token_hash == _token_hash(token))).rowcount
+        if gone:
+            self._cache.pop(_token_hash(token), None)
+        return bool(gone)
 
     def revoke(self, username: str, token_or_id: str) -> bool:
         """Revoke by the token itself or by the id shown in ``list_tokens``."""
