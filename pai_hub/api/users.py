@@ -16,7 +16,7 @@ from pai_runtime.accounts import AccountError, retire_account
 from .. import __version__
 from ..store.usernames import InvalidUsername, check_username
 from .base import BaseHandler
-from .errors import ApiError, bad_params, forbidden
+from .errors import ApiError, bad_params, forbidden, unauthorized
 from .scopes import APPLICATIONS_REFUSED, UserTokenOnly
 from .throttle import LoginThrottle
 
@@ -132,8 +132,9 @@ class TokensHandler(LoginHandler):
     takes), and ``details`` says what each is (name, application or not, created, expires)."""
 
     async def get(self) -> None:
-        if self.principal is None:
-            raise ApiError(401, "UnauthorizedUserError", "Guest is not allowed to do this operation.")
+        if self.principal is None:  # this route is public for POST (login): say what a private one says
+            raise unauthorized() if self.request.headers.get("Authorization") else \
+                unauthorized("Guest is not allowed to do this operation.")
         if self.me.application:
             raise forbidden(APPLICATIONS_REFUSED)
         details = await self.blocking(self.users.list_tokens, self.me.username)
