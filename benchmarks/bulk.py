@@ -96,8 +96,10 @@ def run(url: str, token: str, jobs: int) -> dict:
 def allow_arrays_of(tmp: Path, size: int) -> None:
     """The server's largest array (``PaiHub.max_array_size``), in the data directory's pai_config.py."""
     data = tmp / "data"
-    data.mkdir(parents=True, exist_ok=True)
-    (data / "pai_config.py").write_text(f"c.PaiHub.max_array_size = {size}\n")
+    data.mkdir(parents=True, exist_ok=True, mode=0o700)  # the server refuses a data directory others can read
+    config = data / "pai_config.py"
+    config.write_text(f"c.PaiHub.max_array_size = {size}\n")
+    config.chmod(0o600)
 
 
 def main() -> None:
