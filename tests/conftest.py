@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from tests.requirements import require_reference, require_tool
@@ -20,6 +22,18 @@ def _required(request: pytest.FixtureRequest) -> None:
         require_reference(*mark.args)
     for mark in request.node.iter_markers("needs_tool"):
         require_tool(*mark.args)
+
+
+#: The umask the test run started with: a test that embeds the server (PaiHub.start_services sets the
+#: server's private umask 077 on its process) must not leave later tests' files private to root.
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+
+
+@pytest.fixture(autouse=True)
+def _umask_restored():
+    yield
+    os.umask(_UMASK)
 
 
 @pytest.fixture(scope="module")
