@@ -41,7 +41,8 @@ def test_no_configuration_inside_a_hub_notebook(hub_pai, hub_env):
     assert url == f"{hub_pai.url}/services/pai"
     with PaiClient() as c:
         assert c.url == url and c.whoami()["username"] == "carol"
-        assert c.info()["launcherType"] == "local"
+        info = c.info()
+        assert info["launcherType"] == "k8s" and info["backend"] == "local"  # OpenPAI's enum, and ours
         assert "default" in c.virtual_clusters()
 
 
