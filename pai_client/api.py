@@ -200,7 +200,8 @@ class Api:
 
     @call
     def info(self) -> Plan[dict[str, Any]]:
-        """``GET /api/v2/info``: ``launcherType`` tells whether tasks run on the server's machine."""
+        """``GET /api/v2/info``: ``backend`` (ours: ``local``, ``slurm``, ``kubernetes``) tells whether tasks
+        run on the server's machine; ``launcherType`` is OpenPAI's enum (``k8s``), for its clients."""
         return (yield Request("GET", f"{API}/info"))
 
     # -- jobs -----------------------------------------------------------------------------------------

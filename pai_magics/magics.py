@@ -211,7 +211,7 @@ class PaiMagics(Magics):
     def _python(self, c: PaiClient) -> str:
         """This kernel's interpreter when tasks run on this machine (the local backend), else python3."""
         try:
-            local = c.info().get("launcherType") == "local"
+            local = c.info().get("backend") == "local"
         except PaiError:
             local = False
         host = urlparse(c.url).hostname or ""
