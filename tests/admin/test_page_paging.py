@@ -19,6 +19,7 @@ from pai_client import AsyncPaiClient
 from pai_client import shared as shared_clients
 from pai_hub.admin import pages
 from tests.server import job_yaml, wait_state
+from tests.waiting import wait_for
 
 JOBS = 120
 
@@ -36,6 +37,9 @@ def history(server):
         wait_state(c, "alice~busy", {"RUNNING"})
         for i in (0, JOBS - 1):
             wait_state(c, f"alice~hist-{i}", {"SUCCEEDED"}, timeout=120)
+        # every element ended (not only the first and last: on a loaded machine some still wait)
+        wait_for(lambda: [j["name"] for j in c.get("/api/v2/jobs", params={"state": "RUNNING,WAITING"}).json()]
+                 == ["busy"], timeout=120, message="the array's jobs to end", interval=0.2)
     return SimpleNamespace(tokens={"alice": alice, "admin": server.admin_token})
 
 
