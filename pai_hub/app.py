@@ -411,7 +411,11 @@ class PaiHub(Application):
             fd = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "w") as f:
                 f.write(token + "\n")
-        return token_file.read_text().strip() if token_file.exists() else None
+        token = token_file.read_text().strip() if token_file.exists() else None
+        if token and users.make_user_token(token):  # printed as an application token by earlier versions
+            log.info("the bootstrap admin token in %s is now a user token (application tokens may not manage "
+                     "users, groups or tokens)", token_file)
+        return token
 
     async def serve(self) -> None:
         app = await self.start_services()

@@ -303,6 +303,17 @@ class UserRepository:
                      "createdAt": int(r.created_at * 1000),
                      "expiresAt": int(r.expires_at * 1000) if r.expires_at else None} for r in rows]
 
+    def make_user_token(self, token: str) -> bool:
+        """Turn ``token`` into a user (non-application) token, keeping its owner and expiry: the
+        bootstrap admin token of a data directory from before it was one. Whether it changed."""
+        with self.store.sessions.begin() as s:
+            row = s.get(Token, _token_hash(token))
+            if row is None or not row.application:
+                return False
+            row.application = False
+        self._cache.pop(_token_hash(token), None)
+        return True
+
     def revoke_session(self, username: str, token: str) -> bool:
         """Revoke ``token`` if it is one of ``username``'s login tokens (what logout ends); any other
         token (an application's, the bootstrap admin token ``pai server`` printed) is left alone."""

@@ -292,3 +292,19 @@ def test_an_ended_job_shows_no_stale_waiting_reason():
     assert job_summary(job)["waitingReason"] is None
     job.state = "WAITING"  # type: ignore[assignment]
     assert job_summary(job)["waitingReason"] == "no free GPU in VC default"
+
+
+def test_an_earlier_bootstrap_application_token_becomes_a_user_token(tmp_path):
+    """A data directory from before: its printed admin token was an application token."""
+    from pai_hub.store import open_store
+    from pai_hub.store.users import UserRepository
+
+    users = UserRepository(open_store(f"sqlite:///{tmp_path / 'pai.sqlite'}"))
+    users.ensure_groups(["default"])
+    users.create("root_admin", "secret-pw", admin=True)
+    old = users.create_token("root_admin", name="bootstrap")  # application=True, as it used to be
+    assert users.resolve(old).application is True
+    assert users.make_user_token(old) is True
+    assert users.resolve(old).application is False and users.resolve(old).admin is True
+    assert users.make_user_token(old) is False  # once
+    assert users.make_user_token("no-such-token") is False
