@@ -6,7 +6,12 @@ users and are reproduced here so that a job accepted by OpenPAI reads the same i
 * duplicate mapping keys are an error (PyYAML would silently keep the last one);
 * only ``true``/``false`` (any case) are booleans — YAML 1.1's ``yes``/``no``/``on``/``off`` stay
   strings, so ``password: no`` is not turned into ``False``;
-* one document only: a stream with several documents is rejected.
+* one document only: a stream with several documents is rejected;
+* every value is JSON's, as OpenPAI stores and shows it (js-yaml's object through ``JSON.stringify``):
+  dates and timestamps are ISO strings, ``!!binary`` its base64 text, NaN/infinity null, ``!!set``
+  and ``!!omap``/``!!pairs`` mappings and lists, mapping keys strings (:mod:`.jsvalues`). Nothing
+  after the loader (validation, rendering, the store's JSON columns, the config shown) ever sees a
+  ``date``, ``bytes``, ``set``, tuple or NaN.
 
 Every failure raises :class:`~pai_hub.protocol.errors.ProtocolParseError` with a one-line message
 that names the line and column (1-based); no YAML traceback ever reaches the user.
@@ -23,17 +28,20 @@ microseconds and without memory, however far it would expand; an alias to an anc
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
 import yaml
 
 from .errors import ProtocolError, ProtocolParseError
+from .jsvalues import binary_text, iso_timestamp, js_key
 from .limits import DEFAULT_LIMITS, Limits, too_large
 
 __all__ = ["check_events", "load_document", "parse", "split_documents"]
 
 _BaseLoader: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_MERGE_TAG = "tag:yaml.org,2002:merge"
 
 # YAML 1.2 core-schema booleans (what js-yaml accepts), instead of YAML 1.1's yes/no/on/off.
 _BOOL_RE = re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$")
@@ -43,24 +51,111 @@ class _JobLoader(_BaseLoader):  # type: ignore[misc, valid-type]
     """Safe loader with js-yaml-like booleans and duplicate-key detection."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: dict[Any, yaml.Node] = {}
-        for key_node, _ in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":
-                continue
+        """Keys as JavaScript holds them (strings: ``1`` and ``"1"`` are one key, ``1`` and ``true``
+        two); a key written twice is an error, one from a merge (``<<``) is overridden."""
+        if not isinstance(node, yaml.MappingNode):
+            return super().construct_mapping(node, deep=deep)  # reports the wrong node kind
+        mapping: dict[Any, Any] = {}
+        own = node.value
+        if any(key_node.tag == _MERGE_TAG for key_node, _ in own):
+            own = [pair for pair in own if pair[0].tag != _MERGE_TAG]
+            self.flatten_mapping(node)  # the merged pairs first, then the mapping's own
+            for key_node, value_node in node.value[: len(node.value) - len(own)]:
+                mapping[self._key(key_node)] = self.construct_object(value_node, deep=deep)
+            own = node.value[len(node.value) - len(own):]
+        seen: set[Any] = set()
+        for key_node, value_node in own:
             key = self.construct_object(key_node, deep=True)
-            try:
-                hash(key)
-            except TypeError:
-                continue  # the base constructor reports unhashable keys itself
+            if type(key) is not str:
+                key = self._key(key_node)
             if key in seen:
                 raise yaml.constructor.ConstructorError(
-                    "while constructing a mapping",
-                    node.start_mark,
-                    f"duplicate key {key!r}",
-                    key_node.start_mark,
-                )
-            seen[key] = key_node
-        return super().construct_mapping(node, deep=deep)
+                    "while constructing a mapping", node.start_mark, f"duplicate key {key!r}", key_node.start_mark)
+            seen.add(key)
+            mapping[key] = self.construct_object(value_node, deep=deep)
+        return mapping
+
+    def _key(self, key_node: yaml.Node) -> Any:
+        key = js_key(self.construct_object(key_node, deep=True))
+        try:
+            hash(key)
+        except TypeError:
+            raise yaml.constructor.ConstructorError(
+                "while constructing a mapping", None, "found a list or mapping as a key", key_node.start_mark,
+            ) from None
+        return key
+
+    # -- values JSON has no form for, built as OpenPAI ends up with them (see jsvalues.py)
+
+    def construct_js_timestamp(self, node: yaml.ScalarNode) -> str:
+        text = self.construct_scalar(node)
+        iso = iso_timestamp(text) if isinstance(text, str) else None
+        if iso is None:
+            raise yaml.constructor.ConstructorError(None, None, f"not a YAML timestamp: {str(text)[:40]!r}",
+                                                    node.start_mark)
+        return iso
+
+    def construct_js_binary(self, node: yaml.ScalarNode) -> str:
+        text = self.construct_scalar(node)
+        compact = binary_text(text) if isinstance(text, str) else None
+        if compact is None:
+            raise yaml.constructor.ConstructorError(None, None, "!!binary value is not base64", node.start_mark)
+        return compact
+
+    def construct_js_float(self, node: yaml.ScalarNode) -> float | None:
+        value = _at_node(node, self.construct_yaml_float, "a number")
+        return value if math.isfinite(value) else None  # JSON.stringify(NaN) is null
+
+    def construct_js_int(self, node: yaml.ScalarNode) -> int:
+        return _at_node(node, self.construct_yaml_int, "an integer")
+
+    def construct_js_set(self, node: yaml.MappingNode) -> Any:
+        data: dict[Any, Any] = {}
+        yield data
+        data.update({key: None for key in self.construct_mapping(node)})
+
+    def _pairs(self, node: yaml.Node, tag: str) -> list[tuple[Any, Any]]:
+        if not isinstance(node, yaml.SequenceNode):
+            raise yaml.constructor.ConstructorError(None, None, f"!!{tag} must be a sequence", node.start_mark)
+        pairs = []
+        for item in node.value:
+            if not isinstance(item, yaml.MappingNode) or len(item.value) != 1:
+                raise yaml.constructor.ConstructorError(None, None, f"!!{tag} items must be one-key mappings",
+                                                        item.start_mark)
+            ((key, value),) = self.construct_mapping(item, deep=True).items()
+            pairs.append((key, value))
+        return pairs
+
+    def construct_js_omap(self, node: yaml.Node) -> Any:
+        data: list[Any] = []
+        yield data
+        data.extend({key: value} for key, value in self._pairs(node, "omap"))
+
+    def construct_js_pairs(self, node: yaml.Node) -> Any:
+        data: list[Any] = []
+        yield data
+        data.extend([key, value] for key, value in self._pairs(node, "pairs"))
+
+
+def _at_node(node: yaml.ScalarNode, build: Any, what: str) -> Any:
+    """``build(node)``, its ValueError (``!!int 1.5``, an integer of 5,000 digits) given the node's line."""
+    try:
+        return build(node)
+    except ValueError as exc:
+        raise yaml.constructor.ConstructorError(
+            None, None, f"not {what}: {' '.join(str(exc).split())[:120]}", node.start_mark) from None
+
+
+for _tag, _constructor in (
+    ("timestamp", _JobLoader.construct_js_timestamp),
+    ("binary", _JobLoader.construct_js_binary),
+    ("float", _JobLoader.construct_js_float),
+    ("int", _JobLoader.construct_js_int),
+    ("set", _JobLoader.construct_js_set),
+    ("omap", _JobLoader.construct_js_omap),
+    ("pairs", _JobLoader.construct_js_pairs),
+):
+    _JobLoader.add_constructor(f"tag:yaml.org,2002:{_tag}", _constructor)
 
 
 _JobLoader.yaml_implicit_resolvers = {
