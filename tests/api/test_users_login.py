@@ -96,7 +96,7 @@ def test_a_good_expiration_gives_a_token_of_that_lifetime(srv):
     r = login(srv, "eve", "secret-pw", expiration=120.0)
     assert r.status_code == 200, r.text
     with httpx.Client(base_url=srv.url, headers={"Authorization": f"Bearer {r.json()['token']}"}) as c:
-        [tok] = [t for t in c.get("/api/v2/tokens").json()["tokens"] if not t["application"]][-1:]
+        [tok] = [t for t in c.get("/api/v2/tokens").json()["details"] if not t["application"]][-1:]
     assert 110_000 <= tok["expiresAt"] - tok["createdAt"] <= 130_000
 
 

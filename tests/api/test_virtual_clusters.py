@@ -38,8 +38,9 @@ def vcs(tmp_path_factory):
     config = base / "cluster.yaml"
     config.write_text(CLUSTER.replace("@HOST@", socket.gethostname()))
     srv = Server(base / "data", args=("--simulated-gpus", "4", "--node-cpu", "16"))
-    srv.data_dir.mkdir()
+    srv.data_dir.mkdir(mode=0o700)  # the server refuses a data directory others can read
     (srv.data_dir / "pai_config.py").write_text(f"c.PaiHub.cluster_config_file = {str(config)!r}\n")
+    (srv.data_dir / "pai_config.py").chmod(0o600)
     srv.start()
     users = {name: srv.add_user(name) for name in ("alice", "bob")}
     with srv.client() as admin:
