@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from tests.server import Server, job_yaml, wait_state
+from tests.server import Server, job_yaml, make_private, wait_state
 from tests.terminal import shell_session
 
 
@@ -25,6 +25,7 @@ def srv(tmp_path_factory):
     server = Server(base / "data", args=("--simulated-gpus", "2", "--node-cpu", "16"))
     server.data_dir.mkdir()
     (server.data_dir / "pai_config.py").write_text(f"c.PaiHub.exit_spec_file = {str(rules)!r}\n")
+    make_private(server.data_dir)  # the server refuses a data directory others can read
     server.start()
     server.rules = rules
     yield server

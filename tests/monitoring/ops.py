@@ -15,7 +15,7 @@ import httpx
 import yaml
 from tornado import web
 
-from tests.server import Server, free_port
+from tests.server import Server, free_port, make_private
 
 
 def ops_server(root: Path, gpus: int = 4, rules: str | None = None, webhook: str | None = None,
@@ -31,6 +31,7 @@ def ops_server(root: Path, gpus: int = 4, rules: str | None = None, webhook: str
         (data / "alert-rules.yaml").write_text(rules)
     if readings is not None:
         write_readings(data, readings)
+    make_private(data)  # the server refuses a data directory others can read
     return Server(data, args=("--simulated-gpus", str(gpus), "--node-cpu", "16")).start()
 
 
