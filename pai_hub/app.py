@@ -37,6 +37,7 @@ from .api.experiments import experiment_routes
 from .api.httpserver import PaiHTTPServer
 from .api.hubauth import HubSettings, HubTokenAuth
 from .api.marketplace import marketplace_routes
+from .api.v1 import v1_routes
 from .backends.local import LocalBackend
 from .blocking import BlockingPool
 from .cluster_config import ClusterConfig, ClusterSource
@@ -127,7 +128,7 @@ def routes() -> list[tuple[str, type]]:
     out: list[tuple[str, type]] = []
     for prefix in ROUTE_PREFIXES:
         out += [(prefix + path, handler) for path, handler in table]
-    out += [(r"/api/v1/?", user_api.InfoHandler), (r"/api/v1/info", user_api.InfoHandler)]
+    out += v1_routes()  # /api/v1 and /rest-server/api/v1: what OpenPAI's clients call (pai_hub/api/v1.py)
     out += monitoring_routes()  # /metrics, alerts, usage, timelines (pai_hub/monitoring)
     out += marketplace_routes()  # /marketplace/api/... (pai_hub/api/marketplace.py)
     out += experiment_routes()  # /api/v2/experiments: NNI experiments (pai_hub/experiments)
