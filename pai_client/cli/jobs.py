@@ -12,13 +12,20 @@ from .. import terminal
 from ..console import job_rows, print_table, write_logs
 from .common import client, command, fail, print_json, print_warnings, read_job, task_option, wait_and_report
 
+#: whom ``pai job validate`` renders a job for (no server says who the user is; only the framework name
+#: ``<user>~<name>`` depends on it)
+VALIDATING_USER = "validate"
+
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    """Validated here, by the protocol's own pure rules (no server needed)."""
+    """Validated here, by the protocol's own pure rules (no server needed): the very function the
+    server's submission runs before it looks at the cluster (:func:`pai_hub.protocol.check`), so a
+    document refused here is refused by the server with the same message, and the other way round
+    except for what depends on the cluster (``--dry-run`` of submit asks the server)."""
     from pai_hub import protocol
 
     try:
-        job = protocol.load(read_job(args.file, args.param))
+        job = protocol.check(read_job(args.file, args.param), username=VALIDATING_USER).protocol
     except protocol.InvalidProtocol as exc:
         for err in getattr(exc, "errors", []) or [exc]:
             print(str(err), file=sys.stderr)

@@ -60,6 +60,7 @@ __all__ = [
     "ScriptPrerequisite",
     "TaskRole",
     "TooLarge",
+    "check",
     "load",
     "load_dict",
     "load_document",
@@ -81,3 +82,12 @@ def load(text: str, limits: Limits = DEFAULT_LIMITS) -> JobProtocol:
     :class:`ProtocolParseError` for unreadable YAML, :class:`TooLarge` for a document over
     ``limits``) listing every problem."""
     return load_dict(parse(text, limits), limits)
+
+
+def check(text: str, *, username: str, limits: Limits = DEFAULT_LIMITS) -> RenderedJob:
+    """Every check of a submission that needs no cluster: parse, validate (``extras.hivedScheduler``
+    included), render. ``pai job validate`` calls exactly this, and ``POST /api/v2/jobs`` runs the
+    same three steps (with marketplace references resolved between parse and validate), so the two
+    refuse the same documents; what depends on the cluster (the VC, SKUs, capacity) only the server
+    can say (``pai job submit --dry-run``)."""
+    return render(load(text, limits), username=username, limits=limits)

@@ -8,7 +8,8 @@ Two stages, as in OpenPAI's REST server (``protocolValidate``):
 2. :func:`validate_semantics` — what a schema cannot express: unique prerequisite names per type,
    unique deployment names, references from task roles to prerequisites, the default deployment,
    plus the #5145 ``require`` checks (known names, no cycles) and PAI Hub's own check that
-   resource counts are not negative.
+   resource counts are not negative, and the cluster-independent checks of
+   ``extras.hivedScheduler`` (:mod:`.hived`).
 
 Stage 2 only runs on a structurally valid document, exactly like OpenPAI; :func:`validate` returns
 the errors of the first stage that fails, or ``[]``.
@@ -22,6 +23,7 @@ from pydantic import ValidationError
 
 from .errors import InvalidProtocol, ProtocolError
 from .field_errors import format_path
+from .hived import hived_errors
 from .limits import DEFAULT_LIMITS, Limits, name_list
 from .models import (
     PREREQUISITE_TAGS,
@@ -322,6 +324,7 @@ def validate_semantics(job: JobProtocol) -> list[ProtocolError]:
         *_require_errors(job),
         *_deployment_errors(job),
         *_task_role_errors(job),
+        *hived_errors(job.extras, job.task_roles),
     ]
 
 

@@ -3,12 +3,20 @@
 Rules (notes/openpai.md §5.2): ``extras.hivedScheduler.jobPriorityClass`` gives the priority
 (crit 120, prod 100, test 10 — the default —, oppo -1); per task role ``skuType``,
 ``pinnedCellId`` and ``affinityGroupName``; one affinity group (gang) per job unless roles name
-groups, and none with ``extras.gangAllocation: false`` (each task is its own gang). Impossible
-requests are refused at submit with the field and the reason.
+groups, and none with ``extras.gangAllocation: false`` (each task is its own gang). What the
+block may hold whatever the cluster is checked by the protocol (:mod:`pai_hub.protocol.hived`, so
+``pai job validate`` agrees with the server); what depends on the cluster (the SKU exists, the VC
+has it, the pinned cell is the VC's) is refused here, at submit, naming the field.
 
 Where OpenPAI leaves the SKU open, PAI Hub picks it: a task asking for GPUs gets the VC's GPU SKU
 when it has exactly one (otherwise any GPU type), and a CPU-only task gets the VC's CPU SKU when
 there is one. So on one machine, CPU jobs do not hold GPUs.
+
+A job's default affinity group (no ``affinityGroupName``) whose roles end up on different SKUs or
+pinned cells — the parameter-server pattern: ``ps`` with ``gpu: 0`` and ``worker`` with ``gpu: 1``
+— becomes one gang per SKU: all the GPU tasks are placed together, and all the CPU tasks, rather
+than the parameter servers holding GPUs (as they would in OpenPAI, where HiveD places an affinity
+group in one chain and a CPU-only pod takes at least one GPU cell) or the job being refused.
 """
 
 from __future__ import annotations
@@ -17,12 +25,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..protocol.hived import PRIORITY_CLASSES, hived_errors, hived_scheduler
 from .base import GangRequest, PodRequest
 
-PRIORITY_CLASSES = {"crit": 120, "prod": 100, "test": 10, "oppo": -1}
-HIVED_JOB_KEYS = {"jobPriorityClass", "taskRoles", "gangReleaseEnable", "lazyPreemptionEnable",
-                  "ignoreK8sSuggestedNodes"}
-HIVED_ROLE_KEYS = {"skuType", "pinnedCellId", "affinityGroupName", "skuNumber"}
+__all__ = ["PRIORITY_CLASSES", "ClusterFacts", "RequestError", "build_gangs", "choose_sku", "hived_extras",
+           "job_priority"]
 
 
 class RequestError(ValueError):
@@ -74,11 +81,14 @@ def _pinned_ids(config: Any, chain_name: str) -> list[str]:
 
 
 def hived_extras(plan: Any) -> dict[str, Any]:
-    extras = plan.protocol.extras or {}
-    value = extras.get("hivedScheduler") or {}
-    if not isinstance(value, dict):
-        raise RequestError("extras.hivedScheduler: must be a mapping")
-    return value
+    """The job's ``extras.hivedScheduler``, refused (RequestError naming the field) as the protocol
+    refuses it: a stored job read back, or a plan built without the protocol's checks, gets the same
+    answer as a submission."""
+    extras = plan.protocol.extras
+    errors = hived_errors(extras, plan.task_roles)
+    if errors:
+        raise RequestError(str(errors[0]))
+    return hived_scheduler(extras)
 
 
 def job_priority(plan: Any) -> tuple[int, str | None]:
@@ -86,9 +96,6 @@ def job_priority(plan: Any) -> tuple[int, str | None]:
     cls = hived_extras(plan).get("jobPriorityClass")
     if cls is None:
         return PRIORITY_CLASSES["test"], None
-    if cls not in PRIORITY_CLASSES:
-        raise RequestError(f"extras.hivedScheduler.jobPriorityClass: {cls!r} is not one of "
-                           f"{', '.join(PRIORITY_CLASSES)}")
     return PRIORITY_CLASSES[cls], cls
 
 
@@ -116,25 +123,14 @@ def build_gangs(job_id: int, attempt: int, plan: Any, tasks: list[tuple[str, int
     vc = vc or plan.virtual_cluster
     priority, _ = job_priority(plan)
     extras = hived_extras(plan)
-    unknown = set(extras) - HIVED_JOB_KEYS
-    if unknown:
-        raise RequestError(f"extras.hivedScheduler.{sorted(unknown)[0]}: unknown field; allowed: "
-                           f"{', '.join(sorted(HIVED_JOB_KEYS))}")
     role_extras: dict[str, Any] = extras.get("taskRoles") or {}
-    for role, value in role_extras.items():
-        if role not in plan.task_roles:
-            raise RequestError(f"extras.hivedScheduler.taskRoles.{role}: no such task role")
-        if not isinstance(value, dict) or set(value) - HIVED_ROLE_KEYS:
-            raise RequestError(f"extras.hivedScheduler.taskRoles.{role}: allowed fields are "
-                               f"{', '.join(sorted(HIVED_ROLE_KEYS))}")
-        if value.get("skuType") and value.get("pinnedCellId"):
-            raise RequestError(f"extras.hivedScheduler.taskRoles.{role}: give skuType or pinnedCellId, not both")
     oppo = priority < 0
     lazy = bool(extras.get("lazyPreemptionEnable", False))
-    groups: dict[str, list[PodRequest]] = {}
-    group_sku: dict[str, tuple[str | None, str | None]] = {}
-    for role_name, index in tasks:
-        role = plan.task_roles[role_name]
+    # every role's SKU, pinned cell and group, from the roles in the job's order (so a call for some
+    # tasks only names the gangs as a call for all of them does)
+    placement: dict[str, tuple[str | None, str | None, str]] = {}
+    default_groups: dict[tuple[str | None, str | None], str] = {}
+    for role_name, role in plan.task_roles.items():
         rx = role_extras.get(role_name) or {}
         sku_name, pinned = rx.get("skuType"), rx.get("pinnedCellId")
         if facts is not None:
@@ -148,11 +144,20 @@ def build_gangs(job_id: int, attempt: int, plan: Any, tasks: list[tuple[str, int
                     raise RequestError(f"{_where(role_name)}.skuType: VC {vc} has no {sku_name} cells")
             elif pinned is None:
                 sku_name = choose_sku(role.gpu, vc, facts, oppo)
+        if rx.get("affinityGroupName"):
+            group = rx["affinityGroupName"]
+        else:  # the default group: one gang per SKU (or pinned cell) its roles ask for
+            group = default_groups.setdefault((sku_name, pinned),
+                                              "default" if not default_groups else f"default.{pinned or sku_name}")
+        placement[role_name] = (sku_name, pinned, group)
+    groups: dict[str, list[PodRequest]] = {}
+    group_sku: dict[str, tuple[str | None, str | None]] = {}
+    for role_name, index in tasks:
+        role = plan.task_roles[role_name]
+        sku_name, pinned, group = placement[role_name]
         pod = PodRequest(role_name, index, role.cpu, role.memory_mb, role.gpu)
         if not plan.gang_allocation:
             group = f"{role_name}.{index}"
-        else:
-            group = rx.get("affinityGroupName") or "default"
         previous = group_sku.setdefault(group, (sku_name, pinned))
         if previous != (sku_name, pinned):
             raise RequestError(f"{_where(role_name)}.affinityGroupName: tasks of affinity group {group!r} ask for "
