@@ -2,7 +2,8 @@
 
 Each node gets one cell chain per GPU model (a leaf cell = one GPU) and one chain of CPU slots (a
 leaf cell = one CPU), and the ``default`` VC is given all of them. A GPU task then holds GPUs and
-a CPU-only task holds CPU slots (see :mod:`.requests`), each counted against the VC's quota.
+a CPU-only task holds CPU slots (see :mod:`.requests`), each counted against the VC's quota; a job
+mixing both (parameter servers with ``gpu: 0``, workers with GPUs) gets one gang per chain.
 On one machine the two chains share the node's CPUs: the CPUs of a GPU SKU only size the request.
 """
 
