@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
@@ -89,12 +90,18 @@ def _error(kind: str, message: str) -> PydanticCustomError:
     return PydanticCustomError(f"pai_{kind}", "{message}", {"message": message})
 
 
+#: The largest integer a JavaScript number holds; past it js-yaml reads Infinity, which Ajv's
+#: ``integer`` refuses (and arithmetic on it here would overflow a float).
+_JS_MAX_INT = int(sys.float_info.max)
+
+
 def _is_int(value: Any) -> bool:
-    """JSON-schema ``integer``: an int or an integral float, never a bool."""
+    """JSON-schema ``integer`` as OpenPAI's Ajv sees it: an int or an integral float, never a bool,
+    never one past a JavaScript number's range."""
     if isinstance(value, bool):
         return False
     if isinstance(value, int):
-        return True
+        return -_JS_MAX_INT <= value <= _JS_MAX_INT
     return isinstance(value, float) and math.isfinite(value) and value.is_integer()
 
 

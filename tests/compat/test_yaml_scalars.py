@@ -17,12 +17,17 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from hypothesis import HealthCheck, Phase, given, seed, settings
+from hypothesis import HealthCheck, Phase, example, given, seed, settings
 from hypothesis import strategies as st
 
 from pai_hub import protocol
+from pai_hub.core import GpuInfo, NodeInfo
 from pai_hub.protocol import InvalidProtocol
 from pai_hub.protocol.jsvalues import iso_timestamp
+from pai_hub.scheduler.feasibility import infeasible_reason
+from pai_hub.scheduler.hived import HivedScheduler, load_config
+from pai_hub.scheduler.local_cluster import local_cluster_config
+from pai_hub.scheduler.requests import ClusterFacts, RequestError, build_gangs
 from tests.server import running_server, wait_state
 
 HEAD = ("protocolVersion: 2\ntype: job\n"
@@ -69,7 +74,7 @@ def binaries(draw) -> str:
     return draw(st.sampled_from([plain, f'!!binary "{data}"']))
 
 
-INTEGERS = st.one_of(st.integers(), st.integers(-(10 ** 60), 10 ** 60),
+INTEGERS = st.one_of(st.integers(), st.integers(-(10 ** 60), 10 ** 60), st.integers(10 ** 300, 10 ** 400),
                      st.integers(0, 2 ** 64).map(hex), st.integers(0, 4096).map(lambda n: f"0{n:o}"))
 SPECIAL_FLOATS = st.sampled_from([".nan", ".NaN", ".NAN", ".inf", "-.inf", "+.Inf", ".INF", "1e400", "-1e400",
                                   "1.5", "6.8523015e+5", "190:20:30.15"])
@@ -116,10 +121,22 @@ def documents(draw) -> tuple[str, str]:
 
 # ----------------------------------------------------------------------------- the API's path, in-process
 
+def _generated_cluster() -> tuple[HivedScheduler, ClusterFacts]:
+    """The scheduler ``pai server --simulated-gpus 4 --node-cpu 16`` runs with its generated config."""
+    node = NodeInfo("node", "127.0.0.1", 16, 64 * 1024,
+                    tuple(GpuInfo(i, f"SIM-GPU-{i}", "simulated", 16 * 1024, simulated=True) for i in range(4)))
+    config = load_config(local_cluster_config([node]))
+    return HivedScheduler(config), ClusterFacts.from_config(config)
+
+
+SCHEDULER, FACTS = _generated_cluster()
+
+
 def accepted_or_refused(text: str) -> dict | None:
     """What ``POST /api/v2/jobs`` computes before storing (pai_hub/api/jobs.py: parse, validate,
-    render, mask the config, keep the protocol and secrets as JSON), checked JSON-serialisable as
-    the store's JSON columns need; None when refused, with an error that names the field."""
+    render, the scheduler's request mapping and placeability checks, mask the config, keep the
+    protocol and secrets as JSON), checked JSON-serialisable as the store's JSON columns need; None
+    when refused, with an error that names the field."""
     try:
         doc = protocol.parse(text)
         parsed = protocol.load_dict(doc)
@@ -130,6 +147,15 @@ def accepted_or_refused(text: str) -> dict | None:
             assert err.path or "line" in err.message or "job protocol" in err.message, (
                 f"a refusal names no field: {err}")
         return None
+    tasks = [(r.name, i) for r in plan.task_roles.values() for i in range(r.instances)]
+    try:
+        gangs = build_gangs(0, 0, plan, tasks, FACTS)
+    except RequestError as exc:
+        assert str(exc).startswith("extras.hivedScheduler."), exc
+        return None
+    for gang in gangs:
+        if SCHEDULER.validate(gang) or infeasible_reason(gang, SCHEDULER.config, SCHEDULER.leaf_cells):
+            return None  # answered 400 naming taskRoles.<roles>.resourcePerInstance (pai_hub/api/jobs.py)
     stored = {
         "doc": doc,
         "protocol": protocol.masked_config(parsed),
@@ -143,6 +169,8 @@ def accepted_or_refused(text: str) -> dict | None:
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(documents())
+@example(("cpu", job("scalars", cpu="1" + "0" * 400)))  # past a float: the scheduler's arithmetic overflowed
+@example(("parameters", job("scalars", "parameters: {d: 2001-01-01, b: !!binary aGk=, s: !!set {a}}\n")))
 def test_every_drawn_document_is_refused_or_json(drawn: tuple[str, str]) -> None:
     accepted_or_refused(drawn[1])
 
@@ -199,6 +227,7 @@ def test_dates_in_typed_fields_are_refused_naming_the_field() -> None:
 # ----------------------------------------------------------------------------- through a real server
 
 ISSUE_CASES = {
+    "huge-numbers": "parameters:\n  huge: 1" + "0" * 400 + "\n  big: 123456789012345678901234567890\n",
     "dates": "parameters:\n  start: 2001-01-01\n  at: 2001-12-14T21:59:43.10-05:00\n"
              "extras:\n  notBefore: 2020-02-02\n  labels: {2020-01-01: new-year}\n"
              "secrets:\n  expires: 2030-12-31\n",
@@ -206,6 +235,13 @@ ISSUE_CASES = {
               "extras:\n  cert: !!binary \"AAEC\"\n",
     "others": "parameters:\n  big: 123456789012345678901234567890\n  nan: .nan\n  inf: -.inf\n"
               "  set: !!set {a, b}\n  omap: !!omap [x: 1, y: 2]\n  pairs: !!pairs [x: 1, x: 2]\n",
+}
+
+
+REFUSED_CASES = {
+    "taskRoles.worker.resourcePerInstance.cpu": job("refused-cpu", cpu="1" + "0" * 400),
+    "jobRetryCount": job("refused-retries", "jobRetryCount: 2001-01-01\n"),
+    "line 6, column 17": job("refused-binary", "parameters: {b: !!binary '@@'}\n"),
 }
 
 
@@ -255,5 +291,8 @@ def test_documents_with_such_values_run_through_a_server(tmp_path_factory: pytes
             config = c.get(f"/api/v2/jobs/admin~{name}/config")
             assert config.status_code == 200, config.text
             assert "******" in config.text or "secrets" not in documents_[name], config.text
+        for field, text in REFUSED_CASES.items():  # a 4xx naming the field, never a 500
+            r = c.post("/api/v2/jobs", content=text, headers={"Content-Type": "text/yaml"})
+            assert r.status_code == 400 and field in r.json()["message"], (field, r.status_code, r.text)
         listed = c.get("/api/v2/jobs", params={"username": "admin"})
         assert listed.status_code == 200 and {j["name"] for j in listed.json()} >= set(documents_)
