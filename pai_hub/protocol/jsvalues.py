@@ -22,6 +22,10 @@ mapping keys        ``String(key)``: ``1`` → ``"1"``,           the same strin
                                                                 ``Date.toString`` form)
 ==================  =========================================  ==========================================
 
+Integers stay Python integers, whatever their size (JSON holds them; js-yaml makes them numbers,
+so past about 1.8e308 OpenPAI sees Infinity and its schema refuses one where an integer is wanted,
+as :mod:`.models` does).
+
 ``!!binary`` is the one deliberate difference: ``JSON.stringify`` of a Node ``Buffer`` is
 ``{"type": "Buffer", "data": [byte, …]}``, a Node artefact that is no longer a string where the
 schema wants one (a secret used in ``<% $secrets.x %>``, a registry password). The base64 text the
