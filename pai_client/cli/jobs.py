@@ -37,6 +37,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
         print("warning: dockerImage is applied only by backends that run containers; the local and Slurm "
               "backends record it and run the commands on the node itself (`pai job submit --dry-run` "
               "asks the server)", file=sys.stderr)
+    plugins = (job.extras or {}).get("com.microsoft.pai.runtimeplugin") or []
+    if any(isinstance(p, dict) and p.get("plugin") == "teamwise_storage" for p in plugins):
+        print("warning: the teamwise_storage plugin needs team storages; a server without them (PAI Hub "
+              "today) refuses the job", file=sys.stderr)
     print("ok")
     return 0
 

@@ -18,6 +18,7 @@ from .. import protocol
 from ..marketplace.resolve import has_references, record_use, resolve_references
 from ..orchestrator.loop import ConflictError
 from ..orchestrator.records import TERMINAL, JobRecord, TaskRecord
+from ..protocol.prerequisites import RUNTIME_PLUGIN_EXTRAS_KEY
 from ..scheduler.feasibility import infeasible_reason
 from ..scheduler.requests import RequestError, build_gangs, job_priority
 from ..store import jobs as job_store
@@ -185,6 +186,7 @@ class JobsHandler(JobAccess):
             priority, _ = job_priority(plan)
         except RequestError as exc:
             raise ApiError(400, "InvalidProtocolError", str(exc)) from None
+        _refuse_unavailable_plugins(parsed)
         vc = plan.virtual_cluster
         if vc not in self.cluster.virtual_clusters:
             raise ApiError(400, "NoVirtualClusterError",
@@ -506,3 +508,21 @@ class EventsHandler(JobAccess):
     async def _emit(self, payload: dict[str, Any]) -> None:
         self.write(f"data: {json.dumps(payload)}\n\n")
         await self.flush()
+
+
+#: Runtime plugins OpenPAI has that need what this platform does not provide yet: refused at submit
+#: (a 400 naming the plugin) rather than accepted and failed in every task (exit 240).
+UNAVAILABLE_PLUGINS = {
+    "teamwise_storage": "it mounts team storages (/api/v2/storages), which PAI Hub does not provide yet; "
+                        "remove it and read your data from a path on the node or your home",
+}
+
+
+def _refuse_unavailable_plugins(parsed: Any) -> None:
+    items = (parsed.extras or {}).get(RUNTIME_PLUGIN_EXTRAS_KEY) or []
+    for i, item in enumerate(items if isinstance(items, list) else []):
+        name = item.get("plugin") if isinstance(item, dict) else None
+        if name in UNAVAILABLE_PLUGINS:
+            raise ApiError(400, "InvalidProtocolError",
+                           f"extras.{RUNTIME_PLUGIN_EXTRAS_KEY}[{i}].plugin: {name}: "
+                           f"{UNAVAILABLE_PLUGINS[name]}")
