@@ -12,6 +12,7 @@ from traitlets import TraitError
 import pai_runtime
 from pai_hub.app import PaiHub
 from pai_runtime.isolation import auto_mode
+from tests.server import make_private
 
 
 def test_an_unknown_backend_is_refused_by_name(tmp_path):
@@ -23,6 +24,7 @@ def test_an_unknown_backend_is_refused_by_name(tmp_path):
 
 def test_an_invalid_cluster_config_names_the_key(tmp_path):
     (tmp_path / "cluster.yaml").write_text("physicalCluster: {cellTypes: {N: {childCellType: G, childCellNumber: 0}}}\n")
+    make_private(tmp_path)  # the server refuses a data directory others can read
     app = PaiHub(data_dir=str(tmp_path))
     with pytest.raises(SystemExit) as exc:
         asyncio.run(app.start_services())

@@ -199,7 +199,7 @@ def test_bad_requests(make_server):
 
 
 def experiment_tokens(c, exp_id: str) -> int:
-    return sum(t["name"] == f"experiment {exp_id}" for t in c.get("/api/v2/tokens").json()["tokens"])
+    return sum(t["name"] == f"experiment {exp_id}" for t in c.get("/api/v2/tokens").json()["details"])
 
 
 def test_stop_then_resume_runs_the_remaining_trials(make_server):
