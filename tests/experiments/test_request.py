@@ -101,7 +101,7 @@ def test_nni_refusing_to_start_is_its_last_error_line_never_its_traceback():
     from pai_hub.experiments.service import _driver_failure
 
     traceback = """Traceback (most recent call last):
-  File "/work/main/pai_hub/experiments/nni_driver.py", line 30, in <module>
+  File "/srv/pai-hub/pai_hub/experiments/nni_driver.py", line 30, in <module>
     exp.start(port, run_mode=RunMode.Detach)
   File "/root/.pyenv/versions/3.11.7/lib/python3.11/site-packages/nni/experiment/config/base.py", line 12
     raise ValueError("tuner.classArgs.optimize_mode: must be maximize or minimize, got sideways")
