@@ -6,10 +6,8 @@ import asyncio
 import json
 import os
 import shlex
-import shutil
 import sqlite3
 import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,12 +20,10 @@ from pai_hub.backends.base import TaskExit, TaskLaunch
 from pai_hub.backends.local import LocalBackend
 from pai_hub.backends.retention import RetentionPolicy, SweepResult
 from pai_hub.retention import Retention
-from pai_runtime import accounts
-from pai_runtime.accounts import Account, ensure_account
-from pai_runtime.isolation import IsolationPolicy
+from pai_runtime.accounts import Account
 from pai_runtime.spec import TaskPeer, TaskRoleInfo, TaskSpec
+from tests.accounts import isolated_account
 from tests.backends.test_local import exits
-from tests.requirements import require_tool
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -225,24 +221,9 @@ SECRET = "ADMIN-TOKEN-must-never-be-archived"
 
 @pytest.fixture(scope="module")
 def account() -> Iterator[tuple[Account, Path]]:
-    """A real Unix account (``pait-*``, uids 47000-47999) and a base directory it may traverse."""
-    if os.geteuid() != 0:
-        pytest.fail("these tests play a task's account against the platform: they need root", pytrace=False)
-    require_tool("setpriv", "apt-get install util-linux")
-    require_tool("useradd", "apt-get install passwd")
-    base = Path(tempfile.mkdtemp(prefix="pai-retention-", dir="/tmp"))
-    base.chmod(0o711)
-    (base / "home").mkdir(mode=0o755)
-    policy = IsolationPolicy(mode="users", account_template="pait-{username}", uid_min=47000, uid_max=47999,
-                             home_root=str(base / "home"))
-    acc = ensure_account(policy, f"r{os.getpid()}")
-    try:
-        yield acc, base
-    finally:
-        subprocess.run(["userdel", acc.name], capture_output=True)
-        subprocess.run(["groupdel", acc.name], capture_output=True)
-        accounts._cache.clear()
-        shutil.rmtree(base, ignore_errors=True)
+    """A real Unix account and a base directory it may traverse (tests/accounts.py)."""
+    with isolated_account("retention", "these tests play a task's account against the platform") as found:
+        yield found
 
 
 def as_account(acc: Account, cwd: Path, script: str) -> None:

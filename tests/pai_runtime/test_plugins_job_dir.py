@@ -11,16 +11,14 @@ import json
 import os
 import shutil
 import subprocess
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from pai_runtime import accounts
-from pai_runtime.accounts import Account, ensure_account
-from pai_runtime.isolation import IsolationPolicy
+from pai_runtime.accounts import Account
 from pai_runtime.supervisor import ensure_job_dir, found_job_dir
+from tests.accounts import isolated_account
 from tests.backends.test_local import make_spec
 from tests.requirements import require_tool
 
@@ -32,24 +30,10 @@ SSH = {"plugin": "ssh", "name": "ssh", "failurePolicy": "fail", "parameters": {"
 
 @pytest.fixture(scope="module")
 def account() -> Iterator[tuple[Account, Path]]:
-    if os.geteuid() != 0:
-        pytest.fail("this test starts supervisors as another account: it needs root", pytrace=False)
-    require_tool("setpriv", "apt-get install util-linux")
-    require_tool("useradd", "apt-get install passwd")
+    """A real Unix account and a base directory it may traverse (tests/accounts.py)."""
     require_tool("ssh-keygen", "apt-get install openssh-client")
-    base = Path(tempfile.mkdtemp(prefix="pai-jobdir-", dir="/tmp"))
-    base.chmod(0o711)
-    (base / "home").mkdir(mode=0o755)
-    policy = IsolationPolicy(mode="users", account_template="pait-{username}", uid_min=47000, uid_max=47999,
-                             home_root=str(base / "home"))
-    acc = ensure_account(policy, f"j{os.getpid()}")
-    try:
-        yield acc, base
-    finally:
-        subprocess.run(["userdel", acc.name], capture_output=True)
-        subprocess.run(["groupdel", acc.name], capture_output=True)
-        accounts._cache.clear()
-        shutil.rmtree(base, ignore_errors=True)
+    with isolated_account("jobdir", "this test starts supervisors as another account") as found:
+        yield found
 
 
 def _python() -> str:
